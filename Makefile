@@ -1,0 +1,44 @@
+# agentrt: `make demo` runs the example agent, `make test` runs the suite.
+# Both create .venv and install the package (with its dev extras) on first use.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-dev
+
+.PHONY: help install test test-fast lint typecheck check demo bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "agentrt needs Python 3.11+, $(PYTHON) is " + sys.version.split()[0])'
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install agentrt with its dev extras
+
+test: $(STAMP)  ## run the whole test suite (needs redis-server on 127.0.0.1:6379 for -m redis)
+	$(PY) -m pytest
+
+test-fast: $(STAMP)  ## unit tests only (no HTTP server, Redis or child processes)
+	$(PY) -m pytest -m "not integration and not redis"
+
+lint: $(STAMP)  ## ruff
+	$(VENV)/bin/ruff check agentrt tests examples bench
+
+typecheck: $(STAMP)  ## mypy --strict on the package
+	$(VENV)/bin/mypy
+
+check: lint typecheck  ## lint and typecheck
+
+demo: $(STAMP)  ## run the shop example (offline on the fake server unless ANTHROPIC_API_KEY is set)
+	$(PY) examples/shop.py
+
+bench: $(STAMP)  ## run the benchmarks and print their tables
+	$(PY) bench/run.py
+
+clean:  ## remove the virtual environment and caches
+	rm -rf $(VENV) .mypy_cache .ruff_cache .agentrt

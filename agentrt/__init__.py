@@ -1,0 +1,85 @@
+"""agentrt: an async agent runtime on the Anthropic Messages API.
+
+Import everything from here; deeper paths are internal and may move.
+"""
+
+from ._context import RunContext
+from ._errors import (
+    AgentRtError,
+    BackendUnavailableError,
+    ConfigError,
+    ModelError,
+    StoreError,
+    StreamInterruptedError,
+    TargetError,
+    ThreadNotFoundError,
+    ToolDefinitionError,
+    ToolError,
+    ToolExecutionError,
+    UsageError,
+)
+from ._events import (
+    RunEvent,
+    RunFinished,
+    TextDelta,
+    ToolCallFinished,
+    ToolCallStarted,
+    TurnFinished,
+)
+from ._result import RunResult
+from .agent import Agent
+from .llm._usage import Usage
+from .log import configure_logging
+from .pipeline import CallContext, RunStats, ToolCall, ToolHandler, ToolOutcome
+from .runtime import Runtime
+from .settings import DEFAULT_MODEL, Settings, load_settings
+from .thread import Message, ThreadInfo, ThreadStore
+from .thread.memory import MemoryThreadStore
+from .thread.sqlite import SQLiteThreadStore
+from .tools import FunctionSpec, Tool, function
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "Agent",
+    "AgentRtError",
+    "BackendUnavailableError",
+    "CallContext",
+    "ConfigError",
+    "FunctionSpec",
+    "MemoryThreadStore",
+    "Message",
+    "ModelError",
+    "RunContext",
+    "RunEvent",
+    "RunFinished",
+    "RunResult",
+    "RunStats",
+    "Runtime",
+    "SQLiteThreadStore",
+    "Settings",
+    "StoreError",
+    "StreamInterruptedError",
+    "TargetError",
+    "TextDelta",
+    "ThreadInfo",
+    "ThreadNotFoundError",
+    "ThreadStore",
+    "Tool",
+    "ToolCall",
+    "ToolCallFinished",
+    "ToolCallStarted",
+    "ToolDefinitionError",
+    "ToolError",
+    "ToolExecutionError",
+    "ToolHandler",
+    "ToolOutcome",
+    "TurnFinished",
+    "Usage",
+    "UsageError",
+    "__version__",
+    "configure_logging",
+    "function",
+    "load_settings",
+]

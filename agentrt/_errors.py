@@ -1,0 +1,102 @@
+"""Every exception agentrt raises, in one place.
+
+Three families, kept apart because callers handle them differently::
+
+    AgentRtError                  a failure at run time; the caller may retry
+    ├── ModelError                the Messages API failed (translated from the SDK)
+    │   └── StreamInterruptedError   the stream ended before message_stop
+    ├── ToolExecutionError        a tool raised or timed out (becomes an is_error result)
+    ├── StoreError                a thread store failed
+    │   └── ThreadNotFoundError
+    └── BackendUnavailableError   an optional backend (Redis) cannot be reached
+    UsageError                    the developer's mistake, raised at start-up
+    ├── ConfigError               a setting or config file is invalid (names the field)
+    ├── ToolDefinitionError       a Tool class or function is malformed
+    └── TargetError               a CLI target cannot be loaded
+    ToolError                     raised *by a tool* to hand the model an error message
+
+Errors the *model* causes (unknown function, schema violation) are never raised:
+they become ``tool_result`` blocks with ``is_error: true`` that the model can read.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AgentRtError",
+    "BackendUnavailableError",
+    "ConfigError",
+    "ModelError",
+    "StoreError",
+    "StreamInterruptedError",
+    "TargetError",
+    "ThreadNotFoundError",
+    "ToolDefinitionError",
+    "ToolError",
+    "ToolExecutionError",
+    "UsageError",
+]
+
+
+class AgentRtError(Exception):
+    """A failure while running; the message says what failed and why."""
+
+
+class ModelError(AgentRtError):
+    """The Messages API call failed after the SDK's own retries."""
+
+    def __init__(self, message: str, *, status_code: int | None = None,
+                 error_type: str | None = None, request_id: str | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.error_type = error_type
+        self.request_id = request_id
+
+
+class StreamInterruptedError(ModelError):
+    """The streamed reply stopped before ``message_stop``; nothing of it was stored."""
+
+
+class ToolExecutionError(AgentRtError):
+    """A tool function raised or timed out."""
+
+
+class StoreError(AgentRtError):
+    """A thread store could not read or write."""
+
+
+class ThreadNotFoundError(StoreError):
+    def __init__(self, thread_id: str) -> None:
+        super().__init__(f"thread {thread_id!r} does not exist in this store")
+        self.thread_id = thread_id
+
+
+class BackendUnavailableError(AgentRtError):
+    """An optional backend cannot be reached; callers fall back to in-process layers."""
+
+
+class UsageError(Exception):
+    """The developer's mistake: raised at start-up, never mid-run."""
+
+
+class ConfigError(UsageError):
+    """A setting, config file or agent attribute is invalid; the message names the field."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message if field is None else f"{field}: {message}")
+        self.field = field
+
+
+class ToolDefinitionError(UsageError):
+    """A Tool class or one of its functions cannot be turned into a tool definition."""
+
+
+class TargetError(UsageError):
+    """A CLI target (``pkg.mod:Class`` or ``file.py:Class``) cannot be loaded."""
+
+
+class ToolError(Exception):
+    """Raise inside a tool function to send the model this message as an error result.
+
+    A control-flow signal, not a failure of the runtime: the run goes on and the
+    model reads ``str(exc)`` in a ``tool_result`` with ``is_error: true``.
+    """

@@ -1,0 +1,59 @@
+"""Typed events of a run, as ``Agent.stream`` yields them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+from .llm._usage import Usage
+
+if TYPE_CHECKING:
+    from ._result import RunResult
+
+__all__ = [
+    "RunEvent",
+    "RunFinished",
+    "TextDelta",
+    "ToolCallFinished",
+    "ToolCallStarted",
+    "TurnFinished",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallStarted:
+    id: str
+    name: str
+    input: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallFinished:
+    """``source`` is the pipeline stage that answered: ``executed`` when the tool ran."""
+
+    id: str
+    name: str
+    is_error: bool
+    source: str
+    content: str
+    duration: float
+
+
+@dataclass(frozen=True, slots=True)
+class TurnFinished:
+    iteration: int
+    stop_reason: str
+    usage: Usage = field(default_factory=Usage)
+
+
+@dataclass(frozen=True, slots=True)
+class RunFinished:
+    result: RunResult
+
+
+RunEvent: TypeAlias = TextDelta | ToolCallStarted | ToolCallFinished | TurnFinished | RunFinished

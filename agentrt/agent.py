@@ -1,0 +1,139 @@
+"""Agent: a thin, declarative shell over the loop, the pipeline and the tool registry.
+
+Subclass it and set class attributes; they are checked when the class is defined,
+so a typo fails at import with the field named, not in the middle of a run.
+"""
+
+from __future__ import annotations
+
+import inspect
+from contextlib import aclosing
+from typing import TYPE_CHECKING, Any, ClassVar, Self
+
+from ._errors import AgentRtError, ConfigError
+from ._events import RunEvent, RunFinished
+from .llm._request import RequestBuilder
+from .pipeline._builder import build_pipeline
+from .pipeline.execute import Execute
+from .pipeline.processor import ResponseProcessor
+from .runtime import Runtime
+from .thread.manager import ThreadManager
+from .tools import Tool, ToolRegistry
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator, Mapping, Sequence
+    from types import TracebackType
+
+    from ._result import RunResult
+    from .thread._messages import ContentBlock
+
+__all__ = ["Agent"]
+
+
+def _check(cls: type, field: str, value: object, ok: bool, expected: str) -> None:
+    if not ok:
+        raise ConfigError(f"expected {expected}, got {value!r}", field=f"{cls.__name__}.{field}")
+
+
+class Agent:
+    """Class attributes left ``None`` fall back to :class:`agentrt.Settings`."""
+
+    model: ClassVar[str | None] = None
+    system: ClassVar[str | None] = None
+    tools: ClassVar[Sequence[type[Tool] | Tool]] = ()
+    max_iterations: ClassVar[int | None] = None
+    max_tokens: ClassVar[int | None] = None
+    parallel_tool_calls: ClassVar[bool | None] = None
+    tool_timeout: ClassVar[float | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for field in ("max_iterations", "max_tokens"):
+            value = getattr(cls, field)
+            _check(cls, field, value, value is None or (type(value) is int and value > 0),
+                   "a positive int")
+        _check(cls, "tool_timeout", cls.tool_timeout,
+               cls.tool_timeout is None or (isinstance(cls.tool_timeout, int | float)
+                                            and cls.tool_timeout > 0), "a positive number")
+        for field in ("model", "system"):
+            value = getattr(cls, field)
+            _check(cls, field, value, value is None or isinstance(value, str), "a string")
+        for index, tool in enumerate(cls.tools):
+            ok = isinstance(tool, Tool) or (inspect.isclass(tool) and issubclass(tool, Tool))
+            _check(cls, f"tools[{index}]", tool, ok, "a Tool subclass or instance")
+
+    def __init__(
+        self,
+        runtime: Runtime | None = None,
+        *,
+        identity: Mapping[str, str] | None = None,
+        deps: Mapping[str, Any] | None = None,
+    ) -> None:
+        """``identity`` (account, tenant) scopes cached results; ``deps`` reach tools
+        through ``RunContext.deps``."""
+        self._owns_runtime = runtime is None
+        self.runtime = runtime if runtime is not None else Runtime()
+        self.identity = dict(identity or {})
+        self.deps = dict(deps or {})
+        self.registry = ToolRegistry(self._construct(tool) for tool in self.tools)
+        self._manager = self._build_manager()
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+    def _construct(self, tool: type[Tool] | Tool) -> Tool:
+        if isinstance(tool, Tool):
+            return tool
+        try:
+            return tool()
+        except TypeError as exc:
+            raise ConfigError(f"cannot construct {tool.__name__}: {exc}; pass an instance "
+                              "instead", field=f"{self.name}.tools") from exc
+
+    def _build_manager(self) -> ThreadManager:
+        settings = self.runtime.settings
+        execute = Execute(timeout=self.tool_timeout or settings.tool_timeout,
+                          max_result_chars=settings.max_result_chars)
+        parallel = (settings.parallel_tools if self.parallel_tool_calls is None
+                    else self.parallel_tool_calls)
+        processor = ResponseProcessor(build_pipeline([], execute), self.registry,
+                                      parallel=parallel)
+        builder = RequestBuilder(model=self.model or settings.model,
+                                 max_tokens=self.max_tokens or settings.max_tokens,
+                                 system=self.system, prompt_caching=settings.prompt_caching)
+        return ThreadManager(store=self.runtime.store, model=self.runtime.model, builder=builder,
+                             processor=processor, tool_definitions=self.registry.definitions,
+                             max_iterations=self.max_iterations or settings.max_iterations,
+                             stream=settings.stream)
+
+    async def stream(self, task: str | list[ContentBlock], *,
+                     thread_id: str | None = None) -> AsyncGenerator[RunEvent, None]:
+        """Events as they happen; the last is ``RunFinished`` carrying the result.
+
+        Stopping early (``break``) is safe: the thread is consistent at every event.
+        Close the iterator (``contextlib.aclosing``) to release it promptly.
+        """
+        async with aclosing(self._manager.run(task, thread_id=thread_id, agent=self.name,
+                                              identity=self.identity, deps=self.deps)) as events:
+            async for event in events:
+                yield event
+
+    async def run(self, task: str | list[ContentBlock], *,
+                  thread_id: str | None = None) -> RunResult:
+        async with aclosing(self.stream(task, thread_id=thread_id)) as events:
+            async for event in events:
+                if isinstance(event, RunFinished):
+                    return event.result
+        raise AgentRtError("the run ended without a result")  # pragma: no cover
+
+    async def aclose(self) -> None:
+        if self._owns_runtime:
+            await self.runtime.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.aclose()

@@ -1,0 +1,262 @@
+"""What the fake server answers, step by step, and the replay-file format that describes it.
+
+Steps are plain frozen data so a test reads as a transcript of the conversation it scripts;
+the server alone decides how each one turns into bytes on the wire.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import MISSING, dataclass, field, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import os
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """One `tool_use` block the fake model emits.
+
+    `raw_input_json` sends exactly that text as the tool input, to test how a client copes with
+    malformed arguments: streamed, it is the concatenated `input_json_delta` text; non-streaming,
+    `input` is the parsed value when the text is valid JSON (even if not an object) and otherwise
+    the text itself as a string, since a JSON response body cannot carry broken JSON.
+    """
+
+    name: str
+    input: dict[str, Any] = field(default_factory=dict)
+    id: str | None = None
+    raw_input_json: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """An assistant message. `content` (raw blocks) overrides `text` and `tool_calls`.
+
+    `stop_reason` defaults to "tool_use" when the message holds a tool_use block, else
+    "end_turn"; `output_tokens` defaults to an estimate from the content; `latency` is added to
+    the server-wide latency before the first byte.
+    """
+
+    text: str | None = None
+    tool_calls: Sequence[ToolCall] = ()
+    stop_reason: str | None = None
+    stop_details: dict[str, Any] | None = None
+    latency: float = 0.0
+    output_tokens: int | None = None
+    content: Sequence[dict[str, Any]] | None = None
+
+    def __post_init__(self) -> None:
+        _not_negative(latency=self.latency, output_tokens=self.output_tokens)
+        if self.content is not None and not all(isinstance(b, dict) for b in self.content):
+            raise ValueError("content: every block must be an object")
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """An HTTP error reply in the API's error JSON; `error_type` is derived from `status`.
+
+    `retry_after_ms` sets `retry-after-ms` and `retry-after`: keep it small, SDK 2.x waits as long
+    as it is told. `should_retry` sets `x-should-retry`, which overrides the SDK's own policy.
+    """
+
+    status: int
+    message: str | None = None
+    error_type: str | None = None
+    retry_after_ms: int | None = None
+    should_retry: bool | None = None
+    latency: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 400 <= self.status <= 599:
+            raise ValueError(f"status: expected an HTTP error status (400-599), got {self.status}")
+        _not_negative(latency=self.latency, retry_after_ms=self.retry_after_ms)
+
+
+@dataclass(frozen=True, slots=True)
+class CutStream:
+    """Send the first `after_events` SSE events of `reply`, then drop the connection.
+
+    No terminating chunk and no `message_stop` follow, as when a proxy or the network dies
+    mid-answer. With anthropic 2.14 the SDK surfaces this as `httpx2.RemoteProtocolError`
+    ("peer closed connection without sending complete message body: incomplete chunked read"),
+    unwrapped and not retried, both from `client.messages.stream(...)` and from iterating
+    `create(stream=True)`; the runtime translates it into its own StreamInterruptedError.
+
+    On a non-streaming request the connection is dropped before any response: the SDK sees a
+    connection error and retries it (on the next step) unless `max_retries=0`, when it raises
+    `anthropic.APIConnectionError`.
+    """
+
+    reply: Reply
+    after_events: int
+
+    def __post_init__(self) -> None:
+        _not_negative(after_events=self.after_events)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamError:
+    """Send the first `after_events` SSE events of `reply`, then an `event: error` frame.
+
+    The SDK raises an `APIStatusError` whose `status_code` is 200 (the HTTP status) and whose
+    `type` is `error_type`; it does not retry. A non-streaming request gets the equivalent HTTP
+    error instead (529 for overloaded_error).
+    """
+
+    reply: Reply
+    after_events: int
+    error_type: str = "overloaded_error"
+    message: str = "Overloaded"
+
+    def __post_init__(self) -> None:
+        _not_negative(after_events=self.after_events)
+
+
+def _not_negative(**values: float | None) -> None:
+    for name, value in values.items():
+        if value is not None and value < 0:
+            raise ValueError(f"{name}: must be >= 0, got {value}")
+
+
+Step = Reply | Fault | CutStream | StreamError
+_STEP_TYPES = (Reply, Fault, CutStream, StreamError)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedRequest:
+    """A request as the server saw it. `received_at` is on the `time.monotonic()` clock."""
+
+    method: str
+    path: str
+    headers: Mapping[str, str]
+    body: dict[str, Any]
+    stream: bool
+    received_at: float
+
+
+Responder = Callable[[RecordedRequest], Step | Awaitable[Step]]
+
+
+class Script:
+    """The steps consumed one per `POST /v1/messages` (count_tokens consumes none).
+
+    Built from a list of steps, or from a responder function of the request for replies that
+    depend on what the client sent. A list runs out (`remaining` reaches 0); a responder never does.
+    """
+
+    def __init__(self, steps: Sequence[Step] | Responder) -> None:
+        self._responder: Responder | None = None
+        self._steps: list[Step] = []
+        if callable(steps):
+            self._responder = steps
+        else:
+            for index, step in enumerate(steps):
+                if not isinstance(step, _STEP_TYPES):
+                    raise TypeError(f"steps[{index}]: expected a Step, got {type(step).__name__}")
+            self._steps = list(steps)
+        self._consumed = 0
+
+    @property
+    def consumed(self) -> int:
+        return self._consumed
+
+    @property
+    def remaining(self) -> int | float:
+        """Steps left: `math.inf` for a responder."""
+        if self._responder is not None:
+            return math.inf
+        return len(self._steps) - self._consumed
+
+    async def next_step(self, request: RecordedRequest) -> Step | None:
+        """The step answering `request`, or None once a list of steps is exhausted."""
+        if self._responder is None:
+            if self._consumed >= len(self._steps):
+                return None
+            self._consumed += 1
+            return self._steps[self._consumed - 1]
+        self._consumed += 1
+        result = self._responder(request)
+        step = await result if inspect.isawaitable(result) else result
+        if not isinstance(step, _STEP_TYPES):
+            raise TypeError(f"responder returned {type(step).__name__}, expected a Step")
+        return step
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Script:
+        """Read a replay file; sync on purpose, it is called once at start-up."""
+        return cls.from_json(json.loads(Path(path).read_text(encoding="utf-8")))
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Script:
+        """Build from `{"replies": [...]}`; a malformed entry raises ValueError naming its path."""
+        replies = data.get("replies") if isinstance(data, Mapping) else None
+        if not isinstance(replies, list) or set(data) != {"replies"}:
+            raise ValueError('expected an object {"replies": [...]} and nothing else')
+        return cls([_step(entry, f"replies[{i}]") for i, entry in enumerate(replies)])
+
+
+_TYPES: dict[str, tuple[type, ...]] = {
+    **dict.fromkeys(["text", "name", "id", "raw_input_json", "stop_reason"], (str,)),
+    **dict.fromkeys(["message", "error_type"], (str,)),
+    **dict.fromkeys(["input", "stop_details", "reply"], (dict,)),
+    **dict.fromkeys(["tool_calls", "content"], (list,)),
+    **dict.fromkeys(["output_tokens", "status", "retry_after_ms", "after_events"], (int,)),
+    "latency": (int, float),
+    "should_retry": (bool,),
+}
+_KINDS: dict[str, type[Any]] = {
+    "fault": Fault,
+    "cut_stream": CutStream,
+    "stream_error": StreamError,
+}
+
+
+def _step(entry: object, path: str) -> Step:
+    if isinstance(entry, Mapping) and len(entry) == 1:
+        ((kind, inner),) = entry.items()
+        if kind in _KINDS:
+            step: Step = _build(_KINDS[kind], inner, f"{path}.{kind}")
+            return step
+    reply: Reply = _build(Reply, entry, path)
+    return reply
+
+
+def _build(cls: type[Any], entry: object, path: str) -> Any:
+    """One step type from its JSON object, checked against the dataclass's own fields."""
+    if not isinstance(entry, Mapping):
+        raise ValueError(f"{path}: expected an object, got {type(entry).__name__}")
+    known = {f.name: f for f in fields(cls)}
+    for key in entry:
+        if key not in known:
+            raise ValueError(f"{path}: unknown key {key!r} (expected one of {sorted(known)})")
+    kwargs: dict[str, Any] = {}
+    for name, spec in known.items():
+        optional = spec.default is not MISSING or spec.default_factory is not MISSING
+        if name not in entry:
+            if not optional:
+                raise ValueError(f"{path}: {name!r} is required")
+            continue
+        value: Any = entry[name]
+        types = _TYPES[name]
+        if value is None and spec.default is None:
+            continue
+        # bool is an int to Python, but `"latency": true` is a typo, not a number.
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            expected = " or ".join(t.__name__ for t in types)
+            raise ValueError(f"{path}.{name}: expected {expected}, got {type(value).__name__}")
+        if name == "tool_calls":
+            calls = enumerate(entry[name])
+            value = tuple(_build(ToolCall, c, f"{path}.{name}[{i}]") for i, c in calls)
+        elif name == "reply":
+            value = _build(Reply, value, f"{path}.reply")
+        kwargs[name] = value
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: {exc}") from None

@@ -1,0 +1,267 @@
+"""The fake Anthropic Messages API: routing, the API's own validation rules, scripted answers."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from contextlib import AsyncExitStack, suppress
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.abc
+
+from ._cache_sim import PromptCache, parse_prompt
+from ._http import DropConnection, HttpRequest, ResponseWriter, serve_connection
+from ._script import CutStream, Fault, RecordedRequest, Reply, Responder, Script, Step, StreamError
+from ._sse import build_message, encode, message_events, new_id
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from types import TracebackType
+
+    import anthropic
+
+MESSAGES, COUNT_TOKENS = "/v1/messages", "/v1/messages/count_tokens"
+_ERRORS: dict[int, tuple[str, str]] = {
+    400: ("invalid_request_error", "Invalid request"),
+    401: ("authentication_error", "invalid x-api-key"),
+    403: ("permission_error", "Your API key does not have permission to use this resource"),
+    404: ("not_found_error", "Not found"),
+    408: ("timeout_error", "Request timed out"),
+    409: ("conflict_error", "Conflict"),
+    413: ("request_too_large", "Request exceeds the maximum allowed number of bytes"),
+    429: ("rate_limit_error", "Number of requests has exceeded your rate limit"),
+    500: ("api_error", "Internal server error"),
+    529: ("overloaded_error", "Overloaded"),
+}
+
+
+class _Rejected(Exception):
+    """A request the API itself would refuse: answered before any script step is consumed."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.fault = Fault(status, message)
+
+
+class FakeAnthropicServer:
+    """A Messages API on 127.0.0.1 for the real `anthropic.AsyncAnthropic`, over real HTTP.
+
+    `async with FakeAnthropicServer(script) as server:` listens while inside, owns its tasks and
+    closes every connection on exit. Every request, failed ones included, lands in `requests`.
+    """
+
+    def __init__(
+        self,
+        script: Script | Sequence[Step] | Responder,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        latency: float = 0.0,
+        min_cache_tokens: int = 1024,
+        require_auth: bool = True,
+    ) -> None:
+        self.script = script if isinstance(script, Script) else Script(script)
+        self.latency = latency
+        self.require_auth = require_auth
+        self.requests: list[RecordedRequest] = []
+        self.cache = PromptCache(min_cache_tokens)
+        self._host, self._port = host, port
+        self._stack: AsyncExitStack | None = None
+        self._group: anyio.abc.TaskGroup | None = None
+
+    @property
+    def base_url(self) -> str:
+        if self._stack is None:
+            raise RuntimeError("the server is not running: use `async with server:` first")
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        return f"http://{host}:{self._port}"
+
+    def client(self, **kwargs: Any) -> anthropic.AsyncAnthropic:
+        """An SDK client aimed at this server; close it (`async with`) to release its sockets."""
+        import anthropic
+
+        options = {"base_url": self.base_url, "api_key": "test-key", **kwargs}
+        return anthropic.AsyncAnthropic(**options)
+
+    async def __aenter__(self) -> FakeAnthropicServer:
+        async with AsyncExitStack() as stack:
+            listener = await anyio.create_tcp_listener(local_host=self._host, local_port=self._port)
+            await stack.enter_async_context(listener)
+            self._port = listener.extra(anyio.abc.SocketAttribute.local_port)
+            self._group = await stack.enter_async_context(anyio.create_task_group())
+            self._group.start_soon(listener.serve, self._on_connection, self._group)
+            self._stack = stack.pop_all()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._stack is not None and self._group is not None:
+            self._group.cancel_scope.cancel()
+            stack, self._stack = self._stack, None
+            await stack.aclose()
+
+    async def serve_forever(self) -> None:
+        """Serve until cancelled, starting the server first unless it already runs."""
+        if self._stack is not None:
+            await anyio.sleep_forever()
+        async with self:
+            await anyio.sleep_forever()
+
+    async def _on_connection(self, stream: anyio.abc.SocketStream) -> None:
+        await serve_connection(stream, self._handle)
+
+    async def _handle(self, http: HttpRequest, writer: ResponseWriter) -> None:
+        body: Any = None
+        with suppress(ValueError):
+            body = json.loads(http.body) if http.body else None
+        request = RecordedRequest(
+            method=http.method,
+            path=http.path,
+            headers=http.headers,
+            body=body if isinstance(body, dict) else {},
+            stream=isinstance(body, dict) and body.get("stream") is True,
+            received_at=time.monotonic(),
+        )
+        self.requests.append(request)
+        headers = {"request-id": new_id("req_011", 21)}
+        usage: dict[str, Any] = {}
+        try:
+            step, usage = await self._decide(request, body)
+        except _Rejected as exc:
+            step = exc.fault
+        except Exception as exc:  # a responder's bug: tell the test, keep serving
+            step = Fault(500, f"fake server: responder raised {exc!r}", should_retry=False)
+        delay = step.latency if isinstance(step, Reply | Fault) else 0.0
+        if isinstance(step, CutStream | StreamError):
+            delay = step.reply.latency
+        if self.latency + delay > 0:
+            await anyio.sleep(self.latency + delay)
+        if isinstance(step, StreamError) and not request.stream:
+            status = next((s for s, (kind, _) in _ERRORS.items() if kind == step.error_type), 500)
+            step = Fault(status, step.message, step.error_type)
+        if isinstance(step, dict):
+            await _send_json(writer, 200, headers, step)
+        elif isinstance(step, Fault):
+            await _send_fault(writer, headers, step)
+        elif isinstance(step, CutStream) and not request.stream:
+            raise DropConnection
+        else:
+            await self._send_message(writer, headers, request, step, usage)
+
+    async def _decide(
+        self, request: RecordedRequest, body: Any
+    ) -> tuple[Step | dict[str, Any], dict[str, Any]]:
+        """What to answer, with the cache accounting of the prompt when a message is produced."""
+        if request.method != "POST" or request.path not in (MESSAGES, COUNT_TOKENS):
+            raise _Rejected(404, f"Not found: {request.method} {request.path}")
+        headers = request.headers
+        if self.require_auth and not (headers.get("authorization") or headers.get("x-api-key")):
+            raise _Rejected(401, "missing credentials: send Authorization: Bearer or x-api-key")
+        if not isinstance(body, dict):
+            raise _Rejected(400, "The request body is not valid JSON, or not a JSON object")
+        for key in ("model", "max_tokens", "messages"):
+            if key not in body and not (key == "max_tokens" and request.path == COUNT_TOKENS):
+                raise _Rejected(400, f"{key}: Field required")
+        if not isinstance(body["messages"], list):
+            raise _Rejected(400, "messages: Input should be a valid list")
+        _check_tool_pairing(body["messages"])
+        try:
+            prompt = parse_prompt(body)
+        except ValueError as exc:
+            raise _Rejected(400, str(exc)) from None
+        if request.path == COUNT_TOKENS:
+            return {"input_tokens": prompt.total_tokens}, {}
+        step = await self.script.next_step(request)
+        if step is None:
+            consumed = self.script.consumed
+            raise _Rejected(400, f"fake server: script exhausted after {consumed} replies")
+        return step, ({} if isinstance(step, Fault) else self.cache.account(prompt))
+
+    async def _send_message(
+        self,
+        writer: ResponseWriter,
+        headers: dict[str, str],
+        request: RecordedRequest,
+        step: Reply | CutStream | StreamError,
+        usage: dict[str, Any],
+    ) -> None:
+        reply = step if isinstance(step, Reply) else step.reply
+        message, input_texts = build_message(reply, request.body.get("model"), usage)
+        if not request.stream:
+            await _send_json(writer, 200, headers, message)
+            return
+        events = message_events(message, input_texts)
+        if not isinstance(step, Reply):
+            events = events[: step.after_events]
+        sse = {"content-type": "text/event-stream", "cache-control": "no-cache"}
+        await writer.start(200, {**headers, **sse})
+        for name, data in events:
+            await writer.write(encode(name, data))
+        if isinstance(step, CutStream):
+            raise DropConnection
+        if isinstance(step, StreamError):
+            error = {"type": step.error_type, "message": step.message}
+            await writer.write(encode("error", {"type": "error", "error": error}))
+        await writer.end()
+
+
+def _check_tool_pairing(messages: list[Any]) -> None:
+    """The API's two 400s for tool_use and tool_result blocks that do not pair up."""
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise _Rejected(400, f"messages.{index}: Input should be a valid dictionary")
+        if message.get("role") == "assistant":
+            following = messages[index + 1] if index + 1 < len(messages) else {}
+            answered = {b.get("tool_use_id") for b in _blocks(following, "tool_result")}
+            if missing := [b.get("id") for b in _blocks(message, "tool_use")]:
+                missing = [i for i in missing if i not in answered]
+            if missing:
+                raise _Rejected(
+                    400,
+                    f"messages.{index}: tool_use ids were found without tool_result blocks "
+                    f"immediately after: {', '.join(map(str, missing))}. Each tool_use block must "
+                    "have a corresponding tool_result block in the next message.",
+                )
+        asked = {b.get("id") for b in _blocks(messages[index - 1] if index else {}, "tool_use")}
+        for position, block in enumerate(_blocks(message)):
+            if block.get("type") == "tool_result" and block.get("tool_use_id") not in asked:
+                raise _Rejected(
+                    400,
+                    f"messages.{index}.content.{position}: unexpected tool_use_id found in "
+                    f"tool_result blocks: {block.get('tool_use_id')}. Each tool_result block must "
+                    "have a corresponding tool_use block in the previous message.",
+                )
+
+
+def _blocks(message: Any, kind: str | None = None) -> list[dict[str, Any]]:
+    content = message.get("content") if isinstance(message, dict) else None
+    if not isinstance(content, list):
+        return []
+    return [b for b in content if isinstance(b, dict) and kind in (None, b.get("type"))]
+
+
+async def _send_json(
+    writer: ResponseWriter, status: int, headers: dict[str, str], body: dict[str, Any]
+) -> None:
+    data = json.dumps(body).encode()
+    await writer.send(status, {**headers, "content-type": "application/json"}, data)
+
+
+async def _send_fault(writer: ResponseWriter, headers: dict[str, str], fault: Fault) -> None:
+    fallback = ("api_error" if fault.status >= 500 else "invalid_request_error", "Error")
+    kind, message = _ERRORS.get(fault.status, fallback)
+    error = {"type": fault.error_type or kind, "message": fault.message or message}
+    headers = dict(headers)
+    if fault.retry_after_ms is not None:
+        headers["retry-after-ms"] = str(fault.retry_after_ms)
+        headers["retry-after"] = str(math.ceil(fault.retry_after_ms / 1000))
+    if fault.should_retry is not None:
+        headers["x-should-retry"] = "true" if fault.should_retry else "false"
+    body = {"type": "error", "error": error, "request_id": headers["request-id"]}
+    await _send_json(writer, fault.status, headers, body)

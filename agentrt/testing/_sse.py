@@ -1,0 +1,129 @@
+"""Turning a scripted reply into the API's message JSON and into its SSE event sequence.
+
+The framing follows what the SDK's decoder needs (an `event:` line on every frame, a blank line
+after it) and the shapes clients must cope with: text in several deltas, tool input as arbitrary
+JSON fragments starting with "", and cumulative usage in `message_delta`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import secrets
+import string
+from typing import TYPE_CHECKING, Any
+
+from ._cache_sim import estimate_tokens
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from ._script import Reply
+
+Event = tuple[str, dict[str, Any]]
+_ALPHABET = string.ascii_letters + string.digits
+
+
+def new_id(prefix: str, length: int = 22) -> str:
+    return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(length))
+
+
+def build_message(
+    reply: Reply, model: Any, usage: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[int, str]]:
+    """The non-streaming message body, plus the raw JSON text to stream per tool_use block."""
+    input_texts: dict[int, str] = {}
+    if reply.content is not None:
+        content = [dict(block) for block in reply.content]
+    else:
+        content = [{"type": "text", "text": reply.text}] if reply.text else []
+        for call in reply.tool_calls:
+            tool_input: Any = dict(call.input)
+            if call.raw_input_json is not None:
+                input_texts[len(content)] = tool_input = call.raw_input_json
+                try:
+                    tool_input = json.loads(call.raw_input_json)
+                except ValueError:
+                    pass  # a JSON body cannot carry broken JSON: the text itself stands in
+            block = {"type": "tool_use", "id": call.id or new_id("toolu_01"), "name": call.name}
+            content.append({**block, "input": tool_input})
+    has_tool_use = any(block.get("type") == "tool_use" for block in content)
+    output_tokens = reply.output_tokens
+    if output_tokens is None:
+        output_tokens = max(1, estimate_tokens(content))
+    message = {
+        "id": new_id("msg_01"),
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": content,
+        "stop_reason": reply.stop_reason or ("tool_use" if has_tool_use else "end_turn"),
+        "stop_sequence": None,
+        "stop_details": reply.stop_details,
+        "usage": {**usage, "output_tokens": output_tokens, "service_tier": "standard"},
+    }
+    return message, input_texts
+
+
+def encode(name: str, data: Mapping[str, Any]) -> bytes:
+    return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+
+def _pieces(text: str, parts: int = 3) -> list[str]:
+    """At most `parts` fragments; a 2-character text still yields two, which is the point."""
+    size = max(1, math.ceil(len(text) / parts))
+    return [text[i : i + size] for i in range(0, len(text), size)]
+
+
+def message_events(message: Mapping[str, Any], input_texts: Mapping[int, str]) -> list[Event]:
+    """Every event for `message`; `input_texts` overrides the JSON streamed for a tool_use block."""
+    usage = message["usage"]
+    start = {
+        **message,
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        "stop_details": None,
+        "usage": {**usage, "output_tokens": 1},
+    }
+    events: list[Event] = [
+        ("message_start", {"type": "message_start", "message": start}),
+        ("ping", {"type": "ping"}),
+    ]
+    for index, block in enumerate(message["content"]):
+        events += _block_events(index, block, input_texts.get(index))
+    counters = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+    cumulative = {key: usage[key] for key in (*counters, "output_tokens")}
+    delta = {key: message[key] for key in ("stop_reason", "stop_sequence", "stop_details")}
+    events.append(("message_delta", {"type": "message_delta", "delta": delta, "usage": cumulative}))
+    events.append(("message_stop", {"type": "message_stop"}))
+    return events
+
+
+def _block_events(index: int, block: Mapping[str, Any], input_text: str | None) -> list[Event]:
+    kind = block.get("type")
+    deltas: list[dict[str, Any]] = []
+    if kind == "text":
+        opening: dict[str, Any] = {**block, "text": ""}
+        deltas = [{"type": "text_delta", "text": piece} for piece in _pieces(block["text"])]
+    elif kind in ("tool_use", "server_tool_use"):
+        opening = {**block, "input": {}}
+        text = input_text if input_text is not None else json.dumps(block.get("input", {}))
+        deltas = [{"type": "input_json_delta", "partial_json": p} for p in ["", *_pieces(text)]]
+    elif kind == "thinking":
+        opening = {**block, "thinking": "", "signature": ""}
+        deltas = [{"type": "thinking_delta", "thinking": p} for p in _pieces(block["thinking"])]
+        deltas.append({"type": "signature_delta", "signature": block.get("signature", "")})
+    else:  # redacted_thinking, server tool results, ...: sent whole, as the API does
+        opening = dict(block)
+    return [
+        (
+            "content_block_start",
+            {"type": "content_block_start", "index": index, "content_block": opening},
+        ),
+        *[
+            ("content_block_delta", {"type": "content_block_delta", "index": index, "delta": d})
+            for d in deltas
+        ],
+        ("content_block_stop", {"type": "content_block_stop", "index": index}),
+    ]

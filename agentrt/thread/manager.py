@@ -1,0 +1,198 @@
+"""ThreadManager: the message loop, as typed steps over one thread.
+
+Each step persists before the next depends on it: the user message before the
+model is asked, the assistant message before any tool runs, the tool results
+before the model is asked again. So at every ``yield`` the stored thread is a
+valid conversation, and a run cancelled or crashed anywhere resumes from it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from .._context import RunContext
+from .._events import (
+    RunEvent,
+    RunFinished,
+    TextDelta,
+    ToolCallFinished,
+    ToolCallStarted,
+    TurnFinished,
+)
+from .._result import RunResult
+from ..llm._usage import Usage
+from ..log import get_logger
+from ..pipeline._types import CallContext, StatsRecorder, ToolOutcome
+from ..pipeline.processor import ResponseProcessor, TurnOutcomes
+from ._messages import ContentBlock, Message
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+
+    from ..llm._client import ModelClient, ModelReply
+    from ..llm._request import RequestBuilder
+    from ._store import ThreadStore
+
+__all__ = ["ThreadManager"]
+
+log = get_logger("agentrt.loop")
+
+_CONTINUE_AFTER_MAX_TOKENS = (
+    "Your previous reply was cut off at the output token limit. "
+    "Continue exactly where it stopped."
+)
+_CANCELLED = ToolOutcome("The run was cancelled before this call finished; its outcome is "
+                         "unknown.", is_error=True, source="cancelled")
+_INTERRUPTED = ToolOutcome("An earlier run stopped before this call's result was stored; its "
+                           "outcome is unknown. Check before repeating it.", is_error=True,
+                           source="interrupted")
+_FINAL = frozenset({"end_turn", "stop_sequence", "refusal", "model_context_window_exceeded"})
+
+
+def _tool_uses(content: Sequence[ContentBlock]) -> list[ContentBlock]:
+    return [block for block in content if block.get("type") == "tool_use"]
+
+
+def _text_of(content: Sequence[ContentBlock]) -> str:
+    return "".join(str(b.get("text", "")) for b in content if b.get("type") == "text")
+
+
+@dataclass(slots=True)
+class _RunState:
+    context: CallContext
+    usage: Usage
+    texts: list[str]
+    iterations: int = 0
+
+
+class ThreadManager:
+    def __init__(
+        self,
+        *,
+        store: ThreadStore,
+        model: ModelClient,
+        builder: RequestBuilder,
+        processor: ResponseProcessor,
+        tool_definitions: Callable[[], list[dict[str, Any]]],
+        max_iterations: int,
+        stream: bool = True,
+    ) -> None:
+        self.store = store
+        self.model = model
+        self.builder = builder
+        self.processor = processor
+        self.tool_definitions = tool_definitions
+        self.max_iterations = max_iterations
+        self.stream = stream
+
+    async def run(
+        self,
+        user_input: str | list[ContentBlock],
+        *,
+        thread_id: str | None = None,
+        agent: str = "agent",
+        identity: Mapping[str, str] | None = None,
+        deps: Mapping[str, Any] | None = None,
+    ) -> AsyncGenerator[RunEvent, None]:
+        """Events of one run; the last is always ``RunFinished`` unless an error is raised."""
+        info = await self.store.create_thread(thread_id, exist_ok=True)
+        run = RunContext(thread_id=info.id, run_id=f"run_{uuid.uuid4().hex[:16]}", agent=agent,
+                         identity=dict(identity or {}), deps=dict(deps or {}))
+        state = _RunState(CallContext(run, StatsRecorder()), Usage(), [])
+        bound = log.bind(thread_id=run.thread_id, run_id=run.run_id, agent=agent)
+        history = await self.store.messages(run.thread_id)
+        await self._answer_dangling(history, state)
+        await self._persist(state, history, Message(role="user", content=user_input))
+        bound.info("run.started", messages=len(history))
+
+        stop_reason = "max_iterations"
+        while state.iterations < self.max_iterations:
+            state.iterations += 1
+            reply: ModelReply | None = None
+            request = self.builder.build(self.tool_definitions(), history)
+            async for item in self.model.turn(request, stream=self.stream):
+                if isinstance(item, TextDelta):
+                    yield item
+                else:
+                    reply = item
+            assert reply is not None
+            state.usage += reply.usage
+            if reply.content:
+                await self._persist(state, history, Message(
+                    role="assistant", content=reply.content, id=reply.id,
+                    metadata={"stop_reason": reply.stop_reason, "model": reply.model,
+                              "usage": reply.usage.to_json()}))
+            state.texts.append(_text_of(reply.content))
+
+            calls = _tool_uses(reply.content)
+            if calls:
+                for block in calls:
+                    yield ToolCallStarted(str(block.get("id")), str(block.get("name")),
+                                          dict(block.get("input") or {}))
+                turn = await self._run_tools(calls, history, state)
+                for block, outcome, duration in zip(
+                        turn.blocks, turn.outcomes, turn.durations, strict=True):
+                    assert outcome is not None
+                    yield ToolCallFinished(str(block.get("id")), str(block.get("name")),
+                                           outcome.is_error, outcome.source, outcome.content,
+                                           duration)
+            elif reply.stop_reason == "max_tokens":
+                await self._persist(state, history, Message(role="user",
+                                                     content=_CONTINUE_AFTER_MAX_TOKENS))
+            yield TurnFinished(state.iterations, reply.stop_reason, reply.usage)
+            if not calls and reply.stop_reason in _FINAL:
+                stop_reason = reply.stop_reason
+                break
+            # tool_use, pause_turn (resend unchanged) and max_tokens go round again
+
+        result = RunResult(text="".join(state.texts).strip(), thread_id=run.thread_id,
+                           run_id=run.run_id, stop_reason=stop_reason, usage=state.usage,
+                           stats=state.context.stats.snapshot(), iterations=state.iterations)
+        bound.info("run.finished", stop_reason=stop_reason, iterations=state.iterations,
+                   **result.stats.to_json())
+        yield RunFinished(result)
+
+    async def _persist(self, state: _RunState, history: list[Message], message: Message) -> None:
+        await self.store.append(state.context.run.thread_id, [message])
+        history.append(message)
+
+    async def _run_tools(self, calls: list[ContentBlock], history: list[Message],
+                         state: _RunState) -> TurnOutcomes:
+        """Runs the calls; on cancellation, stores what finished before re-raising."""
+        turn = TurnOutcomes(calls)
+        try:
+            await self.processor.process(turn, state.context)
+        except anyio.get_cancelled_exc_class():
+            with anyio.CancelScope(shield=True):
+                await self._persist(state, history, Message(role="user",
+                                                     content=turn.result_blocks(_CANCELLED)))
+            raise
+        await self._persist(state, history,
+                            Message(role="user", content=turn.result_blocks(_CANCELLED)))
+        state.texts.clear()
+        return turn
+
+    async def _answer_dangling(self, history: list[Message], state: _RunState) -> None:
+        """A thread whose last message asks for tools was cut off before their results
+        were stored. Read-only calls are safe to run again; a side-effecting one may
+        already have happened, so the model is told its outcome is unknown."""
+        if not history or history[-1].role != "assistant":
+            return
+        calls = _tool_uses(history[-1].blocks())
+        if not calls:
+            return
+        safe = [c for c in calls if (b := self.processor.functions.get(str(c.get("name"))))
+                and b.spec.read_only]
+        turn = TurnOutcomes(safe)
+        await self.processor.process(turn, state.context)
+        done = {str(b.get("id")): o for b, o in zip(turn.blocks, turn.outcomes, strict=True)}
+        blocks = TurnOutcomes(calls)
+        blocks.outcomes = [done.get(str(c.get("id"))) for c in calls]
+        log.warning("run.resumed_dangling_calls", thread_id=state.context.run.thread_id,
+                    rerun=len(safe), unknown=len(calls) - len(safe))
+        await self._persist(state, history, Message(role="user",
+                                             content=blocks.result_blocks(_INTERRUPTED)))

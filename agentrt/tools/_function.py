@@ -1,0 +1,112 @@
+"""``@function``: marks a Tool method as callable by the model and records its contract.
+
+The decorator only attaches a :class:`FunctionOptions`; the schema is built once per
+class by :mod:`._schema` when the class is defined, so a malformed function fails
+at import time (a developer error) rather than on the model's first call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeAlias, TypeVar, overload
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Sequence
+
+__all__ = ["CacheScope", "FunctionOptions", "function"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+CacheScope: TypeAlias = Literal["turn", "thread", "process", "shared"]
+
+_OPTIONS_ATTR = "__agentrt_function__"
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionOptions:
+    """What a function declares about itself.
+
+    ``read_only`` is the one switch that lets the pipeline dedupe, memoize, cache
+    or coalesce a call; a function that says nothing is assumed to have side
+    effects and runs every time it is called.
+    """
+
+    name: str | None = None
+    description: str | None = None
+    read_only: bool = False
+    ttl: float | None = None
+    scope: CacheScope = "shared"
+    public: bool = False
+    cache_tags: tuple[str, ...] = ()
+    invalidates: tuple[str, ...] = ()
+    timeout: float | None = None
+
+
+@overload
+def function(
+    fn: Callable[P, Awaitable[R]], /
+) -> Callable[P, Awaitable[R]]: ...
+
+
+@overload
+def function(
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    read_only: bool = False,
+    ttl: float | None = None,
+    scope: CacheScope = "shared",
+    public: bool = False,
+    cache_tags: Sequence[str] = (),
+    invalidates: Sequence[str] = (),
+    timeout: float | None = None,
+) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]: ...
+
+
+def function(
+    fn: Callable[P, Awaitable[R]] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    read_only: bool = False,
+    ttl: float | None = None,
+    scope: CacheScope = "shared",
+    public: bool = False,
+    cache_tags: Sequence[str] = (),
+    invalidates: Sequence[str] = (),
+    timeout: float | None = None,
+) -> Any:
+    """Mark an ``async def`` method of a :class:`Tool` as a function the model may call.
+
+    ``read_only=True`` declares the call free of side effects (safe to dedupe and
+    cache, optionally for ``ttl`` seconds within ``scope``; ``public=True`` lets
+    tenants share results). A side-effecting function may list ``invalidates``:
+    cache tags whose cached results become stale once it succeeds.
+    """
+    if read_only and invalidates:
+        raise TypeError("a read_only function cannot invalidate cache tags")
+    if not read_only and (ttl is not None or cache_tags or public):
+        raise TypeError("ttl, cache_tags and public only apply to read_only functions")
+    options = FunctionOptions(
+        name=name,
+        description=description,
+        read_only=read_only,
+        ttl=ttl,
+        scope=scope,
+        public=public,
+        cache_tags=tuple(cache_tags),
+        invalidates=tuple(invalidates),
+        timeout=timeout,
+    )
+
+    def mark(f: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+        setattr(f, _OPTIONS_ATTR, options)
+        return f
+
+    return mark(fn) if fn is not None else mark
+
+
+def options_of(obj: object) -> FunctionOptions | None:
+    found = getattr(obj, _OPTIONS_ATTR, None)
+    return found if isinstance(found, FunctionOptions) else None

@@ -1,0 +1,70 @@
+"""Function name -> (tool instance, spec): the O(1) lookup behind every tool_use block."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .._errors import ToolDefinitionError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+
+    from ._schema import FunctionSpec
+    from ._tool import Tool
+
+__all__ = ["BoundFunction", "ToolRegistry"]
+
+
+@dataclass(frozen=True, slots=True)
+class BoundFunction:
+    tool: Tool
+    spec: FunctionSpec
+
+
+class ToolRegistry:
+    """The active tools of one agent, in activation order.
+
+    Definition order is append-only: the tools list is the start of the prompt,
+    so reordering it would invalidate the provider's prompt cache.
+    """
+
+    def __init__(self, tools: Iterable[Tool] = ()) -> None:
+        self._tools: dict[str, Tool] = {}
+        self._functions: dict[str, BoundFunction] = {}
+        self._definitions: list[dict[str, Any]] = []
+        for tool in tools:
+            self.add(tool)
+
+    def add(self, tool: Tool) -> None:
+        if tool.name in self._tools:
+            raise ToolDefinitionError(f"tool {tool.name!r} is registered twice")
+        for name in type(tool).functions():
+            existing = self._functions.get(name)
+            if existing is not None:
+                raise ToolDefinitionError(
+                    f"function {name!r} is defined by both tool {existing.tool.name!r} "
+                    f"and tool {tool.name!r}; rename one (function(name=...))"
+                )
+        self._tools[tool.name] = tool
+        for name, spec in type(tool).functions().items():
+            self._functions[name] = BoundFunction(tool, spec)
+            self._definitions.append(spec.definition())
+
+    def get(self, function_name: str) -> BoundFunction | None:
+        return self._functions.get(function_name)
+
+    def tool(self, tool_name: str) -> Tool | None:
+        return self._tools.get(tool_name)
+
+    def definitions(self) -> list[dict[str, Any]]:
+        return list(self._definitions)
+
+    def function_names(self) -> list[str]:
+        return list(self._functions)
+
+    def __iter__(self) -> Iterator[Tool]:
+        return iter(self._tools.values())
+
+    def __len__(self) -> int:
+        return len(self._tools)

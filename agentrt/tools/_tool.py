@@ -1,0 +1,64 @@
+"""The Tool base class: a group of related functions sharing state (a client, a session)."""
+
+from __future__ import annotations
+
+import re
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from .._errors import ToolDefinitionError
+from ._function import options_of
+from ._schema import FunctionSpec, build_spec
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+__all__ = ["Tool", "default_tool_name"]
+
+
+def default_tool_name(cls_name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", cls_name).lower()
+
+
+class Tool:
+    """Subclass and mark ``async def`` methods with :func:`agentrt.function`.
+
+    Class attributes: ``name`` (defaults to the class name in snake_case),
+    ``version`` (part of every call key, so bumping it retires cached results),
+    ``requires`` (names of tools this one needs, activated first).
+    """
+
+    name: ClassVar[str] = "tool"
+    version: ClassVar[str] = "1"
+    requires: ClassVar[tuple[str, ...]] = ()
+    _functions: ClassVar[Mapping[str, FunctionSpec]] = MappingProxyType({})
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" not in cls.__dict__:
+            cls.name = default_tool_name(cls.__name__)
+        specs: dict[str, FunctionSpec] = {}
+        for klass in reversed(cls.__mro__):
+            for attr, value in vars(klass).items():
+                options = options_of(value)
+                if options is None:
+                    continue
+                spec = build_spec(cls.name, value, options)
+                clash = next((s for s in specs.values()
+                              if s.name == spec.name and s.method_name != attr), None)
+                if clash is not None:
+                    raise ToolDefinitionError(
+                        f"{cls.name}: methods {clash.method_name!r} and {attr!r} "
+                        f"both define function {spec.name!r}"
+                    )
+                specs[attr] = spec
+        cls._functions = MappingProxyType({s.name: s for s in specs.values()})
+
+    @classmethod
+    def functions(cls) -> Mapping[str, FunctionSpec]:
+        """Function name -> spec, built once when the class was defined."""
+        return cls._functions
+
+    def guide(self) -> str | None:
+        """Longer usage notes shown to the model when the tool is activated (JIT)."""
+        return None

@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agentrt.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+SHOP = f"{ROOT / 'examples' / 'shop.py'}:ShopAgent"
+REPLAY = str(ROOT / "examples" / "shop.replay.json")
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "AGENTRT_ANTHROPIC_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.mark.integration
+def test_json_prints_exactly_one_object_with_stats() -> None:
+    out = io.StringIO()
+    assert main(["run", SHOP, "Is 42 in stock?", "--replay", REPLAY, "--json"], stdout=out) == 0
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 1
+    result = json.loads(lines[0])
+    assert set(result) >= {"text", "thread_id", "stop_reason", "usage", "stats"}
+    assert result["stop_reason"] == "end_turn"
+    assert result["stats"]["tool_calls"] == 6
+    assert result["usage"]["input_tokens"] > 0 and "cache_read_input_tokens" in result["usage"]
+
+
+@pytest.mark.integration
+def test_streams_text_and_a_line_per_tool_call() -> None:
+    out = io.StringIO()
+    assert main(["run", SHOP, "Is 42 in stock?", "--replay", REPLAY], stdout=out) == 0
+    text = out.getvalue()
+    assert text.count("  -> get_product(") == 4 and text.count("  <- get_product [") == 4
+    assert "premium member" in text and "tool calls 6" in text
+
+
+def test_no_key_and_no_replay_exits_2_with_a_hint(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", SHOP, "hi"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["agentrt: no API key: set ANTHROPIC_API_KEY, or run offline on the fake "
+                   "server with --replay FILE"]
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [("nope.py:X", "does not exist"), ("agentrt:Nope", "has no attribute 'Nope'"),
+     ("agentrt:Tool", "is not an Agent subclass"), ("just-a-name", "must look like"),
+     ("no_such_module_xyz:A", "cannot import module")],
+)
+def test_bad_targets_are_one_line_errors(target: str, message: str,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", target, "hi", "--replay", REPLAY]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_bad_replay_file_is_a_usage_error(tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"replies": [{"tool_calls": [{"input": {}}]}]}')
+    assert main(["run", SHOP, "hi", "--replay", str(bad)]) == 2
+    assert "replies[0]" in capsys.readouterr().err
+
+
+@pytest.mark.integration
+def test_thread_written_by_one_process_is_resumed_by_another(tmp_path: Path) -> None:
+    """Two OS processes share the SQLite store: the second continues the first's thread."""
+    env = {**os.environ, "AGENTRT_SQLITE_PATH": str(tmp_path / "threads.db")}
+    first = subprocess.run(
+        [sys.executable, "-m", "agentrt", "run", SHOP, "Is 42 in stock?", "--replay", REPLAY,
+         "--json"], capture_output=True, text=True, env=env, timeout=60, check=True)
+    thread_id = json.loads(first.stdout)["thread_id"]
+    replay = tmp_path / "again.json"
+    replay.write_text(json.dumps({"replies": [{"text": "Still 3 left."}]}))
+    second = subprocess.run(
+        [sys.executable, "-m", "agentrt", "run", SHOP, "And now?", "--thread", thread_id,
+         "--replay", str(replay), "--json"],
+        capture_output=True, text=True, env=env, timeout=60, check=True)
+    assert json.loads(second.stdout)["thread_id"] == thread_id
+    verify = (
+        "import anyio, json, sys\n"
+        "from agentrt import SQLiteThreadStore\n"
+        "async def main():\n"
+        "    async with SQLiteThreadStore(sys.argv[1]) as store:\n"
+        "        msgs = await store.messages(sys.argv[2])\n"
+        "    print(json.dumps([m.role for m in msgs]))\n"
+        "anyio.run(main)\n")
+    roles = subprocess.run([sys.executable, "-c", verify, env["AGENTRT_SQLITE_PATH"], thread_id],
+                           capture_output=True, text=True, timeout=60, check=True)
+    assert json.loads(roles.stdout) == ["user", "assistant", "user", "assistant", "user",
+                                        "assistant", "user", "assistant", "user", "assistant"]

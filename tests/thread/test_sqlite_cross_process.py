@@ -1,0 +1,116 @@
+"""Several OS processes sharing one SQLite file: resume, and racing appends."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import pytest
+from anyio.streams.buffered import BufferedByteReceiveStream
+
+from agentrt.thread._messages import Message
+from agentrt.thread.sqlite import SQLiteThreadStore
+
+from .conformance import assert_same_messages, tricky_messages
+
+if TYPE_CHECKING:
+    from anyio.abc import Process
+
+pytestmark = [pytest.mark.anyio, pytest.mark.integration]
+
+CHILD = Path(__file__).with_name("sqlite_child.py")
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> Any:
+    return request.param
+
+
+def child_command(*args: str) -> list[str]:
+    return [sys.executable, str(CHILD), *args]
+
+
+def child_env(backend: str = "asyncio") -> dict[str, str]:
+    return {**os.environ, "AGENTRT_TEST_BACKEND": backend}
+
+
+async def run_child(*args: str, stdin: bytes = b"") -> Any:
+    """Run the helper to completion; its stdout, parsed as JSON (or None)."""
+    result = await anyio.run_process(child_command(*args), input=stdin, check=False,
+                                     env=child_env())
+    assert result.returncode == 0, result.stderr.decode(errors="replace")
+    return json.loads(result.stdout) if result.stdout.strip() else None
+
+
+async def test_a_thread_written_by_one_process_is_resumed_by_another(tmp_path: Path) -> None:
+    db = str(tmp_path / "shared.db")
+    first = tricky_messages()
+    metadata = {"owner": "child", "n": 1.0}
+    payload = {"metadata": metadata, "messages": [m.to_json() for m in first]}
+    await run_child("write", db, "t1", stdin=json.dumps(payload).encode())
+
+    # The parent resumes the thread exactly as the child left it, then continues it.
+    second = [Message(role="assistant", content=[{"type": "text", "text": "resumed ✓"}],
+                      id="msg_resumed", created_at=2.0)]
+    async with SQLiteThreadStore(db) as store:
+        assert_same_messages(await store.messages("t1"), first)
+        await store.append("t1", [first[-1], *second])  # a retry overlapping the child's write
+
+    read = await run_child("read", db, "t1")
+    assert_same_messages([Message.from_json(m) for m in read["messages"]], first + second)
+    assert read["thread"]["message_count"] == len(first) + 1
+    assert repr(read["thread"]["metadata"]) == repr(metadata)
+
+
+async def read_line(process: Process) -> bytes:
+    assert process.stdout is not None
+    return await BufferedByteReceiveStream(process.stdout).receive_until(b"\n", 1024)
+
+
+async def finish(process: Process) -> None:
+    assert process.stdin is not None and process.stderr is not None
+    await process.stdin.aclose()
+    errors = b""
+    async for chunk in process.stderr:
+        errors += chunk
+    assert await process.wait() == 0, errors.decode(errors="replace")
+
+
+async def test_two_processes_appending_to_one_thread(tmp_path: Path) -> None:
+    db = str(tmp_path / "shared.db")
+    count = 100
+    async with SQLiteThreadStore(db) as store:
+        await store.create_thread("t1")
+
+    # One child on asyncio, one on trio; both open the store, then start together.
+    with anyio.fail_after(50):
+        async with (
+            await anyio.open_process(child_command("append", db, "t1", "A", str(count)),
+                                     env=child_env("asyncio")) as a,
+            await anyio.open_process(child_command("append", db, "t1", "B", str(count)),
+                                     env=child_env("trio")) as b,
+        ):
+            for process in (a, b):
+                assert await read_line(process) == b'"ready"'
+            for process in (a, b):
+                assert process.stdin is not None
+                await process.stdin.send(b"go\n")
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(finish, a)
+                tg.start_soon(finish, b)
+
+    async with SQLiteThreadStore(db) as store:
+        stored = await store.messages("t1")
+        info = await store.get_thread("t1")
+    ids = [m.id for m in stored]
+    assert len(ids) == len(set(ids)) == 2 * count
+    assert info is not None
+    assert info.message_count == 2 * count
+    for prefix, pid in (("A", a.pid), ("B", b.pid)):
+        own = [m for m in stored if m.id.startswith(f"{prefix}-")]
+        assert [m.id for m in own] == [f"{prefix}-{i:03d}" for i in range(count)]
+        assert {m.metadata["pid"] for m in own} == {pid}
