@@ -97,13 +97,12 @@ class Agent:
                           max_result_chars=settings.max_result_chars)
         parallel = (settings.parallel_tools if self.parallel_tool_calls is None
                     else self.parallel_tool_calls)
-        processor = ResponseProcessor(build_pipeline([], execute), self.registry,
-                                      parallel=parallel)
+        processor = ResponseProcessor(build_pipeline([], execute), parallel=parallel)
         builder = RequestBuilder(model=self.model or settings.model,
                                  max_tokens=self.max_tokens or settings.max_tokens,
                                  system=self.system, prompt_caching=settings.prompt_caching)
         return ThreadManager(store=self.runtime.store, model=self.runtime.model, builder=builder,
-                             processor=processor, tool_definitions=self.registry.definitions,
+                             processor=processor, tools=self.registry,
                              max_iterations=self.max_iterations or settings.max_iterations,
                              stream=settings.stream)
 

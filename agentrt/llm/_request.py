@@ -2,8 +2,9 @@
 
 Render order on the API side is tools -> system -> messages, and caching is an
 exact prefix match. So the tools list and system blocks are emitted identically
-on every turn, and breakpoints go on the last system block (covering tools and
-system) and on the last block of the conversation (covering the history).
+on every turn, and breakpoints (three of the API's four) go on the last tool
+definition, the last system block and the last block of the conversation: a
+tool activation then loses only what follows the tools.
 Stored messages are never modified: markers are added to copies.
 """
 
@@ -50,10 +51,10 @@ class RequestBuilder:
         params = _merged_params(messages)
         request["messages"] = params
         if self.prompt_caching:
+            if tool_defs:
+                tool_defs[-1]["cache_control"] = dict(_EPHEMERAL)
             if self.system:
                 request["system"][-1]["cache_control"] = dict(_EPHEMERAL)
-            elif tool_defs:
-                tool_defs[-1]["cache_control"] = dict(_EPHEMERAL)
             if params and params[-1]["content"]:
                 last = params[-1]["content"]
                 last[-1] = {**last[-1], "cache_control": dict(_EPHEMERAL)}

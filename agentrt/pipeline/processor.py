@@ -7,9 +7,8 @@ with an error result it can act on, and is never keyed, cached or executed.
 
 from __future__ import annotations
 
-import difflib
 import time
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from pydantic import ValidationError
@@ -19,14 +18,9 @@ from ._types import CallContext, ToolCall, ToolHandler, ToolOutcome
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from ..tools._registry import BoundFunction
+    from ..tools._provider import RunTools
 
-__all__ = ["FunctionResolver", "ResponseProcessor", "TurnOutcomes", "result_block"]
-
-
-class FunctionResolver(Protocol):
-    def get(self, function_name: str) -> BoundFunction | None: ...
-    def function_names(self) -> list[str]: ...
+__all__ = ["ResponseProcessor", "TurnOutcomes", "result_block"]
 
 
 def result_block(tool_use_id: str, outcome: ToolOutcome) -> dict[str, Any]:
@@ -60,21 +54,15 @@ class TurnOutcomes:
 
 
 class ResponseProcessor:
-    def __init__(self, handler: ToolHandler, functions: FunctionResolver, *,
-                 parallel: bool = True) -> None:
+    def __init__(self, handler: ToolHandler, *, parallel: bool = True) -> None:
         self.handler = handler
-        self.functions = functions
         self.parallel = parallel
 
-    def prepare(self, block: dict[str, Any]) -> ToolCall | ToolOutcome:
+    async def prepare(self, block: dict[str, Any], tools: RunTools) -> ToolCall | ToolOutcome:
         name = str(block.get("name", ""))
-        bound = self.functions.get(name)
-        if bound is None:
-            known = self.functions.function_names()
-            close = difflib.get_close_matches(name, known, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            return ToolOutcome(f"Unknown function {name!r}.{hint} Available: "
-                               f"{', '.join(known) or 'none'}.", is_error=True, source="rejected")
+        bound = await tools.resolve(name)
+        if isinstance(bound, str):
+            return ToolOutcome(bound, is_error=True, source="rejected")
         raw = block.get("input")
         if not isinstance(raw, dict):
             return ToolOutcome(f"Invalid input for {name}: expected a JSON object",
@@ -86,10 +74,10 @@ class ResponseProcessor:
         return ToolCall(id=str(block.get("id")), tool=bound.tool, spec=bound.spec,
                         arguments=arguments)
 
-    async def process(self, turn: TurnOutcomes, ctx: CallContext) -> None:
+    async def process(self, turn: TurnOutcomes, ctx: CallContext, tools: RunTools) -> None:
         """Run every call; results land in ``turn`` in the order of the tool_use blocks."""
         ctx.turn = {}
-        prepared = [self.prepare(block) for block in turn.blocks]
+        prepared = [await self.prepare(block, tools) for block in turn.blocks]
         if self.parallel and len(prepared) > 1:
             async with anyio.create_task_group() as tg:
                 for index, item in enumerate(prepared):

@@ -12,10 +12,12 @@ import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     import os
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,16 +203,12 @@ class Script:
         return cls([_step(entry, f"replies[{i}]") for i, entry in enumerate(replies)])
 
 
-_TYPES: dict[str, tuple[type, ...]] = {
-    **dict.fromkeys(["text", "name", "id", "raw_input_json", "stop_reason"], (str,)),
-    **dict.fromkeys(["message", "error_type"], (str,)),
-    **dict.fromkeys(["input", "stop_details", "reply"], (dict,)),
-    **dict.fromkeys(["tool_calls", "content"], (list,)),
-    **dict.fromkeys(["output_tokens", "status", "retry_after_ms", "after_events"], (int,)),
-    "latency": (int, float),
-    "should_retry": (bool,),
+# What JSON may hold for a field, by the head of its annotation ("str | None" -> str).
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    **{"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,)},
+    **{"dict": (dict,), "Reply": (dict,), "Sequence": (list,)},
 }
-_KINDS: dict[str, type[Any]] = {
+_KINDS: dict[str, type[Step]] = {
     "fault": Fault,
     "cut_stream": CutStream,
     "stream_error": StreamError,
@@ -218,20 +216,16 @@ _KINDS: dict[str, type[Any]] = {
 
 
 def _step(entry: object, path: str) -> Step:
-    if isinstance(entry, Mapping) and len(entry) == 1:
-        ((kind, inner),) = entry.items()
-        if kind in _KINDS:
-            step: Step = _build(_KINDS[kind], inner, f"{path}.{kind}")
-            return step
-    reply: Reply = _build(Reply, entry, path)
-    return reply
+    if isinstance(entry, Mapping) and len(entry) == 1 and (kind := next(iter(entry))) in _KINDS:
+        return _build(_KINDS[kind], entry[kind], f"{path}.{kind}")
+    return _build(Reply, entry, path)
 
 
-def _build(cls: type[Any], entry: object, path: str) -> Any:
+def _build(cls: type[_T], entry: object, path: str) -> _T:
     """One step type from its JSON object, checked against the dataclass's own fields."""
     if not isinstance(entry, Mapping):
         raise ValueError(f"{path}: expected an object, got {type(entry).__name__}")
-    known = {f.name: f for f in fields(cls)}
+    known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
     for key in entry:
         if key not in known:
             raise ValueError(f"{path}: unknown key {key!r} (expected one of {sorted(known)})")
@@ -243,7 +237,7 @@ def _build(cls: type[Any], entry: object, path: str) -> Any:
                 raise ValueError(f"{path}: {name!r} is required")
             continue
         value: Any = entry[name]
-        types = _TYPES[name]
+        types = _JSON_TYPES[str(spec.type).split("[")[0].split(" ")[0]]
         if value is None and spec.default is None:
             continue
         # bool is an int to Python, but `"latency": true` is a typo, not a number.

@@ -14,11 +14,10 @@ import anyio.abc
 from ._cache_sim import PromptCache, parse_prompt
 from ._http import DropConnection, HttpRequest, ResponseWriter, serve_connection
 from ._script import CutStream, Fault, RecordedRequest, Reply, Responder, Script, Step, StreamError
-from ._sse import build_message, encode, message_events, new_id
+from ._sse import Event, build_message, encode, message_events, new_id
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
-    from types import TracebackType
 
     import anthropic
 
@@ -95,12 +94,7 @@ class FakeAnthropicServer:
             self._stack = stack.pop_all()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         if self._stack is not None and self._group is not None:
             self._group.cancel_scope.cancel()
             stack, self._stack = self._stack, None
@@ -130,34 +124,31 @@ class FakeAnthropicServer:
         )
         self.requests.append(request)
         headers = {"request-id": new_id("req_011", 21)}
-        usage: dict[str, Any] = {}
+        payload: Any = None
         try:
-            step, usage = await self._decide(request, body)
+            step, payload = await self._decide(request, body)
         except _Rejected as exc:
             step = exc.fault
-        except Exception as exc:  # a responder's bug: tell the test, keep serving
-            step = Fault(500, f"fake server: responder raised {exc!r}", should_retry=False)
-        delay = step.latency if isinstance(step, Reply | Fault) else 0.0
-        if isinstance(step, CutStream | StreamError):
-            delay = step.reply.latency
-        if self.latency + delay > 0:
-            await anyio.sleep(self.latency + delay)
+        except Exception as exc:  # a responder's or a step's bug: tell the test, keep serving
+            step = Fault(500, f"fake server: the step failed: {exc!r}", should_retry=False)
+        own = step.reply if isinstance(step, CutStream | StreamError) else step
+        await anyio.sleep(self.latency + (own.latency if isinstance(own, Reply | Fault) else 0.0))
         if isinstance(step, StreamError) and not request.stream:
             status = next((s for s, (kind, _) in _ERRORS.items() if kind == step.error_type), 500)
             step = Fault(status, step.message, step.error_type)
-        if isinstance(step, dict):
-            await _send_json(writer, 200, headers, step)
-        elif isinstance(step, Fault):
+        if isinstance(step, Fault):
             await _send_fault(writer, headers, step)
         elif isinstance(step, CutStream) and not request.stream:
             raise DropConnection
+        elif isinstance(step, dict) or not request.stream:
+            await _send_json(writer, 200, headers, payload)
         else:
-            await self._send_message(writer, headers, request, step, usage)
+            await _send_events(writer, headers, step, payload)
 
     async def _decide(
         self, request: RecordedRequest, body: Any
-    ) -> tuple[Step | dict[str, Any], dict[str, Any]]:
-        """What to answer, with the cache accounting of the prompt when a message is produced."""
+    ) -> tuple[Step | dict[str, Any], Any]:
+        """What to answer, and its payload: the JSON body, or the SSE events when streaming."""
         if request.method != "POST" or request.path not in (MESSAGES, COUNT_TOKENS):
             raise _Rejected(404, f"Not found: {request.method} {request.path}")
         headers = request.headers
@@ -176,39 +167,20 @@ class FakeAnthropicServer:
         except ValueError as exc:
             raise _Rejected(400, str(exc)) from None
         if request.path == COUNT_TOKENS:
-            return {"input_tokens": prompt.total_tokens}, {}
+            count = {"input_tokens": prompt.total_tokens}
+            return count, count
         step = await self.script.next_step(request)
         if step is None:
             consumed = self.script.consumed
             raise _Rejected(400, f"fake server: script exhausted after {consumed} replies")
-        return step, ({} if isinstance(step, Fault) else self.cache.account(prompt))
-
-    async def _send_message(
-        self,
-        writer: ResponseWriter,
-        headers: dict[str, str],
-        request: RecordedRequest,
-        step: Reply | CutStream | StreamError,
-        usage: dict[str, Any],
-    ) -> None:
+        if isinstance(step, Fault):
+            return step, None
         reply = step if isinstance(step, Reply) else step.reply
-        message, input_texts = build_message(reply, request.body.get("model"), usage)
+        message, input_texts = build_message(reply, body["model"], self.cache.account(prompt))
         if not request.stream:
-            await _send_json(writer, 200, headers, message)
-            return
+            return step, message
         events = message_events(message, input_texts)
-        if not isinstance(step, Reply):
-            events = events[: step.after_events]
-        sse = {"content-type": "text/event-stream", "cache-control": "no-cache"}
-        await writer.start(200, {**headers, **sse})
-        for name, data in events:
-            await writer.write(encode(name, data))
-        if isinstance(step, CutStream):
-            raise DropConnection
-        if isinstance(step, StreamError):
-            error = {"type": step.error_type, "message": step.message}
-            await writer.write(encode("error", {"type": "error", "error": error}))
-        await writer.end()
+        return step, (events if isinstance(step, Reply) else events[: step.after_events])
 
 
 def _check_tool_pairing(messages: list[Any]) -> None:
@@ -219,9 +191,8 @@ def _check_tool_pairing(messages: list[Any]) -> None:
         if message.get("role") == "assistant":
             following = messages[index + 1] if index + 1 < len(messages) else {}
             answered = {b.get("tool_use_id") for b in _blocks(following, "tool_result")}
-            if missing := [b.get("id") for b in _blocks(message, "tool_use")]:
-                missing = [i for i in missing if i not in answered]
-            if missing:
+            ids = [b.get("id") for b in _blocks(message, "tool_use")]
+            if missing := [i for i in ids if i not in answered]:
                 raise _Rejected(
                     400,
                     f"messages.{index}: tool_use ids were found without tool_result blocks "
@@ -244,6 +215,21 @@ def _blocks(message: Any, kind: str | None = None) -> list[dict[str, Any]]:
     if not isinstance(content, list):
         return []
     return [b for b in content if isinstance(b, dict) and kind in (None, b.get("type"))]
+
+
+async def _send_events(
+    writer: ResponseWriter, headers: dict[str, str], step: Step, events: list[Event]
+) -> None:
+    sse = {"content-type": "text/event-stream", "cache-control": "no-cache"}
+    await writer.start(200, {**headers, **sse})
+    for name, data in events:
+        await writer.write(encode(name, data))
+    if isinstance(step, CutStream):
+        raise DropConnection
+    if isinstance(step, StreamError):
+        error = {"type": step.error_type, "message": step.message}
+        await writer.write(encode("error", {"type": "error", "error": error}))
+    await writer.end()
 
 
 async def _send_json(

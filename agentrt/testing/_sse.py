@@ -11,6 +11,7 @@ import json
 import math
 import secrets
 import string
+from contextlib import suppress
 from typing import TYPE_CHECKING, Any
 
 from ._cache_sim import estimate_tokens
@@ -41,10 +42,9 @@ def build_message(
             tool_input: Any = dict(call.input)
             if call.raw_input_json is not None:
                 input_texts[len(content)] = tool_input = call.raw_input_json
-                try:
+                # A JSON body cannot carry broken JSON: then the text itself stands in.
+                with suppress(ValueError):
                     tool_input = json.loads(call.raw_input_json)
-                except ValueError:
-                    pass  # a JSON body cannot carry broken JSON: the text itself stands in
             block = {"type": "tool_use", "id": call.id or new_id("toolu_01"), "name": call.name}
             content.append({**block, "input": tool_input})
     has_tool_use = any(block.get("type") == "tool_use" for block in content)

@@ -31,10 +31,11 @@ from ..pipeline.processor import ResponseProcessor, TurnOutcomes
 from ._messages import ContentBlock, Message
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+    from collections.abc import AsyncGenerator, Mapping, Sequence
 
     from ..llm._client import ModelClient, ModelReply
     from ..llm._request import RequestBuilder
+    from ..tools._provider import RunTools, ToolProvider
     from ._store import ThreadStore
 
 __all__ = ["ThreadManager"]
@@ -64,6 +65,7 @@ def _text_of(content: Sequence[ContentBlock]) -> str:
 @dataclass(slots=True)
 class _RunState:
     context: CallContext
+    tools: RunTools
     usage: Usage
     texts: list[str]
     iterations: int = 0
@@ -77,7 +79,7 @@ class ThreadManager:
         model: ModelClient,
         builder: RequestBuilder,
         processor: ResponseProcessor,
-        tool_definitions: Callable[[], list[dict[str, Any]]],
+        tools: ToolProvider,
         max_iterations: int,
         stream: bool = True,
     ) -> None:
@@ -85,7 +87,7 @@ class ThreadManager:
         self.model = model
         self.builder = builder
         self.processor = processor
-        self.tool_definitions = tool_definitions
+        self.tools = tools
         self.max_iterations = max_iterations
         self.stream = stream
 
@@ -102,9 +104,10 @@ class ThreadManager:
         info = await self.store.create_thread(thread_id, exist_ok=True)
         run = RunContext(thread_id=info.id, run_id=f"run_{uuid.uuid4().hex[:16]}", agent=agent,
                          identity=dict(identity or {}), deps=dict(deps or {}))
-        state = _RunState(CallContext(run, StatsRecorder()), Usage(), [])
-        bound = log.bind(thread_id=run.thread_id, run_id=run.run_id, agent=agent)
         history = await self.store.messages(run.thread_id)
+        tools = await self.tools.open_run(run, history)
+        state = _RunState(CallContext(run, StatsRecorder()), tools, Usage(), [])
+        bound = log.bind(thread_id=run.thread_id, run_id=run.run_id, agent=agent)
         await self._answer_dangling(history, state)
         await self._persist(state, history, Message(role="user", content=user_input))
         bound.info("run.started", messages=len(history))
@@ -113,7 +116,7 @@ class ThreadManager:
         while state.iterations < self.max_iterations:
             state.iterations += 1
             reply: ModelReply | None = None
-            request = self.builder.build(self.tool_definitions(), history)
+            request = self.builder.build(tools.definitions(), history)
             async for item in self.model.turn(request, stream=self.stream):
                 if isinstance(item, TextDelta):
                     yield item
@@ -165,7 +168,7 @@ class ThreadManager:
         """Runs the calls; on cancellation, stores what finished before re-raising."""
         turn = TurnOutcomes(calls)
         try:
-            await self.processor.process(turn, state.context)
+            await self.processor.process(turn, state.context, state.tools)
         except anyio.get_cancelled_exc_class():
             with anyio.CancelScope(shield=True):
                 await self._persist(state, history, Message(role="user",
@@ -185,10 +188,13 @@ class ThreadManager:
         calls = _tool_uses(history[-1].blocks())
         if not calls:
             return
-        safe = [c for c in calls if (b := self.processor.functions.get(str(c.get("name"))))
-                and b.spec.read_only]
+        safe = []
+        for call in calls:
+            bound = await state.tools.resolve(str(call.get("name")))
+            if not isinstance(bound, str) and bound.spec.read_only:
+                safe.append(call)
         turn = TurnOutcomes(safe)
-        await self.processor.process(turn, state.context)
+        await self.processor.process(turn, state.context, state.tools)
         done = {str(b.get("id")): o for b, o in zip(turn.blocks, turn.outcomes, strict=True)}
         blocks = TurnOutcomes(calls)
         blocks.outcomes = [done.get(str(c.get("id"))) for c in calls]

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .._errors import ToolDefinitionError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Iterable, Iterator, Sequence
 
+    from .._context import RunContext
+    from ..thread._messages import Message
     from ._schema import FunctionSpec
     from ._tool import Tool
 
@@ -23,7 +26,7 @@ class BoundFunction:
 
 
 class ToolRegistry:
-    """The active tools of one agent, in activation order.
+    """A fixed set of active tools, in activation order; both a ToolProvider and RunTools.
 
     Definition order is append-only: the tools list is the start of the prompt,
     so reordering it would invalidate the provider's prompt cache.
@@ -53,6 +56,19 @@ class ToolRegistry:
 
     def get(self, function_name: str) -> BoundFunction | None:
         return self._functions.get(function_name)
+
+    async def resolve(self, function_name: str) -> BoundFunction | str:
+        bound = self._functions.get(function_name)
+        if bound is not None:
+            return bound
+        close = difflib.get_close_matches(function_name, list(self._functions), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        return (f"Unknown function {function_name!r}.{hint} "
+                f"Available: {', '.join(self._functions) or 'none'}.")
+
+    async def open_run(self, run: RunContext, history: Sequence[Message]) -> ToolRegistry:
+        """A fixed set of tools is the same for every run."""
+        return self
 
     def tool(self, tool_name: str) -> Tool | None:
         return self._tools.get(tool_name)

@@ -27,17 +27,18 @@ def test_prefix_is_byte_identical_between_turns() -> None:
         assert json.dumps(first[key], sort_keys=True) == json.dumps(second[key], sort_keys=True)
 
 
-def test_breakpoints_on_system_and_last_block_without_touching_history() -> None:
+def test_breakpoints_on_tools_system_and_last_block_without_touching_history() -> None:
     history = _history()
     request = RequestBuilder(model="m", max_tokens=10, system="sys").build(TOOLS, history)
     assert request["system"] == [{"type": "text", "text": "sys",
                                   "cache_control": {"type": "ephemeral"}}]
     assert request["messages"][-1]["content"][-1]["cache_control"] == {"type": "ephemeral"}
-    assert "cache_control" not in request["tools"][-1]
+    assert request["tools"][-1]["cache_control"] == {"type": "ephemeral"}
+    assert "cache_control" not in TOOLS[-1]
     assert all("cache_control" not in b for m in history for b in m.blocks())
 
 
-def test_tools_get_the_breakpoint_when_there_is_no_system() -> None:
+def test_breakpoint_on_tools_without_a_system() -> None:
     request = RequestBuilder(model="m", max_tokens=10).build(TOOLS, _history()[:1])
     assert request["tools"][-1]["cache_control"] == {"type": "ephemeral"}
     assert "cache_control" not in TOOLS[-1]

@@ -74,7 +74,7 @@ class Faulty(Tool):
 def _processor(parallel: bool = True) -> tuple[ResponseProcessor, Faulty]:
     tool = Faulty()
     handler = build_pipeline([], Execute(timeout=5, max_result_chars=1000))
-    return ResponseProcessor(handler, ToolRegistry([tool]), parallel=parallel), tool
+    return ResponseProcessor(handler, parallel=parallel), tool
 
 
 def _ctx() -> CallContext:
@@ -91,7 +91,7 @@ async def _process(blocks: list[dict[str, Any]], parallel: bool = True
     processor, tool = _processor(parallel)
     ctx = _ctx()
     turn = TurnOutcomes(blocks)
-    await processor.process(turn, ctx)
+    await processor.process(turn, ctx, ToolRegistry([tool]))
     return turn.result_blocks(missing=None), ctx, tool  # type: ignore[arg-type]
 
 

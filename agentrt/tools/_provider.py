@@ -1,0 +1,33 @@
+"""The seam between the loop and where tools come from (a fixed set, or the JIT loader)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from .._context import RunContext
+    from ..thread._messages import Message
+    from ._registry import BoundFunction
+
+__all__ = ["RunTools", "ToolProvider"]
+
+
+class RunTools(Protocol):
+    """The tools one run can see (``definitions``) and call (``resolve``)."""
+
+    def definitions(self) -> list[dict[str, Any]]:
+        """The request's ``tools`` list: append-only within a thread, for prompt caching."""
+        ...
+
+    async def resolve(self, function_name: str) -> BoundFunction | str:
+        """The function, activating its tool if that is allowed; otherwise a message
+        for the model saying why it cannot be called."""
+        ...
+
+
+class ToolProvider(Protocol):
+    async def open_run(self, run: RunContext, history: Sequence[Message]) -> RunTools:
+        """Called once per run with the thread's stored history (to restore state)."""
+        ...
