@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from ._result import RunResult
     from .thread._messages import ContentBlock
+    from .tools._provider import ToolProvider
 
 __all__ = ["Agent"]
 
@@ -91,6 +92,10 @@ class Agent:
             raise ConfigError(f"cannot construct {tool.__name__}: {exc}; pass an instance "
                               "instead", field=f"{self.name}.tools") from exc
 
+    def _tool_provider(self) -> ToolProvider:
+        """Where the loop gets each run's tools: this agent's fixed set by default."""
+        return self.registry
+
     def _build_manager(self) -> ThreadManager:
         settings = self.runtime.settings
         execute = Execute(timeout=self.tool_timeout or settings.tool_timeout,
@@ -102,7 +107,7 @@ class Agent:
                                  max_tokens=self.max_tokens or settings.max_tokens,
                                  system=self.system, prompt_caching=settings.prompt_caching)
         return ThreadManager(store=self.runtime.store, model=self.runtime.model, builder=builder,
-                             processor=processor, tools=self.registry,
+                             processor=processor, tools=self._tool_provider(),
                              max_iterations=self.max_iterations or settings.max_iterations,
                              stream=settings.stream)
 

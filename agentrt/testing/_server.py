@@ -14,7 +14,7 @@ import anyio.abc
 from ._cache_sim import PromptCache, parse_prompt
 from ._http import DropConnection, HttpRequest, ResponseWriter, serve_connection
 from ._script import CutStream, Fault, RecordedRequest, Reply, Responder, Script, Step, StreamError
-from ._sse import Event, build_message, encode, message_events, new_id
+from ._sse import build_message, encode, message_events, new_id
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -141,14 +141,17 @@ class FakeAnthropicServer:
         elif isinstance(step, CutStream) and not request.stream:
             raise DropConnection
         elif isinstance(step, dict) or not request.stream:
-            await _send_json(writer, 200, headers, payload)
+            await writer.send(200, {**headers, "content-type": "application/json"}, payload)
         else:
             await _send_events(writer, headers, step, payload)
 
     async def _decide(
         self, request: RecordedRequest, body: Any
     ) -> tuple[Step | dict[str, Any], Any]:
-        """What to answer, and its payload: the JSON body, or the SSE events when streaming."""
+        """What to answer, and its payload: the JSON body, or the SSE frames when streaming.
+
+        Both are rendered here, so a step that cannot be rendered becomes a 500, not a crash.
+        """
         if request.method != "POST" or request.path not in (MESSAGES, COUNT_TOKENS):
             raise _Rejected(404, f"Not found: {request.method} {request.path}")
         headers = request.headers
@@ -168,7 +171,7 @@ class FakeAnthropicServer:
             raise _Rejected(400, str(exc)) from None
         if request.path == COUNT_TOKENS:
             count = {"input_tokens": prompt.total_tokens}
-            return count, count
+            return count, json.dumps(count).encode()
         step = await self.script.next_step(request)
         if step is None:
             consumed = self.script.consumed
@@ -178,9 +181,10 @@ class FakeAnthropicServer:
         reply = step if isinstance(step, Reply) else step.reply
         message, input_texts = build_message(reply, body["model"], self.cache.account(prompt))
         if not request.stream:
-            return step, message
+            return step, json.dumps(message).encode()
         events = message_events(message, input_texts)
-        return step, (events if isinstance(step, Reply) else events[: step.after_events])
+        events = events if isinstance(step, Reply) else events[: step.after_events]
+        return step, [encode(name, data) for name, data in events]
 
 
 def _check_tool_pairing(messages: list[Any]) -> None:
@@ -218,12 +222,12 @@ def _blocks(message: Any, kind: str | None = None) -> list[dict[str, Any]]:
 
 
 async def _send_events(
-    writer: ResponseWriter, headers: dict[str, str], step: Step, events: list[Event]
+    writer: ResponseWriter, headers: dict[str, str], step: Step, frames: list[bytes]
 ) -> None:
     sse = {"content-type": "text/event-stream", "cache-control": "no-cache"}
     await writer.start(200, {**headers, **sse})
-    for name, data in events:
-        await writer.write(encode(name, data))
+    for frame in frames:
+        await writer.write(frame)
     if isinstance(step, CutStream):
         raise DropConnection
     if isinstance(step, StreamError):
