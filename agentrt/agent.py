@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from ._result import RunResult
+    from .pipeline._builder import StageFactory
     from .thread._messages import ContentBlock
     from .tools._provider import ToolProvider
 
@@ -36,8 +37,16 @@ def _check(cls: type, field: str, value: object, ok: bool, expected: str) -> Non
         raise ConfigError(f"expected {expected}, got {value!r}", field=f"{cls.__name__}.{field}")
 
 
+_OVERRIDABLE = frozenset({"ttl", "scope", "public", "timeout", "error_ttl", "cache_tags"})
+
+
 class Agent:
-    """Class attributes left ``None`` fall back to :class:`agentrt.Settings`."""
+    """Class attributes left ``None`` fall back to :class:`agentrt.Settings`.
+
+    ``pipeline`` lists the tool-call stages (names from ``agentrt.pipeline``, or
+    stage factories); ``function_options`` overrides what a function declared, by
+    function name: ``{"get_product": {"ttl": 30}}``.
+    """
 
     model: ClassVar[str | None] = None
     system: ClassVar[str | None] = None
@@ -46,6 +55,8 @@ class Agent:
     max_tokens: ClassVar[int | None] = None
     parallel_tool_calls: ClassVar[bool | None] = None
     tool_timeout: ClassVar[float | None] = None
+    pipeline: ClassVar[Sequence[str | StageFactory] | None] = None
+    function_options: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -59,6 +70,10 @@ class Agent:
         for field in ("model", "system"):
             value = getattr(cls, field)
             _check(cls, field, value, value is None or isinstance(value, str), "a string")
+        for name, fields in cls.function_options.items():
+            unknown = set(fields) - _OVERRIDABLE
+            _check(cls, f"function_options[{name!r}]", fields, not unknown,
+                   f"only {', '.join(sorted(_OVERRIDABLE))}")
         for index, tool in enumerate(cls.tools):
             ok = isinstance(tool, Tool) or (inspect.isclass(tool) and issubclass(tool, Tool))
             _check(cls, f"tools[{index}]", tool, ok, "a Tool subclass or instance")
@@ -102,7 +117,11 @@ class Agent:
                           max_result_chars=settings.max_result_chars)
         parallel = (settings.parallel_tools if self.parallel_tool_calls is None
                     else self.parallel_tool_calls)
-        processor = ResponseProcessor(build_pipeline([], execute), parallel=parallel)
+        stages = list(self.pipeline if self.pipeline is not None else settings.pipeline)
+        handler = build_pipeline(stages, self.runtime.pipeline, execute)
+        processor = ResponseProcessor(handler, parallel=parallel,
+                                      overrides=self.function_options,
+                                      remember_history="memo" in stages)
         builder = RequestBuilder(model=self.model or settings.model,
                                  max_tokens=self.max_tokens or settings.max_tokens,
                                  system=self.system, prompt_caching=settings.prompt_caching)

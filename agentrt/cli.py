@@ -52,7 +52,7 @@ def _has_api_key() -> bool:
 
 def _summary(result: RunResult) -> str:
     stats, usage = result.stats, result.usage
-    answered = ", ".join(f"{k} {v}" for k, v in sorted(stats.answered_by.items()))
+    answered = ", ".join(f"{k} {v}" for k, v in sorted(stats.hits.items()))
     return (f"[{result.stop_reason} · {result.iterations} turns · tool calls {stats.tool_calls}, "
             f"executed {stats.executed}, errors {stats.errors} ({answered or 'none'}) · tokens "
             f"in {usage.input_tokens}, out {usage.output_tokens}, cache read "

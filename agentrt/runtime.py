@@ -6,15 +6,24 @@ connections are pooled and closed once. An Agent made without one opens its own.
 
 from __future__ import annotations
 
+from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any, Self
 
 import anthropic
+import anyio
 
 from .llm._client import ModelClient
+from .pipeline._builder import PipelineResources
+from .pipeline._lru import TTLCache
+from .pipeline.batch import Batcher
+from .pipeline.single_flight import FlightTable
 from .settings import Settings, load_settings
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
     from types import TracebackType
+
+    from anyio.abc import TaskGroup
 
     from .thread._store import ThreadStore
 
@@ -42,7 +51,14 @@ def _client_from(settings: Settings) -> anthropic.AsyncAnthropic:
     return anthropic.AsyncAnthropic(**kwargs)
 
 
+async def _call(fn: Callable[[], Awaitable[None]]) -> None:
+    await fn()
+
+
 class Runtime:
+    """Enter it (``async with``) to give the pipeline a background task group
+    (stale-while-revalidate refreshes); without it those are simply not run."""
+
     def __init__(
         self,
         settings: Settings | None = None,
@@ -56,19 +72,45 @@ class Runtime:
         self.store = store if store is not None else _store_from(self.settings)
         self.model = (ModelClient(client) if client is not None
                       else ModelClient(_client_from(self.settings), owned=True))
+        settings = self.settings
+        self.pipeline = PipelineResources(
+            settings=settings,
+            local_cache=TTLCache(max_entries=settings.local_cache_max_entries,
+                                 max_bytes=settings.local_cache_max_bytes),
+            flights=FlightTable(),
+            batcher=Batcher(window=settings.batch_window, max_batch=settings.batch_max,
+                            timeout=settings.tool_timeout,
+                            max_result_chars=settings.max_result_chars),
+            spawn=self._spawn,
+        )
+        self._tasks: TaskGroup | None = None
+        self._exit = AsyncExitStack()
         self._closed = False
+
+    def _spawn(self, fn: Callable[[], Awaitable[None]]) -> bool:
+        if self._tasks is None:
+            return False
+        self._tasks.start_soon(_call, fn)
+        return True
 
     async def aclose(self) -> None:
         if self._closed:
             return
         self._closed = True
         try:
-            await self.model.aclose()
+            if self._tasks is not None:
+                self._tasks.cancel_scope.cancel()
+                self._tasks = None
+                await self._exit.aclose()
         finally:
-            if self._owns_store:
-                await self.store.aclose()
+            try:
+                await self.model.aclose()
+            finally:
+                if self._owns_store:
+                    await self.store.aclose()
 
     async def __aenter__(self) -> Self:
+        self._tasks = await self._exit.enter_async_context(anyio.create_task_group())
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None,

@@ -7,6 +7,7 @@ value fails at start-up with the field named (see :func:`load_settings`).
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -61,6 +62,23 @@ class Settings(BaseSettings):
         100_000, gt=100, description="Tool results longer than this are truncated with a notice."
     )
     prompt_caching: bool = Field(True, description="Add cache_control breakpoints to requests.")
+    pipeline: list[str] = Field(
+        ["turn_dedup", "memo", "local_cache", "single_flight", "batch"],
+        description="Tool-call stages in order, before execute; remove one to turn it off.",
+    )
+    cache_ttl: float = Field(
+        300.0, gt=0, description="Seconds a read-only result is cached when its function "
+        "declares no ttl.")
+    local_cache_max_entries: int = Field(
+        10_000, gt=0, description="Entries the process-wide result cache holds at most.")
+    local_cache_max_bytes: int = Field(
+        64 * 1024 * 1024, gt=0, description="Bytes the process-wide result cache holds at most.")
+    stale_while_revalidate: float = Field(
+        0.0, ge=0, description="Seconds an expired result may still be served while one "
+        "background refresh runs (0: never).")
+    batch_window: float = Field(
+        0.002, ge=0, description="Seconds a batch stays open for more calls to join.")
+    batch_max: int = Field(100, gt=0, description="Inputs in one batch at most.")
     thread_store: Literal["sqlite", "memory"] = Field(
         "sqlite", description="Where threads live: sqlite (file) or memory (lost on exit)."
     )
@@ -127,6 +145,8 @@ def example_toml() -> str:
             lines.append(f"# {name} = {'true' if default else 'false'}")
         elif isinstance(default, int | float):
             lines.append(f"# {name} = {default!r}")
+        elif isinstance(default, list):
+            lines.append(f"# {name} = {json.dumps(default)}")
         else:
             lines.append(f'# {name} = "{default}"')
         lines.append("")

@@ -1,20 +1,117 @@
-"""Folds a declarative list of stages around the terminal handler."""
+"""Folds a declarative list of stage names around the terminal handler.
+
+Stages are looked up by name in a registry, so settings choose and order them
+(``AGENTRT_PIPELINE='["turn_dedup","memo"]'``) and a later package (the Redis
+stages) adds its own with :func:`register_stage` without touching this module.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TypeAlias
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-from ._types import ToolHandler
+from .._errors import ConfigError
+from .batch import Batch, Batcher
+from .local_cache import LocalCache
+from .memo import Memo
+from .single_flight import FlightTable, SingleFlight
+from .turn_dedup import TurnDedup
 
-__all__ = ["StageFactory", "build_pipeline"]
+if TYPE_CHECKING:
+    from collections.abc import Awaitable
 
-StageFactory: TypeAlias = Callable[[ToolHandler], ToolHandler]
+    from ..settings import Settings
+    from ._lru import TTLCache
+    from ._types import ToolHandler, ToolOutcome
+
+__all__ = [
+    "DEFAULT_STAGES",
+    "PipelineResources",
+    "StageFactory",
+    "build_pipeline",
+    "describe_pipeline",
+    "register_stage",
+    "stage_names",
+]
+
+StageFactory: TypeAlias = Callable[["ToolHandler"], "ToolHandler"]
 
 
-def build_pipeline(stages: Sequence[StageFactory], terminal: ToolHandler) -> ToolHandler:
-    """``stages[0]`` sees a call first; the terminal handler (execute) sees it last."""
+@dataclass(slots=True)
+class PipelineResources:
+    """What the stages of every agent in one process share (owned by the Runtime)."""
+
+    settings: Settings
+    local_cache: TTLCache[ToolOutcome]
+    flights: FlightTable
+    batcher: Batcher
+    spawn: Callable[[Callable[[], Awaitable[None]]], bool] | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+StageBuilder: TypeAlias = Callable[[PipelineResources], StageFactory]
+
+_REGISTRY: dict[str, tuple[StageBuilder, str]] = {}
+DEFAULT_STAGES = ("turn_dedup", "memo", "local_cache", "single_flight", "batch")
+
+
+def register_stage(name: str, builder: StageBuilder, description: str) -> None:
+    _REGISTRY[name] = (builder, description)
+
+
+def stage_names() -> list[str]:
+    return list(_REGISTRY)
+
+
+def _checked(names: Sequence[str]) -> list[str]:
+    unknown = [n for n in names if n not in _REGISTRY]
+    if unknown:
+        raise ConfigError(f"unknown stage(s) {', '.join(map(repr, unknown))}; known: "
+                          f"{', '.join(_REGISTRY)}", field="pipeline")
+    if len(set(names)) != len(names):
+        raise ConfigError("a stage is listed twice", field="pipeline")
+    return list(names)
+
+
+def build_pipeline(names: Sequence[str | StageFactory], resources: PipelineResources | None,
+                   terminal: ToolHandler) -> ToolHandler:
+    """``names[0]`` sees a call first; the terminal handler (execute) sees it last.
+
+    An entry may also be a stage factory itself (a custom stage, or a test double).
+    """
+    _checked([n for n in names if isinstance(n, str)])
     handler = terminal
-    for make in reversed(stages):
-        handler = make(handler)
+    for entry in reversed(names):
+        if isinstance(entry, str):
+            if resources is None:
+                raise ConfigError("named stages need the runtime's resources",
+                                  field="pipeline")
+            handler = _REGISTRY[entry][0](resources)(handler)
+        else:
+            handler = entry(handler)
     return handler
+
+
+def describe_pipeline(names: Sequence[str]) -> list[tuple[str, str]]:
+    """(name, what it does) for each stage in order, then execute."""
+    return [(n, _REGISTRY[n][1]) for n in _checked(names)] + [
+        ("execute", "run the tool function (timeout; exception -> is_error result)")]
+
+
+def _local(res: PipelineResources) -> StageFactory:
+    return lambda nxt: LocalCache(
+        nxt, res.local_cache, default_ttl=res.settings.cache_ttl,
+        stale_while_revalidate=res.settings.stale_while_revalidate, spawn=res.spawn)
+
+
+register_stage("turn_dedup", lambda res: TurnDedup,
+               "identical read-only calls in one assistant message run once")
+register_stage("memo", lambda res: Memo,
+               "a read-only call made earlier in this thread is answered again")
+register_stage("local_cache", _local,
+               "TTL + LRU cache shared by every thread of this process")
+register_stage("single_flight", lambda res: lambda nxt: SingleFlight(nxt, res.flights),
+               "concurrent identical calls in this process share one execution")
+register_stage("batch", lambda res: lambda nxt: Batch(nxt, res.batcher),
+               "one upstream request for a function's gathered inputs (batch form)")

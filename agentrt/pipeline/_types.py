@@ -15,19 +15,26 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from .._context import RunContext
-    from ..tools import FunctionSpec, Tool
+    from ..tools import FunctionOptions, FunctionSpec, Tool
 
 __all__ = ["CallContext", "RunStats", "StatsRecorder", "ToolCall", "ToolHandler", "ToolOutcome"]
 
 
 @dataclass(frozen=True, slots=True)
 class ToolCall:
-    """A tool_use block after lookup and validation: ready to key, cache or run."""
+    """A tool_use block after lookup and validation: ready to key, cache or run.
+
+    ``key`` is set for read-only calls only (see :func:`agentrt.pipeline.call_key`);
+    a side-effecting call has none, so no stage can ever merge or cache it.
+    ``options`` are the function's declared options after any agent override.
+    """
 
     id: str
     tool: Tool
     spec: FunctionSpec
     arguments: BaseModel
+    options: FunctionOptions
+    key: str | None = None
 
     @property
     def name(self) -> str:
@@ -44,28 +51,43 @@ class ToolCall:
 
 @dataclass(frozen=True, slots=True)
 class ToolOutcome:
-    """``content`` is what the model reads; ``source`` names the stage that answered."""
+    """``content`` is what the model reads; ``source`` names the stage that answered.
+
+    ``transient`` marks errors that say nothing about the call itself (a timeout,
+    a cancellation): those are never cached, even where errors may be.
+    """
 
     content: str
     is_error: bool = False
     source: str = "executed"
+    transient: bool = False
 
     def answered_by(self, source: str) -> ToolOutcome:
-        return ToolOutcome(self.content, self.is_error, source)
+        return ToolOutcome(self.content, self.is_error, source, self.transient)
+
+    def cacheable(self, options: FunctionOptions) -> bool:
+        return not self.is_error or (options.error_ttl is not None and not self.transient)
+
+    def ttl(self, options: FunctionOptions) -> float | None:
+        return options.error_ttl if self.is_error else options.ttl
+
+
+HIT_SOURCES = frozenset({"turn", "memo", "local", "shared", "inflight", "batched"})
 
 
 @dataclass(frozen=True, slots=True)
 class RunStats:
-    """Per-run counters: ``tool_calls`` blocks seen, ``executed`` real tool runs."""
+    """Per-run counters: ``tool_calls`` blocks seen, ``executed`` real upstream calls
+    (a batch of many inputs is one), ``hits`` calls answered by each pipeline stage."""
 
     tool_calls: int = 0
     executed: int = 0
     errors: int = 0
-    answered_by: dict[str, int] = field(default_factory=dict)
+    hits: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {"tool_calls": self.tool_calls, "executed": self.executed,
-                "errors": self.errors, "answered_by": dict(self.answered_by)}
+                "errors": self.errors, "hits": dict(self.hits)}
 
 
 @dataclass(slots=True)
@@ -73,25 +95,31 @@ class StatsRecorder:
     tool_calls: int = 0
     executed: int = 0
     errors: int = 0
-    answered_by: Counter[str] = field(default_factory=Counter)
+    hits: Counter[str] = field(default_factory=Counter)
 
     def record(self, outcome: ToolOutcome) -> None:
         self.tool_calls += 1
         self.errors += outcome.is_error
-        self.answered_by[outcome.source] += 1
+        if outcome.source in HIT_SOURCES:
+            self.hits[outcome.source] += 1
 
     def snapshot(self) -> RunStats:
-        return RunStats(self.tool_calls, self.executed, self.errors, dict(self.answered_by))
+        return RunStats(self.tool_calls, self.executed, self.errors, dict(self.hits))
 
 
 @dataclass(slots=True)
 class CallContext:
-    """Shared by the calls of one run; ``turn`` is reset for each assistant message
-    so a stage can keep per-message state (turn dedup)."""
+    """Shared by the calls of one run.
+
+    ``turn`` is reset for each assistant message (per-message state: turn dedup);
+    ``thread`` lives for the run and is rebuilt from the stored history at its
+    start (thread-scoped state: the memo), so it survives a resume anywhere.
+    """
 
     run: RunContext
     stats: StatsRecorder
     turn: dict[str, Any] = field(default_factory=dict)
+    thread: dict[str, Any] = field(default_factory=dict)
 
 
 ToolHandler: TypeAlias = Callable[[ToolCall, CallContext], Awaitable[ToolOutcome]]

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from .._errors import ToolError
 from ..log import get_logger
-from ._types import CallContext, ToolCall, ToolOutcome
+from ._types import ToolOutcome
 
-__all__ = ["Execute", "render_result"]
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from ._types import CallContext, ToolCall
+
+__all__ = ["Execute", "invoke", "render_result", "to_outcome"]
 
 log = get_logger("agentrt.tool")
 
@@ -36,16 +41,53 @@ def _short(message: str) -> str:
     return message if len(message) <= _MAX_ERROR_CHARS else message[:_MAX_ERROR_CHARS] + "..."
 
 
+_NO_VALUE = object()
+
+
+async def invoke(fn: Callable[[], Awaitable[Any]], *, name: str, timeout: float,  # noqa: ASYNC109
+                 fields: dict[str, Any]) -> tuple[Any, ToolOutcome | None]:
+    """Awaits a tool coroutine under a timeout: its value, or an error outcome.
+
+    A tool's own ``ToolError`` message goes to the model verbatim; any other
+    exception is summarised as ``TypeName: message`` and logged with its traceback;
+    a timeout is transient (never cached).
+    """
+    try:
+        with anyio.move_on_after(timeout) as scope:
+            return await fn(), None
+    except ToolError as exc:
+        log.info("tool.error", error=str(exc), **fields)
+        return _NO_VALUE, ToolOutcome(_short(str(exc)) or f"{name} failed", is_error=True)
+    except Exception as exc:
+        log.warning("tool.error", error=repr(exc), exc_info=True, **fields)
+        return _NO_VALUE, ToolOutcome(_short(f"{name} failed: {type(exc).__name__}: {exc}"),
+                                      is_error=True)
+    assert scope.cancelled_caught
+    log.warning("tool.timeout", timeout=timeout, **fields)
+    return _NO_VALUE, ToolOutcome(f"{name} timed out after {timeout:g} s and was cancelled",
+                                  is_error=True, transient=True)
+
+
+def to_outcome(name: str, value: Any, max_chars: int, fields: dict[str, Any]) -> ToolOutcome:
+    try:
+        return ToolOutcome(render_result(value, max_chars))
+    except (TypeError, ValueError) as exc:
+        log.warning("tool.error", error=f"unserializable result: {exc}", **fields)
+        return ToolOutcome(f"{name} returned a value that is not JSON "
+                           f"({type(value).__name__}); this is a bug in the tool", is_error=True)
+
+
 class Execute:
-    """Terminal handler. A tool's own ``ToolError`` message goes to the model verbatim;
-    any other exception is summarised as ``TypeName: message`` and logged with its traceback."""
+    """Terminal handler: one real call of the tool function."""
+
+    name = "execute"
 
     def __init__(self, *, timeout: float, max_result_chars: int) -> None:
         self.timeout = timeout
         self.max_result_chars = max_result_chars
 
     async def __call__(self, call: ToolCall, ctx: CallContext) -> ToolOutcome:
-        timeout = call.spec.options.timeout or self.timeout
+        timeout = call.options.timeout or self.timeout
         kwargs = call.kwargs()
         if call.spec.context_param is not None:
             kwargs[call.spec.context_param] = ctx.run
@@ -54,28 +96,11 @@ class Execute:
                   "thread_id": ctx.run.thread_id}
         started = time.monotonic()
         ctx.stats.executed += 1
-        try:
-            with anyio.move_on_after(timeout) as scope:
-                value = await method(**kwargs)
-        except ToolError as exc:
-            log.info("tool.error", error=str(exc), **fields)
-            return ToolOutcome(_short(str(exc)) or f"{call.name} failed", is_error=True)
-        except Exception as exc:
-            log.warning("tool.error", error=repr(exc), exc_info=True, **fields)
-            return ToolOutcome(_short(f"{call.name} failed: {type(exc).__name__}: {exc}"),
-                               is_error=True)
-        if scope.cancelled_caught:
-            log.warning("tool.timeout", timeout=timeout, **fields)
-            return ToolOutcome(f"{call.name} timed out after {timeout:g} s and was cancelled",
-                               is_error=True)
-        try:
-            content = render_result(value, self.max_result_chars)
-        except (TypeError, ValueError) as exc:
-            log.warning("tool.error", error=f"unserializable result: {exc}", **fields)
-            return ToolOutcome(f"{call.name} returned a value that is not JSON "
-                               f"({type(value).__name__}); this is a bug in the tool",
-                               is_error=True)
-        duration = time.monotonic() - started
-        log.info("tool.executed", duration_ms=round(duration * 1000, 1), chars=len(content),
-                 **fields)
-        return ToolOutcome(content)
+        value, failed = await invoke(lambda: method(**kwargs), name=call.name, timeout=timeout,
+                                     fields=fields)
+        if failed is not None:
+            return failed
+        outcome = to_outcome(call.name, value, self.max_result_chars, fields)
+        log.info("tool.executed", duration_ms=round((time.monotonic() - started) * 1000, 1),
+                 chars=len(outcome.content), **fields)
+        return outcome

@@ -7,17 +7,23 @@ with an error result it can act on, and is never keyed, cached or executed.
 
 from __future__ import annotations
 
+import itertools
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import anyio
 from pydantic import ValidationError
 
+from . import memo
 from ._types import CallContext, ToolCall, ToolHandler, ToolOutcome
+from .keys import call_key, scope_identity
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
+    from ..thread._messages import Message
+    from ..tools import FunctionOptions, FunctionSpec
     from ..tools._provider import RunTools
 
 __all__ = ["ResponseProcessor", "TurnOutcomes", "result_block"]
@@ -54,11 +60,34 @@ class TurnOutcomes:
 
 
 class ResponseProcessor:
-    def __init__(self, handler: ToolHandler, *, parallel: bool = True) -> None:
+    """Prepares calls (resolve, validate, key) and runs them through the pipeline.
+
+    Read-only calls of one message run concurrently; a side-effecting call is a
+    barrier: it runs alone, after the calls the model listed before it and before
+    those after it, so effects happen in the order the model asked.
+    """
+
+    def __init__(self, handler: ToolHandler, *, parallel: bool = True,
+                 overrides: Mapping[str, Mapping[str, Any]] | None = None,
+                 remember_history: bool = False) -> None:
+        """``overrides``: function name -> FunctionOptions fields the agent changes.
+        ``remember_history``: replay the thread's earlier results into the memo."""
         self.handler = handler
         self.parallel = parallel
+        self.overrides = {name: dict(fields) for name, fields in (overrides or {}).items()}
+        self.remember_history = remember_history
+        self._options: dict[int, FunctionOptions] = {}
 
-    async def prepare(self, block: dict[str, Any], tools: RunTools) -> ToolCall | ToolOutcome:
+    def options_for(self, spec: FunctionSpec) -> FunctionOptions:
+        found = self._options.get(id(spec))
+        if found is None:
+            override = self.overrides.get(spec.name)
+            found = replace(spec.options, **override) if override else spec.options
+            self._options[id(spec)] = found
+        return found
+
+    async def prepare(self, block: dict[str, Any], tools: RunTools,
+                      ctx: CallContext) -> ToolCall | ToolOutcome:
         name = str(block.get("name", ""))
         bound = await tools.resolve(name)
         if isinstance(bound, str):
@@ -67,24 +96,69 @@ class ResponseProcessor:
         if not isinstance(raw, dict):
             return ToolOutcome(f"Invalid input for {name}: expected a JSON object",
                                is_error=True, source="rejected")
+        spec = bound.spec
         try:
-            arguments = bound.spec.validate(raw)
+            arguments = spec.validate(raw)
         except ValidationError as exc:
             return ToolOutcome(_validation_message(name, exc), is_error=True, source="rejected")
-        return ToolCall(id=str(block.get("id")), tool=bound.tool, spec=bound.spec,
-                        arguments=arguments)
+        options = self.options_for(spec)
+        key = None
+        if options.read_only:
+            identity = scope_identity(public=options.public, scope=options.scope,
+                                      identity=ctx.run.identity, thread_id=ctx.run.thread_id)
+            key = call_key(spec.tool_name, spec.name, arguments.model_dump(mode="json"),
+                           type(bound.tool).version, identity)
+        return ToolCall(id=str(block.get("id")), tool=bound.tool, spec=spec,
+                        arguments=arguments, options=options, key=key)
 
     async def process(self, turn: TurnOutcomes, ctx: CallContext, tools: RunTools) -> None:
         """Run every call; results land in ``turn`` in the order of the tool_use blocks."""
         ctx.turn = {}
-        prepared = [await self.prepare(block, tools) for block in turn.blocks]
-        if self.parallel and len(prepared) > 1:
-            async with anyio.create_task_group() as tg:
-                for index, item in enumerate(prepared):
-                    tg.start_soon(self._one, index, item, turn, ctx)
-        else:
-            for index, item in enumerate(prepared):
+        prepared = [await self.prepare(block, tools, ctx) for block in turn.blocks]
+        group: list[int] = []
+        for index, item in enumerate(prepared):
+            if isinstance(item, ToolCall) and not item.options.read_only:
+                await self._run_group(group, prepared, turn, ctx)
+                group = []
                 await self._one(index, item, turn, ctx)
+            else:
+                group.append(index)
+        await self._run_group(group, prepared, turn, ctx)
+
+    async def replay(self, history: Sequence[Message], ctx: CallContext,
+                     tools: RunTools) -> None:
+        """Feed the memo the thread's earlier results, so a resumed thread (in this or
+        another process) is answered as if it had never stopped."""
+        if not self.remember_history:
+            return
+        for asked, answered in itertools.pairwise(history):
+            if asked.role != "assistant" or answered.role != "user":
+                continue
+            results = {str(b.get("tool_use_id")): b for b in answered.blocks()
+                       if b.get("type") == "tool_result"}
+            for block in asked.blocks():
+                result = results.get(str(block.get("id")))
+                if block.get("type") != "tool_use" or result is None:
+                    continue
+                call = await self.prepare(block, tools, ctx)
+                content = result.get("content")
+                if isinstance(call, ToolOutcome) or result.get("is_error") or not isinstance(
+                        content, str):
+                    continue
+                if call.key is not None:
+                    memo.remember(ctx, call, ToolOutcome(content), answered.created_at)
+                elif call.options.invalidates:
+                    memo.forget(ctx, call.options.invalidates)
+
+    async def _run_group(self, indexes: list[int], prepared: list[ToolCall | ToolOutcome],
+                         turn: TurnOutcomes, ctx: CallContext) -> None:
+        if self.parallel and len(indexes) > 1:
+            async with anyio.create_task_group() as tg:
+                for index in indexes:
+                    tg.start_soon(self._one, index, prepared[index], turn, ctx)
+        else:
+            for index in indexes:
+                await self._one(index, prepared[index], turn, ctx)
 
     async def _one(self, index: int, item: ToolCall | ToolOutcome, turn: TurnOutcomes,
                    ctx: CallContext) -> None:
@@ -93,5 +167,3 @@ class ResponseProcessor:
         turn.durations[index] = time.monotonic() - started
         turn.outcomes[index] = outcome
         ctx.stats.record(outcome)
-
-

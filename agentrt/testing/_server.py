@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     import anthropic
 
 MESSAGES, COUNT_TOKENS = "/v1/messages", "/v1/messages/count_tokens"
+_SSE_HEADERS = {"content-type": "text/event-stream", "cache-control": "no-cache"}
 _ERRORS: dict[int, tuple[str, str]] = {
     400: ("invalid_request_error", "Invalid request"),
     401: ("authentication_error", "invalid x-api-key"),
@@ -100,11 +101,18 @@ class FakeAnthropicServer:
             stack, self._stack = self._stack, None
             await stack.aclose()
 
-    async def serve_forever(self) -> None:
-        """Serve until cancelled, starting the server first unless it already runs."""
+    async def serve_forever(
+        self, *, task_status: anyio.abc.TaskStatus[str] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Serve until cancelled, starting the server unless it already runs.
+
+        `await group.start(server.serve_forever)` returns the base URL once the port is bound.
+        """
         if self._stack is not None:
+            task_status.started(self.base_url)
             await anyio.sleep_forever()
         async with self:
+            task_status.started(self.base_url)
             await anyio.sleep_forever()
 
     async def _on_connection(self, stream: anyio.abc.SocketStream) -> None:
@@ -138,17 +146,21 @@ class FakeAnthropicServer:
             step = Fault(status, step.message, step.error_type)
         if isinstance(step, Fault):
             await _send_fault(writer, headers, step)
-        elif isinstance(step, CutStream) and not request.stream:
+            return
+        if isinstance(step, CutStream) and not request.stream:
             raise DropConnection
-        elif isinstance(step, dict) or not request.stream:
+        if step is None or not request.stream:
             await writer.send(200, {**headers, "content-type": "application/json"}, payload)
-        else:
-            await _send_events(writer, headers, step, payload)
+            return
+        await writer.start(200, {**headers, **_SSE_HEADERS})
+        for frame in payload:
+            await writer.write(frame)
+        if isinstance(step, CutStream):
+            raise DropConnection  # mid-body: no terminating chunk, no message_stop
+        await writer.end()
 
-    async def _decide(
-        self, request: RecordedRequest, body: Any
-    ) -> tuple[Step | dict[str, Any], Any]:
-        """What to answer, and its payload: the JSON body, or the SSE frames when streaming.
+    async def _decide(self, request: RecordedRequest, body: Any) -> tuple[Step | None, Any]:
+        """The step (None for count_tokens) and its payload: JSON bytes, or SSE frames.
 
         Both are rendered here, so a step that cannot be rendered becomes a 500, not a crash.
         """
@@ -170,8 +182,7 @@ class FakeAnthropicServer:
         except ValueError as exc:
             raise _Rejected(400, str(exc)) from None
         if request.path == COUNT_TOKENS:
-            count = {"input_tokens": prompt.total_tokens}
-            return count, json.dumps(count).encode()
+            return None, json.dumps({"input_tokens": prompt.total_tokens}).encode()
         step = await self.script.next_step(request)
         if step is None:
             consumed = self.script.consumed
@@ -183,7 +194,11 @@ class FakeAnthropicServer:
         if not request.stream:
             return step, json.dumps(message).encode()
         events = message_events(message, input_texts)
-        events = events if isinstance(step, Reply) else events[: step.after_events]
+        if isinstance(step, CutStream | StreamError):
+            events = events[: step.after_events]
+        if isinstance(step, StreamError):
+            error = {"type": step.error_type, "message": step.message}
+            events.append(("error", {"type": "error", "error": error}))
         return step, [encode(name, data) for name, data in events]
 
 
@@ -221,28 +236,6 @@ def _blocks(message: Any, kind: str | None = None) -> list[dict[str, Any]]:
     return [b for b in content if isinstance(b, dict) and kind in (None, b.get("type"))]
 
 
-async def _send_events(
-    writer: ResponseWriter, headers: dict[str, str], step: Step, frames: list[bytes]
-) -> None:
-    sse = {"content-type": "text/event-stream", "cache-control": "no-cache"}
-    await writer.start(200, {**headers, **sse})
-    for frame in frames:
-        await writer.write(frame)
-    if isinstance(step, CutStream):
-        raise DropConnection
-    if isinstance(step, StreamError):
-        error = {"type": step.error_type, "message": step.message}
-        await writer.write(encode("error", {"type": "error", "error": error}))
-    await writer.end()
-
-
-async def _send_json(
-    writer: ResponseWriter, status: int, headers: dict[str, str], body: dict[str, Any]
-) -> None:
-    data = json.dumps(body).encode()
-    await writer.send(status, {**headers, "content-type": "application/json"}, data)
-
-
 async def _send_fault(writer: ResponseWriter, headers: dict[str, str], fault: Fault) -> None:
     fallback = ("api_error" if fault.status >= 500 else "invalid_request_error", "Error")
     kind, message = _ERRORS.get(fault.status, fallback)
@@ -254,4 +247,5 @@ async def _send_fault(writer: ResponseWriter, headers: dict[str, str], fault: Fa
     if fault.should_retry is not None:
         headers["x-should-retry"] = "true" if fault.should_retry else "false"
     body = {"type": "error", "error": error, "request_id": headers["request-id"]}
-    await _send_json(writer, fault.status, headers, body)
+    headers["content-type"] = "application/json"
+    await writer.send(fault.status, headers, json.dumps(body).encode())

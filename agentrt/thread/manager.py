@@ -108,6 +108,7 @@ class ThreadManager:
         tools = await self.tools.open_run(run, history)
         state = _RunState(CallContext(run, StatsRecorder()), tools, Usage(), [])
         bound = log.bind(thread_id=run.thread_id, run_id=run.run_id, agent=agent)
+        await self.processor.replay(history, state.context, tools)
         await self._answer_dangling(history, state)
         await self._persist(state, history, Message(role="user", content=user_input))
         bound.info("run.started", messages=len(history))

@@ -40,6 +40,8 @@ class FunctionOptions:
     cache_tags: tuple[str, ...] = ()
     invalidates: tuple[str, ...] = ()
     timeout: float | None = None
+    batch: str | None = None
+    error_ttl: float | None = None
 
 
 @overload
@@ -60,6 +62,8 @@ def function(
     cache_tags: Sequence[str] = (),
     invalidates: Sequence[str] = (),
     timeout: float | None = None,
+    batch: str | None = None,
+    error_ttl: float | None = None,
 ) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]: ...
 
 
@@ -76,6 +80,8 @@ def function(
     cache_tags: Sequence[str] = (),
     invalidates: Sequence[str] = (),
     timeout: float | None = None,
+    batch: str | None = None,
+    error_ttl: float | None = None,
 ) -> Any:
     """Mark an ``async def`` method of a :class:`Tool` as a function the model may call.
 
@@ -83,11 +89,21 @@ def function(
     cache, optionally for ``ttl`` seconds within ``scope``; ``public=True`` lets
     tenants share results). A side-effecting function may list ``invalidates``:
     cache tags whose cached results become stale once it succeeds.
+
+    ``scope`` bounds where a result is reused: ``turn`` (one assistant message),
+    ``thread`` (the conversation), ``process`` (every thread here), ``shared``
+    (every process on the shared cache). ``batch`` names an ``async`` method taking
+    a list of inputs, used to answer many calls with one upstream request.
+    ``error_ttl`` opts in to caching a deterministic error (a ``ToolError``).
     """
     if read_only and invalidates:
         raise TypeError("a read_only function cannot invalidate cache tags")
-    if not read_only and (ttl is not None or cache_tags or public):
-        raise TypeError("ttl, cache_tags and public only apply to read_only functions")
+    if not read_only and (ttl is not None or cache_tags or public or batch or error_ttl):
+        raise TypeError("ttl, cache_tags, public, batch and error_ttl only apply to "
+                        "read_only functions")
+    for label, value in (("ttl", ttl), ("timeout", timeout), ("error_ttl", error_ttl)):
+        if value is not None and value <= 0:
+            raise TypeError(f"{label} must be positive, got {value!r}")
     options = FunctionOptions(
         name=name,
         description=description,
@@ -98,6 +114,8 @@ def function(
         cache_tags=tuple(cache_tags),
         invalidates=tuple(invalidates),
         timeout=timeout,
+        batch=batch,
+        error_ttl=error_ttl,
     )
 
     def mark(f: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:

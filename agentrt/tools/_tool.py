@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -52,6 +53,13 @@ class Tool:
                         f"both define function {spec.name!r}"
                     )
                 specs[attr] = spec
+        for spec in specs.values():
+            batch = spec.options.batch
+            if batch is not None and not inspect.iscoroutinefunction(getattr(cls, batch, None)):
+                raise ToolDefinitionError(
+                    f"{cls.name}.{spec.method_name}: batch form {batch!r} must be an "
+                    f"async method of {cls.__name__}"
+                )
         cls._functions = MappingProxyType({s.name: s for s in specs.values()})
 
     @classmethod

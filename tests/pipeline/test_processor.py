@@ -73,7 +73,7 @@ class Faulty(Tool):
 
 def _processor(parallel: bool = True) -> tuple[ResponseProcessor, Faulty]:
     tool = Faulty()
-    handler = build_pipeline([], Execute(timeout=5, max_result_chars=1000))
+    handler = build_pipeline([], None, Execute(timeout=5, max_result_chars=1000))
     return ResponseProcessor(handler, parallel=parallel), tool
 
 

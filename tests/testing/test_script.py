@@ -6,7 +6,15 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 import agentrt.testing
-from agentrt.testing import CutStream, Fault, Reply, Script, StreamError, ToolCall
+from agentrt.testing import (
+    CutStream,
+    Fault,
+    RecordedRequest,
+    Reply,
+    Script,
+    StreamError,
+    ToolCall,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -37,10 +45,14 @@ def test_exports_match_all() -> None:
     assert set(agentrt.testing.__all__) == public
 
 
-def test_from_json_builds_every_step_kind() -> None:
+@pytest.mark.anyio
+async def test_from_json_builds_every_step_kind() -> None:
     script = Script.from_json(EXAMPLE)
     assert script.remaining == 5
-    assert script._steps == [
+    request = RecordedRequest("POST", "/v1/messages", {}, {}, stream=False, received_at=0.0)
+    steps = [await script.next_step(request) for _ in range(6)]
+    assert (script.consumed, script.remaining) == (5, 0)
+    assert steps == [
         Reply(
             text="Let me look.",
             tool_calls=(ToolCall("get_product", {"product_id": 42}),),
@@ -50,6 +62,7 @@ def test_from_json_builds_every_step_kind() -> None:
         CutStream(Reply(text="..."), after_events=3),
         StreamError(Reply(text="..."), after_events=2, error_type="overloaded_error"),
         Reply(text="Product 42 costs $9.99.", stop_reason="end_turn"),
+        None,
     ]
 
 

@@ -95,6 +95,38 @@ async def test_stream_matches_the_non_streaming_message(anyio_backend: str) -> N
     assert server.requests[1].headers["x-stainless-helper-method"] == "stream"
 
 
+async def test_raw_content_blocks_stream_like_the_api() -> None:
+    content: list[dict[str, Any]] = [
+        {"type": "thinking", "thinking": "The user wants a price.", "signature": "sig=="},
+        {"type": "redacted_thinking", "data": "opaque"},
+        {"type": "text", "text": "Looking it up."},
+        {"type": "tool_use", "id": "toolu_01Z", "name": "get_product", "input": {"id": 42}},
+    ]
+    reply = Reply(content=content, stop_reason="pause_turn", output_tokens=7)
+    async with FakeAnthropicServer([reply, reply]) as server, server.client() as client:
+        whole = await client.messages.create(**ASK)
+        async with client.messages.stream(**ASK) as stream:
+            final = await stream.get_final_message()
+    assert [b.to_dict() for b in whole.content] == content
+    assert [
+        b.model_dump(exclude={"parsed_output"}, exclude_none=True) for b in final.content
+    ] == content
+    assert final.stop_reason == whole.stop_reason == "pause_turn"
+    assert final.usage.output_tokens == whole.usage.output_tokens == 7
+
+
+async def test_a_step_that_cannot_be_rendered_becomes_a_500() -> None:
+    broken = Reply(content=[{"type": "text"}])  # no "text": cannot be streamed
+    steps = [broken, Reply(text="still here")]
+    async with FakeAnthropicServer(steps) as server, server.client() as client:
+        with pytest.raises(anthropic.InternalServerError, match="KeyError"):
+            async with client.messages.stream(**ASK) as stream:
+                await stream.get_final_message()
+        message = await client.messages.create(**ASK)
+    assert message.content[0].text == "still here"
+    assert len(server.requests) == 2
+
+
 async def _raw_stream(server: FakeAnthropicServer, body: dict[str, Any]) -> httpx2.Response:
     async with httpx2.AsyncClient(base_url=server.base_url) as http:
         response = await http.post(
@@ -385,5 +417,17 @@ async def test_exit_closes_connections_and_stops_listening() -> None:
             await client.messages.create(**ASK)
     with pytest.raises(OSError):
         await anyio.connect_tcp("127.0.0.1", int(base_url.rsplit(":", 1)[1]))
+    with pytest.raises(RuntimeError, match="not running"):
+        _ = server.base_url
+
+
+async def test_serve_forever_starts_the_server_and_stops_on_cancel() -> None:
+    server = FakeAnthropicServer([Reply(text="forever")])
+    async with anyio.create_task_group() as group:
+        assert await group.start(server.serve_forever) == server.base_url
+        async with server.client() as client:
+            message = await client.messages.create(**ASK)
+        group.cancel_scope.cancel()
+    assert message.content[0].text == "forever"
     with pytest.raises(RuntimeError, match="not running"):
         _ = server.base_url

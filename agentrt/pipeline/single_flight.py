@@ -1,0 +1,68 @@
+"""Single-flight: concurrent identical read-only calls, from any thread of this
+process, share one execution (see :class:`SharedExecution` for cancellation)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..log import get_logger
+from ._shared import SharedExecution
+from ._types import ToolOutcome
+
+if TYPE_CHECKING:
+    from ._types import CallContext, ToolCall, ToolHandler
+
+__all__ = ["FlightStatistics", "FlightTable", "SingleFlight"]
+
+log = get_logger("agentrt.tool")
+
+ABANDONED = ToolOutcome("The shared execution of this call was cancelled; call it again.",
+                        is_error=True, source="cancelled", transient=True)
+
+
+@dataclass(frozen=True, slots=True)
+class FlightStatistics:
+    in_flight: int
+    led: int
+    joined: int
+
+
+class FlightTable:
+    """Calls in flight in this process, by key. Entries live exactly as long as the call."""
+
+    def __init__(self) -> None:
+        self.flights: dict[str, SharedExecution[ToolOutcome]] = {}
+        self.led = 0
+        self.joined = 0
+
+    def statistics(self) -> FlightStatistics:
+        return FlightStatistics(len(self.flights), self.led, self.joined)
+
+
+class SingleFlight:
+    name = "inflight"
+
+    def __init__(self, next_handler: ToolHandler, table: FlightTable) -> None:
+        self.next = next_handler
+        self.table = table
+
+    async def __call__(self, call: ToolCall, ctx: CallContext) -> ToolOutcome:
+        key = call.key
+        if key is None or call.options.scope == "turn":
+            return await self.next(call, ctx)
+        flights = self.table.flights
+        flight = flights.get(key)
+        if flight is not None:
+            self.table.joined += 1
+            outcome = await flight.join()
+            log.info("tool.hit", stage=self.name, function=call.name, key=key[:12])
+            return outcome.answered_by(self.name)
+        flight = flights[key] = SharedExecution(ABANDONED)
+        self.table.led += 1
+
+        def landed() -> None:
+            if flights.get(key) is flight:
+                del flights[key]
+
+        return await flight.lead(lambda: self.next(call, ctx), on_finish=landed)
