@@ -12,6 +12,8 @@ Three families, kept apart because callers handle them differently::
     UsageError                    the developer's mistake, raised at start-up
     ├── ConfigError               a setting or config file is invalid (names the field)
     ├── ToolDefinitionError       a Tool class or function is malformed
+    ├── DependencyCycleError      tools require each other in a cycle (names it: a -> b -> a)
+    ├── MissingParameterError     nothing provides a tool's constructor parameter
     └── TargetError               a CLI target cannot be loaded
     ToolError                     raised *by a tool* to hand the model an error message
 
@@ -25,6 +27,8 @@ __all__ = [
     "AgentRtError",
     "BackendUnavailableError",
     "ConfigError",
+    "DependencyCycleError",
+    "MissingParameterError",
     "ModelError",
     "StoreError",
     "StreamInterruptedError",
@@ -88,6 +92,25 @@ class ConfigError(UsageError):
 
 class ToolDefinitionError(UsageError):
     """A Tool class or one of its functions cannot be turned into a tool definition."""
+
+
+class DependencyCycleError(UsageError):
+    """Tools whose ``requires`` form a cycle: no order can put every dependency first."""
+
+    def __init__(self, cycle: tuple[str, ...]) -> None:
+        super().__init__(f"tool dependency cycle: {' -> '.join(cycle)}; remove one of these "
+                         "`requires` entries")
+        self.cycle = cycle
+
+
+class MissingParameterError(UsageError):
+    """A tool's constructor needs a value the run context, the runtime and ``deps`` lack."""
+
+    def __init__(self, tool: str, parameter: str, detail: str) -> None:
+        super().__init__(f"tool {tool!r} cannot be constructed: parameter {parameter!r} "
+                         f"{detail}")
+        self.tool = tool
+        self.parameter = parameter
 
 
 class TargetError(UsageError):

@@ -15,6 +15,7 @@ from ._errors import AgentRtError, UsageError
 from ._events import RunFinished, TextDelta, ToolCallFinished, ToolCallStarted
 from ._target import load_agent_class
 from .log import configure_logging
+from .pipeline import describe_pipeline, stage_names
 from .runtime import Runtime
 from .settings import load_settings
 
@@ -42,7 +43,21 @@ def _parser() -> argparse.ArgumentParser:
                      help="print exactly one JSON object on stdout (logs go to stderr)")
     run.add_argument("--replay", metavar="FILE",
                      help="answer from this scripted reply file on a local fake Messages API")
+    pipeline = commands.add_parser("pipeline", help="show an agent's tool-call stages in order")
+    pipeline.add_argument("target", help="package.module:AgentClass or path/to/file.py:AgentClass")
     return parser
+
+
+def _show_pipeline(args: argparse.Namespace, out: TextIO) -> int:
+    agent_cls = load_agent_class(args.target)
+    configured = agent_cls.pipeline if agent_cls.pipeline is not None else load_settings().pipeline
+    names = [n if isinstance(n, str) else getattr(n, "__name__", repr(n)) for n in configured]
+    known = [n for n in names if n in stage_names()]
+    described = dict(describe_pipeline(known))
+    rows = [*names, "execute"]
+    for index, name in enumerate(rows, start=1):
+        out.write(f"{index}. {name:<14} {described.get(name, '(custom stage)')}\n")
+    return 0
 
 
 def _has_api_key() -> bool:
@@ -120,6 +135,8 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None) -> 
         "debug" if args.verbose else ("info" if getattr(args, "json", False) else "warning"))
     configure_logging(level=level, fmt="auto", stream=sys.stderr)
     try:
+        if args.command == "pipeline":
+            return _show_pipeline(args, out)
         return anyio.run(_run, args, out)
     except KeyboardInterrupt:
         sys.stderr.write("agentrt: interrupted\n")

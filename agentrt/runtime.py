@@ -14,9 +14,6 @@ import anyio
 
 from .llm._client import ModelClient
 from .pipeline._builder import PipelineResources
-from .pipeline._lru import TTLCache
-from .pipeline.batch import Batcher
-from .pipeline.single_flight import FlightTable
 from .settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -72,17 +69,7 @@ class Runtime:
         self.store = store if store is not None else _store_from(self.settings)
         self.model = (ModelClient(client) if client is not None
                       else ModelClient(_client_from(self.settings), owned=True))
-        settings = self.settings
-        self.pipeline = PipelineResources(
-            settings=settings,
-            local_cache=TTLCache(max_entries=settings.local_cache_max_entries,
-                                 max_bytes=settings.local_cache_max_bytes),
-            flights=FlightTable(),
-            batcher=Batcher(window=settings.batch_window, max_batch=settings.batch_max,
-                            timeout=settings.tool_timeout,
-                            max_result_chars=settings.max_result_chars),
-            spawn=self._spawn,
-        )
+        self.pipeline = PipelineResources.from_settings(self.settings, spawn=self._spawn)
         self._tasks: TaskGroup | None = None
         self._exit = AsyncExitStack()
         self._closed = False

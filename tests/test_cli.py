@@ -33,6 +33,8 @@ def test_json_prints_exactly_one_object_with_stats() -> None:
     assert set(result) >= {"text", "thread_id", "stop_reason", "usage", "stats"}
     assert result["stop_reason"] == "end_turn"
     assert result["stats"]["tool_calls"] == 6
+    assert result["stats"]["executed"] == 2  # product 42 and user u-7, once each
+    assert result["stats"]["hits"] == {"memo": 3, "turn": 1}
     assert result["usage"]["input_tokens"] > 0 and "cache_read_input_tokens" in result["usage"]
 
 
@@ -82,12 +84,17 @@ def test_thread_written_by_one_process_is_resumed_by_another(tmp_path: Path) -> 
          "--json"], capture_output=True, text=True, env=env, timeout=60, check=True)
     thread_id = json.loads(first.stdout)["thread_id"]
     replay = tmp_path / "again.json"
-    replay.write_text(json.dumps({"replies": [{"text": "Still 3 left."}]}))
+    replay.write_text(json.dumps({"replies": [
+        {"tool_calls": [{"name": "get_product", "input": {"product_id": 42}}]},
+        {"text": "Still 3 left."}]}))
     second = subprocess.run(
         [sys.executable, "-m", "agentrt", "run", SHOP, "And now?", "--thread", thread_id,
          "--replay", str(replay), "--json"],
         capture_output=True, text=True, env=env, timeout=60, check=True)
-    assert json.loads(second.stdout)["thread_id"] == thread_id
+    resumed = json.loads(second.stdout)
+    assert resumed["thread_id"] == thread_id
+    # the memo is rebuilt from the stored thread: the repeat is not executed again
+    assert resumed["stats"]["executed"] == 0 and resumed["stats"]["hits"] == {"memo": 1}
     verify = (
         "import anyio, json, sys\n"
         "from agentrt import SQLiteThreadStore\n"
@@ -99,4 +106,12 @@ def test_thread_written_by_one_process_is_resumed_by_another(tmp_path: Path) -> 
     roles = subprocess.run([sys.executable, "-c", verify, env["AGENTRT_SQLITE_PATH"], thread_id],
                            capture_output=True, text=True, timeout=60, check=True)
     assert json.loads(roles.stdout) == ["user", "assistant", "user", "assistant", "user",
-                                        "assistant", "user", "assistant", "user", "assistant"]
+                                        "assistant", "user", "assistant", "user", "assistant",
+                                        "user", "assistant"]
+
+
+def test_pipeline_command_lists_the_stages_in_order(capsys: pytest.CaptureFixture[str]) -> None:
+    out = io.StringIO()
+    assert main(["pipeline", SHOP], stdout=out) == 0
+    names = [line.split()[1] for line in out.getvalue().splitlines()]
+    assert names == ["turn_dedup", "memo", "local_cache", "single_flight", "batch", "execute"]

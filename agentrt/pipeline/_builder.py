@@ -7,11 +7,13 @@ stages) adds its own with :func:`register_stage` without touching this module.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from .._errors import ConfigError
+from ._lru import TTLCache
 from .batch import Batch, Batcher
 from .local_cache import LocalCache
 from .memo import Memo
@@ -22,7 +24,6 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable
 
     from ..settings import Settings
-    from ._lru import TTLCache
     from ._types import ToolHandler, ToolOutcome
 
 __all__ = [
@@ -48,6 +49,21 @@ class PipelineResources:
     batcher: Batcher
     spawn: Callable[[Callable[[], Awaitable[None]]], bool] | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *,
+                      spawn: Callable[[Callable[[], Awaitable[None]]], bool] | None = None,
+                      clock: Callable[[], float] = time.monotonic) -> PipelineResources:
+        return cls(
+            settings=settings,
+            local_cache=TTLCache(max_entries=settings.local_cache_max_entries,
+                                 max_bytes=settings.local_cache_max_bytes, clock=clock),
+            flights=FlightTable(),
+            batcher=Batcher(window=settings.batch_window, max_batch=settings.batch_max,
+                            timeout=settings.tool_timeout,
+                            max_result_chars=settings.max_result_chars),
+            spawn=spawn,
+        )
 
 
 StageBuilder: TypeAlias = Callable[[PipelineResources], StageFactory]

@@ -38,15 +38,10 @@ class SharedExecution(Generic[T]):
     def waiters(self) -> int:
         return self._waiters
 
-    async def lead(self, run: Callable[[], Awaitable[T]],
-                   on_finish: Callable[[], None] | None = None) -> T:
-        """Runs ``run`` for everyone; returns its result to the leader.
-
-        ``on_finish`` is called when the execution ends, before any waiter wakes,
-        even if it was cancelled: the place to drop an in-flight entry.
-        """
+    async def lead(self, run: Callable[[], Awaitable[T]]) -> T:
+        """Runs ``run`` for everyone; returns its result to the leader."""
         async with anyio.create_task_group() as tg:
-            tg.start_soon(self._execute, run, on_finish)
+            tg.start_soon(self._execute, run)
             try:
                 await self._done.wait()
             except anyio.get_cancelled_exc_class():
@@ -68,8 +63,7 @@ class SharedExecution(Generic[T]):
         if self._leader_gone and self._waiters == 0 and self._scope is not None:
             self._scope.cancel()
 
-    async def _execute(self, run: Callable[[], Awaitable[T]],
-                       on_finish: Callable[[], None] | None) -> None:
+    async def _execute(self, run: Callable[[], Awaitable[T]]) -> None:
         try:
             with anyio.CancelScope(shield=True) as self._scope:
                 self._result = await run()
@@ -77,6 +71,4 @@ class SharedExecution(Generic[T]):
             log.exception("pipeline.shared_execution_failed")
             self._result = self._fallback
         finally:
-            if on_finish is not None:
-                on_finish()
             self._done.set()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..log import get_logger
+from ._events import log, log_hit
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -18,7 +18,6 @@ if TYPE_CHECKING:
 
 __all__ = ["LocalCache"]
 
-log = get_logger("agentrt.tool")
 
 
 
@@ -49,8 +48,7 @@ class LocalCache:
         if found is not None:
             if not found.fresh and not found.entry.refreshing and self.spawn is not None:
                 found.entry.refreshing = self.spawn(lambda: self._refresh(call, ctx))
-            log.info("tool.hit", stage=self.name, function=call.name, key=key[:12],
-                     fresh=found.fresh)
+            log_hit(self.name, call, fresh=found.fresh)
             return found.value.answered_by(self.name)
         outcome = await self.next(call, ctx)
         self._store(call, outcome)

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..log import get_logger
+from ._events import log_hit
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -21,7 +21,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Memo", "forget", "remember"]
 
-log = get_logger("agentrt.tool")
 
 _SLOT = "memo"
 
@@ -72,7 +71,7 @@ class Memo:
         entry = _entries(ctx).get(call.key)
         if entry is not None:
             if entry.expires is None or self.clock() < entry.expires:
-                log.info("tool.hit", stage=self.name, function=call.name, key=call.key[:12])
+                log_hit(self.name, call)
                 return entry.outcome.answered_by(self.name)
             del _entries(ctx)[call.key]
         outcome = await self.next(call, ctx)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..log import get_logger
+from ._events import log_hit
 from ._shared import SharedExecution
 from ._types import ToolOutcome
 
@@ -15,7 +15,6 @@ if TYPE_CHECKING:
 
 __all__ = ["FlightStatistics", "FlightTable", "SingleFlight"]
 
-log = get_logger("agentrt.tool")
 
 ABANDONED = ToolOutcome("The shared execution of this call was cancelled; call it again.",
                         is_error=True, source="cancelled", transient=True)
@@ -56,13 +55,15 @@ class SingleFlight:
         if flight is not None:
             self.table.joined += 1
             outcome = await flight.join()
-            log.info("tool.hit", stage=self.name, function=call.name, key=key[:12])
+            log_hit(self.name, call)
             return outcome.answered_by(self.name)
         flight = flights[key] = SharedExecution(ABANDONED)
         self.table.led += 1
-
-        def landed() -> None:
+        try:
+            return await flight.lead(lambda: self.next(call, ctx))
+        finally:
+            # Dropped only once the leader has the result in hand: the stages above it
+            # (the caches) store it before any other task runs, so a caller arriving
+            # after this point finds it cached rather than executing again.
             if flights.get(key) is flight:
                 del flights[key]
-
-        return await flight.lead(lambda: self.next(call, ctx), on_finish=landed)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from ..log import get_logger
+from ._events import log_hit
 from ._types import ToolOutcome
 
 if TYPE_CHECKING:
@@ -15,7 +15,6 @@ if TYPE_CHECKING:
 
 __all__ = ["TurnDedup"]
 
-log = get_logger("agentrt.tool")
 
 _SLOT = "turn_dedup"
 ABANDONED = ToolOutcome("The identical call this one shared was cancelled; call it again.",
@@ -54,7 +53,7 @@ class TurnDedup:
         pending = entries.get(call.key)
         if pending is not None:
             await pending.done.wait()
-            log.info("tool.hit", stage=self.name, function=call.name, key=call.key[:12])
+            log_hit(self.name, call)
             return pending.outcome.answered_by(self.name)
         pending = entries[call.key] = _Pending(call.options.cache_tags)
         try:
