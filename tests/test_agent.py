@@ -152,6 +152,19 @@ async def test_second_run_continues_the_thread() -> None:
     assert sent[0]["content"][0]["text"] == "I am Ann."
 
 
+async def test_seed_scenario_duplicates_in_one_message_and_repeats_across_turns() -> None:
+    paris, oslo = ToolCall("get_weather", {"city": "Paris"}), ToolCall("get_weather",
+                                                                         {"city": "Oslo"})
+    steps = [Reply(tool_calls=[paris, oslo, paris, oslo]), Reply(tool_calls=[paris]),
+             Reply(text="done")]
+    async with harness(steps) as (agent, server, tool):
+        result = await agent.run("weather twice")
+    assert tool.calls == ["Paris", "Oslo"]
+    assert (result.stats.tool_calls, result.stats.executed) == (5, 2)
+    assert result.stats.hits == {"turn": 2, "memo": 1}
+    assert len(_results(server.requests[1].body)) == 4
+
+
 async def test_parallel_calls_answered_in_order_in_one_message() -> None:
     calls = [ToolCall("get_weather", {"city": c}) for c in ("Paris", "Oslo", "Rome")]
     async with harness([Reply(tool_calls=calls), Reply(text="done")]) as (agent, server, _):

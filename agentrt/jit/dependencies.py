@@ -48,34 +48,19 @@ class DependencyGraph:
         return self._requires.get(name, ())
 
     def check(self) -> None:
-        """Raise :class:`DependencyCycleError` naming the first cycle found (in name order)."""
-        cycle = self.find_cycle()
-        if cycle is not None:
-            raise DependencyCycleError(cycle)
+        """Raise :class:`DependencyCycleError` naming the first cycle found (in name order).
+
+        Also computes every tool's layer, so later look-ups are O(1).
+        """
+        for root in sorted(self._requires):
+            _depths(root, self.requires, self._layers)
 
     def find_cycle(self) -> tuple[str, ...] | None:
-        """A cycle as ``(a, b, ..., a)``, or None. Iterative DFS: deep chains cannot
-        overflow the interpreter's stack."""
-        done: set[str] = set()
-        for root in sorted(self._requires):
-            if root in done:
-                continue
-            path: list[str] = [root]
-            on_path = {root}
-            stack = [iter(self.requires(root))]
-            while stack:
-                dep = next(stack[-1], None)
-                if dep is None:
-                    stack.pop()
-                    done.add(path[-1])
-                    on_path.discard(path.pop())
-                    continue
-                if dep in on_path:
-                    return (*path[path.index(dep):], dep)
-                if dep not in done:
-                    path.append(dep)
-                    on_path.add(dep)
-                    stack.append(iter(self.requires(dep)))
+        """A cycle as ``(a, b, ..., a)``, or None."""
+        try:
+            self.check()
+        except DependencyCycleError as exc:
+            return exc.cycle
         return None
 
     def layer(self, name: str) -> int:

@@ -17,6 +17,12 @@ from .support import FakeClock, Upstream, context, processor, resources, turn, u
 pytestmark = pytest.mark.anyio
 
 
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    """The pipeline is backend-neutral: every stage test runs on both."""
+    return str(request.param)
+
+
 def _setup(stages: Any = None, clock: FakeClock | None = None, **settings: Any
            ) -> tuple[Any, ToolRegistry, Upstream, Any]:
     upstream = Upstream()
@@ -35,7 +41,8 @@ async def test_seed_scenario_two_duplicates_in_one_message() -> None:
                          use("get_quote", symbol="AAPL"))
     assert len(results) == 4 and len({r["tool_use_id"] for r in results}) == 4
     assert (up.count("weather"), up.count("quote")) == (1, 1)
-    assert [r["source"] for r in results] == ["executed", "executed", "turn", "turn"]
+    # which of two identical calls leads depends on scheduling (trio shuffles it)
+    assert sorted(r["source"] for r in results) == ["executed", "executed", "turn", "turn"]
     assert results[0]["content"] == results[2]["content"]
     assert ctx.stats.snapshot().hits == {"turn": 2} and ctx.stats.snapshot().executed == 2
 
@@ -338,9 +345,9 @@ async def test_seed_scenario_products_batched_into_one_upstream_call() -> None:
     proc, tools, up, _ = _setup()
     results = await turn(proc, tools, context(), *(use("get_product", product_id=p)
                                                     for p in (10, 20, 10, 30)))
-    assert up.calls == [("products", [10, 20, 30])]
+    assert [(w, sorted(ids)) for w, ids in up.calls] == [("products", [10, 20, 30])]
     assert [json.loads(r["content"])["id"] for r in results] == [10, 20, 10, 30]
-    assert [r["source"] for r in results] == ["batched", "batched", "turn", "batched"]
+    assert sorted(r["source"] for r in results) == ["batched", "batched", "batched", "turn"]
 
 
 async def test_batch_gathers_concurrent_threads_within_the_window() -> None:
@@ -348,7 +355,7 @@ async def test_batch_gathers_concurrent_threads_within_the_window() -> None:
     async with anyio.create_task_group() as tg:
         for thread, pid in (("a", 1), ("b", 2), ("c", 3)):
             tg.start_soon(turn, proc, tools, context(thread), use("get_product", product_id=pid))
-    assert up.calls == [("products", [1, 2, 3])]
+    assert [(w, sorted(ids)) for w, ids in up.calls] == [("products", [1, 2, 3])]
 
 
 async def test_batch_missing_result_and_failure_are_per_call_errors() -> None:
