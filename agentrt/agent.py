@@ -7,21 +7,25 @@ so a typo fails at import with the field named, not in the middle of a run.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from ._errors import AgentRtError, ConfigError
 from ._events import RunEvent, RunFinished
+from .jit.config import IMPORT_PATH, JITConfig
 from .llm._request import RequestBuilder
 from .pipeline._builder import build_pipeline
 from .pipeline.execute import Execute
 from .pipeline.processor import ResponseProcessor
 from .runtime import Runtime
+from .settings import effective_pipeline
 from .thread.manager import ThreadManager
 from .tools import Tool, ToolRegistry
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, Mapping, Sequence
+    import os
+    from collections.abc import AsyncGenerator, Sequence
     from types import TracebackType
 
     from ._result import RunResult
@@ -57,6 +61,11 @@ class Agent:
     tool_timeout: ClassVar[float | None] = None
     pipeline: ClassVar[Sequence[str | StageFactory] | None] = None
     function_options: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
+    # Just-in-time tools (agentrt.jit): set any of these and the agent starts with its
+    # core tools (``tools`` + ``core_tools``) and activates the catalog's on demand.
+    core_tools: ClassVar[Sequence[type[Tool] | Tool]] = ()
+    tool_catalog: ClassVar[Sequence[str | type[Tool]]] = ()
+    tool_config: ClassVar[JITConfig | Mapping[str, Any] | str | os.PathLike[str] | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -77,6 +86,16 @@ class Agent:
         for index, tool in enumerate(cls.tools):
             ok = isinstance(tool, Tool) or (inspect.isclass(tool) and issubclass(tool, Tool))
             _check(cls, f"tools[{index}]", tool, ok, "a Tool subclass or instance")
+        for index, tool in enumerate(cls.core_tools):
+            ok = isinstance(tool, Tool) or (inspect.isclass(tool) and issubclass(tool, Tool))
+            _check(cls, f"core_tools[{index}]", tool, ok, "a Tool subclass or instance")
+        for index, item in enumerate(cls.tool_catalog):
+            ok = (isinstance(item, str) and IMPORT_PATH.fullmatch(item) is not None) or (
+                inspect.isclass(item) and issubclass(item, Tool))
+            _check(cls, f"tool_catalog[{index}]", item, ok,
+                   "a Tool subclass or an import path 'package.module:Class'")
+        if isinstance(cls.tool_config, Mapping):  # a file is read at start-up (cwd-relative)
+            JITConfig.parse(dict(cls.tool_config), field=f"{cls.__name__}.tool_config")
 
     def __init__(
         self,
@@ -108,8 +127,12 @@ class Agent:
                               "instead", field=f"{self.name}.tools") from exc
 
     def _tool_provider(self) -> ToolProvider:
-        """Where the loop gets each run's tools: this agent's fixed set by default."""
-        return self.registry
+        """Where the loop gets each run's tools: this agent's fixed set, or the JIT loader."""
+        if not (self.core_tools or self.tool_catalog or self.tool_config is not None):
+            return self.registry
+        from .jit._agent import build_loader
+
+        return build_loader(self, manager=lambda: self._manager)
 
     def _build_manager(self) -> ThreadManager:
         settings = self.runtime.settings
@@ -117,7 +140,8 @@ class Agent:
                           max_result_chars=settings.max_result_chars)
         parallel = (settings.parallel_tools if self.parallel_tool_calls is None
                     else self.parallel_tool_calls)
-        stages = list(self.pipeline if self.pipeline is not None else settings.pipeline)
+        stages = list(self.pipeline if self.pipeline is not None
+                      else effective_pipeline(settings))
         handler = build_pipeline(stages, self.runtime.pipeline, execute)
         processor = ResponseProcessor(handler, parallel=parallel,
                                       overrides=self.function_options,

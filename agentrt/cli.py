@@ -17,7 +17,7 @@ from ._target import load_agent_class
 from .log import configure_logging
 from .pipeline import describe_pipeline, stage_names
 from .runtime import Runtime
-from .settings import load_settings
+from .settings import effective_pipeline, load_settings
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -50,7 +50,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _show_pipeline(args: argparse.Namespace, out: TextIO) -> int:
     agent_cls = load_agent_class(args.target)
-    configured = agent_cls.pipeline if agent_cls.pipeline is not None else load_settings().pipeline
+    configured = (agent_cls.pipeline if agent_cls.pipeline is not None
+                  else effective_pipeline(load_settings()))
     names = [n if isinstance(n, str) else getattr(n, "__name__", repr(n)) for n in configured]
     known = [n for n in names if n in stage_names()]
     described = dict(describe_pipeline(known))

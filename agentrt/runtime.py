@@ -12,9 +12,12 @@ from typing import TYPE_CHECKING, Any, Self
 import anthropic
 import anyio
 
+from ._errors import ConfigError
+from ._redis import RedisGate
 from .llm._client import ModelClient
 from .pipeline._builder import PipelineResources
-from .settings import Settings, load_settings
+from .pipeline.shared_cache import listen_for_invalidations
+from .settings import Settings, effective_pipeline, effective_thread_store, load_settings
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -27,14 +30,29 @@ if TYPE_CHECKING:
 __all__ = ["Runtime"]
 
 
-def _store_from(settings: Settings) -> ThreadStore:
-    if settings.thread_store == "memory":
+def _store_from(settings: Settings, redis: RedisGate | None) -> ThreadStore:
+    kind = effective_thread_store(settings)
+    if kind == "memory":
         from .thread.memory import MemoryThreadStore
 
         return MemoryThreadStore()
+    if kind == "redis":
+        if redis is None:
+            raise ConfigError("the redis thread store needs AGENTRT_REDIS_URL",
+                              field="AGENTRT_THREAD_STORE")
+        from .thread.redis import RedisThreadStore
+
+        return RedisThreadStore(redis, ttl=settings.thread_ttl)
     from .thread.sqlite import SQLiteThreadStore
 
     return SQLiteThreadStore(settings.sqlite_path)
+
+
+def _redis_from(settings: Settings) -> RedisGate | None:
+    if settings.redis_url is None:
+        return None
+    return RedisGate(settings.redis_url.get_secret_value(), prefix=settings.redis_prefix,
+                     timeout=settings.redis_timeout, cluster=settings.redis_cluster)
 
 
 def _client_from(settings: Settings) -> anthropic.AsyncAnthropic:
@@ -65,11 +83,13 @@ class Runtime:
     ) -> None:
         """``client`` and ``store`` given here stay the caller's to close."""
         self.settings = settings or load_settings()
+        self.redis = _redis_from(self.settings)
         self._owns_store = store is None
-        self.store = store if store is not None else _store_from(self.settings)
+        self.store = store if store is not None else _store_from(self.settings, self.redis)
         self.model = (ModelClient(client) if client is not None
                       else ModelClient(_client_from(self.settings), owned=True))
-        self.pipeline = PipelineResources.from_settings(self.settings, spawn=self._spawn)
+        self.pipeline = PipelineResources.from_settings(self.settings, spawn=self._spawn,
+                                                        redis=self.redis)
         self._tasks: TaskGroup | None = None
         self._exit = AsyncExitStack()
         self._closed = False
@@ -93,11 +113,18 @@ class Runtime:
             try:
                 await self.model.aclose()
             finally:
-                if self._owns_store:
-                    await self.store.aclose()
+                try:
+                    if self._owns_store:
+                        await self.store.aclose()
+                finally:
+                    if self.redis is not None:
+                        await self.redis.aclose()
 
     async def __aenter__(self) -> Self:
         self._tasks = await self._exit.enter_async_context(anyio.create_task_group())
+        if self.redis is not None and "shared_cache" in effective_pipeline(self.settings):
+            self._tasks.start_soon(listen_for_invalidations, self.redis,
+                                   self.pipeline.local_cache)
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None,

@@ -22,7 +22,13 @@ from pydantic_settings import (
 
 from ._errors import ConfigError
 
-__all__ = ["DEFAULT_MODEL", "Settings", "load_settings"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "Settings",
+    "effective_pipeline",
+    "effective_thread_store",
+    "load_settings",
+]
 
 DEFAULT_MODEL = "claude-haiku-5-5"
 _DEFAULT_TOML = Path("configs/agentrt.toml")
@@ -62,9 +68,10 @@ class Settings(BaseSettings):
         100_000, gt=100, description="Tool results longer than this are truncated with a notice."
     )
     prompt_caching: bool = Field(True, description="Add cache_control breakpoints to requests.")
-    pipeline: list[str] = Field(
-        ["turn_dedup", "memo", "local_cache", "single_flight", "batch"],
-        description="Tool-call stages in order, before execute; remove one to turn it off.",
+    pipeline: list[str] | None = Field(
+        None, description="Tool-call stages in order, before execute; unset means turn_dedup, "
+        "memo, local_cache, (shared_cache,) single_flight, (shared_flight,) batch, with the "
+        "shared stages when redis_url is set.",
     )
     cache_ttl: float = Field(
         300.0, gt=0, description="Seconds a read-only result is cached when its function "
@@ -79,8 +86,9 @@ class Settings(BaseSettings):
     batch_window: float = Field(
         0.002, ge=0, description="Seconds a batch stays open for more calls to join.")
     batch_max: int = Field(100, gt=0, description="Inputs in one batch at most.")
-    thread_store: Literal["sqlite", "memory"] = Field(
-        "sqlite", description="Where threads live: sqlite (file) or memory (lost on exit)."
+    thread_store: Literal["sqlite", "memory", "redis"] | None = Field(
+        None, description="Where threads live: sqlite (file), memory (lost on exit) or redis; "
+        "unset means redis when redis_url is set, else sqlite."
     )
     sqlite_path: Path = Field(
         Path(".agentrt/threads.db"), description="SQLite file of the sqlite thread store."
@@ -95,6 +103,22 @@ class Settings(BaseSettings):
         2, ge=0, le=10, description="SDK retries of 408/409/429/5xx and connection errors."
     )
     llm_timeout: float = Field(600.0, gt=0, description="Seconds per Messages API request.")
+    redis_url: SecretStr | None = Field(
+        None, description="redis:// or rediss:// URL: turns on the shared cache, cross-process "
+        "single-flight and the Redis thread store. Unset: in-process only.")
+    redis_cluster: bool = Field(False, description="Connect to a Redis Cluster.")
+    redis_prefix: str = Field("agentrt", min_length=1, description="Prefix of every Redis key.")
+    redis_timeout: float = Field(
+        0.5, gt=0, description="Seconds a Redis command may take before Redis is treated as "
+        "down (the run goes on with the in-process layers).")
+    shared_cache_max_bytes: int = Field(
+        1024 * 1024, gt=0, description="Results larger than this are not stored in Redis.")
+    lease_ttl: float = Field(
+        10.0, gt=0, description="Seconds a cross-process single-flight lease lives without "
+        "renewal; the leader renews it while the call runs.")
+    thread_ttl: float | None = Field(
+        None, gt=0, description="Seconds an idle thread lives in the Redis store (unset: "
+        "forever).")
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Lowest level logged."
     )
@@ -116,6 +140,21 @@ class Settings(BaseSettings):
         if toml is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml))
         return tuple(sources)
+
+
+def effective_pipeline(settings: Settings) -> list[str]:
+    if settings.pipeline is not None:
+        return list(settings.pipeline)
+    shared = settings.redis_url is not None
+    stages = ["turn_dedup", "memo", "local_cache", "shared_cache", "single_flight",
+              "shared_flight", "batch"]
+    return [s for s in stages if shared or not s.startswith("shared_")]
+
+
+def effective_thread_store(settings: Settings) -> str:
+    if settings.thread_store is not None:
+        return settings.thread_store
+    return "redis" if settings.redis_url is not None else "sqlite"
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -34,6 +34,7 @@ from agentrt.pipeline import (
     TurnOutcomes,
     build_pipeline,
 )
+from agentrt.settings import effective_pipeline
 from agentrt.tools import ToolRegistry
 
 Turn = list[tuple[str, dict[str, Any]]]
@@ -133,7 +134,7 @@ async def run_ttl_dict(runs: list[list[Turn]], upstream: Upstream) -> None:
 def agentrt_pipeline(upstream: Upstream) -> tuple[ResponseProcessor, ToolRegistry]:
     settings = load_settings(thread_store="memory")
     resources = PipelineResources.from_settings(settings)
-    handler = build_pipeline(settings.pipeline, resources,
+    handler = build_pipeline(effective_pipeline(settings), resources,
                              Execute(timeout=30, max_result_chars=100_000))
     return (ResponseProcessor(handler, remember_history=True),
             ToolRegistry([ShopTools(upstream)]))

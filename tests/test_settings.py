@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from agentrt import DEFAULT_MODEL, ConfigError, load_settings
-from agentrt.settings import example_toml
+from agentrt.settings import effective_pipeline, effective_thread_store, example_toml
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -14,7 +14,13 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
     settings = load_settings()
     assert settings.model == DEFAULT_MODEL == "claude-haiku-5-5"
-    assert settings.thread_store == "sqlite"
+    assert effective_thread_store(settings) == "sqlite"
+    assert "shared_cache" not in effective_pipeline(settings)
+    shared = load_settings(redis_url="redis://:secret@127.0.0.1:6379/0")
+    assert effective_thread_store(shared) == "redis"
+    assert effective_pipeline(shared) == ["turn_dedup", "memo", "local_cache", "shared_cache",
+                                          "single_flight", "shared_flight", "batch"]
+    assert "secret" not in repr(shared)
 
 
 def test_env_overrides_toml_and_toml_overrides_defaults(

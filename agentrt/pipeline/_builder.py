@@ -17,12 +17,15 @@ from ._lru import TTLCache
 from .batch import Batch, Batcher
 from .local_cache import LocalCache
 from .memo import Memo
+from .shared_cache import SharedCache
+from .shared_flight import SharedFlight
 from .single_flight import FlightTable, SingleFlight
 from .turn_dedup import TurnDedup
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable
 
+    from .._redis import RedisGate
     from ..settings import Settings
     from ._types import ToolHandler, ToolOutcome
 
@@ -48,12 +51,14 @@ class PipelineResources:
     flights: FlightTable
     batcher: Batcher
     spawn: Callable[[Callable[[], Awaitable[None]]], bool] | None = None
+    redis: RedisGate | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_settings(cls, settings: Settings, *,
                       spawn: Callable[[Callable[[], Awaitable[None]]], bool] | None = None,
-                      clock: Callable[[], float] = time.monotonic) -> PipelineResources:
+                      clock: Callable[[], float] = time.monotonic,
+                      redis: RedisGate | None = None) -> PipelineResources:
         return cls(
             settings=settings,
             local_cache=TTLCache(max_entries=settings.local_cache_max_entries,
@@ -63,6 +68,7 @@ class PipelineResources:
                             timeout=settings.tool_timeout,
                             max_result_chars=settings.max_result_chars),
             spawn=spawn,
+            redis=redis,
         )
 
 
@@ -129,5 +135,28 @@ register_stage("local_cache", _local,
                "TTL + LRU cache shared by every thread of this process")
 register_stage("single_flight", lambda res: lambda nxt: SingleFlight(nxt, res.flights),
                "concurrent identical calls in this process share one execution")
+def _needs_redis(res: PipelineResources, stage: str) -> RedisGate:
+    if res.redis is None:
+        raise ConfigError(f"stage {stage!r} needs Redis: set AGENTRT_REDIS_URL",
+                          field="pipeline")
+    return res.redis
+
+
+def _shared_cache(res: PipelineResources) -> StageFactory:
+    gate = _needs_redis(res, "shared_cache")
+    return lambda nxt: SharedCache(nxt, gate, default_ttl=res.settings.cache_ttl,
+                                   max_bytes=res.settings.shared_cache_max_bytes)
+
+
+def _shared_flight(res: PipelineResources) -> StageFactory:
+    gate = _needs_redis(res, "shared_flight")
+    return lambda nxt: SharedFlight(nxt, gate, lease_ttl=res.settings.lease_ttl,
+                                    default_timeout=res.settings.tool_timeout)
+
+
+register_stage("shared_cache", _shared_cache,
+               "results in Redis for every process, per tenant (needs redis_url)")
+register_stage("shared_flight", _shared_flight,
+               "identical calls across processes share one execution (Redis lease)")
 register_stage("batch", lambda res: lambda nxt: Batch(nxt, res.batcher),
                "one upstream request for a function's gathered inputs (batch form)")

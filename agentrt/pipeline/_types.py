@@ -72,7 +72,8 @@ class ToolOutcome:
         return options.error_ttl if self.is_error else options.ttl
 
 
-HIT_SOURCES = frozenset({"turn", "memo", "local", "shared", "inflight", "batched"})
+HIT_SOURCES = frozenset({"turn", "memo", "local", "shared", "inflight", "shared_flight",
+                         "batched"})
 
 
 @dataclass(frozen=True, slots=True)

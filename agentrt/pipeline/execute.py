@@ -44,7 +44,7 @@ def _short(message: str) -> str:
 _NO_VALUE = object()
 
 
-async def invoke(fn: Callable[[], Awaitable[Any]], *, name: str, timeout: float,  # noqa: ASYNC109
+async def invoke(fn: Callable[[], Awaitable[Any]], *, name: str, timeout: float,
                  fields: dict[str, Any]) -> tuple[Any, ToolOutcome | None]:
     """Awaits a tool coroutine under a timeout: its value, or an error outcome.
 

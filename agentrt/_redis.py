@@ -1,0 +1,105 @@
+"""The runtime's one Redis connection pool, behind a circuit breaker.
+
+Every Redis call in agentrt goes through :meth:`RedisGate.run`: bounded by a small
+timeout, its failures translated to :class:`BackendUnavailableError`. The first
+failure logs one ``redis.unavailable`` warning and opens the circuit: for
+``retry_after`` seconds callers step aside at once (the in-process layers carry
+on) instead of each waiting out a timeout. The next call after that probes Redis
+again, and the first success logs ``redis.recovered``: no restart needed.
+
+``redis.asyncio`` is asyncio-only, so everything Redis-backed needs the asyncio
+backend (the in-process core runs on trio as well).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import anyio
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import RedisError
+
+from ._errors import BackendUnavailableError, ConfigError
+from .log import get_logger
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+__all__ = ["RedisGate", "mask_url"]
+
+log = get_logger("agentrt.redis")
+T = TypeVar("T")
+
+
+def mask_url(url: str) -> str:
+    """The URL without its password, for logs and error messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+class RedisGate:
+    def __init__(self, url: str, *, prefix: str = "agentrt", timeout: float = 0.5,
+                 retry_after: float = 1.0, cluster: bool = False,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if urlsplit(url).scheme not in ("redis", "rediss", "unix"):
+            raise ConfigError(f"{mask_url(url)!r} is not a redis://, rediss:// or unix:// URL",
+                              field="AGENTRT_REDIS_URL")
+        self.url = mask_url(url)
+        self.prefix = prefix
+        self.timeout = timeout
+        self.retry_after = retry_after
+        self.cluster = cluster
+        self._clock = clock
+        options: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+        self.client: Any = (RedisCluster.from_url(url, **options) if cluster
+                            else aioredis.Redis.from_url(url, **options))
+        self._down = False
+        self._down_until = 0.0
+        self.failures = 0
+
+    @property
+    def available(self) -> bool:
+        """False while the circuit is open (a recent failure)."""
+        return not self._down or self._clock() >= self._down_until
+
+    async def run(self, op: Callable[[Any], Awaitable[T]], *, what: str,
+                  timeout: float | None = None) -> T:
+        """Runs ``op(client)``; raises BackendUnavailableError if Redis cannot answer."""
+        if not self.available:
+            raise BackendUnavailableError(f"redis at {self.url} is unavailable (circuit open)")
+        try:
+            with anyio.fail_after(timeout or self.timeout):
+                result = await op(self.client)
+        except (RedisError, OSError, TimeoutError) as exc:
+            self.trip(exc, what)
+            raise BackendUnavailableError(f"redis at {self.url} failed during {what}: "
+                                          f"{type(exc).__name__}: {exc}") from exc
+        if self._down:
+            self._down = False
+            log.warning("redis.recovered", url=self.url, what=what)
+        return result
+
+    def trip(self, exc: BaseException, what: str) -> None:
+        """Open the circuit; warn only on the transition from up to down."""
+        self.failures += 1
+        if not self._down:
+            log.warning("redis.unavailable", url=self.url, what=what,
+                        error=f"{type(exc).__name__}: {exc}", retry_after=self.retry_after)
+        self._down = True
+        self._down_until = self._clock() + self.retry_after
+
+    def key(self, *parts: str) -> str:
+        return ":".join((self.prefix, *parts))
+
+    async def aclose(self) -> None:
+        try:
+            await self.client.aclose()
+        except (RedisError, OSError) as exc:  # closing a dead connection is not an error
+            log.debug("redis.close_failed", error=repr(exc))

@@ -1,0 +1,60 @@
+"""From an Agent's class attributes to its JITLoader (what ``Agent._tool_provider`` calls).
+
+The catalog is built once per process for a given set of sources and manifest
+file and shared by every agent built from them: it is immutable, and rebuilding
+it per agent would make start-up grow with the catalog.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .._context import RunContext
+from .catalog import Catalog, installed_entry_points, load_catalog
+from .config import JITConfig
+from .core import ToolLoader
+from .detector import RuntimeSources
+from .loader import JITLoader
+from .manifest import read_manifest
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from ..agent import Agent
+    from ..thread.manager import ThreadManager
+    from ..tools import Tool
+    from .manifest import Manifest
+
+__all__ = ["build_loader", "catalog_for"]
+
+_MEMO_SIZE = 32
+_catalogs: dict[tuple[Any, ...], Catalog] = {}
+
+
+def catalog_for(config: JITConfig, *, core: Sequence[type[Tool]] = (),
+                listed: Sequence[str | type[Tool]] = ()) -> Catalog:
+    """The catalog for these sources (memoized per process; see the module docstring)."""
+    manifest: Manifest | None = read_manifest(config.manifest) if config.manifest else None
+    points = installed_entry_points() if config.entry_points else ()
+    key = (tuple(core), tuple(listed), config.catalog, manifest, points)
+    found = _catalogs.get(key)
+    if found is None:
+        found = load_catalog(core=core, listed=listed, configured=config.catalog,
+                             manifest=manifest, include_entry_points=config.entry_points)
+        if len(_catalogs) >= _MEMO_SIZE:
+            _catalogs.pop(next(iter(_catalogs)))
+        _catalogs[key] = found
+    return found
+
+
+def build_loader(agent: Agent, *, manager: Callable[[], ThreadManager]) -> JITLoader:
+    field = f"{agent.name}.tool_config"
+    config = JITConfig.coerce(agent.tool_config, field=field)
+    core: list[Tool | type[Tool]] = [*agent.registry, *agent.core_tools]
+    core_classes = [item if isinstance(item, type) else type(item) for item in core]
+    catalog = catalog_for(config, core=[*core_classes, ToolLoader], listed=agent.tool_catalog)
+    policy = config.bind(catalog, field=field)
+    prototype = RunContext(thread_id="", run_id="", agent=agent.name,
+                           identity=dict(agent.identity), deps=dict(agent.deps))
+    return JITLoader(catalog, policy, core=core, prototype=prototype,
+                     sources=RuntimeSources(agent.runtime, manager))

@@ -1,0 +1,211 @@
+"""JITConfig: which tools an agent may activate, and which of their functions it may call.
+
+Declared on the agent (``tool_config = {...}`` or a :class:`JITConfig`) or in a
+TOML file (``tool_config = "configs/research_assistant.toml"``)::
+
+    catalog = ["myapp.tools.files:Files"]     # more tools, by import path
+    disabled = ["browser"]                     # always refused, whatever else says
+    [tools]
+    web_search = true
+    browser = false
+    files = { enabled = true, methods = ["read_file", "list_files"] }
+
+A config that lists tools is an allow-list: a tool it does not list is refused
+(``allow_unlisted = true`` changes that). With no ``tools`` table every catalog
+tool is allowed except the disabled ones. The shape is checked by pydantic, the
+names against the catalog (:meth:`JITConfig.bind`); either failure is a
+:class:`ConfigError` at start-up naming the field.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, StrictBool, ValidationError, field_validator
+
+from .._errors import ConfigError
+from .catalog import did_you_mean
+from .manifest import DEFAULT_MANIFEST
+
+if TYPE_CHECKING:
+    from .catalog import Catalog
+
+__all__ = ["IMPORT_PATH", "JITConfig", "ToolPolicy", "ToolRule"]
+
+IMPORT_PATH = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
+
+
+class ToolRule(BaseModel):
+    """One ``tools`` entry. ``methods`` (function names) limits what the model may call;
+    None allows them all."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: StrictBool = True
+    methods: tuple[str, ...] | None = None
+
+    @field_validator("methods")
+    @classmethod
+    def _non_empty_unique(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is not None:
+            if not value:
+                raise ValueError("must name at least one function; to block the tool "
+                                 "use `enabled = false`")
+            repeated = sorted({m for m in value if value.count(m) > 1})
+            if repeated:
+                raise ValueError(f"lists {', '.join(map(repr, repeated))} more than once")
+        return value
+
+
+class JITConfig(BaseModel):
+    """Permissions and sources of an agent's just-in-time tools. Immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tools: dict[str, ToolRule] = {}
+    disabled: tuple[str, ...] = ()
+    catalog: tuple[str, ...] = ()
+    allow_unlisted: StrictBool | None = None
+    manifest: Path | None = DEFAULT_MANIFEST
+    entry_points: StrictBool = True
+
+    @field_validator("tools", mode="before")
+    @classmethod
+    def _rules(cls, value: Any) -> Any:
+        if not isinstance(value, Mapping):
+            return value
+        rules: dict[Any, Any] = {}
+        for name, rule in value.items():
+            if isinstance(rule, bool):
+                rules[name] = {"enabled": rule}
+            elif isinstance(rule, Mapping | ToolRule):
+                rules[name] = rule
+            else:
+                raise ValueError(f"tools.{name}: expected true, false or "
+                                 f"{{enabled = ..., methods = [...]}}, got {rule!r}")
+        return rules
+
+    @field_validator("catalog")
+    @classmethod
+    def _import_paths(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for path in value:
+            if not IMPORT_PATH.fullmatch(path):
+                raise ValueError(f"{path!r} is not an import path like 'package.module:Class'")
+        return value
+
+    @classmethod
+    def from_toml(cls, path: str | os.PathLike[str]) -> JITConfig:
+        file = Path(path)
+        try:
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError("file does not exist", field=str(file)) from None
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read it: {exc}", field=str(file)) from exc
+        return cls.parse(data, field=f"{file}:")
+
+    @classmethod
+    def parse(cls, data: Any, *, field: str) -> JITConfig:
+        """Validate ``data``; a ConfigError names the first bad field under ``field``."""
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            where = ".".join(str(p) for p in first["loc"])
+            sep = " " if field.endswith(":") else "."
+            message = first["msg"].removeprefix("Value error, ")
+            got = first.get("input")
+            suffix = f" (got {got!r})" if first["type"] != "missing" and not isinstance(
+                got, Mapping) else ""
+            raise ConfigError(message + suffix,
+                              field=f"{field}{sep}{where}" if where else field) from exc
+
+    @classmethod
+    def coerce(cls, value: object, *, field: str) -> JITConfig:
+        """An agent's ``tool_config``: a JITConfig, a mapping, or a TOML file path."""
+        if value is None:
+            return cls()
+        if isinstance(value, JITConfig):
+            return value
+        if isinstance(value, Mapping):
+            return cls.parse(dict(value), field=field)
+        if isinstance(value, str | os.PathLike):
+            return cls.from_toml(value)
+        raise ConfigError(f"expected a JITConfig, a mapping or a TOML file path, got {value!r}",
+                          field=field)
+
+    def bind(self, catalog: Catalog, *, field: str = "tool_config") -> ToolPolicy:
+        """Check every name against ``catalog`` and precompute the O(1) answers."""
+        for index, name in enumerate(self.disabled):
+            if name not in catalog:
+                raise ConfigError(f"unknown tool {name!r}{did_you_mean(name, catalog.names())}",
+                                  field=f"{field}.disabled[{index}]")
+        for name, rule in self.tools.items():
+            entry = catalog.get(name)
+            if entry is None:
+                raise ConfigError(f"unknown tool {name!r}{did_you_mean(name, catalog.names())}",
+                                  field=f"{field}.tools.{name}")
+            if rule.methods is not None and entry.described:
+                for method in rule.methods:
+                    if method not in entry.functions:
+                        raise ConfigError(
+                            f"tool {name!r} has no function {method!r}"
+                            f"{did_you_mean(method, entry.functions)}",
+                            field=f"{field}.tools.{name}.methods")
+        listed = frozenset(n for n, r in self.tools.items() if r.enabled)
+        blocked = frozenset(self.disabled) | frozenset(
+            n for n, r in self.tools.items() if not r.enabled)
+        methods = {n: frozenset(r.methods) for n, r in self.tools.items()
+                   if r.enabled and r.methods is not None}
+        allow_unlisted = (not self.tools) if self.allow_unlisted is None else self.allow_unlisted
+        return ToolPolicy(catalog, listed=listed, blocked=blocked, methods=methods,
+                          allow_unlisted=allow_unlisted, disabled=frozenset(self.disabled))
+
+
+class ToolPolicy:
+    """A JITConfig checked against a catalog: every question answered in O(1)."""
+
+    def __init__(self, catalog: Catalog, *, listed: frozenset[str], blocked: frozenset[str],
+                 methods: Mapping[str, frozenset[str]], allow_unlisted: bool,
+                 disabled: frozenset[str] = frozenset()) -> None:
+        self._catalog = catalog
+        self._listed = listed
+        self._blocked = blocked
+        self._disabled = disabled
+        self._methods = dict(methods)
+        self._allow_unlisted = allow_unlisted
+
+    def may_activate(self, tool: str) -> bool:
+        return (tool in self._catalog and tool not in self._blocked
+                and (self._allow_unlisted or tool in self._listed))
+
+    def may_call(self, function: str) -> bool:
+        """May the model call ``function`` (activating its tool if need be)?"""
+        tool = self._catalog.tool_for(function)
+        return tool is not None and self.allows(tool, function)
+
+    def allows(self, tool: str, function: str) -> bool:
+        """``may_call`` for a function of a known tool (also one the manifest lacks)."""
+        if not self.may_activate(tool):
+            return False
+        methods = self._methods.get(tool)
+        return methods is None or function in methods
+
+    def methods(self, tool: str) -> frozenset[str] | None:
+        """The functions of ``tool`` the model may call; None means all of them."""
+        return self._methods.get(tool)
+
+    def refusal(self, tool: str) -> str | None:
+        """Why ``tool`` may not be activated, for the model; None when it may."""
+        if tool not in self._catalog:
+            return f"there is no tool {tool!r}"
+        if tool in self._disabled:
+            return f"tool {tool!r} is disabled for this agent"
+        if not self.may_activate(tool):
+            return f"tool {tool!r} is not enabled for this agent"
+        return None

@@ -1,0 +1,64 @@
+"""``initialize_tools``: the core tool through which the model activates tools.
+
+It belongs to every JIT agent (``tool_loader`` in the catalog, so a config can
+restrict or disable it like any other tool). Its description ends with the list
+of tools the agent may load, so the model knows what exists without paying for
+every schema up front.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final
+
+from .._errors import ToolError
+from ..tools import Tool, function
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from .thread_tools import ActivationReport, ThreadTools
+
+__all__ = ["INITIALIZE_TOOLS", "ToolLoader", "render_report"]
+
+INITIALIZE_TOOLS: Final = "initialize_tools"
+
+
+class ToolLoader(Tool):
+    """Activates tools on demand and explains how to use them."""
+
+    name = "tool_loader"
+
+    def __init__(self, tools: ThreadTools) -> None:
+        self._tools = tools
+
+    @function
+    async def initialize_tools(self, tool_names: list[str]) -> str:
+        """Activate tools by name and read their usage guides.
+
+        Call it before using a tool that is not in your tools list yet; its functions
+        are added to the list and its guide is returned. Calling one of the functions
+        listed below directly also activates its tool.
+
+        Args:
+            tool_names: Names of the tools to activate, e.g. ["web_search"].
+        """
+        report = await self._tools.activate_many(tool_names, trigger="initialize_tools")
+        guides = await self._tools.guides(report.ready)
+        text = render_report(report, guides)
+        if not report.ready:
+            raise ToolError(text)
+        return text
+
+
+def render_report(report: ActivationReport, guides: Sequence[str]) -> str:
+    """A short status block (what loaded, what did not and why), then the guides."""
+    lines = []
+    if report.activated:
+        lines.append(f"Activated: {', '.join(report.activated)}.")
+    if report.already_active:
+        lines.append(f"Already active: {', '.join(report.already_active)}.")
+    for tool, reasons in report.degraded.items():
+        lines.append(f"Degraded: {tool} ({'; '.join(reasons)}); some of its functions may fail.")
+    for tool, reason in report.failed.items():
+        lines.append(f"Not activated: {tool}: {reason}.")
+    return "\n".join(lines) + ("\n\n" + "\n".join(guides) if guides else "\n")

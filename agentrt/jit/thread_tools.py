@@ -1,0 +1,358 @@
+"""ThreadTools: the tools one run of a thread can see and call (the JIT ``RunTools``).
+
+The active set belongs to the thread and needs no storage of its own: it is
+replayed from the stored history when a run opens (:meth:`ThreadTools.restore`)
+by the same rules that activated it live, so a thread resumed in another process
+gets the same tools list, byte for byte.
+
+Ordering. Tools activated while one assistant message is answered are appended
+to the tools list together when the next request is built, dependencies first
+and then by name, whatever order their activations finished in (they may run
+concurrently). Earlier tools never move: the list is append-only, and the
+request prefix changes only when a tool was activated.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+
+import anyio
+from pydantic import ValidationError
+
+from .._errors import MissingParameterError, ToolDefinitionError
+from ..log import get_logger
+from ..tools._registry import BoundFunction
+from .catalog import did_you_mean
+from .core import INITIALIZE_TOOLS, ToolLoader
+from .guides import guide_key, render_guide
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+
+    from .._context import RunContext
+    from ..thread._messages import Message
+    from ..tools import FunctionSpec, Tool
+    from .detector import Provided
+    from .loader import JITLoader
+
+__all__ = ["ActivationReport", "ThreadTools", "Trigger"]
+
+log = get_logger("agentrt.jit")
+
+Trigger: TypeAlias = Literal["initialize_tools", "auto", "restore", "api"]
+
+
+@dataclass(frozen=True, slots=True)
+class ActivationReport:
+    """The outcome of one activation request. ``ready`` lists, in load order, the tools
+    now usable whose guides the model should read (requested ones and the
+    dependencies this request activated)."""
+
+    requested: tuple[str, ...]
+    activated: tuple[str, ...] = ()
+    already_active: tuple[str, ...] = ()
+    ready: tuple[str, ...] = ()
+    degraded: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    failed: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _Active:
+    cls: type[Tool]
+    specs: dict[str, FunctionSpec]  # the functions this agent may call, in class order
+    instance: Tool | None = None
+
+
+@dataclass(slots=True)
+class _Flight:
+    done: anyio.Event = field(default_factory=anyio.Event)
+    error: str | None = None
+
+
+class ThreadTools:
+    """Per run: active tools, their instances, and activation (single-flight per tool)."""
+
+    def __init__(self, loader: JITLoader, run: RunContext, provided: Provided) -> None:
+        self._loader = loader
+        self._run = run
+        self._provided = provided
+        self._active: dict[str, _Active] = {}
+        self._owner: dict[str, str] = {}  # function -> active tool
+        self._pending: list[str] = []
+        self._order: list[str] = []
+        self._definitions: list[dict[str, Any]] = []
+        self._flights: dict[str, _Flight] = {}
+
+    # -- the RunTools contract -------------------------------------------------
+
+    def definitions(self) -> list[dict[str, Any]]:
+        self._commit()
+        return list(self._definitions)
+
+    async def resolve(self, function_name: str) -> BoundFunction | str:
+        tool = self._owner.get(function_name)
+        if tool is not None:
+            return self._bind(tool, function_name)
+        catalog, policy = self._loader.catalog, self._loader.policy
+        tool = catalog.tool_for(function_name)
+        if tool is None:
+            callable_names = [*self._owner, *catalog.function_names()]
+            return (f"Unknown function {function_name!r}"
+                    f"{did_you_mean(function_name, callable_names)}. Call one of the "
+                    f"functions in your tools list, or {INITIALIZE_TOOLS} to load a tool.")
+        if tool in self._active:
+            if not policy.allows(tool, function_name):
+                return self._method_refusal(tool, function_name)
+            return f"Tool {tool!r} no longer defines function {function_name!r}."
+        refusal = policy.refusal(tool)
+        if refusal is not None:
+            return f"Function {function_name!r} cannot be called: {refusal}."
+        if not policy.allows(tool, function_name):
+            return self._method_refusal(tool, function_name)
+        report = await self.activate_many([tool], trigger="auto")
+        if tool in report.failed:
+            return f"Function {function_name!r} cannot be called: {report.failed[tool]}."
+        return await self.resolve(function_name)
+
+    # -- activation --------------------------------------------------------------
+
+    async def activate(self, name: str) -> ActivationReport:
+        return await self.activate_many([name])
+
+    async def activate_many(self, names: Iterable[str], *,
+                            trigger: Trigger = "api") -> ActivationReport:
+        """Activate ``names`` with their dependencies, dependencies first.
+
+        Unknown and refused names are reported, not raised: this is what the model
+        asked for. Activating an active tool is a no-op (it is never rebuilt).
+        """
+        catalog, policy = self._loader.catalog, self._loader.policy
+        requested = tuple(dict.fromkeys(names))
+        failed: dict[str, str] = {}
+        allowed: list[str] = []
+        for name in requested:
+            if name not in catalog:
+                failed[name] = f"there is no tool {name!r}{did_you_mean(name, catalog.names())}"
+            else:
+                refusal = policy.refusal(name)
+                if refusal is None:
+                    allowed.append(name)
+                else:
+                    failed[name] = refusal
+        plan = catalog.graph.plan(allowed, policy.may_activate)
+        degraded: dict[str, list[str]] = {}
+        for tool, deps in plan.blocked.items():
+            for dep in deps:
+                self._log("warning", "jit.dependency_blocked", tool=tool, dependency=dep)
+                degraded.setdefault(tool, []).append(
+                    f"its dependency {dep!r} is not enabled for this agent")
+        activated, already, ready = [], [], []
+        for name in plan.order:
+            if name in self._active:
+                if name in plan.requested:
+                    already.append(name)
+                    ready.append(name)
+                continue
+            for dep in catalog.graph.requires(name):
+                if dep in failed:
+                    degraded.setdefault(name, []).append(f"its dependency {dep!r} failed to load")
+            error = await self._activate_one(name, trigger)
+            if error is None:
+                activated.append(name)
+                ready.append(name)
+            else:
+                failed[name] = error
+        return ActivationReport(requested, tuple(activated), tuple(already), tuple(ready),
+                                {k: tuple(v) for k, v in degraded.items() if k not in failed},
+                                failed)
+
+    async def _activate_one(self, name: str, trigger: Trigger) -> str | None:
+        """Single-flight: concurrent activations of one tool share the first one's work."""
+        flight = self._flights.get(name)
+        if flight is not None:
+            await flight.done.wait()
+            return flight.error
+        if name in self._active:
+            return None
+        flight = self._flights[name] = _Flight()
+        try:
+            # Shielded: a caller cancelled mid-import must not leave the others waiting on
+            # work nobody finishes. The import is bounded; the wait is short.
+            with anyio.CancelScope(shield=True):
+                flight.error = await self._load(name, trigger)
+        finally:
+            del self._flights[name]
+            flight.done.set()
+        return flight.error
+
+    async def _load(self, name: str, trigger: Trigger) -> str | None:
+        started = time.perf_counter()
+        try:
+            cls = await self._loader.load_class(name)
+        except ToolDefinitionError as exc:
+            self._log("error", "jit.activation_failed", tool=name, trigger=trigger,
+                      error=str(exc))
+            self._loader.count("failed")
+            return str(exc)
+        allowed = self._loader.policy.methods(name)
+        specs = {fn: spec for fn, spec in cls.functions().items()
+                 if allowed is None or fn in allowed}
+        for fn in specs:
+            other = self._owner.get(fn)
+            if other is not None:
+                return (f"function {fn!r} is defined by both tool {other!r} and tool "
+                        f"{name!r}")
+        active = _Active(cls, specs)
+        if trigger != "restore":  # construct now, so a failure is reported to the model now
+            error = self._construct(name, active)
+            if error is not None:
+                self._log("error", "jit.activation_failed", tool=name, trigger=trigger,
+                          error=error)
+                self._loader.count("failed")
+                return error
+        else:
+            try:  # same answer as at live activation, without building the instance yet
+                self._loader.detector.arguments(cls, name, self._provided)
+            except MissingParameterError as exc:
+                return str(exc)
+        self._add(name, active)
+        self._loader.count("restored" if trigger == "restore" else "activated")
+        self._log("debug" if trigger == "restore" else "info", "jit.activate", tool=name,
+                  trigger=trigger, constructed=active.instance is not None,
+                  duration_ms=round((time.perf_counter() - started) * 1000, 3))
+        return None
+
+    def _construct(self, name: str, active: _Active) -> str | None:
+        try:
+            kwargs = self._loader.detector.arguments(active.cls, name, self._provided)
+        except MissingParameterError as exc:
+            return str(exc)
+        try:
+            active.instance = active.cls(**kwargs)
+        except Exception as exc:
+            log.warning("jit.construct_failed", tool=name, error=repr(exc), exc_info=True)
+            return f"constructing tool {name!r} failed: {type(exc).__name__}: {exc}"
+        return None
+
+    def _add(self, name: str, active: _Active, *, pending: bool = True) -> None:
+        self._active[name] = active
+        for fn in active.specs:
+            self._owner[fn] = name
+        if pending:
+            self._pending.append(name)
+
+    def _instance(self, tool: str) -> Tool | str:
+        """The tool's instance, built on first use if it was restored or is a core class."""
+        active = self._active[tool]
+        if active.instance is None:
+            error = self._construct(tool, active)
+            if error is not None:
+                return error
+        assert active.instance is not None
+        return active.instance
+
+    def _bind(self, tool: str, function_name: str) -> BoundFunction | str:
+        instance = self._instance(tool)
+        if isinstance(instance, str):
+            return f"Function {function_name!r} cannot be called: {instance}."
+        return BoundFunction(instance, self._active[tool].specs[function_name])
+
+    def _method_refusal(self, tool: str, function_name: str) -> str:
+        enabled = sorted(self._loader.policy.methods(tool) or ())
+        return (f"Function {function_name!r} of tool {tool!r} is not enabled for this agent "
+                f"(enabled: {', '.join(enabled) or 'none'}).")
+
+    def _commit(self) -> None:
+        """Append what was activated since the last request, dependencies first, then by name."""
+        if not self._pending:
+            return
+        graph = self._loader.catalog.graph
+        for name in sorted(self._pending, key=lambda n: (graph.layer(n), n)):
+            self._order.append(name)
+            self._definitions += [self._loader.definition(spec)
+                                  for spec in self._active[name].specs.values()]
+        self._pending.clear()
+
+    # -- start of a run -----------------------------------------------------------
+
+    def start(self, core: Sequence[Tool | type[Tool]], *, with_loader: bool) -> None:
+        """Core tools (instances shared, classes built on first call), then the loader."""
+        policy = self._loader.policy
+        for item in core:
+            cls = item if isinstance(item, type) else type(item)
+            allowed = policy.methods(cls.name)
+            specs = {fn: s for fn, s in cls.functions().items() if allowed is None or fn in allowed}
+            self._add(cls.name, _Active(cls, specs, None if isinstance(item, type) else item))
+        if with_loader:
+            allowed = policy.methods(ToolLoader.name)
+            specs = {fn: s for fn, s in ToolLoader.functions().items()
+                     if allowed is None or fn in allowed}
+            self._add(ToolLoader.name, _Active(ToolLoader, specs, ToolLoader(self)))
+        self._order_core()
+
+    def _order_core(self) -> None:
+        """Core tools keep their declared order (no layer sort)."""
+        for name in self._pending:
+            self._order.append(name)
+            self._definitions += [self._loader.definition(spec)
+                                  for spec in self._active[name].specs.values()]
+        self._pending.clear()
+
+    async def restore(self, history: Sequence[Message]) -> None:
+        """Replay the thread's activations: each assistant message's tool_use blocks
+        activate what they activated live, then its batch is committed."""
+        for message in history:
+            if message.role != "assistant":
+                continue
+            for block in message.blocks():
+                if block.get("type") == "tool_use":
+                    await self._replay(str(block.get("name", "")), block.get("input"))
+            self._commit()
+        if self._order:
+            self._log("debug", "jit.restored", tools=list(self._order))
+
+    async def _replay(self, function_name: str, raw_input: Any) -> None:
+        if function_name == INITIALIZE_TOOLS and self._owner.get(function_name) == ToolLoader.name:
+            spec = self._active[ToolLoader.name].specs[INITIALIZE_TOOLS]
+            try:
+                names = spec.validate(raw_input if isinstance(raw_input, dict) else {})
+            except ValidationError:
+                return
+            await self.activate_many(getattr(names, "tool_names", []), trigger="restore")
+        elif function_name not in self._owner:
+            tool = self._loader.catalog.tool_for(function_name)
+            if (tool is not None and tool not in self._active
+                    and self._loader.policy.allows(tool, function_name)):
+                await self.activate_many([tool], trigger="restore")
+
+    # -- guides ------------------------------------------------------------------
+
+    async def guides(self, names: Iterable[str]) -> list[str]:
+        """Each tool's guide through the guide cache (rendered once per content version)."""
+        out = []
+        for name in names:
+            active = self._active.get(name)
+            if active is None:
+                continue
+            key = guide_key(name, active.cls.version, self._loader.fingerprint(active.cls),
+                            active.specs)
+            text = await self._loader.guide_get(key)
+            if text is None:
+                instance = self._instance(name)
+                if isinstance(instance, str):
+                    out.append(f"## {name}\n(guide unavailable: {instance})\n")
+                    continue
+                text = render_guide(instance, active.specs.values())
+                await self._loader.guide_set(key, text)
+            out.append(text)
+        return out
+
+    def active_tools(self) -> list[str]:
+        """Active tool names in tools-list order (pending ones last)."""
+        return [*self._order, *self._pending]
+
+    def _log(self, level: str, event: str, **fields: Any) -> None:
+        getattr(log, level)(event, thread_id=self._run.thread_id, run_id=self._run.run_id,
+                            **fields)

@@ -1,0 +1,151 @@
+"""Shared cache: read-only results in Redis, for every process, scoped by tenant.
+
+Layout (``p`` is the prefix; ``{...}`` is a Redis Cluster hash tag)::
+
+    p:v:<namespace>:{<call key>}     the result (JSON), with a TTL
+    p:tagv:{tags}:<tag>              a counter per cache tag (one slot: MGET works)
+    p:invalidate                     a channel: tags invalidated, for local caches
+
+Invalidation never deletes keys (no KEYS/SCAN storms): a write bumps its tags'
+counters, and a result stored under older counters is stale on read. Every
+process's local cache drops those tags when it hears of it on the channel.
+Redis failing or slow makes this stage step aside (see ``RedisGate``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from .._errors import BackendUnavailableError
+from ._events import log, log_hit
+from ._redis_codec import decode_outcome, encode_outcome, namespace
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from .._redis import RedisGate
+    from ._lru import TTLCache
+    from ._types import CallContext, ToolCall, ToolHandler, ToolOutcome
+
+__all__ = ["SharedCache", "listen_for_invalidations"]
+
+_SLOT = "shared_cache_tags"
+
+
+def value_key(gate: RedisGate, call: ToolCall, identity: dict[str, str]) -> str:
+    assert call.key is not None
+    return gate.key("v", namespace(identity, call.options.public), "{" + call.key + "}")
+
+
+def tag_key(gate: RedisGate, tag: str) -> str:
+    return gate.key("tagv", "{tags}", tag)
+
+
+class SharedCache:
+    name = "shared"
+
+    def __init__(self, next_handler: ToolHandler, gate: RedisGate, *, default_ttl: float,
+                 max_bytes: int) -> None:
+        self.next = next_handler
+        self.gate = gate
+        self.default_ttl = default_ttl
+        self.max_bytes = max_bytes
+
+    async def __call__(self, call: ToolCall, ctx: CallContext) -> ToolOutcome:
+        if call.key is None:
+            outcome = await self.next(call, ctx)
+            if call.options.invalidates and not outcome.is_error:
+                await self._invalidate(call.options.invalidates)
+            return outcome
+        if call.options.scope != "shared":
+            return await self.next(call, ctx)
+        key = value_key(self.gate, call, dict(ctx.run.identity))
+        tags = call.options.cache_tags
+        try:
+            raw, versions = await self.gate.run(lambda r: self._read(r, key, tags),
+                                                what="shared cache get")
+        except BackendUnavailableError:
+            return await self.next(call, ctx)
+        found = decode_outcome(call.key, raw)
+        if found is not None and found[1] == versions:
+            log_hit(self.name, call)
+            return found[0].answered_by(self.name)
+        if raw is not None and found is None:
+            log.warning("tool.shared_corrupt", key=key, function=call.name)
+        outcome = await self.next(call, ctx)
+        await self._write(call, key, outcome, versions)
+        return outcome
+
+    async def _read(self, r: Any, key: str, tags: Sequence[str]
+                    ) -> tuple[bytes | None, dict[str, int]]:
+        if not tags:
+            return await r.get(key), {}
+        pipe = r.pipeline(transaction=False)
+        pipe.get(key)
+        pipe.mget([tag_key(self.gate, t) for t in tags])
+        raw, counters = await pipe.execute()
+        return raw, {t: int(c or 0) for t, c in zip(tags, counters, strict=True)}
+
+    async def _write(self, call: ToolCall, key: str, outcome: ToolOutcome,
+                     versions: dict[str, int]) -> None:
+        assert call.key is not None
+        if not outcome.cacheable(call.options):
+            return
+        payload = encode_outcome(call.key, outcome.answered_by("executed"), versions)
+        if len(payload) > self.max_bytes:
+            log.info("tool.shared_skip", function=call.name, bytes=len(payload),
+                     limit=self.max_bytes, reason="larger than shared_cache_max_bytes")
+            return
+        ttl_ms = max(1, int((outcome.ttl(call.options) or self.default_ttl) * 1000))
+        try:
+            await self.gate.run(lambda r: r.set(key, payload, px=ttl_ms),
+                                what="shared cache set")
+        except BackendUnavailableError:
+            return
+
+    async def _invalidate(self, tags: Sequence[str]) -> None:
+        async def bump(r: Any) -> None:
+            pipe = r.pipeline(transaction=False)
+            for tag in tags:
+                pipe.incr(tag_key(self.gate, tag))
+            pipe.publish(self.gate.key("invalidate"), json.dumps(list(tags)))
+            await pipe.execute()
+
+        try:
+            await self.gate.run(bump, what="shared cache invalidate")
+        except BackendUnavailableError:
+            log.warning("tool.invalidate_lost", tags=list(tags),
+                        reason="redis unavailable; shared results expire by their TTL")
+
+
+async def listen_for_invalidations(gate: RedisGate, local: TTLCache[ToolOutcome], *,
+                                   retry_after: float = 1.0) -> None:
+    """Runs for the runtime's lifetime: other processes' invalidations reach this
+    process's local cache. Reconnects after a failure; never raises (but cancellation)."""
+    channel = gate.key("invalidate")
+    while True:
+        pubsub = gate.client.pubsub()
+        try:
+            await pubsub.subscribe(channel)
+            while True:
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5.0)
+                if message is None:
+                    continue
+                try:
+                    tags = json.loads(message["data"])
+                except (ValueError, TypeError):
+                    continue
+                if isinstance(tags, list) and all(isinstance(t, str) for t in tags):
+                    local.invalidate(tags)
+        except Exception as exc:
+            gate.trip(exc, "invalidation listener")
+        finally:
+            with anyio.CancelScope(shield=True):
+                try:
+                    await pubsub.aclose()
+                except Exception as exc:
+                    log.debug("redis.pubsub_close_failed", error=repr(exc))
+        await anyio.sleep(retry_after)

@@ -1,0 +1,159 @@
+"""Cross-process single-flight: one execution of a read-only call across every process.
+
+Behind the in-process single-flight, so each process sends at most one caller per
+key here. The first to ``SET lease token NX PX`` leads: it renews the lease while
+the call runs and, when it ends, publishes the outcome (success or error) with
+one fenced script that only a holder of the lease can run. The others subscribe
+to the key's channel, then look for the outcome (so no wake-up is lost), and
+wait. If the leader dies its lease expires and a waiter takes over; a waiter
+that waits longer than the call's own timeout runs the call itself (and says so).
+
+    p:lease:{<key>}    the lease (token)          p:done:{<key>}  the channel
+    p:res:{<key>}      the outcome, briefly
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import uuid
+from typing import TYPE_CHECKING
+
+import anyio
+
+from .._errors import BackendUnavailableError
+from ._events import log, log_hit
+from ._redis_codec import decode_outcome, encode_outcome
+
+if TYPE_CHECKING:
+    from .._redis import RedisGate
+    from ._types import CallContext, ToolCall, ToolHandler, ToolOutcome
+
+__all__ = ["SharedFlight"]
+
+# KEYS: lease, result, channel. ARGV: token, payload, result ttl ms.
+_FINISH = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+redis.call('DEL', KEYS[1])
+redis.call('PUBLISH', KEYS[3], '1')
+return 1
+"""
+# KEYS: lease. ARGV: token, ttl ms.
+_RENEW = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+"""
+
+
+class SharedFlight:
+    name = "shared_flight"
+
+    def __init__(self, next_handler: ToolHandler, gate: RedisGate, *, lease_ttl: float,
+                 default_timeout: float) -> None:
+        self.next = next_handler
+        self.gate = gate
+        self.lease_ms = max(100, int(lease_ttl * 1000))
+        self.default_timeout = default_timeout
+        self._finish = gate.client.register_script(_FINISH)
+        self._renew = gate.client.register_script(_RENEW)
+        self.led = self.joined = self.took_over = self.timed_out = 0
+
+    def _keys(self, key: str) -> tuple[str, str, str]:
+        tag = "{" + key + "}"
+        return self.gate.key("lease", tag), self.gate.key("res", tag), self.gate.key("done", tag)
+
+    async def __call__(self, call: ToolCall, ctx: CallContext) -> ToolOutcome:
+        if call.key is None or call.options.scope != "shared" or not self.gate.available:
+            return await self.next(call, ctx)
+        lease, _result, _channel = self._keys(call.key)
+        token = uuid.uuid4().hex
+        try:
+            if await self._acquire(lease, token):
+                return await self._lead(call, ctx, token)
+            return await self._wait(call, ctx, token)
+        except BackendUnavailableError:
+            return await self.next(call, ctx)
+
+    async def _acquire(self, lease: str, token: str) -> bool:
+        return bool(await self.gate.run(lambda r: r.set(lease, token, nx=True, px=self.lease_ms),
+                                        what="lease"))
+
+    async def _lead(self, call: ToolCall, ctx: CallContext, token: str) -> ToolOutcome:
+        assert call.key is not None
+        lease, result, channel = self._keys(call.key)
+        self.led += 1
+        outcome: ToolOutcome | None = None
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._keep_alive, lease, token)
+            try:
+                outcome = await self.next(call, ctx)
+            finally:
+                tg.cancel_scope.cancel()
+                if outcome is None:  # cancelled: let a waiter take over now, not at expiry
+                    with anyio.CancelScope(shield=True):
+                        await self._release(lease, token)
+        assert outcome is not None
+        payload = encode_outcome(call.key, outcome)
+        # if this fails, waiters run the call themselves when their wait runs out
+        with contextlib.suppress(BackendUnavailableError):
+            await self.gate.run(lambda r: self._finish(keys=[lease, result, channel],
+                                                       args=[token, payload, self.lease_ms]),
+                                what="publish flight outcome")
+        return outcome
+
+    async def _release(self, lease: str, token: str) -> None:
+        with contextlib.suppress(BackendUnavailableError):
+            await self.gate.run(lambda r: self._renew(keys=[lease], args=[token, 1]),
+                                what="release lease")
+
+    async def _keep_alive(self, lease: str, token: str) -> None:
+        while True:
+            await anyio.sleep(self.lease_ms / 3000)
+            try:
+                renewed = await self.gate.run(
+                    lambda r: self._renew(keys=[lease], args=[token, self.lease_ms]),
+                    what="renew lease")
+            except BackendUnavailableError:
+                continue
+            if not renewed:
+                log.warning("tool.lease_lost", lease=lease)
+                return
+
+    async def _wait(self, call: ToolCall, ctx: CallContext, token: str) -> ToolOutcome:
+        assert call.key is not None
+        lease, result, channel = self._keys(call.key)
+        self.joined += 1
+        patience = (call.options.timeout or self.default_timeout) + self.lease_ms / 1000
+        pubsub = self.gate.client.pubsub()
+        try:
+            await self.gate.run(lambda r: pubsub.subscribe(channel), what="subscribe")
+            with anyio.move_on_after(patience):
+                while True:
+                    raw = await self.gate.run(lambda r: r.get(result), what="flight result")
+                    found = decode_outcome(call.key, raw)
+                    if found is not None:
+                        log_hit(self.name, call)
+                        return found[0].answered_by(self.name)
+                    if await self._acquire(lease, token):  # the lease is gone: take over
+                        self.took_over += 1
+                        log.warning("tool.flight_takeover", function=call.name,
+                                    key=call.key[:12])
+                        return await self._lead(call, ctx, token)
+                    # woken by the leader's message, or poll again (jittered) for a dead one
+                    wait = min(1.0, self.lease_ms / 4000) * random.uniform(0.75, 1.25)
+                    await pubsub.get_message(ignore_subscribe_messages=True, timeout=wait)
+        except Exception as exc:
+            if not isinstance(exc, BackendUnavailableError):
+                self.gate.trip(exc, "flight wait")
+            return await self.next(call, ctx)
+        finally:
+            with anyio.CancelScope(shield=True):
+                try:
+                    await pubsub.aclose()
+                except Exception as exc:
+                    log.debug("redis.pubsub_close_failed", error=repr(exc))
+        self.timed_out += 1
+        log.warning("tool.flight_wait_timeout", function=call.name, key=call.key[:12],
+                    waited=patience, action="executing here")
+        return await self.next(call, ctx)

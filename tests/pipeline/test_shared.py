@@ -1,0 +1,230 @@
+"""The Redis stages against a real redis-server: shared cache, tenancy, invalidation,
+cross-process single-flight (several OS processes), and stepping aside when Redis fails."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+import redis.asyncio as aioredis
+
+from agentrt._redis import RedisGate
+from agentrt.pipeline import ToolOutcome
+from agentrt.pipeline._redis_codec import encode_outcome
+from agentrt.pipeline.shared_cache import listen_for_invalidations, value_key
+from agentrt.tools import ToolRegistry
+
+from .support import Upstream, context, processor, resources, turn, use
+
+pytestmark = [pytest.mark.anyio, pytest.mark.redis]
+
+ROOT = Path(__file__).resolve().parents[2]
+REDIS_URL = os.environ.get("AGENTRT_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+SHARED = ["local_cache", "shared_cache", "single_flight", "shared_flight"]
+
+
+@pytest.fixture
+async def gate() -> AsyncIterator[RedisGate]:
+    prefix = f"agentrt-test-{uuid.uuid4().hex[:10]}"
+    gate = RedisGate(REDIS_URL, prefix=prefix, timeout=2.0)
+    try:
+        await gate.client.ping()
+    except Exception as exc:  # pragma: no cover - CI always has one
+        await gate.aclose()
+        pytest.skip(f"no redis-server at {REDIS_URL}: {exc}")
+    yield gate
+    keys = [k async for k in gate.client.scan_iter(match=f"{prefix}*")]
+    if keys:
+        await gate.client.delete(*keys)
+    await gate.aclose()
+
+
+def _stack(gate: RedisGate, stages: list[str] = SHARED, **settings: Any) -> tuple[Any, Any]:
+    res = resources(**settings)
+    res.redis = gate
+    return processor(res, stages), res
+
+
+async def test_a_second_process_cache_answers_from_redis_and_fills_its_local_layer(
+        gate: RedisGate) -> None:
+    up = Upstream()
+    tools = ToolRegistry([up])
+    first, _ = _stack(gate)
+    await turn(first, tools, context("t1"), use("get_weather", city="Oslo"))
+    second, res2 = _stack(gate)  # a fresh local cache: as in another process
+    hit = await turn(second, tools, context("t2"), use("get_weather", city="Oslo"))
+    assert hit[0]["source"] == "shared" and up.count("weather") == 1
+    again = await turn(second, tools, context("t3"), use("get_weather", city="Oslo"))
+    assert again[0]["source"] == "local" and len(res2.local_cache) == 1
+    stored = await gate.client.get(value_key(gate, await second.prepare(
+        use("get_weather", city="Oslo"), tools, context()), {"account": "acme"}))
+    assert json.loads(stored)["content"] == hit[0]["content"]  # JSON, never pickle
+
+
+async def test_tenants_never_see_each_others_results(gate: RedisGate) -> None:
+    up = Upstream()
+    tools = ToolRegistry([up])
+    for account in ("acme", "globex"):
+        proc, _ = _stack(gate)
+        result = await turn(proc, tools, context(account=account), use("get_quote", symbol="A"))
+        assert result[0]["source"] == "executed"
+    keys = {k async for k in gate.client.scan_iter(match=f"{gate.prefix}:v:*")}
+    assert len(keys) == 2 and not any(b"acme" in k or b"globex" in k for k in keys)
+    proc, _ = _stack(gate)  # public functions are shared across tenants
+    await turn(proc, tools, context(account="acme"), use("get_fx", pair="EURUSD"))
+    proc, _ = _stack(gate)
+    shared = await turn(proc, tools, context(account="globex"), use("get_fx", pair="EURUSD"))
+    assert shared[0]["source"] == "shared"
+
+
+async def test_a_write_invalidates_the_shared_layer_and_other_local_caches(
+        gate: RedisGate) -> None:
+    up = Upstream()
+    tools = ToolRegistry([up])
+    writer, _ = _stack(gate)
+    reader, reader_res = _stack(gate)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(listen_for_invalidations, gate, reader_res.local_cache)
+        await turn(reader, tools, context("r"), use("get_product", product_id=5))
+        assert len(reader_res.local_cache) == 1
+        await anyio.sleep(0.1)  # the listener subscribes
+        await turn(writer, tools, context("w"), use("set_price", product_id=5, price=2))
+        with anyio.fail_after(5):
+            while len(reader_res.local_cache):
+                await anyio.sleep(0.01)
+        tg.cancel_scope.cancel()
+    fresh, _ = _stack(gate)
+    result = await turn(fresh, tools, context("x"), use("get_product", product_id=5))
+    assert result[0]["source"] == "executed"  # the shared copy is stale too
+
+
+async def test_corrupt_and_foreign_values_are_misses_not_answers(gate: RedisGate) -> None:
+    up = Upstream()
+    tools = ToolRegistry([up])
+    proc, _ = _stack(gate, ["shared_cache"])
+    call = await proc.prepare(use("get_quote", symbol="Q"), tools, context())
+    key = value_key(gate, call, {"account": "acme"})
+    for planted in (b"\x80\x04pickle", b'{"v": 1}', encode_outcome("another-key",
+                                                                  ToolOutcome("evil"))):
+        await gate.client.set(key, planted)
+        result = await turn(proc, tools, context(), use("get_quote", symbol="Q"))
+        assert result[0]["source"] == "executed" and "evil" not in result[0]["content"]
+
+
+async def test_results_over_the_size_limit_are_not_stored(gate: RedisGate) -> None:
+    up = Upstream()
+    proc, _ = _stack(gate, ["shared_cache"], shared_cache_max_bytes=20)
+    await turn(proc, ToolRegistry([up]), context(), use("get_quote", symbol="BIG"))
+    assert [k async for k in gate.client.scan_iter(match=f"{gate.prefix}:v:*")] == []
+
+
+async def test_redis_down_the_stages_step_aside_and_warn_once() -> None:
+    gate = RedisGate("redis://127.0.0.1:1/0", prefix="nowhere", timeout=0.2, retry_after=60)
+    up = Upstream()
+    proc, _ = _stack(gate)
+    from structlog.testing import capture_logs
+
+    with capture_logs() as logs:
+        for city in ("A", "B", "C"):
+            result = await turn(proc, ToolRegistry([up]), context(), use("get_weather", city=city))
+            assert result[0]["source"] == "executed" and "is_error" not in result[0]
+    assert [e["event"] for e in logs].count("redis.unavailable") == 1
+    await gate.aclose()
+
+
+def _spawn(gate: RedisGate, start_at: float, calls: int, lease_ttl: float,
+           first_seconds: float) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.pipeline.flight_child", REDIS_URL, gate.prefix,
+         str(start_at), str(calls), str(lease_ttl), str(first_seconds)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.integration
+async def test_eight_processes_twenty_five_callers_one_execution(gate: RedisGate) -> None:
+    start_at = time.time() + 3.0
+    children = [_spawn(gate, start_at, 25, 10.0, 0.2) for _ in range(8)]
+    outputs = [json.loads(c.communicate(timeout=60)[0]) for c in children]
+    assert all(c.returncode == 0 for c in children)
+    results = [r for out in outputs for r in out["results"]]
+    assert len(results) == 200
+    assert int(await gate.client.get(gate.key("executions"))) == 1
+    assert {r["content"] for r in results} == {'{"day": "2026-11-27", "total": 42}'}
+    sources = {r["source"] for r in results}
+    assert sources <= {"executed", "inflight", "shared_flight", "shared"}
+
+
+@pytest.mark.integration
+async def test_killing_the_leader_process_lets_another_finish_and_nobody_hangs(
+        gate: RedisGate) -> None:
+    lease_ttl, start_at = 1.0, time.time() + 3.0
+    children = [_spawn(gate, start_at, 5, lease_ttl, 30.0) for _ in range(4)]
+    with anyio.fail_after(20):
+        while (pid := await gate.client.get(gate.key("leader_pid"))) is None:
+            await anyio.sleep(0.02)
+    killed_at = time.monotonic()
+    os.kill(int(pid), signal.SIGKILL)
+    survivors = [c for c in children if c.pid != int(pid)]
+    outputs = [json.loads(c.communicate(timeout=30)[0]) for c in survivors]
+    finished = time.monotonic() - killed_at
+    for child in children:
+        if child not in survivors:
+            child.communicate(timeout=10)  # reap it and close its pipes
+    assert len(survivors) == 3
+    assert all(len(out["results"]) == 5 and not any(r["is_error"] for r in out["results"])
+               for out in outputs)
+    assert int(await gate.client.get(gate.key("executions"))) == 2  # killed + one takeover
+    assert finished < lease_ttl + 0.2 + 3.0  # lease + call time (+ slack for a noisy box)
+
+
+async def test_a_failing_leader_tells_waiters_at_once(gate: RedisGate) -> None:
+    """Two stacks stand for two processes (the OS-process tests above prove the lease)."""
+    up = Upstream()
+    up.gate, up.fail_next = anyio.Event(), True
+    tools = ToolRegistry([up])
+    leader, _ = _stack(gate, lease_ttl=10.0)
+    waiter, _ = _stack(gate, lease_ttl=10.0)
+    results: dict[str, Any] = {}
+
+    async def call(name: str, proc: Any) -> None:
+        results[name] = await turn(proc, tools, context(name), use("get_quote", symbol="F"))
+
+    started = time.monotonic()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(call, "leader", leader)
+        await up.entered.wait()
+        tg.start_soon(call, "waiter", waiter)
+        await anyio.sleep(0.2)
+        up.gate.set()
+    assert time.monotonic() - started < 3.0  # far less than the 10 s lease
+    assert results["waiter"][0]["source"] == "shared_flight"
+    assert results["waiter"][0]["is_error"] and "upstream down" in results["waiter"][0][
+        "content"]
+    assert up.count("quote") == 1
+
+
+async def test_a_waiter_whose_wait_runs_out_executes_itself_and_says_so(
+        gate: RedisGate) -> None:
+    from structlog.testing import capture_logs
+
+    up = Upstream()
+    tools = ToolRegistry([up])
+    proc, _ = _stack(gate, ["shared_flight"], lease_ttl=0.3)
+    proc.overrides["get_quote"] = {"timeout": 0.3}
+    call = await proc.prepare(use("get_quote", symbol="W"), tools, context())
+    lease = gate.key("lease", "{" + call.key + "}")
+    await gate.client.set(lease, "a-leader-that-never-finishes", px=60_000)
+    with capture_logs() as logs:
+        result = await turn(proc, tools, context(), use("get_quote", symbol="W"))
+    assert result[0]["source"] == "executed" and up.count("quote") == 1
+    assert "tool.flight_wait_timeout" in [e["event"] for e in logs]
