@@ -8,6 +8,8 @@ from ._errors import (
     AgentRtError,
     BackendUnavailableError,
     ConfigError,
+    DependencyCycleError,
+    MissingParameterError,
     ModelError,
     StoreError,
     StreamInterruptedError,
@@ -28,6 +30,7 @@ from ._events import (
 )
 from ._result import RunResult
 from .agent import Agent
+from .jit import GuideCache, JITConfig, MemoryGuideCache, ToolRule
 from .llm._usage import Usage
 from .log import configure_logging
 from .pipeline import CallContext, RunStats, ToolCall, ToolHandler, ToolOutcome
@@ -47,9 +50,14 @@ __all__ = [
     "BackendUnavailableError",
     "CallContext",
     "ConfigError",
+    "DependencyCycleError",
     "FunctionSpec",
+    "GuideCache",
+    "JITConfig",
+    "MemoryGuideCache",
     "MemoryThreadStore",
     "Message",
+    "MissingParameterError",
     "ModelError",
     "RunContext",
     "RunEvent",
@@ -75,6 +83,7 @@ __all__ = [
     "ToolExecutionError",
     "ToolHandler",
     "ToolOutcome",
+    "ToolRule",
     "TurnFinished",
     "Usage",
     "UsageError",

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import time
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import anyio
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from ._errors import BackendUnavailableError, ConfigError
 from .log import get_logger
@@ -35,13 +35,23 @@ T = TypeVar("T")
 
 
 def mask_url(url: str) -> str:
-    """The URL without its password, for logs and error messages."""
+    """The URL without its password (in the userinfo or a ``password=`` query), for logs."""
     parts = urlsplit(url)
-    if parts.password is None:
+    netloc, query = parts.netloc, parts.query
+    if parts.password is not None:
+        userinfo, _, hostport = netloc.rpartition("@")
+        # hostport as written: keeps an IPv6 host's brackets and the port
+        netloc = f"{userinfo.split(':', 1)[0]}:***@{hostport}"
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        if any(name.lower() == "password" for name, _ in pairs):
+            query = urlencode([(name, "***" if name.lower() == "password" else value)
+                               for name, value in pairs], safe="*")
+    if (netloc, query) == (parts.netloc, parts.query):
         return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    masked = urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    # urlunsplit drops the "//" of an empty netloc (unix:///path): put it back
+    return masked if netloc else masked.replace(":", "://", 1)
 
 
 class RedisGate:
@@ -63,6 +73,11 @@ class RedisGate:
         self._down = False
         self._down_until = 0.0
         self.failures = 0
+        # redis-py's async RedisCluster fetches the topology on first use, and
+        # commands racing that first use can fail (AttributeError inside
+        # redis-py 8.1): initialize once, under a lock, before any command.
+        self._ready = not cluster
+        self._init_lock = anyio.Lock()
 
     @property
     def available(self) -> bool:
@@ -76,8 +91,11 @@ class RedisGate:
             raise BackendUnavailableError(f"redis at {self.url} is unavailable (circuit open)")
         try:
             with anyio.fail_after(timeout or self.timeout):
+                if not self._ready:
+                    await self._initialize()
                 result = await op(self.client)
-        except (RedisError, OSError, TimeoutError) as exc:
+        # RedisClusterException is not a RedisError: "no node reachable" is one.
+        except (RedisError, RedisClusterException, OSError, TimeoutError) as exc:
             self.trip(exc, what)
             raise BackendUnavailableError(f"redis at {self.url} failed during {what}: "
                                           f"{type(exc).__name__}: {exc}") from exc
@@ -85,6 +103,12 @@ class RedisGate:
             self._down = False
             log.warning("redis.recovered", url=self.url, what=what)
         return result
+
+    async def _initialize(self) -> None:
+        async with self._init_lock:
+            if not self._ready:
+                await self.client.initialize()
+                self._ready = True
 
     def trip(self, exc: BaseException, what: str) -> None:
         """Open the circuit; warn only on the transition from up to down."""

@@ -70,7 +70,7 @@ class Settings(BaseSettings):
     prompt_caching: bool = Field(True, description="Add cache_control breakpoints to requests.")
     pipeline: list[str] | None = Field(
         None, description="Tool-call stages in order, before execute; unset means turn_dedup, "
-        "memo, local_cache, (shared_cache,) single_flight, (shared_flight,) batch, with the "
+        "memo, local_cache, single_flight, (shared_cache, shared_flight,) batch, with the "
         "shared stages when redis_url is set.",
     )
     cache_ttl: float = Field(
@@ -146,7 +146,9 @@ def effective_pipeline(settings: Settings) -> list[str]:
     if settings.pipeline is not None:
         return list(settings.pipeline)
     shared = settings.redis_url is not None
-    stages = ["turn_dedup", "memo", "local_cache", "shared_cache", "single_flight",
+    # single_flight before shared_cache: one caller per key per process reaches Redis,
+    # and the in-flight entry outlives the Redis write, so no caller slips in between
+    stages = ["turn_dedup", "memo", "local_cache", "single_flight", "shared_cache",
               "shared_flight", "batch"]
     return [s for s in stages if shared or not s.startswith("shared_")]
 

@@ -18,8 +18,7 @@ import json
 import random
 import statistics
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -36,6 +35,9 @@ from agentrt.pipeline import (
 )
 from agentrt.settings import effective_pipeline
 from agentrt.tools import ToolRegistry
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
 
 Turn = list[tuple[str, dict[str, Any]]]
 

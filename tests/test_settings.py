@@ -18,8 +18,8 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     assert "shared_cache" not in effective_pipeline(settings)
     shared = load_settings(redis_url="redis://:secret@127.0.0.1:6379/0")
     assert effective_thread_store(shared) == "redis"
-    assert effective_pipeline(shared) == ["turn_dedup", "memo", "local_cache", "shared_cache",
-                                          "single_flight", "shared_flight", "batch"]
+    assert effective_pipeline(shared) == ["turn_dedup", "memo", "local_cache", "single_flight",
+                                          "shared_cache", "shared_flight", "batch"]
     assert "secret" not in repr(shared)
 
 

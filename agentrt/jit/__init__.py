@@ -7,6 +7,7 @@ and load order), ``detector`` (constructor arguments), ``thread_tools`` and
 ``core`` (the ``initialize_tools`` function).
 """
 
+from . import _agent as _agent  # loaded with the package: the first agent pays no import
 from .catalog import ENTRY_POINT_GROUP, Catalog, CatalogEntry, load_catalog
 from .config import JITConfig, ToolPolicy, ToolRule
 from .core import INITIALIZE_TOOLS, ToolLoader

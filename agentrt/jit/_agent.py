@@ -28,7 +28,10 @@ if TYPE_CHECKING:
 __all__ = ["build_loader", "catalog_for"]
 
 _MEMO_SIZE = 32
-_catalogs: dict[tuple[Any, ...], Catalog] = {}
+# key -> (the agent's tool_catalog object, catalog). Keyed by the identity of the
+# (class-level, usually thousand-entry) tool_catalog sequence, kept alive by the value
+# so its id cannot be reused: a hit costs O(1), not a hash of every import path.
+_catalogs: dict[tuple[Any, ...], tuple[object, Catalog]] = {}
 
 
 def catalog_for(config: JITConfig, *, core: Sequence[type[Tool]] = (),
@@ -36,15 +39,16 @@ def catalog_for(config: JITConfig, *, core: Sequence[type[Tool]] = (),
     """The catalog for these sources (memoized per process; see the module docstring)."""
     manifest: Manifest | None = read_manifest(config.manifest) if config.manifest else None
     points = installed_entry_points() if config.entry_points else ()
-    key = (tuple(core), tuple(listed), config.catalog, manifest, points)
+    key = (tuple(core), id(listed), config.catalog, manifest, points)
     found = _catalogs.get(key)
-    if found is None:
-        found = load_catalog(core=core, listed=listed, configured=config.catalog,
-                             manifest=manifest, include_entry_points=config.entry_points)
-        if len(_catalogs) >= _MEMO_SIZE:
-            _catalogs.pop(next(iter(_catalogs)))
-        _catalogs[key] = found
-    return found
+    if found is not None and found[0] is listed:
+        return found[1]
+    catalog = load_catalog(core=core, listed=listed, configured=config.catalog,
+                           manifest=manifest, include_entry_points=config.entry_points)
+    if len(_catalogs) >= _MEMO_SIZE:
+        _catalogs.pop(next(iter(_catalogs)))
+    _catalogs[key] = (listed, catalog)
+    return catalog
 
 
 def build_loader(agent: Agent, *, manager: Callable[[], ThreadManager]) -> JITLoader:

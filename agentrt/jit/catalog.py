@@ -14,17 +14,17 @@ import importlib
 import inspect
 import sys
 from dataclasses import dataclass
-from importlib.metadata import entry_points
+from importlib.metadata import distributions
 from typing import TYPE_CHECKING, Literal, TypeAlias
 
-from .._errors import ToolDefinitionError
+from .._errors import ConfigError, ToolDefinitionError
 from ..log import get_logger
 from ..tools import Tool
 from .dependencies import DependencyGraph
 from .manifest import summary_of
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator, Sequence
+    from collections.abc import Callable, Iterable, Iterator, Sequence
 
     from .manifest import Manifest, ManifestRow
 
@@ -91,55 +91,107 @@ def import_tool(path: str) -> type[Tool]:
 class Catalog:
     """Tool name -> entry and function name -> tool name, both O(1), plus the
     dependency graph. Immutable once built; checked for duplicate function names,
-    unknown dependencies and cycles when it is built."""
+    unknown dependencies and cycles when it is built.
 
-    def __init__(self, entries: Iterable[CatalogEntry], manifest: Manifest | None = None) -> None:
+    ``entries`` are described by their class (or are entry points nothing
+    describes); ``from_manifest`` lists ``(name, import path, source)`` of tools the
+    manifest describes: their entries are built on first use, so building a catalog
+    of a thousand tools costs a few dictionary operations per tool.
+    """
+
+    def __init__(self, entries: Iterable[CatalogEntry] = (), manifest: Manifest | None = None,
+                 *, from_manifest: Iterable[tuple[str, str, Source]] = ()) -> None:
         self.manifest = manifest
-        self._entries: dict[str, CatalogEntry] = {}
-        self._functions: dict[str, str] = {}
-        for entry in entries:
-            self._entries[entry.name] = entry
+        self._all: dict[str, CatalogEntry | tuple[str, Source]] = {}
+        self._functions: dict[str, str] = {}  # of the class-described entries
+        self._listings: dict[object, str] = {}
+        explicit = list(entries)
+        for entry in explicit:
+            self._all[entry.name] = entry
             for fn in entry.functions:
                 owner = self._functions.setdefault(fn, entry.name)
                 if owner != entry.name:
+                    self._duplicate(fn, owner, entry.name)
+        lazy = {name: (path, source) for name, path, source in from_manifest} if manifest else {}
+        self._all.update(lazy)
+        self._described = lazy.keys()  # a live, O(1) membership view
+        requires = {e.name: e.requires for e in explicit if e.requires}
+        if self._described:
+            assert manifest is not None
+            functions = manifest.functions
+            for fn, owner in self._functions.items():
+                other = functions.get(fn)
+                if other is not None and other != owner and other in self._described:
+                    self._duplicate(fn, other, owner)
+            requires.update((name, tuple(deps)) for name, deps in manifest.requires.items()
+                            if name in self._described)
+        for name, deps in requires.items():
+            for dep in deps:
+                if dep not in self._all:
                     raise ToolDefinitionError(
-                        f"function {fn!r} is defined by both tool {owner!r} "
-                        f"({self._entries[owner].import_path}) and tool {entry.name!r} "
-                        f"({entry.import_path}); rename one (function(name=...))")
-        for entry in self._entries.values():
-            for dep in entry.requires:
-                if dep not in self._entries:
-                    raise ToolDefinitionError(
-                        f"tool {entry.name!r} requires {dep!r}, which is not in this agent's "
-                        f"catalog{did_you_mean(dep, self._entries)}")
-        self.graph = DependencyGraph({e.name: e.requires for e in self._entries.values()
-                                      if e.requires})
+                        f"tool {name!r} requires {dep!r}, which is not in this agent's "
+                        f"catalog{did_you_mean(dep, self._all)}")
+        self.core_names = tuple(e.name for e in explicit if e.source == "core")
+        self.graph = DependencyGraph(requires)
         self.graph.check()
 
+    def _duplicate(self, fn: str, first: str, second: str) -> None:
+        raise ToolDefinitionError(
+            f"function {fn!r} is defined by both tool {first!r} ({self.entry(first).import_path})"
+            f" and tool {second!r} ({self.entry(second).import_path}); rename one "
+            "(function(name=...))")
+
     def __contains__(self, name: object) -> bool:
-        return name in self._entries
+        return name in self._all
 
     def __iter__(self) -> Iterator[CatalogEntry]:
-        return iter(self._entries.values())
+        return (self.entry(name) for name in list(self._all))
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._all)
 
     def entry(self, name: str) -> CatalogEntry:
-        return self._entries[name]
+        found = self._all[name]
+        if isinstance(found, CatalogEntry):
+            return found
+        path, source = found
+        row = self.manifest.row(path) if self.manifest is not None else None
+        if row is None:
+            raise ConfigError(f"{path!r} is listed but has no index entry; regenerate it with "
+                              "`agentrt tools manifest`",
+                              field=str(self.manifest.path if self.manifest else "manifest"))
+        entry = self._all[name] = CatalogEntry.of_row(row, source)
+        return entry
 
     def get(self, name: str) -> CatalogEntry | None:
-        return self._entries.get(name)
+        return self.entry(name) if name in self._all else None
 
     def tool_for(self, function: str) -> str | None:
         """The tool defining ``function``, from the manifest or the class; O(1)."""
-        return self._functions.get(function)
+        owner = self._functions.get(function)
+        if owner is None and self._described:
+            assert self.manifest is not None
+            owner = self.manifest.functions.get(function)
+            if owner not in self._described:
+                return None
+        return owner
 
     def names(self) -> list[str]:
-        return list(self._entries)
+        return list(self._all)
 
     def function_names(self) -> list[str]:
-        return list(self._functions)
+        names = list(self._functions)
+        if self._described:
+            assert self.manifest is not None
+            names += [fn for fn, t in self.manifest.functions.items() if t in self._described]
+        return names
+
+    def memo(self, key: object, build: Callable[[], str]) -> str:
+        """Text derived from the whole catalog (a loader's tool listing), built once."""
+        found = self._listings.get(key)
+        if found is None:
+            found = self._listings[key] = build()
+        return found
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
@@ -147,10 +199,13 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _entry_for_path(path: str, source: Source, manifest: Manifest | None) -> CatalogEntry:
-    row = manifest.row(path) if manifest is not None else None
-    if row is not None:
-        return CatalogEntry.of_row(row, source)
+def _entry_for_path(path: str, source: Source,
+                    manifest: Manifest | None) -> CatalogEntry | tuple[str, str, Source]:
+    """``(name, path, source)`` when the manifest describes the path (nothing imported);
+    otherwise the imported class's entry, with a warning."""
+    name = manifest.names.get(path) if manifest is not None else None
+    if name is not None:
+        return (name, path, source)
     log.warning("jit.not_in_manifest", import_path=path, imported=True,
                 hint="run `agentrt tools manifest` so start-up need not import it")
     return CatalogEntry.of_class(import_tool(path), source)
@@ -162,11 +217,21 @@ _scanned: dict[tuple[str, ...], tuple[tuple[str, str], ...]] = {}
 
 
 def installed_entry_points() -> tuple[tuple[str, str], ...]:
-    """(name, "pkg.mod:Class") of the ``agentrt.tools`` group; nothing is imported."""
+    """(name, "pkg.mod:Class") of the ``agentrt.tools`` group; nothing is imported.
+
+    Reads each distribution's entry_points.txt and parses only those that mention
+    the group: a quarter of what ``importlib.metadata.entry_points`` costs.
+    """
     key = tuple(sys.path)
     found = _scanned.get(key)
     if found is None:
-        found = tuple((ep.name, ep.value) for ep in entry_points(group=ENTRY_POINT_GROUP))
+        pairs: dict[tuple[str, str], None] = {}
+        for dist in distributions():
+            text = dist.read_text("entry_points.txt")
+            if text and ENTRY_POINT_GROUP in text:
+                pairs.update(dict.fromkeys((ep.name, ep.value) for ep in dist.entry_points
+                                           if ep.group == ENTRY_POINT_GROUP))
+        found = tuple(pairs)
         _scanned.clear()
         _scanned[key] = found
     return found
@@ -184,39 +249,52 @@ def load_catalog(
     two different classes (an entry point loses to an explicit source, with a warning),
     a duplicate function name or an unknown dependency; DependencyCycleError for a cycle.
     """
-    entries: dict[str, CatalogEntry] = {}
+    found: dict[str, CatalogEntry | tuple[str, str, Source]] = {}
 
-    def add(entry: CatalogEntry) -> None:
-        known = entries.get(entry.name)
+    def add(item: CatalogEntry | tuple[str, str, Source]) -> None:
+        name, path, source = ((item.name, item.import_path, item.source)
+                              if isinstance(item, CatalogEntry) else item)
+        known = found.get(name)
         if known is None:
-            entries[entry.name] = entry
-        elif known.import_path != entry.import_path:
-            if entry.source == "entry_point":
-                log.warning("jit.tool_shadowed", tool=entry.name, kept=known.import_path,
-                            ignored=entry.import_path)
-                return
-            raise ToolDefinitionError(f"two tools are named {entry.name!r}: "
-                                      f"{known.import_path} and {entry.import_path}")
+            found[name] = item
+            return
+        known_path = known.import_path if isinstance(known, CatalogEntry) else known[1]
+        if known_path == path:
+            return
+        if source == "entry_point":
+            log.warning("jit.tool_shadowed", tool=name, kept=known_path, ignored=path)
+            return
+        raise ToolDefinitionError(f"two tools are named {name!r}: {known_path} and {path}")
 
     for tool in core:
         add(CatalogEntry.of_class(tool, "core"))
+    names = manifest.names if manifest is not None else {}
     for item in listed:
-        add(_entry_for_path(item, "agent", manifest) if isinstance(item, str)
-            else CatalogEntry.of_class(item, "agent"))
+        if isinstance(item, str):
+            name = names.get(item)
+            if name is not None and name not in found:  # the common case, kept cheap
+                found[name] = (name, item, "agent")
+            else:
+                add(_entry_for_path(item, "agent", manifest))
+        else:
+            add(CatalogEntry.of_class(item, "agent"))
     for path in configured:
         add(_entry_for_path(path, "config", manifest))
-    if include_entry_points:
-        seen = {e.import_path for e in entries.values()}
-        for name, path in installed_entry_points():
+    points = installed_entry_points() if include_entry_points else ()
+    if points:
+        seen = {e.import_path if isinstance(e, CatalogEntry) else e[1] for e in found.values()}
+        for name, path in points:
             if path in seen:
                 continue
-            row = manifest.row(path) if manifest is not None else None
-            if row is None:
-                log.warning("jit.not_in_manifest", import_path=path, tool=name, imported=False,
-                            hint="its functions are unknown until it is activated; run "
-                                 "`agentrt tools manifest`")
-                add(CatalogEntry(name=name, source="entry_point", import_path=path,
-                                 described=False))
-            else:
-                add(CatalogEntry.of_row(row, "entry_point"))
-    return Catalog(entries.values(), manifest)
+            described = manifest.names.get(path) if manifest is not None else None
+            if described is not None:
+                add((described, path, "entry_point"))
+                continue
+            log.warning("jit.not_in_manifest", import_path=path, tool=name, imported=False,
+                        hint="its functions are unknown until it is activated; run "
+                             "`agentrt tools manifest`")
+            add(CatalogEntry(name=name, source="entry_point", import_path=path,
+                             described=False))
+    entries = [e for e in found.values() if isinstance(e, CatalogEntry)]
+    return Catalog(entries, manifest, from_manifest=[e for e in found.values()
+                                                     if not isinstance(e, CatalogEntry)])

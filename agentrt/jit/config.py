@@ -11,7 +11,8 @@ TOML file (``tool_config = "configs/research_assistant.toml"``)::
     files = { enabled = true, methods = ["read_file", "list_files"] }
 
 A config that lists tools is an allow-list: a tool it does not list is refused
-(``allow_unlisted = true`` changes that). With no ``tools`` table every catalog
+(``allow_unlisted = true`` changes that), except the agent's core tools, which
+only ``false`` or ``disabled`` turn off. With no ``tools`` table every catalog
 tool is allowed except the disabled ones. The shape is checked by pydantic, the
 names against the catalog (:meth:`JITConfig.bind`); either failure is a
 :class:`ConfigError` at start-up naming the field.
@@ -26,7 +27,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, StrictBool, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    StrictBool,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .._errors import ConfigError
 from .catalog import did_you_mean
@@ -48,6 +56,16 @@ class ToolRule(BaseModel):
 
     enabled: StrictBool = True
     methods: tuple[str, ...] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            return {"enabled": value}
+        if not isinstance(value, Mapping | ToolRule):
+            raise ValueError(f"expected true, false or {{enabled = ..., methods = [...]}}, "
+                             f"got {value!r}")
+        return value
 
     @field_validator("methods")
     @classmethod
@@ -73,22 +91,6 @@ class JITConfig(BaseModel):
     allow_unlisted: StrictBool | None = None
     manifest: Path | None = DEFAULT_MANIFEST
     entry_points: StrictBool = True
-
-    @field_validator("tools", mode="before")
-    @classmethod
-    def _rules(cls, value: Any) -> Any:
-        if not isinstance(value, Mapping):
-            return value
-        rules: dict[Any, Any] = {}
-        for name, rule in value.items():
-            if isinstance(rule, bool):
-                rules[name] = {"enabled": rule}
-            elif isinstance(rule, Mapping | ToolRule):
-                rules[name] = rule
-            else:
-                raise ValueError(f"tools.{name}: expected true, false or "
-                                 f"{{enabled = ..., methods = [...]}}, got {rule!r}")
-        return rules
 
     @field_validator("catalog")
     @classmethod
@@ -120,8 +122,9 @@ class JITConfig(BaseModel):
             sep = " " if field.endswith(":") else "."
             message = first["msg"].removeprefix("Value error, ")
             got = first.get("input")
-            suffix = f" (got {got!r})" if first["type"] != "missing" and not isinstance(
-                got, Mapping) else ""
+            own = first["type"] == "value_error"  # our validators quote the culprit themselves
+            suffix = "" if own or first["type"] == "missing" or isinstance(got, Mapping) else (
+                f" (got {got!r})")
             raise ConfigError(message + suffix,
                               field=f"{field}{sep}{where}" if where else field) from exc
 
@@ -157,9 +160,12 @@ class JITConfig(BaseModel):
                             f"tool {name!r} has no function {method!r}"
                             f"{did_you_mean(method, entry.functions)}",
                             field=f"{field}.tools.{name}.methods")
-        listed = frozenset(n for n, r in self.tools.items() if r.enabled)
         blocked = frozenset(self.disabled) | frozenset(
             n for n, r in self.tools.items() if not r.enabled)
+        # Core tools are the agent's own: an allow-list of catalog tools need not repeat
+        # them (initialize_tools among them); only `false` or `disabled` turns one off.
+        core = (name for name in catalog.core_names if name not in blocked)
+        listed = frozenset(n for n, r in self.tools.items() if r.enabled) | frozenset(core)
         methods = {n: frozenset(r.methods) for n, r in self.tools.items()
                    if r.enabled and r.methods is not None}
         allow_unlisted = (not self.tools) if self.allow_unlisted is None else self.allow_unlisted
@@ -179,6 +185,12 @@ class ToolPolicy:
         self._disabled = disabled
         self._methods = dict(methods)
         self._allow_unlisted = allow_unlisted
+
+    @property
+    def key(self) -> tuple[object, ...]:
+        """Equal for policies that answer every question alike (memo keys)."""
+        methods = tuple(sorted((k, tuple(sorted(v))) for k, v in self._methods.items()))
+        return (self._listed, self._blocked, self._disabled, methods, self._allow_unlisted)
 
     def may_activate(self, tool: str) -> bool:
         return (tool in self._catalog and tool not in self._blocked

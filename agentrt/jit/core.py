@@ -2,8 +2,10 @@
 
 It belongs to every JIT agent (``tool_loader`` in the catalog, so a config can
 restrict or disable it like any other tool). Its description ends with the list
-of tools the agent may load, so the model knows what exists without paying for
-every schema up front.
+of tools the agent may load, one line each (name and summary), so the model
+knows what exists without paying for every schema up front. A function the
+model already knows (from an earlier turn, say) can also be called directly:
+its tool is activated on the spot.
 """
 
 from __future__ import annotations
@@ -33,11 +35,8 @@ class ToolLoader(Tool):
 
     @function
     async def initialize_tools(self, tool_names: list[str]) -> str:
-        """Activate tools by name and read their usage guides.
-
-        Call it before using a tool that is not in your tools list yet; its functions
-        are added to the list and its guide is returned. Calling one of the functions
-        listed below directly also activates its tool.
+        """Activate tools by name: their functions join your tools list and their usage
+        guides are returned. Call it before using a tool listed below.
 
         Args:
             tool_names: Names of the tools to activate, e.g. ["web_search"].

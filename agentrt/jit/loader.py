@@ -149,22 +149,23 @@ class JITLoader:
 
     def listing(self) -> str:
         """The tools the model may load, one line each, by name: fixed for the agent's
-        life, so it never changes the request prefix."""
+        life, so it never changes the request prefix. Built once per catalog and policy
+        (it reads every entry)."""
         if self._listing is None:
-            core = {ToolLoader.name, *(i.name for i in self._core)}
-            lines = []
-            for name in sorted(self.catalog.names()):
-                if name in core or not self.policy.may_activate(name):
-                    continue
-                entry = self.catalog.entry(name)
-                allowed = self.policy.methods(name)
-                fns = [f for f in entry.functions if allowed is None or f in allowed]
-                summary = f": {entry.summary}" if entry.summary else ""
-                functions = f" [functions: {', '.join(fns)}]" if fns else ""
-                lines.append(f"- {name}{summary}{functions}")
-            self._listing = ("Tools you can activate:\n" + "\n".join(lines) if lines
-                             else "No other tools can be activated.")
+            core = tuple(sorted({ToolLoader.name, *(i.name for i in self._core)}))
+            self._listing = self.catalog.memo(("listing", core, self.policy.key),
+                                              lambda: self._render_listing(frozenset(core)))
         return self._listing
+
+    def _render_listing(self, core: frozenset[str]) -> str:
+        lines = []
+        for name in sorted(self.catalog.names()):
+            if name in core or not self.policy.may_activate(name):
+                continue
+            summary = self.catalog.entry(name).summary
+            lines.append(f"- {name}: {summary}" if summary else f"- {name}")
+        return ("Tools you can activate:\n" + "\n".join(lines) if lines
+                else "No other tools can be activated.")
 
     async def guide_get(self, key: str) -> str | None:
         try:

@@ -2,11 +2,14 @@
 
 ``agentrt tools manifest`` imports every tool once and writes the file; agents
 read it at start-up instead of importing hundreds of modules. It is one JSON
-document laid out so start-up parses only its first three lines::
+document laid out one section per line, so start-up parses only the sections it
+needs (names, dependencies) and the rest on first use::
 
     {"format": "agentrt-tools-manifest", "version": 1,
-    "index": {"<import path>": [name, version, summary, [requires], [functions], fingerprint]},
+    "names": {"<import path>": "<tool>"},
+    "requires": {"<tool>": ["<tool>", ...]},
     "functions": {"<function>": "<tool>"},
+    "index": {"<import path>": [name, version, summary, [requires], [functions], fingerprint]},
     "tools": [
     {"name": ..., "functions": [{"name": ..., "summary": ..., "definition": {...}}], ...},
     ...
@@ -14,8 +17,8 @@ document laid out so start-up parses only its first three lines::
 
 ``tools`` holds each function's full tool definition (name, description,
 input_schema) for whoever needs it (``agentrt tools show``, the staleness
-report); it is parsed only then. A file that does not follow the layout (edited
-by hand, say) is still read, just more slowly, as plain JSON.
+report). A file that does not follow the layout (edited by hand, say) is still
+read, just more slowly, as plain JSON.
 """
 
 from __future__ import annotations
@@ -41,12 +44,14 @@ __all__ = ["DEFAULT_MANIFEST", "Manifest", "ManifestRow", "describe", "read_mani
 DEFAULT_MANIFEST = Path("configs/tools.manifest.json")
 FORMAT, VERSION = "agentrt-tools-manifest", 1
 _HEAD = f'{{"format": "{FORMAT}", "version": {VERSION},\n'
+_SECTIONS = ("names", "requires", "functions", "index")
+_REGENERATE = "regenerate it with `agentrt tools manifest`"
 _READ_MEMO_SIZE = 8
 
 
 @dataclass(frozen=True, slots=True)
 class ManifestRow:
-    """One tool's index line: enough to list it, map its functions and order it."""
+    """One tool's index entry: enough to list it, map its functions and order it."""
 
     import_path: str
     name: str
@@ -107,15 +112,16 @@ def render_manifest(entries: Iterable[Mapping[str, Any]]) -> str:
                 raise ToolDefinitionError(
                     f"function {fn['name']!r} is defined by both tool {owner!r} and tool "
                     f"{entry['name']!r}; rename one (function(name=...))")
-    index = {e["import_path"]: [e["name"], e["version"], e["summary"], e["requires"],
-                                [f["name"] for f in e["functions"]], e["fingerprint"]]
-             for e in tools}
-    lines = [_HEAD.rstrip("\n"),
-             f'"index": {_dumps(index)},',
-             f'"functions": {_dumps(functions)},',
-             '"tools": [',
-             ",\n".join(_dumps(e) for e in tools),
-             "]}"]
+    sections = {
+        "names": {e["import_path"]: e["name"] for e in tools},
+        "requires": {e["name"]: e["requires"] for e in tools if e["requires"]},
+        "functions": functions,
+        "index": {e["import_path"]: [e["name"], e["version"], e["summary"], e["requires"],
+                                     [f["name"] for f in e["functions"]], e["fingerprint"]]
+                  for e in tools},
+    }
+    lines = [_HEAD.rstrip("\n"), *(f'"{k}": {_dumps(v)},' for k, v in sections.items()),
+             '"tools": [', ",\n".join(_dumps(e) for e in tools), "]}"]
     return "\n".join(lines) + "\n"
 
 
@@ -124,28 +130,48 @@ def _dumps(value: Any) -> str:
 
 
 class Manifest:
-    """A parsed manifest file: the index now, the full entries on first use."""
+    """A parsed manifest file: ``names`` and ``requires`` now, the function map, the
+    index rows and the full entries on first use."""
 
-    def __init__(self, path: Path, index: Mapping[str, Any], functions: Mapping[str, str],
+    def __init__(self, path: Path, sections: Mapping[str, Any],
                  full: Mapping[str, Any] | None = None) -> None:
         self.path = path
-        self._index = index
-        self.functions = functions
-        self._tools: dict[str, dict[str, Any]] | None = None
-        if full is not None:
-            self._tools = _tools_of(full, path)
+        self._sections = dict(sections)  # section -> parsed value, or its JSON text
+        self._tools = None if full is None else _tools_of(full, path)
+        self.names: Mapping[str, str] = self._section("names")
+        self.requires: Mapping[str, list[str]] = self._section("requires")
 
-    def __contains__(self, import_path: str) -> bool:
-        return import_path in self._index
+    def _section(self, key: str) -> Any:
+        value = self._sections[key]
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError as exc:
+                raise ConfigError(f"section {key!r} is not valid JSON ({exc}); {_REGENERATE}",
+                                  field=str(self.path)) from exc
+            if not isinstance(value, dict):
+                raise ConfigError(f"section {key!r} must be an object; {_REGENERATE}",
+                                  field=str(self.path))
+            self._sections[key] = value
+        return value
+
+    @property
+    def functions(self) -> Mapping[str, str]:
+        """Function name -> tool name, over every tool of the manifest."""
+        found: Mapping[str, str] = self._section("functions")
+        return found
+
+    def __contains__(self, import_path: object) -> bool:
+        return import_path in self.names
 
     def __len__(self) -> int:
-        return len(self._index)
+        return len(self.names)
 
     def import_paths(self) -> list[str]:
-        return list(self._index)
+        return list(self.names)
 
     def row(self, import_path: str) -> ManifestRow | None:
-        raw = self._index.get(import_path)
+        raw = self._section("index").get(import_path)
         if raw is None:
             return None
         try:
@@ -153,8 +179,8 @@ class Manifest:
             return ManifestRow(import_path, str(name), str(version), str(summary),
                                tuple(requires), tuple(functions), str(digest))
         except (TypeError, ValueError) as exc:
-            raise ConfigError(f"malformed index entry for {import_path!r} ({exc}); regenerate "
-                              "it with `agentrt tools manifest`", field=str(self.path)) from exc
+            raise ConfigError(f"malformed index entry for {import_path!r} ({exc}); "
+                              f"{_REGENERATE}", field=str(self.path)) from exc
 
     def details(self, import_path: str) -> dict[str, Any] | None:
         """The full entry (with function definitions); parses the whole file once."""
@@ -166,8 +192,7 @@ class Manifest:
 def _tools_of(full: Mapping[str, Any], path: Path) -> dict[str, dict[str, Any]]:
     tools = full.get("tools")
     if not isinstance(tools, list) or not all(isinstance(t, dict) for t in tools):
-        raise ConfigError("`tools` must be a list of objects; regenerate it with "
-                          "`agentrt tools manifest`", field=str(path))
+        raise ConfigError(f"`tools` must be a list of objects; {_REGENERATE}", field=str(path))
     return {str(t.get("import_path")): t for t in tools}
 
 
@@ -175,8 +200,8 @@ def _load_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot read the tool manifest ({exc}); regenerate it with "
-                          "`agentrt tools manifest`", field=str(path)) from exc
+        raise ConfigError(f"cannot read the tool manifest ({exc}); {_REGENERATE}",
+                          field=str(path)) from exc
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ConfigError(f"not an agentrt tool manifest (expected format {FORMAT!r})",
                           field=str(path))
@@ -184,29 +209,24 @@ def _load_json(path: Path) -> dict[str, Any]:
 
 
 def _parse(path: Path) -> Manifest:
-    """Index-only parse when the file has the layout this module writes, else full JSON."""
+    """Section lines kept as text, parsed on use, when the file has the layout
+    :func:`render_manifest` writes; otherwise the whole file as plain JSON."""
     try:
         with path.open(encoding="utf-8") as file:
-            head, index_line, functions_line = file.readline(), file.readline(), file.readline()
+            head = file.readline()
+            lines = [file.readline() for _ in _SECTIONS]
     except OSError as exc:
         raise ConfigError(f"cannot read the tool manifest ({exc})", field=str(path)) from exc
-    prefix_i, prefix_f = '"index": ', '"functions": '
-    if (head == _HEAD and index_line.startswith(prefix_i) and index_line.endswith(",\n")
-            and functions_line.startswith(prefix_f) and functions_line.endswith(",\n")):
-        try:
-            index = json.loads(index_line[len(prefix_i):-2])
-            functions = json.loads(functions_line[len(prefix_f):-2])
-        except ValueError:
-            pass
-        else:
-            if isinstance(index, dict) and isinstance(functions, dict):
-                return Manifest(path, index, functions)
+    prefixes = [f'"{key}": ' for key in _SECTIONS]
+    if head == _HEAD and all(line.startswith(prefix) and line.endswith(",\n")
+                             for line, prefix in zip(lines, prefixes, strict=True)):
+        return Manifest(path, {key: line[len(prefix):-2] for key, line, prefix
+                               in zip(_SECTIONS, lines, prefixes, strict=True)})
     full = _load_json(path)
-    index, functions = full.get("index"), full.get("functions")
-    if not isinstance(index, dict) or not isinstance(functions, dict):
-        raise ConfigError("`index` and `functions` must be objects; regenerate it with "
-                          "`agentrt tools manifest`", field=str(path))
-    return Manifest(path, index, functions, full)
+    if not all(isinstance(full.get(key), dict) for key in _SECTIONS):
+        raise ConfigError(f"{', '.join(_SECTIONS)} must be objects; {_REGENERATE}",
+                          field=str(path))
+    return Manifest(path, {key: full[key] for key in _SECTIONS}, full)
 
 
 # Parsed manifests by file identity (path, mtime, size). A memo of immutable file
@@ -224,7 +244,7 @@ def read_manifest(path: str | os.PathLike[str]) -> Manifest | None:
         return None
     except OSError as exc:
         raise ConfigError(f"cannot read the tool manifest ({exc})", field=str(file)) from exc
-    key = (str(file.resolve()), stat.st_mtime_ns, stat.st_size)
+    key = (str(file.absolute()), stat.st_mtime_ns, stat.st_size)
     found = _read.get(key)
     if found is None:
         found = _parse(file)

@@ -84,6 +84,9 @@ class ThreadTools:
         self._order: list[str] = []
         self._definitions: list[dict[str, Any]] = []
         self._flights: dict[str, _Flight] = {}
+        # Failures that cannot change within a run (import, definition, a missing
+        # argument): answered again without retrying, and logged once.
+        self._failed: dict[str, str] = {}
 
     # -- the RunTools contract -------------------------------------------------
 
@@ -176,6 +179,8 @@ class ThreadTools:
             return flight.error
         if name in self._active:
             return None
+        if name in self._failed:
+            return self._failed[name]
         flight = self._flights[name] = _Flight()
         try:
             # Shielded: a caller cancelled mid-import must not leave the others waiting on
@@ -192,37 +197,38 @@ class ThreadTools:
         try:
             cls = await self._loader.load_class(name)
         except ToolDefinitionError as exc:
-            self._log("error", "jit.activation_failed", tool=name, trigger=trigger,
-                      error=str(exc))
-            self._loader.count("failed")
-            return str(exc)
+            return self._fail(name, trigger, str(exc), final=True)
         allowed = self._loader.policy.methods(name)
         specs = {fn: spec for fn, spec in cls.functions().items()
                  if allowed is None or fn in allowed}
         for fn in specs:
             other = self._owner.get(fn)
             if other is not None:
-                return (f"function {fn!r} is defined by both tool {other!r} and tool "
-                        f"{name!r}")
+                return self._fail(name, trigger, f"function {fn!r} is defined by both tool "
+                                  f"{other!r} and tool {name!r}", final=True)
         active = _Active(cls, specs)
+        try:  # the same answer at restore as live, without building the instance yet
+            self._loader.detector.arguments(cls, name, self._provided)
+        except MissingParameterError as exc:
+            return self._fail(name, trigger, str(exc), final=True)
         if trigger != "restore":  # construct now, so a failure is reported to the model now
             error = self._construct(name, active)
             if error is not None:
-                self._log("error", "jit.activation_failed", tool=name, trigger=trigger,
-                          error=error)
-                self._loader.count("failed")
-                return error
-        else:
-            try:  # same answer as at live activation, without building the instance yet
-                self._loader.detector.arguments(cls, name, self._provided)
-            except MissingParameterError as exc:
-                return str(exc)
+                return self._fail(name, trigger, error, final=False)
         self._add(name, active)
         self._loader.count("restored" if trigger == "restore" else "activated")
         self._log("debug" if trigger == "restore" else "info", "jit.activate", tool=name,
                   trigger=trigger, constructed=active.instance is not None,
                   duration_ms=round((time.perf_counter() - started) * 1000, 3))
         return None
+
+    def _fail(self, name: str, trigger: Trigger, error: str, *, final: bool) -> str:
+        if final:
+            self._failed[name] = error
+        self._log("debug" if trigger == "restore" else "error", "jit.activation_failed",
+                  tool=name, trigger=trigger, error=error)
+        self._loader.count("failed")
+        return error
 
     def _construct(self, name: str, active: _Active) -> str | None:
         try:
@@ -303,6 +309,7 @@ class ThreadTools:
     async def restore(self, history: Sequence[Message]) -> None:
         """Replay the thread's activations: each assistant message's tool_use blocks
         activate what they activated live, then its batch is committed."""
+        core = len(self._order)
         for message in history:
             if message.role != "assistant":
                 continue
@@ -310,8 +317,8 @@ class ThreadTools:
                 if block.get("type") == "tool_use":
                     await self._replay(str(block.get("name", "")), block.get("input"))
             self._commit()
-        if self._order:
-            self._log("debug", "jit.restored", tools=list(self._order))
+        if len(self._order) > core:
+            self._log("debug", "jit.restored", tools=self._order[core:])
 
     async def _replay(self, function_name: str, raw_input: Any) -> None:
         if function_name == INITIALIZE_TOOLS and self._owner.get(function_name) == ToolLoader.name:

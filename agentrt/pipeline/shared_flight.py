@@ -24,6 +24,7 @@ import anyio
 from .._errors import BackendUnavailableError
 from ._events import log, log_hit
 from ._redis_codec import decode_outcome, encode_outcome
+from .shared_cache import tag_key
 
 if TYPE_CHECKING:
     from .._redis import RedisGate
@@ -38,6 +39,14 @@ redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
 redis.call('DEL', KEYS[1])
 redis.call('PUBLISH', KEYS[3], '1')
 return 1
+"""
+# KEYS: lease, result. ARGV: token, ttl ms. A finished flight's outcome, or 1 if the
+# lease was taken, or 0 if someone else holds it.
+_CLAIM = """
+local done = redis.call('GET', KEYS[2])
+if done then return done end
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+return 0
 """
 # KEYS: lease. ARGV: token, ttl ms.
 _RENEW = """
@@ -56,6 +65,7 @@ class SharedFlight:
         self.lease_ms = max(100, int(lease_ttl * 1000))
         self.default_timeout = default_timeout
         self._finish = gate.client.register_script(_FINISH)
+        self._claim = gate.client.register_script(_CLAIM)
         self._renew = gate.client.register_script(_RENEW)
         self.led = self.joined = self.took_over = self.timed_out = 0
 
@@ -66,24 +76,47 @@ class SharedFlight:
     async def __call__(self, call: ToolCall, ctx: CallContext) -> ToolOutcome:
         if call.key is None or call.options.scope != "shared" or not self.gate.available:
             return await self.next(call, ctx)
-        lease, _result, _channel = self._keys(call.key)
         token = uuid.uuid4().hex
         try:
-            if await self._acquire(lease, token):
-                return await self._lead(call, ctx, token)
-            return await self._wait(call, ctx, token)
+            claimed = await self._claim_or_result(call, token)
+            if isinstance(claimed, bool):
+                return await (self._lead if claimed else self._wait)(call, ctx, token)
+            return claimed
         except BackendUnavailableError:
             return await self.next(call, ctx)
 
-    async def _acquire(self, lease: str, token: str) -> bool:
-        return bool(await self.gate.run(lambda r: r.set(lease, token, nx=True, px=self.lease_ms),
-                                        what="lease"))
+    async def _claim_or_result(self, call: ToolCall, token: str) -> ToolOutcome | bool:
+        """The outcome of a flight that just landed, else whether we took the lease."""
+        assert call.key is not None
+        lease, result, _ = self._keys(call.key)
+        for _ in range(2):
+            claimed = await self.gate.run(
+                lambda r: self._claim(keys=[lease, result], args=[token, self.lease_ms]),
+                what="claim lease")
+            if claimed in (0, 1):
+                return bool(claimed)
+            found = decode_outcome(call.key, claimed)
+            if found is not None and found[1] == await self._tag_versions(call):
+                log_hit(self.name, call)
+                return found[0].answered_by(self.name)
+            # not ours, or invalidated by a write since: no answer; drop it and claim again
+            await self.gate.run(lambda r: r.delete(result), what="drop stale flight outcome")
+        return False
+
+    async def _tag_versions(self, call: ToolCall) -> dict[str, int]:
+        tags = call.options.cache_tags
+        if not tags:
+            return {}
+        counters = await self.gate.run(lambda r: r.mget([tag_key(self.gate, t) for t in tags]),
+                                       what="tag versions")
+        return {t: int(c or 0) for t, c in zip(tags, counters, strict=True)}
 
     async def _lead(self, call: ToolCall, ctx: CallContext, token: str) -> ToolOutcome:
         assert call.key is not None
         lease, result, channel = self._keys(call.key)
         self.led += 1
-        outcome: ToolOutcome | None = None
+        versions = await self._tag_versions(call)  # as of before the call: a write during
+        outcome: ToolOutcome | None = None          # it makes this outcome stale
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._keep_alive, lease, token)
             try:
@@ -94,7 +127,7 @@ class SharedFlight:
                     with anyio.CancelScope(shield=True):
                         await self._release(lease, token)
         assert outcome is not None
-        payload = encode_outcome(call.key, outcome)
+        payload = encode_outcome(call.key, outcome, versions)
         # if this fails, waiters run the call themselves when their wait runs out
         with contextlib.suppress(BackendUnavailableError):
             await self.gate.run(lambda r: self._finish(keys=[lease, result, channel],
@@ -122,7 +155,7 @@ class SharedFlight:
 
     async def _wait(self, call: ToolCall, ctx: CallContext, token: str) -> ToolOutcome:
         assert call.key is not None
-        lease, result, channel = self._keys(call.key)
+        channel = self._keys(call.key)[2]
         self.joined += 1
         patience = (call.options.timeout or self.default_timeout) + self.lease_ms / 1000
         pubsub = self.gate.client.pubsub()
@@ -130,12 +163,10 @@ class SharedFlight:
             await self.gate.run(lambda r: pubsub.subscribe(channel), what="subscribe")
             with anyio.move_on_after(patience):
                 while True:
-                    raw = await self.gate.run(lambda r: r.get(result), what="flight result")
-                    found = decode_outcome(call.key, raw)
-                    if found is not None:
-                        log_hit(self.name, call)
-                        return found[0].answered_by(self.name)
-                    if await self._acquire(lease, token):  # the lease is gone: take over
+                    claimed = await self._claim_or_result(call, token)
+                    if not isinstance(claimed, bool):
+                        return claimed
+                    if claimed:  # the lease is gone and no outcome: the leader died
                         self.took_over += 1
                         log.warning("tool.flight_takeover", function=call.name,
                                     key=call.key[:12])

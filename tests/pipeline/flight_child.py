@@ -1,8 +1,9 @@
 """One OS process of the cross-process single-flight tests.
 
-argv: redis_url prefix start_at calls lease_ttl. Waits until ``start_at`` (wall
-clock) so every process starts together, makes ``calls`` concurrent identical calls
-of a slow read (each from its own thread), and prints one JSON line of results.
+argv: redis_url prefix calls lease_ttl first_call_seconds. Counts itself ready in
+Redis and waits for the parent's go (so every process starts together), makes
+``calls`` concurrent identical calls of a slow read (each from its own thread),
+and prints one JSON line of results.
 The read counts executions in Redis (INCR) so the parent can count them across
 processes; the first execution announces its PID and stalls, so a test can kill it.
 """
@@ -53,11 +54,11 @@ class Slow(Tool):
 
 async def main() -> None:
     configure_logging(level="warning", fmt="json", stream=sys.stderr)
-    url, prefix, start_at, calls, lease_ttl, first = sys.argv[1:7]
+    url, prefix, calls, lease_ttl, first = sys.argv[1:6]
     settings = load_settings(thread_store="memory", lease_ttl=float(lease_ttl))
     gate = RedisGate(url, prefix=prefix, timeout=2.0)
     resources = PipelineResources.from_settings(settings, redis=gate)
-    handler = build_pipeline(["local_cache", "shared_cache", "single_flight", "shared_flight"],
+    handler = build_pipeline(["local_cache", "single_flight", "shared_cache", "shared_flight"],
                              resources, Execute(timeout=60, max_result_chars=10_000))
     processor = ResponseProcessor(handler)
     tools = ToolRegistry([Slow(gate, float(first))])
@@ -73,7 +74,9 @@ async def main() -> None:
         results.append({"content": outcome.content, "source": outcome.source,
                         "is_error": outcome.is_error})
 
-    await anyio.sleep(max(0.0, float(start_at) - time.time()))
+    await gate.client.incr(gate.key("ready"))
+    while not await gate.client.exists(gate.key("go")):  # the parent says go once all are ready
+        await anyio.sleep(0.005)
     started = time.monotonic()
     async with anyio.create_task_group() as tg:
         for i in range(int(calls)):

@@ -10,13 +10,11 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
-import redis.asyncio as aioredis
 
 from agentrt._redis import RedisGate
 from agentrt.pipeline import ToolOutcome
@@ -26,11 +24,14 @@ from agentrt.tools import ToolRegistry
 
 from .support import Upstream, context, processor, resources, turn, use
 
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
 pytestmark = [pytest.mark.anyio, pytest.mark.redis]
 
 ROOT = Path(__file__).resolve().parents[2]
 REDIS_URL = os.environ.get("AGENTRT_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-SHARED = ["local_cache", "shared_cache", "single_flight", "shared_flight"]
+SHARED = ["local_cache", "single_flight", "shared_cache", "shared_flight"]
 
 
 @pytest.fixture
@@ -142,18 +143,24 @@ async def test_redis_down_the_stages_step_aside_and_warn_once() -> None:
     await gate.aclose()
 
 
-def _spawn(gate: RedisGate, start_at: float, calls: int, lease_ttl: float,
-           first_seconds: float) -> subprocess.Popen[str]:
-    return subprocess.Popen(
+async def _spawn(gate: RedisGate, processes: int, calls: int, lease_ttl: float,
+                 first_seconds: float) -> list[subprocess.Popen[str]]:
+    """Starts the children and says go once every one of them is ready."""
+    children = [subprocess.Popen(
         [sys.executable, "-m", "tests.pipeline.flight_child", REDIS_URL, gate.prefix,
-         str(start_at), str(calls), str(lease_ttl), str(first_seconds)],
+         str(calls), str(lease_ttl), str(first_seconds)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(processes)]
+    with anyio.fail_after(30):
+        while int(await gate.client.get(gate.key("ready")) or 0) < processes:
+            await anyio.sleep(0.01)
+    await gate.client.set(gate.key("go"), 1)
+    return children
 
 
 @pytest.mark.integration
 async def test_eight_processes_twenty_five_callers_one_execution(gate: RedisGate) -> None:
-    start_at = time.time() + 3.0
-    children = [_spawn(gate, start_at, 25, 10.0, 0.2) for _ in range(8)]
+    children = await _spawn(gate, 8, 25, 10.0, 1.0)
     outputs = [json.loads(c.communicate(timeout=60)[0]) for c in children]
     assert all(c.returncode == 0 for c in children)
     results = [r for out in outputs for r in out["results"]]
@@ -161,14 +168,17 @@ async def test_eight_processes_twenty_five_callers_one_execution(gate: RedisGate
     assert int(await gate.client.get(gate.key("executions"))) == 1
     assert {r["content"] for r in results} == {'{"day": "2026-11-27", "total": 42}'}
     sources = {r["source"] for r in results}
-    assert sources <= {"executed", "inflight", "shared_flight", "shared"}
+    # everyone started together and the call takes 1 s: they shared the flight, in
+    # their process (inflight) and across processes (shared_flight)
+    assert sources == {"executed", "inflight", "shared_flight"}
+    assert max(out["elapsed"] for out in outputs) < 1.0 + 2.0
 
 
 @pytest.mark.integration
 async def test_killing_the_leader_process_lets_another_finish_and_nobody_hangs(
         gate: RedisGate) -> None:
-    lease_ttl, start_at = 1.0, time.time() + 3.0
-    children = [_spawn(gate, start_at, 5, lease_ttl, 30.0) for _ in range(4)]
+    lease_ttl = 1.0
+    children = await _spawn(gate, 4, 5, lease_ttl, 30.0)
     with anyio.fail_after(20):
         while (pid := await gate.client.get(gate.key("leader_pid"))) is None:
             await anyio.sleep(0.02)

@@ -1,0 +1,176 @@
+"""``agentrt tools list | show NAME | manifest``: inspect the catalog, regenerate the manifest.
+
+``list`` and ``show`` import no tool module (they read the manifest); ``manifest``
+imports every tool once and writes the file agents read at start-up. The lead's
+``agentrt.cli`` wires these in with :func:`add_tools_commands` and
+:func:`run_tools_command`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from .._errors import UsageError
+from .catalog import import_path_of, import_tool, installed_entry_points, load_catalog
+from .config import JITConfig
+from .core import ToolLoader
+from .manifest import DEFAULT_MANIFEST, describe, read_manifest, render_manifest
+
+if TYPE_CHECKING:
+    import argparse
+
+    from ..tools import Tool
+    from .catalog import Catalog, CatalogEntry
+    from .config import ToolPolicy
+
+__all__ = ["add_tools_commands", "run_tools_command"]
+
+
+def add_tools_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
+    tools = subparsers.add_parser("tools", help="inspect just-in-time tools, write their manifest")
+    commands = tools.add_subparsers(dest="tools_command", required=True)
+    listing = commands.add_parser("list", help="every catalog tool (imports nothing)")
+    show = commands.add_parser("show", help="one tool: source, dependencies, functions")
+    show.add_argument("name", help="the tool's name")
+    manifest = commands.add_parser("manifest", help="import every tool and write the manifest")
+    manifest.add_argument("paths", nargs="*", metavar="IMPORT_PATH",
+                          help="more tools, as package.module:Class")
+    manifest.add_argument("--check", action="store_true",
+                          help="write nothing; exit 1 if the manifest is out of date")
+    manifest.add_argument("--fresh", action="store_true",
+                          help="drop the tools the current manifest lists unless named again")
+    for command in (listing, show, manifest):
+        command.add_argument("--agent", metavar="TARGET",
+                             help="use this agent's catalog and tool_config "
+                                  "(package.module:AgentClass or path/to/file.py:AgentClass)")
+        command.add_argument("--config", metavar="FILE", help="a JIT config TOML file")
+        command.add_argument("--manifest", metavar="FILE", dest="manifest_file",
+                             help=f"the manifest file (default: {DEFAULT_MANIFEST})")
+
+
+def run_tools_command(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int:
+    out = stdout or sys.stdout
+    try:
+        if args.tools_command == "manifest":
+            return _manifest(args, out)
+        catalog, policy = _catalog(args)
+        if args.tools_command == "list":
+            return _list(catalog, policy, out)
+        return _show(catalog, policy, args.name, out)
+    except UsageError as exc:
+        sys.stderr.write(f"agentrt: {exc}\n")
+        return 2
+
+
+_Sources = tuple[JITConfig, list["type[Tool]"], list["str | type[Tool]"]]
+
+
+def _sources(args: argparse.Namespace) -> _Sources:
+    config = JITConfig()
+    core: list[type[Tool]] = []
+    listed: list[str | type[Tool]] = []
+    if args.agent:
+        from .._target import load_agent_class
+
+        agent = load_agent_class(args.agent)
+        config = JITConfig.coerce(agent.tool_config, field=f"{agent.__name__}.tool_config")
+        core = [t if isinstance(t, type) else type(t) for t in (*agent.tools, *agent.core_tools)]
+        core.append(ToolLoader)
+        listed = list(agent.tool_catalog)
+    elif args.config:
+        config = JITConfig.from_toml(args.config)
+    if args.manifest_file:
+        config = config.model_copy(update={"manifest": Path(args.manifest_file)})
+    return config, core, listed
+
+
+def _catalog(args: argparse.Namespace) -> tuple[Catalog, ToolPolicy | None]:
+    config, core, listed = _sources(args)
+    manifest = read_manifest(config.manifest) if config.manifest else None
+    if manifest is not None and not (args.agent or args.config):
+        listed = [*manifest.import_paths()]  # no agent named: what the manifest knows
+    catalog = load_catalog(core=core, listed=listed, configured=config.catalog,
+                           manifest=manifest, include_entry_points=config.entry_points)
+    policy = config.bind(catalog) if (args.agent or args.config) else None
+    return catalog, policy
+
+
+def _status(entry: CatalogEntry, policy: ToolPolicy | None) -> str:
+    if entry.source == "core":
+        return "core"
+    if policy is None:
+        return "-"
+    if not policy.may_activate(entry.name):
+        return "blocked"
+    methods = policy.methods(entry.name)
+    return "allowed" if methods is None else f"allowed ({len(methods)} fns)"
+
+
+def _list(catalog: Catalog, policy: ToolPolicy | None, out: TextIO) -> int:
+    rows = [("TOOL", "SOURCE", "STATUS", "FUNCTIONS", "SUMMARY")]
+    for entry in sorted(catalog, key=lambda e: e.name):
+        count = str(len(entry.functions)) if entry.described else "?"
+        rows.append((entry.name, entry.source, _status(entry, policy), count, entry.summary))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        out.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False))
+                  + "  " + row[4] + "\n")
+    return 0
+
+
+def _show(catalog: Catalog, policy: ToolPolicy | None, name: str, out: TextIO) -> int:
+    entry = catalog.get(name)
+    if entry is None:
+        from .catalog import did_you_mean
+
+        raise UsageError(f"no tool {name!r} in the catalog{did_you_mean(name, catalog.names())}")
+    details: dict[str, Any] | None = None
+    if entry.cls is not None:
+        details = describe(entry.cls, entry.import_path)
+    elif catalog.manifest is not None:
+        details = catalog.manifest.details(entry.import_path)
+    reason = policy.refusal(name) if policy is not None else None
+    out.write(f"{entry.name}: {entry.summary or '(no summary)'}\n"
+              f"  import path  {entry.import_path}\n"
+              f"  source       {entry.source}\n"
+              f"  version      {entry.version or '?'}\n"
+              f"  requires     {', '.join(entry.requires) or '-'}\n"
+              f"  status       {reason or _status(entry, policy)}\n")
+    if details is None:
+        out.write("  functions    unknown until it is imported (not in the manifest)\n")
+        return 0
+    out.write("  functions\n")
+    for fn in details.get("functions", ()):
+        out.write(f"    {fn['name']}: {fn['summary']}\n"
+                  f"      {json.dumps(fn['definition']['input_schema'], sort_keys=True)}\n")
+    return 0
+
+
+def _manifest(args: argparse.Namespace, out: TextIO) -> int:
+    config, _, listed = _sources(args)
+    target = Path(args.manifest_file) if args.manifest_file else (
+        config.manifest or DEFAULT_MANIFEST)
+    current = read_manifest(target)
+    paths: dict[str, None] = {}
+    if current is not None and not args.fresh:
+        paths.update(dict.fromkeys(current.import_paths()))
+    paths.update(dict.fromkeys(args.paths))
+    paths.update(dict.fromkeys(i if isinstance(i, str) else import_path_of(i) for i in listed))
+    paths.update(dict.fromkeys(config.catalog))
+    if config.entry_points:
+        paths.update(dict.fromkeys(value for _, value in installed_entry_points()))
+    text = render_manifest(describe(import_tool(p), p) for p in paths)
+    old = target.read_text(encoding="utf-8") if target.is_file() else None
+    if args.check:
+        if old == text:
+            out.write(f"{target}: up to date ({len(paths)} tools)\n")
+            return 0
+        out.write(f"{target}: out of date; run `agentrt tools manifest` to regenerate it\n")
+        return 1
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text, encoding="utf-8")
+    out.write(f"{target}: {len(paths)} tools{'' if old != text else ' (unchanged)'}\n")
+    return 0

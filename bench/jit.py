@@ -1,0 +1,274 @@
+"""Just-in-time tools against eager loading: agent start-up and first-request size.
+
+Generates catalogs of 10, 100 and 1,000 tool modules in a temporary directory, each
+with an import cost like a real tool module (compiled regexes, a decimal table, JSON
+defaults, and three typed functions whose schemas pydantic builds at class
+definition), writes their manifest, then measures in fresh interpreter processes:
+
+- eager: import every module, construct every tool, build the agent;
+- JIT cold: build the agent from the manifest in a fresh process (the first agent
+  pays for reading the manifest and scanning entry points);
+- JIT warm: construct another agent in that process (what every later agent costs);
+- the first request's tools+system: characters as sent, and tokens from
+  count_tokens on agentrt.testing's fake Messages API server.
+
+A cold start-up is the first agent of a process: defining its class (eager: with
+every tool imported and constructed) and constructing it. A warm one is the next
+agent of the same class in that process. The interpreter, ``import agentrt`` and
+the Runtime are outside the timed region.
+
+    python bench/jit.py                     # 10, 100, 1000 tools, 5 runs each
+    python bench/jit.py --sizes 10,100 --repeat 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+TOPICS = ("invoice", "customer", "ticket", "shipment", "contract", "sensor", "article",
+          "calendar", "repository", "payment")
+
+MODULE = '''\
+"""Generated tool module {i}: the {topic} service client."""
+
+from __future__ import annotations
+
+import decimal
+import json
+import re
+
+from agentrt import Tool, function
+
+_PATTERNS = [re.compile(rf"(?P<key>{topic}{i}_{{j}})\\s*=\\s*(?P<value>\\d+(?:\\.\\d+)?)")
+             for j in range(20)]
+_RATES = {{f"{topic}-{i}-{{j}}": decimal.Decimal(j) / 7 for j in range(2000)}}
+_DEFAULTS = json.loads(json.dumps({{"limit": 10, "fields": [f"f{{j}}" for j in range(50)]}}))
+
+
+class Tool{i:04d}(Tool):
+    """Work with {topic} records (service {i}): search, read and update them.
+
+    Records have an id, a title, a status and free-form fields. Searches are ranked
+    by relevance; updates are audited and need a reason.
+    """
+
+    name = "tool_{i:04d}"
+    requires = {requires}
+
+    def __init__(self, thread_id: str, limit: int = 10) -> None:
+        self.thread_id = thread_id
+        self.limit = limit
+
+    @function(read_only=True)
+    async def tool_{i:04d}_search(self, query: str, limit: int = 10,
+                                include_archived: bool = False) -> dict:
+        """Search the {topic} records for entries matching a query.
+
+        Returns matching records ranked by relevance, with their ids, titles and a
+        short snippet. Use it before reading a record in full.
+
+        Args:
+            query: Free-text search terms; quote phrases for exact matches.
+            limit: Maximum number of records to return (1-100).
+            include_archived: Also search records archived more than a year ago.
+        """
+        return {{"query": query, "limit": limit}}
+
+    @function(read_only=True)
+    async def tool_{i:04d}_get(self, record_id: str, fields: list[str] | None = None) -> dict:
+        """Read one {topic} record in full.
+
+        Args:
+            record_id: The record's id, as returned by the search.
+            fields: Only these fields (all of them when omitted).
+        """
+        return {{"id": record_id}}
+
+    @function
+    async def tool_{i:04d}_update(self, record_id: str, changes: dict[str, str],
+                                reason: str) -> str:
+        """Change fields of a {topic} record. The change is audited.
+
+        Args:
+            record_id: The record's id.
+            changes: Field name to new value.
+            reason: Why the change is made; shown in the audit log.
+        """
+        return "updated"
+'''
+
+
+def generate(root: Path, n: int) -> tuple[str, list[str]]:
+    package = f"jitbench_{n}"
+    (root / package).mkdir(parents=True)
+    (root / package / "__init__.py").write_text("", encoding="utf-8")
+    paths = []
+    for i in range(n):
+        requires = f'("tool_{i - 1:04d}",)' if i % 10 == 9 else "()"
+        text = MODULE.format(i=i, topic=TOPICS[i % len(TOPICS)], requires=requires)
+        (root / package / f"t{i:04d}.py").write_text(text, encoding="utf-8")
+        paths.append(f"{package}.t{i:04d}:Tool{i:04d}")
+    return package, paths
+
+
+# -- child processes ------------------------------------------------------------
+
+CHILD_SETUP = """
+import json, sys, time
+import anyio
+import agentrt
+from agentrt import Agent, MemoryThreadStore, Runtime, load_settings
+from agentrt.testing import FakeAnthropicServer, Reply
+paths = json.loads(sys.argv[1]); manifest = sys.argv[2]
+"""
+
+JIT_CHILD = CHILD_SETUP + """
+def define():
+    class JITAgent(Agent):
+        system = "You are a helpful operations assistant."
+        tool_catalog = paths
+        tool_config = {"manifest": manifest}
+    return JITAgent
+"""
+
+EAGER_CHILD = CHILD_SETUP + """
+import importlib
+def define():
+    classes = []
+    for path in paths:
+        module, _, name = path.partition(":")
+        classes.append(getattr(importlib.import_module(module), name))
+    class EagerAgent(Agent):
+        system = "You are a helpful operations assistant."
+        tools = [cls(thread_id="t") for cls in classes]
+    return EagerAgent
+"""
+
+MEASURE = """
+async def main():
+    async with FakeAnthropicServer([Reply(text="ok")] * 2) as server, server.client() as client:
+        runtime = Runtime(load_settings(thread_store="memory", stream=False),
+                          client=client, store=MemoryThreadStore())
+        started = time.perf_counter()
+        agent_cls = define()
+        agent = agent_cls(runtime)
+        cold = time.perf_counter() - started
+        warm = []
+        for _ in range(WARM):
+            started = time.perf_counter()
+            agent_cls(runtime)
+            warm.append(time.perf_counter() - started)
+        await agent.run("hi")
+        body = server.requests[0].body
+        prefix = {"tools": body.get("tools", []), "system": body.get("system")}
+        strip = lambda ts: [{k: v for k, v in t.items() if k != "cache_control"} for t in ts]
+        msgs = [{"role": "user", "content": "hi"}]
+        full = await client.messages.count_tokens(model=body["model"], messages=msgs,
+                                                  tools=strip(prefix["tools"]),
+                                                  system=body["system"][0]["text"])
+        bare = await client.messages.count_tokens(model=body["model"], messages=msgs)
+        print(json.dumps({"cold": cold, "warm": statistics.median(warm) if warm else None,
+                          "chars": len(json.dumps(prefix)), "tools": len(prefix["tools"]),
+                          "tokens": full.input_tokens - bare.input_tokens}))
+import statistics
+anyio.run(main)
+"""
+
+MANIFEST_CHILD = """
+import json, sys
+from agentrt.jit import describe, render_manifest
+from agentrt.jit.catalog import import_tool
+paths = json.loads(sys.argv[1])
+open(sys.argv[2], "w", encoding="utf-8").write(
+    render_manifest(describe(import_tool(p), p) for p in paths))
+"""
+
+
+def child(code: str, root: Path, *args: str) -> dict[str, Any]:
+    env = {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+           "AGENTRT_LOG_LEVEL": "error", "PYTHONDONTWRITEBYTECODE": "1"}
+    done = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True,
+                          text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"child failed:\n{done.stderr}")
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    return json.loads(lines[-1]) if lines else {}
+
+
+def measure(kind: str, root: Path, paths: list[str], manifest: Path, repeat: int,
+            warm: int) -> dict[str, Any]:
+    code = (JIT_CHILD if kind == "jit" else EAGER_CHILD) + MEASURE.replace("WARM", str(warm))
+    runs = [child(code, root, json.dumps(paths), str(manifest)) for _ in range(repeat)]
+    warms = [r["warm"] for r in runs if r["warm"] is not None]
+    return {"cold_ms": statistics.median(r["cold"] for r in runs) * 1000,
+            "warm_ms": statistics.median(warms) * 1000 if warms else None,
+            "chars": runs[0]["chars"], "tokens": runs[0]["tokens"], "tools": runs[0]["tools"]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="10,100,1000")
+    parser.add_argument("--repeat", type=int, default=5, help="fresh processes per figure")
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="agentrt-jit-bench-") as tmp:
+        root = Path(tmp)
+        for n in sizes:
+            _, paths = generate(root, n)
+            manifest = root / f"manifest_{n}.json"
+            started = time.perf_counter()
+            child(MANIFEST_CHILD, root, json.dumps(paths), str(manifest))
+            generated = time.perf_counter() - started
+            jit = measure("jit", root, paths, manifest, args.repeat, warm=20)
+            eager = measure("eager", root, paths, manifest, max(1, min(args.repeat, 3)), warm=5)
+            rows.append((n, jit, eager, generated, manifest.stat().st_size))
+            print(f"  measured {n} tools (manifest {manifest.stat().st_size / 1e6:.2f} MB, "
+                  f"written in {generated:.1f} s)", file=sys.stderr)
+    report(rows)
+    return 0
+
+
+def report(rows: list[tuple[int, dict[str, Any], dict[str, Any], float, int]]) -> None:
+    print("Start-up (ms, median; cold = first agent of a fresh process, warm = the next one)")
+    print(f"{'tools':>6} {'eager cold':>11} {'JIT cold':>9} {'ratio':>7} "
+          f"{'eager warm':>11} {'JIT warm':>9} {'ratio':>7}")
+    for n, jit, eager, _, _ in rows:
+        print(f"{n:>6} {eager['cold_ms']:>11.1f} {jit['cold_ms']:>9.2f} "
+              f"{eager['cold_ms'] / jit['cold_ms']:>6.0f}x {eager['warm_ms']:>11.3f} "
+              f"{jit['warm_ms']:>9.3f} {eager['warm_ms'] / jit['warm_ms']:>6.1f}x")
+    print()
+    print("First request: tools + system (as sent)")
+    print(f"{'tools':>6} {'eager chars':>12} {'JIT chars':>10} {'smaller':>8} "
+          f"{'eager tok':>10} {'JIT tok':>8} {'smaller':>8}")
+    for n, jit, eager, _, _ in rows:
+        print(f"{n:>6} {eager['chars']:>12,} {jit['chars']:>10,} "
+              f"{1 - jit['chars'] / eager['chars']:>8.1%} {eager['tokens']:>10,} "
+              f"{jit['tokens']:>8,} {1 - jit['tokens'] / eager['tokens']:>8.1%}")
+    first, last = rows[0][1], rows[-1][1]
+    print()
+    print("Targets")
+    print(f"  JIT cold start-up at {rows[-1][0]} tools < 5 ms: {last['cold_ms']:.2f} ms "
+          f"[{'ok' if last['cold_ms'] < 5 else 'MISSED'}]")
+    cold_ratio = last["cold_ms"] / first["cold_ms"]
+    warm_ratio = last["warm_ms"] / first["warm_ms"]
+    print(f"  flat ({rows[-1][0]} vs {rows[0][0]} tools, <= 1.5x): cold {cold_ratio:.2f}x "
+          f"[{'ok' if cold_ratio <= 1.5 else 'MISSED'}], warm {warm_ratio:.2f}x "
+          f"[{'ok' if warm_ratio <= 1.5 else 'MISSED'}]")
+    worst = min(1 - j["chars"] / e["chars"] for _, j, e, _, _ in rows)
+    print(f"  first request >= 90% smaller than eager: worst {worst:.1%} "
+          f"[{'ok' if worst >= 0.9 else 'MISSED'}]")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+

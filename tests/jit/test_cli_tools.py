@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+from typing import TYPE_CHECKING
+
+from agentrt.jit._cli import add_tools_commands, run_tools_command
+
+from .fixtures import IMPORTS, PACKAGE, reset
+from .helpers import BROWSER, CATALOG, SEARCH
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import pytest
+
+AGENT = "jit.agents:CliResearchAgent"
+
+
+def tools(*argv: str) -> tuple[int, str]:
+    parser = argparse.ArgumentParser(prog="agentrt")
+    add_tools_commands(parser.add_subparsers(dest="command", required=True))
+    out = io.StringIO()
+    code = run_tools_command(parser.parse_args(["tools", *argv]), stdout=out)
+    return code, out.getvalue()
+
+
+def test_manifest_writes_then_checks(tmp_path: Path) -> None:
+    target = tmp_path / "configs" / "tools.manifest.json"
+    code, out = tools("manifest", *CATALOG, "--manifest", str(target))
+    assert code == 0 and out == f"{target}: {len(CATALOG)} tools\n"
+    assert json.loads(target.read_text())["index"][SEARCH][0] == "web_search"
+    reset()
+    assert tools("manifest", "--check", "--manifest", str(target)) == (
+        0, f"{target}: up to date ({len(CATALOG)} tools)\n")  # re-reads the listed paths
+    target.write_text(target.read_text().replace("Search the web", "Search"), encoding="utf-8")
+    code, out = tools("manifest", "--check", "--manifest", str(target))
+    assert code == 1 and "out of date" in out
+    assert tools("manifest", "--manifest", str(target))[0] == 0
+    assert tools("manifest", "--check", "--manifest", str(target))[0] == 0
+
+
+def test_manifest_fresh_drops_tools_not_named_again(tmp_path: Path) -> None:
+    target = tmp_path / "m.json"
+    tools("manifest", *CATALOG, "--manifest", str(target))
+    assert tools("manifest", "--fresh", BROWSER, "--manifest", str(target)) == (
+        0, f"{target}: 1 tools\n")
+    assert list(json.loads(target.read_text())["index"]) == [BROWSER]
+
+
+def test_list_and_show_import_nothing(tmp_path: Path) -> None:
+    target = tmp_path / "m.json"
+    tools("manifest", *CATALOG, "--manifest", str(target))
+    reset()
+    code, out = tools("list", "--manifest", str(target))
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split() == ["TOOL", "SOURCE", "STATUS", "FUNCTIONS", "SUMMARY"]
+    assert any(line.split()[:4] == ["web_search", "agent", "-", "2"] for line in lines)
+    code, out = tools("show", "web_search", "--manifest", str(target))
+    assert code == 0
+    assert out.startswith("web_search: Search the web and read pages.\n"
+                          f"  import path  {SEARCH}\n")
+    assert "    fetch_page: Fetch a web page as text.\n" in out
+    assert '"required": ["url"]' in out
+    assert not IMPORTS and f"{PACKAGE}.search" not in sys.modules
+
+
+def test_an_agents_catalog_with_its_policy(tmp_path: Path) -> None:
+    target = tmp_path / "m.json"
+    assert tools("manifest", "--agent", AGENT, "--manifest", str(target))[0] == 0
+    reset()
+    _, out = tools("list", "--agent", AGENT, "--manifest", str(target))
+    rows = {line.split()[0]: line.split()[1:4] for line in out.splitlines()[1:]}
+    assert rows["notes"] == ["core", "core", "1"]
+    assert rows["tool_loader"] == ["core", "core", "1"]
+    assert rows["browser"] == ["agent", "blocked", "1"]
+    assert rows["files"][:2] == ["agent", "allowed"] and "2 fns" in out
+    _, out = tools("show", "browser", "--agent", AGENT, "--manifest", str(target))
+    assert "  status       tool 'browser' is not enabled for this agent\n" in out
+    assert not IMPORTS
+
+
+def test_show_an_unknown_tool(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "m.json"
+    tools("manifest", SEARCH, "--manifest", str(target))
+    assert tools("show", "web_serch", "--manifest", str(target)) == (2, "")
+    assert "no tool 'web_serch' in the catalog (did you mean 'web_search'?)" in \
+        capsys.readouterr().err
