@@ -70,6 +70,10 @@ class RedisGate:
         options: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
         self.client: Any = (RedisCluster.from_url(url, **options) if cluster
                             else aioredis.Redis.from_url(url, **options))
+        # Cluster: classic PUBLISH reaches every node, so one plain connection to the seed
+        # node hears every channel (redis-py's asyncio cluster pub/sub is not dependable).
+        self._node: Any = (aioredis.Redis.from_url(url, socket_connect_timeout=timeout)
+                           if cluster else None)
         self._down = False
         self._down_until = 0.0
         self.failures = 0
@@ -119,11 +123,19 @@ class RedisGate:
         self._down = True
         self._down_until = self._clock() + self.retry_after
 
+    def pubsub(self) -> Any:
+        """A pub/sub connection. Reads on it wait without the command timeout: callers
+        bound their own waits (``get_message(timeout=...)``)."""
+        return (self._node if self._node is not None else self.client).pubsub()
+
     def key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
 
     async def aclose(self) -> None:
-        try:
-            await self.client.aclose()
-        except (RedisError, OSError) as exc:  # closing a dead connection is not an error
-            log.debug("redis.close_failed", error=repr(exc))
+        for client in (self.client, self._node):
+            if client is None:
+                continue
+            try:
+                await client.aclose()
+            except (RedisError, OSError) as exc:  # closing a dead connection is not an error
+                log.debug("redis.close_failed", error=repr(exc))

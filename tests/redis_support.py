@@ -44,12 +44,14 @@ from __future__ import annotations
 
 import atexit
 import os
+import random
 import shutil
 import signal
 import socket
 import subprocess
 import time
 import uuid
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
@@ -61,7 +63,6 @@ from agentrt._redis import RedisGate
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
-    from pathlib import Path
 
 __all__ = [
     "DEFAULT_TEST_REDIS_URL",
@@ -102,22 +103,42 @@ def _skip_or_fail(reason: str) -> None:
     pytest.skip(reason)
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def free_port(*, with_bus: bool = False) -> int:
-    """A free loopback port (and, ``with_bus``, port + 10000 free too: a cluster's bus)."""
-    for _ in range(100):
+    """A free loopback port (``with_bus``: port + 10000 free too, a cluster node's bus).
+
+    Chosen below the kernel's ephemeral range, so no client connection (this
+    process's or another's) can take it between now and the server's bind, or
+    while a test has the server stopped for a restart.
+    """
+    low, _ = _ephemeral_range()
+    top = low - 1 - (10000 if with_bus else 0)
+    if top < 10000:  # an unusual ephemeral range: fall back to asking the kernel
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port: int = sock.getsockname()[1]
-        if not with_bus:
-            return port
-        if port + 10000 > 65535:
-            continue
-        with socket.socket() as bus:
-            try:
-                bus.bind(("127.0.0.1", port + 10000))
-            except OSError:
-                continue
         return port
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randint(10000, top)
+        if _bindable(port) and (not with_bus or _bindable(port + 10000)):
+            return port
     raise RuntimeError("no free loopback port found")
 
 
@@ -241,6 +262,7 @@ class LocalRedisCluster:
     def __init__(self, directory: Path, *, masters: int = 3) -> None:
         self.nodes = [RedisServerProcess(directory / f"node{i}", cluster=True, persistent=False)
                       for i in range(masters)]
+        self.startup_seconds: float | None = None
 
     @property
     def url(self) -> str:
@@ -251,6 +273,7 @@ class LocalRedisCluster:
         return [node.url for node in self.nodes]
 
     def start(self, *, timeout: float = 30.0) -> None:
+        started = time.monotonic()
         try:
             for node in self.nodes:
                 node.start()
@@ -267,6 +290,7 @@ class LocalRedisCluster:
         except BaseException:
             self.stop()
             raise
+        self.startup_seconds = time.monotonic() - started
 
     def _wait_until_ok(self, deadline: float) -> None:
         expected = {"cluster_state": "ok", "cluster_slots_assigned": "16384",
@@ -438,8 +462,16 @@ def redis_cluster_nodes(
         tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRedisCluster]:
     _require("redis-server")
     _require("redis-cli")
-    cluster = LocalRedisCluster(tmp_path_factory.mktemp("redis-cluster"))
-    cluster.start()
+    failures: list[str] = []
+    for _ in range(3):  # a port taken meanwhile by something else: try other ports
+        cluster = LocalRedisCluster(tmp_path_factory.mktemp("redis-cluster"))
+        try:
+            cluster.start()
+            break
+        except RuntimeError as exc:
+            failures.append(str(exc))
+    else:
+        pytest.fail("the local Redis Cluster did not start:\n" + "\n---\n".join(failures))
     try:
         yield cluster
     finally:

@@ -67,3 +67,9 @@ def test_the_local_cluster_has_three_masters_covering_every_slot(
 def test_free_port_leaves_room_for_a_cluster_bus() -> None:
     port = free_port(with_bus=True)
     assert 0 < port <= 65535 - 10000
+
+
+def test_the_local_cluster_starts_quickly(redis_cluster_nodes: LocalRedisCluster) -> None:
+    # started once per session; redis-cli --cluster create waits about a second itself
+    assert redis_cluster_nodes.startup_seconds is not None
+    assert redis_cluster_nodes.startup_seconds < 15

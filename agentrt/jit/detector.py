@@ -4,7 +4,8 @@ What is on offer (:class:`Provided`): the run (``thread_id``, ``run_id``,
 ``agent_name``, the ``RunContext`` itself), the identity (``account`` also as
 ``account_id``, ``project`` as ``project_id``...), the runtime's objects
 (``settings``, ``store``, ``thread_manager``, ``client`` = the
-``anthropic.AsyncAnthropic``, ``runtime``, ``redis`` once a runtime has one) and
+``anthropic.AsyncAnthropic``, ``runtime``, and with ``AGENTRT_REDIS_URL`` set
+``redis``, the ``redis.asyncio`` client, and ``redis_gate``) and
 everything the application passed in ``Agent(deps={...})``, which wins on a
 name clash. A parameter with a default may go unfilled; a required one nothing
 provides fails the activation with :class:`MissingParameterError`.
@@ -78,9 +79,10 @@ class RuntimeSources:
             runtime = self.runtime
             objects = {"runtime": runtime, "settings": runtime.settings, "store": runtime.store,
                        "client": runtime.model.sdk}
-            redis = getattr(runtime, "redis", None)
-            if redis is not None:
-                objects["redis"] = redis
+            gate = getattr(runtime, "redis", None)  # set when AGENTRT_REDIS_URL is
+            if gate is not None:
+                objects["redis"] = getattr(gate, "client", gate)  # redis.asyncio client
+                objects["redis_gate"] = gate  # the same, behind the circuit breaker
             names.update(objects, thread_store=runtime.store, anthropic_client=runtime.model.sdk)
             typed += [(type(v), v) for v in objects.values()]
         if self.manager is not None or placeholder_manager:

@@ -6,7 +6,8 @@ accidents, so the same tool renders the same bytes in every process. The
 :class:`GuideCache` shares rendered guides under a versioned key (format,
 tool version and a digest of the tool's content, so an edited tool never serves
 a stale guide); the in-memory one is the default, a Redis one plugs in behind
-the same two methods.
+the same two methods. The key assumes ``Tool.guide()`` depends on the class
+alone (it is a hook for static usage notes, not per-instance state).
 """
 
 from __future__ import annotations

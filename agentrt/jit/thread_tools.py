@@ -199,8 +199,7 @@ class ThreadTools:
         except ToolDefinitionError as exc:
             return self._fail(name, trigger, str(exc), final=True)
         allowed = self._loader.policy.methods(name)
-        specs = {fn: spec for fn, spec in cls.functions().items()
-                 if allowed is None or fn in allowed}
+        specs = {fn: s for fn, s in cls.functions().items() if allowed is None or fn in allowed}
         for fn in specs:
             other = self._owner.get(fn)
             if other is not None:
@@ -242,12 +241,11 @@ class ThreadTools:
             return f"constructing tool {name!r} failed: {type(exc).__name__}: {exc}"
         return None
 
-    def _add(self, name: str, active: _Active, *, pending: bool = True) -> None:
+    def _add(self, name: str, active: _Active) -> None:
         self._active[name] = active
         for fn in active.specs:
             self._owner[fn] = name
-        if pending:
-            self._pending.append(name)
+        self._pending.append(name)
 
     def _instance(self, tool: str) -> Tool | str:
         """The tool's instance, built on first use if it was restored or is a core class."""
@@ -270,12 +268,13 @@ class ThreadTools:
         return (f"Function {function_name!r} of tool {tool!r} is not enabled for this agent "
                 f"(enabled: {', '.join(enabled) or 'none'}).")
 
-    def _commit(self) -> None:
-        """Append what was activated since the last request, dependencies first, then by name."""
-        if not self._pending:
-            return
+    def _commit(self, *, keep_order: bool = False) -> None:
+        """Append what was activated since the last request: dependencies first, then by
+        name (core tools, ``keep_order``, in their declared order)."""
         graph = self._loader.catalog.graph
-        for name in sorted(self._pending, key=lambda n: (graph.layer(n), n)):
+        names = self._pending if keep_order else sorted(
+            self._pending, key=lambda n: (graph.layer(n), n))
+        for name in names:
             self._order.append(name)
             self._definitions += [self._loader.definition(spec)
                                   for spec in self._active[name].specs.values()]
@@ -286,25 +285,13 @@ class ThreadTools:
     def start(self, core: Sequence[Tool | type[Tool]], *, with_loader: bool) -> None:
         """Core tools (instances shared, classes built on first call), then the loader."""
         policy = self._loader.policy
-        for item in core:
+        items: list[Tool | type[Tool]] = [*core, ToolLoader(self)] if with_loader else [*core]
+        for item in items:
             cls = item if isinstance(item, type) else type(item)
             allowed = policy.methods(cls.name)
             specs = {fn: s for fn, s in cls.functions().items() if allowed is None or fn in allowed}
             self._add(cls.name, _Active(cls, specs, None if isinstance(item, type) else item))
-        if with_loader:
-            allowed = policy.methods(ToolLoader.name)
-            specs = {fn: s for fn, s in ToolLoader.functions().items()
-                     if allowed is None or fn in allowed}
-            self._add(ToolLoader.name, _Active(ToolLoader, specs, ToolLoader(self)))
-        self._order_core()
-
-    def _order_core(self) -> None:
-        """Core tools keep their declared order (no layer sort)."""
-        for name in self._pending:
-            self._order.append(name)
-            self._definitions += [self._loader.definition(spec)
-                                  for spec in self._active[name].specs.values()]
-        self._pending.clear()
+        self._commit(keep_order=True)
 
     async def restore(self, history: Sequence[Message]) -> None:
         """Replay the thread's activations: each assistant message's tool_use blocks

@@ -83,10 +83,11 @@ class SharedCache:
                     ) -> tuple[bytes | None, dict[str, int]]:
         if not tags:
             return await r.get(key), {}
-        pipe = r.pipeline(transaction=False)
+        pipe = r.pipeline(transaction=False)  # one round trip (cluster pipelines refuse MGET)
         pipe.get(key)
-        pipe.mget([tag_key(self.gate, t) for t in tags])
-        raw, counters = await pipe.execute()
+        for tag in tags:
+            pipe.get(tag_key(self.gate, tag))
+        raw, *counters = await pipe.execute()
         return raw, {t: int(c or 0) for t, c in zip(tags, counters, strict=True)}
 
     async def _write(self, call: ToolCall, key: str, outcome: ToolOutcome,
@@ -111,8 +112,8 @@ class SharedCache:
             pipe = r.pipeline(transaction=False)
             for tag in tags:
                 pipe.incr(tag_key(self.gate, tag))
-            pipe.publish(self.gate.key("invalidate"), json.dumps(list(tags)))
             await pipe.execute()
+            await r.publish(self.gate.key("invalidate"), json.dumps(list(tags)))
 
         try:
             await self.gate.run(bump, what="shared cache invalidate")
@@ -127,7 +128,7 @@ async def listen_for_invalidations(gate: RedisGate, local: TTLCache[ToolOutcome]
     process's local cache. Reconnects after a failure; never raises (but cancellation)."""
     channel = gate.key("invalidate")
     while True:
-        pubsub = gate.client.pubsub()
+        pubsub = gate.pubsub()
         try:
             await pubsub.subscribe(channel)
             while True:

@@ -158,7 +158,7 @@ class SharedFlight:
         channel = self._keys(call.key)[2]
         self.joined += 1
         patience = (call.options.timeout or self.default_timeout) + self.lease_ms / 1000
-        pubsub = self.gate.client.pubsub()
+        pubsub = self.gate.pubsub()
         try:
             await self.gate.run(lambda r: pubsub.subscribe(channel), what="subscribe")
             with anyio.move_on_after(patience):

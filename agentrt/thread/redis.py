@@ -243,14 +243,18 @@ def _timestamp(thread_id: str, field: str, raw: Any) -> float:
 
 def _thread_info(thread_id: str, reply: list[Any]) -> ThreadInfo:
     _, created_at, updated_at, metadata, count = reply[:5]
-    if metadata is None:
-        raise StoreError(f"stored metadata of thread {thread_id!r} is corrupt: it is missing")
+    try:
+        if metadata is None:
+            raise ValueError("it is missing")
+        metadata_json = _text(metadata)
+    except ValueError as exc:
+        raise StoreError(f"stored metadata of thread {thread_id!r} is corrupt: {exc}") from exc
     return ThreadInfo(
         id=thread_id,
         created_at=_timestamp(thread_id, "created_at", created_at),
         updated_at=_timestamp(thread_id, "updated_at", updated_at),
         message_count=int(count),
-        metadata=decode_metadata(thread_id, _text(metadata)),
+        metadata=decode_metadata(thread_id, metadata_json),
     )
 
 
@@ -357,7 +361,7 @@ class RedisThreadStore:
             if not page:
                 break
             start += len(page) // 2
-            ids = [_text(member) for member in page[0::2]]
+            ids = [self._member(member) for member in page[0::2]]
             infos = await self._run("list_threads", None,
                                     functools.partial(self._read_many, thread_ids=ids))
             stale: list[bytes] = []
@@ -443,6 +447,13 @@ class RedisThreadStore:
             raise StoreError(f"Redis thread store: {_text(reply[1])} "
                              f"(key {self._index!r})")
         return list(reply)
+
+    def _member(self, member: Any) -> str:
+        try:
+            return _text(member)
+        except ValueError as exc:
+            raise StoreError(f"Redis thread store: the thread index (key {self._index!r}) "
+                             f"holds {member!r}, not a thread id") from exc
 
     async def _touch(self, thread_id: str) -> None:
         """Move the thread to the top of the index; a failure only makes the index lag."""

@@ -12,6 +12,8 @@ from agentrt.thread.manager import ThreadManager
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
+    import redis.asyncio as aioredis
+
     from agentrt import Settings, ThreadStore
 
 
@@ -131,3 +133,18 @@ def test_the_start_up_check_has_a_placeholder_manager() -> None:
     assert ParameterDetector().arguments(Needs, "n", provided) == {"thread_manager": None}
     with pytest.raises(MissingParameterError):
         ParameterDetector().arguments(Needs, "n", RuntimeSources().provided(_run()))
+
+
+@pytest.mark.anyio
+async def test_the_runtimes_redis_connection_is_offered() -> None:
+    class Cache:  # `aioredis` is a TYPE_CHECKING import: matched by the class name
+        def __init__(self, conn: aioredis.Redis, redis_gate: object) -> None: ...
+
+    settings = load_settings(thread_store="memory", redis_url="redis://127.0.0.1:1/0")
+    async with anthropic.AsyncAnthropic(api_key="k", base_url="http://127.0.0.1:9") as client, \
+            Runtime(settings, client=client, store=MemoryThreadStore()) as runtime:
+        assert runtime.redis is not None
+        kwargs = ParameterDetector().arguments(
+            Cache, "cache", RuntimeSources(runtime).provided(_run()))
+        assert kwargs["conn"] is runtime.redis.client  # by type
+        assert kwargs["redis_gate"] is runtime.redis  # by name

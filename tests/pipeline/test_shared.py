@@ -27,27 +27,22 @@ from .support import Upstream, context, processor, resources, turn, use
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-pytestmark = [pytest.mark.anyio, pytest.mark.redis]
+pytestmark = pytest.mark.anyio
 
 ROOT = Path(__file__).resolve().parents[2]
-REDIS_URL = os.environ.get("AGENTRT_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 SHARED = ["local_cache", "single_flight", "shared_cache", "shared_flight"]
 
 
-@pytest.fixture
-async def gate() -> AsyncIterator[RedisGate]:
-    prefix = f"agentrt-test-{uuid.uuid4().hex[:10]}"
-    gate = RedisGate(REDIS_URL, prefix=prefix, timeout=2.0)
-    try:
-        await gate.client.ping()
-    except Exception as exc:  # pragma: no cover - CI always has one
-        await gate.aclose()
-        pytest.skip(f"no redis-server at {REDIS_URL}: {exc}")
-    yield gate
-    keys = [k async for k in gate.client.scan_iter(match=f"{prefix}*")]
-    if keys:
-        await gate.client.delete(*keys)
-    await gate.aclose()
+@pytest.fixture(params=["server", "cluster", "fakeredis"])
+def gate(request: pytest.FixtureRequest) -> RedisGate:
+    """Every stage test runs on a real redis-server, on a local 3-master Redis Cluster,
+    and on fakeredis (the fast layer; never the only proof)."""
+    if request.param == "fakeredis":
+        gate: RedisGate = request.getfixturevalue("fake_redis_gate")
+        return gate
+    factory = request.getfixturevalue("redis_gate" if request.param == "server"
+                                      else "redis_cluster_gate")
+    return factory()  # type: ignore[no-any-return]
 
 
 def _stack(gate: RedisGate, stages: list[str] = SHARED, **settings: Any) -> tuple[Any, Any]:
@@ -143,11 +138,11 @@ async def test_redis_down_the_stages_step_aside_and_warn_once() -> None:
     await gate.aclose()
 
 
-async def _spawn(gate: RedisGate, processes: int, calls: int, lease_ttl: float,
+async def _spawn(gate: RedisGate, url: str, processes: int, calls: int, lease_ttl: float,
                  first_seconds: float) -> list[subprocess.Popen[str]]:
     """Starts the children and says go once every one of them is ready."""
     children = [subprocess.Popen(
-        [sys.executable, "-m", "tests.pipeline.flight_child", REDIS_URL, gate.prefix,
+        [sys.executable, "-m", "tests.pipeline.flight_child", url, gate.prefix,
          str(calls), str(lease_ttl), str(first_seconds)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for _ in range(processes)]
@@ -159,8 +154,10 @@ async def _spawn(gate: RedisGate, processes: int, calls: int, lease_ttl: float,
 
 
 @pytest.mark.integration
-async def test_eight_processes_twenty_five_callers_one_execution(gate: RedisGate) -> None:
-    children = await _spawn(gate, 8, 25, 10.0, 1.0)
+async def test_eight_processes_twenty_five_callers_one_execution(
+        redis_gate: Any, redis_url: str) -> None:
+    gate = redis_gate()
+    children = await _spawn(gate, redis_url, 8, 25, 10.0, 1.0)
     outputs = [json.loads(c.communicate(timeout=60)[0]) for c in children]
     assert all(c.returncode == 0 for c in children)
     results = [r for out in outputs for r in out["results"]]
@@ -176,9 +173,10 @@ async def test_eight_processes_twenty_five_callers_one_execution(gate: RedisGate
 
 @pytest.mark.integration
 async def test_killing_the_leader_process_lets_another_finish_and_nobody_hangs(
-        gate: RedisGate) -> None:
+        redis_gate: Any, redis_url: str) -> None:
+    gate = redis_gate()
     lease_ttl = 1.0
-    children = await _spawn(gate, 4, 5, lease_ttl, 30.0)
+    children = await _spawn(gate, redis_url, 4, 5, lease_ttl, 30.0)
     with anyio.fail_after(20):
         while (pid := await gate.client.get(gate.key("leader_pid"))) is None:
             await anyio.sleep(0.02)

@@ -295,6 +295,14 @@ async def test_an_index_update_that_fails_only_makes_the_list_lag(
     assert gate.available and gate.failures == 0  # bad data is not Redis being down
 
 
+async def test_a_foreign_index_member_raises_store_error(gate: RedisGate,
+                                                         store: RedisThreadStore) -> None:
+    await store.create_thread("t1")
+    await gate.client.zadd(gate.key("thread", "index"), {b"\xff\xfe": 0})
+    with pytest.raises(StoreError, match="holds b'\\xff\\xfe', not a thread id"):
+        await store.list_threads()
+
+
 async def test_scripts_are_reloaded_after_a_script_flush(gate: RedisGate,
                                                          store: RedisThreadStore) -> None:
     await store.create_thread("t1")
@@ -369,6 +377,7 @@ async def test_a_foreign_value_under_a_thread_key_raises_store_error(
 
 @pytest.mark.parametrize(("field", "value", "message"), [
     ("metadata", b"{oops", "metadata of thread 't1' is corrupt"),
+    ("metadata", b"\xff{}", "metadata of thread 't1' is corrupt"),
     ("metadata", b"[]", "metadata of thread 't1' is not a JSON object"),
     ("created_at", b"yesterday", "created_at of thread 't1' is corrupt"),
     ("updated_at", b"inf", "updated_at of thread 't1' is corrupt"),
