@@ -52,7 +52,8 @@ def _redis_from(settings: Settings) -> RedisGate | None:
     if settings.redis_url is None:
         return None
     return RedisGate(settings.redis_url.get_secret_value(), prefix=settings.redis_prefix,
-                     timeout=settings.redis_timeout, cluster=settings.redis_cluster)
+                     timeout=settings.redis_timeout, cluster=settings.redis_cluster,
+                     retry_after=settings.redis_retry_after)
 
 
 def _client_from(settings: Settings) -> anthropic.AsyncAnthropic:

@@ -111,6 +111,9 @@ class Settings(BaseSettings):
     redis_timeout: float = Field(
         0.5, gt=0, description="Seconds a Redis command may take before Redis is treated as "
         "down (the run goes on with the in-process layers).")
+    redis_retry_after: float = Field(
+        1.0, gt=0, description="Seconds the shared stages stay aside after Redis failed, "
+        "before trying it again.")
     shared_cache_max_bytes: int = Field(
         1024 * 1024, gt=0, description="Results larger than this are not stored in Redis.")
     lease_ttl: float = Field(

@@ -9,9 +9,8 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 import pytest
@@ -23,9 +22,6 @@ from agentrt.pipeline.shared_cache import listen_for_invalidations, value_key
 from agentrt.tools import ToolRegistry
 
 from .support import Upstream, context, processor, resources, turn, use
-
-if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
 
 pytestmark = pytest.mark.anyio
 
