@@ -20,7 +20,15 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import anyio
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import RedisClusterException, RedisError
+from redis.exceptions import (
+    ClusterDownError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    RedisClusterException,
+    RedisError,
+    ResponseError,
+    TryAgainError,
+)
 
 from ._errors import BackendUnavailableError, ConfigError
 from .log import get_logger
@@ -31,6 +39,10 @@ if TYPE_CHECKING:
 __all__ = ["RedisGate", "mask_url"]
 
 log = get_logger("agentrt.redis")
+
+# Errors in a reply that say the server itself is in trouble (so the circuit opens),
+# as opposed to a reply refusing this one command.
+_SERVER_TROUBLE = (ReadOnlyError, OutOfMemoryError, ClusterDownError, TryAgainError)
 T = TypeVar("T")
 
 
@@ -98,6 +110,17 @@ class RedisGate:
                 if not self._ready:
                     await self._initialize()
                 result = await op(self.client)
+        except ResponseError as exc:
+            if not isinstance(exc, _SERVER_TROUBLE):
+                # The server answered: the data or the command was wrong (a foreign type
+                # under a key, a script error). This call fails; Redis is not down.
+                log.warning("redis.command_error", url=self.url, what=what,
+                            error=f"{type(exc).__name__}: {exc}")
+                raise BackendUnavailableError(f"redis at {self.url} refused {what}: "
+                                              f"{type(exc).__name__}: {exc}") from exc
+            self.trip(exc, what)
+            raise BackendUnavailableError(f"redis at {self.url} failed during {what}: "
+                                          f"{type(exc).__name__}: {exc}") from exc
         # RedisClusterException is not a RedisError: "no node reachable" is one.
         except (RedisError, RedisClusterException, OSError, TimeoutError) as exc:
             self.trip(exc, what)

@@ -232,3 +232,17 @@ async def test_a_waiter_whose_wait_runs_out_executes_itself_and_says_so(
         result = await turn(proc, tools, context(), use("get_quote", symbol="W"))
     assert result[0]["source"] == "executed" and up.count("quote") == 1
     assert "tool.flight_wait_timeout" in [e["event"] for e in logs]
+
+
+async def test_a_foreign_type_under_a_key_fails_that_call_only(gate: RedisGate) -> None:
+    """Regression: a WRONGTYPE reply opened the circuit, switching every shared stage off."""
+    up = Upstream()
+    tools = ToolRegistry([up])
+    proc, _ = _stack(gate, ["shared_cache"])
+    call = await proc.prepare(use("get_quote", symbol="L"), tools, context())
+    await gate.client.lpush(value_key(gate, call, {"account": "acme"}), "not-a-string")
+    result = await turn(proc, tools, context(), use("get_quote", symbol="L"))
+    assert result[0]["source"] == "executed" and gate.available
+    await turn(proc, tools, context(), use("get_quote", symbol="M"))
+    again = await turn(proc, tools, context(), use("get_quote", symbol="M"))
+    assert again[0]["source"] == "shared"
