@@ -88,6 +88,7 @@ class RedisGate:
                            if cluster else None)
         self._down = False
         self._down_until = 0.0
+        self._probing = False
         self.failures = 0
         # redis-py's async RedisCluster fetches the topology on first use, and
         # commands racing that first use can fail (AttributeError inside
@@ -97,16 +98,19 @@ class RedisGate:
 
     @property
     def available(self) -> bool:
-        """False while the circuit is open (a recent failure)."""
-        return not self._down or self._clock() >= self._down_until
+        """False while the circuit is open (a recent failure). Once ``retry_after`` has
+        passed, one caller at a time probes Redis; the others keep stepping aside."""
+        return not self._down or (self._clock() >= self._down_until and not self._probing)
 
     async def run(self, op: Callable[[Any], Awaitable[T]], *, what: str,
                   timeout: float | None = None) -> T:
         """Runs ``op(client)``; raises BackendUnavailableError if Redis cannot answer."""
         if not self.available:
             raise BackendUnavailableError(f"redis at {self.url} is unavailable (circuit open)")
+        probe = self._down
+        self._probing = probe
         try:
-            with anyio.fail_after(timeout or self.timeout):
+            with anyio.fail_after(self.timeout if timeout is None else timeout):
                 if not self._ready:
                     await self._initialize()
                 result = await op(self.client)
@@ -126,6 +130,9 @@ class RedisGate:
             self.trip(exc, what)
             raise BackendUnavailableError(f"redis at {self.url} failed during {what}: "
                                           f"{type(exc).__name__}: {exc}") from exc
+        finally:
+            if probe:
+                self._probing = False
         if self._down:
             self._down = False
             log.warning("redis.recovered", url=self.url, what=what)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 from redis_support import ManualClock, free_port, make_fake_gate
 from structlog.testing import capture_logs
@@ -227,3 +228,35 @@ async def test_concurrent_first_use_of_a_cluster_gate(redis_cluster_gate: GateFa
         gate = redis_cluster_gate()
         assert await first_use_burst(gate, 20) == [True] * 20
         assert await gate.run(lambda r, gate=gate: r.get(gate.key("k7")), what="get") == b"7"
+
+
+async def test_after_retry_after_only_one_caller_probes() -> None:
+    """Regression: every concurrent caller probed a dead Redis at once, each waiting out
+    the timeout; now one probes and the others keep stepping aside until it answers."""
+    clock = ManualClock()
+    gate = RedisGate("redis://127.0.0.1:1/0", clock=clock, retry_after=1.0)
+    gate.trip(ConnectionError("down"), "test")
+    clock.advance(2.0)
+    probe_started, release = anyio.Event(), anyio.Event()
+    outcomes: list[str] = []
+
+    async def slow_probe(_: Any) -> str:
+        probe_started.set()
+        await release.wait()
+        return "pong"
+
+    async def other() -> None:
+        try:
+            await gate.run(lambda r: anyio.lowlevel.checkpoint(), what="other")
+            outcomes.append("ran")
+        except BackendUnavailableError:
+            outcomes.append("stepped aside")
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(lambda: gate.run(slow_probe, what="probe", timeout=5))
+        await probe_started.wait()
+        await other()
+        release.set()
+    await other()
+    assert outcomes == ["stepped aside", "ran"]
+    await gate.aclose()
