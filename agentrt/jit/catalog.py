@@ -104,7 +104,7 @@ class Catalog:
         self.manifest = manifest
         self._all: dict[str, CatalogEntry | tuple[str, Source]] = {}
         self._functions: dict[str, str] = {}  # of the class-described entries
-        self._listings: dict[object, str] = {}
+        self._memo: dict[object, str] = {}
         explicit = list(entries)
         for entry in explicit:
             self._all[entry.name] = entry
@@ -114,17 +114,17 @@ class Catalog:
                     self._duplicate(fn, owner, entry.name)
         lazy = {name: (path, source) for name, path, source in from_manifest} if manifest else {}
         self._all.update(lazy)
-        self._described = lazy.keys()  # a live, O(1) membership view
+        self._in_manifest = lazy.keys()  # names described by the manifest; O(1) membership
         requires = {e.name: e.requires for e in explicit if e.requires}
-        if self._described:
+        if self._in_manifest:
             assert manifest is not None
             functions = manifest.functions
             for fn, owner in self._functions.items():
                 other = functions.get(fn)
-                if other is not None and other != owner and other in self._described:
+                if other is not None and other != owner and other in self._in_manifest:
                     self._duplicate(fn, other, owner)
             requires.update((name, tuple(deps)) for name, deps in manifest.requires.items()
-                            if name in self._described)
+                            if name in self._in_manifest)
         for name, deps in requires.items():
             for dep in deps:
                 if dep not in self._all:
@@ -169,10 +169,10 @@ class Catalog:
     def tool_for(self, function: str) -> str | None:
         """The tool defining ``function``, from the manifest or the class; O(1)."""
         owner = self._functions.get(function)
-        if owner is None and self._described:
+        if owner is None and self._in_manifest:
             assert self.manifest is not None
             owner = self.manifest.functions.get(function)
-            if owner not in self._described:
+            if owner not in self._in_manifest:
                 return None
         return owner
 
@@ -181,16 +181,16 @@ class Catalog:
 
     def function_names(self) -> list[str]:
         names = list(self._functions)
-        if self._described:
+        if self._in_manifest:
             assert self.manifest is not None
-            names += [fn for fn, t in self.manifest.functions.items() if t in self._described]
+            names += [fn for fn, t in self.manifest.functions.items() if t in self._in_manifest]
         return names
 
     def memo(self, key: object, build: Callable[[], str]) -> str:
         """Text derived from the whole catalog (a loader's tool listing), built once."""
-        found = self._listings.get(key)
+        found = self._memo.get(key)
         if found is None:
-            found = self._listings[key] = build()
+            found = self._memo[key] = build()
         return found
 
 

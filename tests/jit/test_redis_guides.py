@@ -1,0 +1,79 @@
+"""The Redis tool-guide cache on a real server, a local cluster and fakeredis."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+from agentrt._redis import RedisGate
+from agentrt.jit.guides import guide_key
+from agentrt.jit.redis_guides import RedisGuideCache, tool_of
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(params=["server", "cluster", "fakeredis"])
+def gate(request: pytest.FixtureRequest) -> RedisGate:
+    if request.param == "fakeredis":
+        found: RedisGate = request.getfixturevalue("fake_redis_gate")
+        return found
+    factory = request.getfixturevalue("redis_gate" if request.param == "server"
+                                      else "redis_cluster_gate")
+    return factory()  # type: ignore[no-any-return]
+
+
+def _key(tool: str, text: str = "x") -> str:
+    return guide_key(tool, "1", text, ["a", "b"])
+
+
+async def test_byte_identical_across_instances_in_one_round_trip(gate: RedisGate) -> None:
+    writer, reader = RedisGuideCache(gate), RedisGuideCache(gate)  # two processes' caches
+    guides = {_key("files"): "## files\nRead and write files. ü", _key("web"): "## web\n..."}
+    await writer.set_many(guides)
+    calls: list[Any] = []
+    original = gate.run
+
+    async def counting(op: Any, **kwargs: Any) -> Any:
+        calls.append(kwargs["what"])
+        return await original(op, **kwargs)
+
+    gate.run = counting  # type: ignore[method-assign]
+    found = await reader.get_many([*guides, _key("missing")])
+    assert found == guides and calls == ["tool guides get"]
+    assert reader.statistics().hits == 2 and reader.statistics().misses == 1
+
+
+async def test_invalidate_one_tool_and_all_by_generation(gate: RedisGate) -> None:
+    cache = RedisGuideCache(gate)
+    await cache.warm({_key("files"): "f", _key("files", "other"): "f2", _key("web"): "w"})
+    assert await cache.invalidate("files") == 2
+    assert await cache.get_many([_key("files"), _key("web")]) == {_key("web"): "w"}
+    generation = await cache.invalidate_all()
+    assert generation == 1 and await cache.get(_key("web")) is None
+    await cache.set(_key("web"), "w2")
+    assert await cache.get(_key("web")) == "w2"
+
+
+async def test_entries_have_a_ttl(gate: RedisGate) -> None:
+    cache = RedisGuideCache(gate, ttl=60)
+    await cache.set(_key("files"), "f")
+    ttl = await gate.client.pttl(f"{cache.base}:0:{_key('files')}")
+    assert 0 < ttl <= 60_000
+
+
+async def test_an_outage_is_a_miss_not_an_error() -> None:
+    gate = RedisGate("redis://127.0.0.1:1/0", timeout=0.2)
+    cache = RedisGuideCache(gate)
+    with capture_logs() as logs:
+        await cache.set(_key("files"), "f")
+        assert await cache.get(_key("files")) is None
+    assert cache.errors == 2
+    assert [e["event"] for e in logs].count("redis.unavailable") == 1
+    await gate.aclose()
+
+
+def test_tool_of_reads_the_tool_from_a_guide_key() -> None:
+    assert tool_of(_key("sb_files_tool")) == "sb_files_tool"
+    assert tool_of("plain") == "plain"
