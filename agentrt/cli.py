@@ -14,6 +14,7 @@ import anyio
 from ._errors import AgentRtError, UsageError
 from ._events import RunFinished, TextDelta, ToolCallFinished, ToolCallStarted
 from ._target import load_agent_class
+from .jit._cli import add_tools_commands, run_tools_command
 from .log import configure_logging
 from .pipeline import describe_pipeline, stage_names
 from .runtime import Runtime
@@ -45,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
                      help="answer from this scripted reply file on a local fake Messages API")
     pipeline = commands.add_parser("pipeline", help="show an agent's tool-call stages in order")
     pipeline.add_argument("target", help="package.module:AgentClass or path/to/file.py:AgentClass")
+    add_tools_commands(commands)
     return parser
 
 
@@ -138,6 +140,8 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None) -> 
     try:
         if args.command == "pipeline":
             return _show_pipeline(args, out)
+        if args.command == "tools":
+            return run_tools_command(args, stdout=out)
         return anyio.run(_run, args, out)
     except KeyboardInterrupt:
         sys.stderr.write("agentrt: interrupted\n")

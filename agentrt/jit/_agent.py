@@ -16,6 +16,7 @@ from .core import ToolLoader
 from .detector import RuntimeSources
 from .loader import JITLoader
 from .manifest import read_manifest
+from .redis_guides import RedisGuideCache
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -60,5 +61,7 @@ def build_loader(agent: Agent, *, manager: Callable[[], ThreadManager]) -> JITLo
     policy = config.bind(catalog, field=field)
     prototype = RunContext(thread_id="", run_id="", agent=agent.name,
                            identity=dict(agent.identity), deps=dict(agent.deps))
+    redis = agent.runtime.redis
     return JITLoader(catalog, policy, core=core, prototype=prototype,
-                     sources=RuntimeSources(agent.runtime, manager))
+                     sources=RuntimeSources(agent.runtime, manager),
+                     guide_cache=RedisGuideCache(redis) if redis is not None else None)

@@ -167,16 +167,29 @@ class JITLoader:
         return ("Tools you can activate:\n" + "\n".join(lines) if lines
                 else "No other tools can be activated.")
 
-    async def guide_get(self, key: str) -> str | None:
+    async def guide_get_many(self, keys: list[str]) -> dict[str, str]:
+        """Cached guides; a cache with ``get_many`` (Redis) answers in one round trip."""
         try:
-            return await self.guide_cache.get(key)
+            get_many = getattr(self.guide_cache, "get_many", None)
+            if get_many is not None:
+                found: dict[str, str] = await get_many(keys)
+                return found
+            values = [await self.guide_cache.get(key) for key in keys]
+            return {k: v for k, v in zip(keys, values, strict=True) if v is not None}
         except Exception as exc:  # a cache outage costs a re-render, never the call
             log.warning("jit.guide_cache_error", op="get", error=repr(exc))
-            return None
+            return {}
 
-    async def guide_set(self, key: str, value: str) -> None:
+    async def guide_set_many(self, guides: dict[str, str]) -> None:
+        if not guides:
+            return
         try:
-            await self.guide_cache.set(key, value)
+            set_many = getattr(self.guide_cache, "set_many", None)
+            if set_many is not None:
+                await set_many(guides)
+                return
+            for key, value in guides.items():
+                await self.guide_cache.set(key, value)
         except Exception as exc:
             log.warning("jit.guide_cache_error", op="set", error=repr(exc))
 

@@ -324,23 +324,28 @@ class ThreadTools:
     # -- guides ------------------------------------------------------------------
 
     async def guides(self, names: Iterable[str]) -> list[str]:
-        """Each tool's guide through the guide cache (rendered once per content version)."""
-        out = []
+        """Each tool's guide through the guide cache (rendered once per content version),
+        fetched and stored in one batch: one round trip when the cache is Redis."""
+        keyed = []
         for name in names:
             active = self._active.get(name)
-            if active is None:
-                continue
-            key = guide_key(name, active.cls.version, self._loader.fingerprint(active.cls),
-                            active.specs)
-            text = await self._loader.guide_get(key)
+            if active is not None:
+                keyed.append((name, guide_key(name, active.cls.version,
+                                              self._loader.fingerprint(active.cls),
+                                              active.specs)))
+        cached = await self._loader.guide_get_many([key for _, key in keyed])
+        rendered: dict[str, str] = {}
+        out = []
+        for name, key in keyed:
+            text = cached.get(key)
             if text is None:
                 instance = self._instance(name)
                 if isinstance(instance, str):
                     out.append(f"## {name}\n(guide unavailable: {instance})\n")
                     continue
-                text = render_guide(instance, active.specs.values())
-                await self._loader.guide_set(key, text)
+                text = rendered[key] = render_guide(instance, self._active[name].specs.values())
             out.append(text)
+        await self._loader.guide_set_many(rendered)
         return out
 
     def active_tools(self) -> list[str]:

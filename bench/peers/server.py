@@ -9,9 +9,9 @@ contenders and concurrent runs can share one server and all get the same convers
 prints ``AGENTRT_FAKE_BASE_URL=http://127.0.0.1:PORT`` once it listens; SIGTERM stops it.
 
 Besides the workloads it answers two control tasks, sent as ordinary messages:
-``bench w=stats run=N`` returns, as the reply text, the JSON of the first request seen for
+``[bench w=stats run=N]`` returns, as the reply text, the JSON of the first request seen for
 run N of workload 4 (arrival time on the system-wide monotonic clock, and the body), and
-``bench w=cpu run=0`` the server's own CPU seconds so far.
+``[bench w=cpu run=0]`` the server's own CPU seconds so far.
 
 Workload 4 emulates the API's tool search (``tool_search_tool_*`` with ``defer_loading``),
 which FakeAnthropicServer does not: the reply carries ``server_tool_use`` and

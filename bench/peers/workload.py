@@ -1,7 +1,7 @@
 """What every contender runs: the tool functions, the tasks, and the scripted conversations.
 
 The fake server (``server.py``, its own process) decides every reply from the request alone:
-the task carries a tag (``bench w=w1 run=17 ...``) naming the workload and the run, and the
+the task carries a tag (``[bench w=w1 run=17 ...]``) naming the workload and the run, and the
 number of assistant messages already in the history is the turn. So each contender, whatever
 it sends, gets the same tool calls in the same order, and nothing here depends on a framework.
 
@@ -85,12 +85,12 @@ SHOP_SCHEMAS: list[dict[str, Any]] = [
 
 # -- tasks ------------------------------------------------------------------------------
 
-_TAG = re.compile(r"bench((?: \w+=[\w.,-]+)+)")
+_TAG = re.compile(r"\[bench ([^\]]+)\]")
 
 
 def task(workload: str, run: int, **params: Any) -> str:
     extra = "".join(f" {k}={v}" for k, v in params.items())
-    return f"bench w={workload} run={run}{extra}. Check the products and users I ask about."
+    return f"[bench w={workload} run={run}{extra}] Check the products and users I ask about."
 
 
 def parse_task(text: str) -> dict[str, str]:

@@ -1,12 +1,11 @@
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import sys
 from typing import TYPE_CHECKING
 
-from agentrt.jit._cli import add_tools_commands, run_tools_command
+from agentrt.cli import main
 
 from .fixtures import IMPORTS, PACKAGE, reset
 from .helpers import BROWSER, CATALOG, SEARCH
@@ -20,10 +19,9 @@ AGENT = "jit.agents:CliResearchAgent"
 
 
 def tools(*argv: str) -> tuple[int, str]:
-    parser = argparse.ArgumentParser(prog="agentrt")
-    add_tools_commands(parser.add_subparsers(dest="command", required=True))
+    """Through the real entry point, as `agentrt tools ...` runs."""
     out = io.StringIO()
-    code = run_tools_command(parser.parse_args(["tools", *argv]), stdout=out)
+    code = main(["tools", *argv], stdout=out)
     return code, out.getvalue()
 
 

@@ -77,3 +77,44 @@ async def test_an_outage_is_a_miss_not_an_error() -> None:
 def test_tool_of_reads_the_tool_from_a_guide_key() -> None:
     assert tool_of(_key("sb_files_tool")) == "sb_files_tool"
     assert tool_of("plain") == "plain"
+
+
+@pytest.mark.integration
+async def test_two_processes_send_byte_identical_guides_through_redis(
+        tmp_path: Any, redis_gate: Any, redis_url: str, redis_prefix: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two runtimes (as two processes would) answer initialize_tools with the same bytes;
+    the second reads the guides the first rendered from Redis instead of rendering them."""
+    import agentrt.jit.thread_tools as thread_tools
+    from agentrt import MemoryThreadStore, Runtime, load_settings
+    from agentrt.testing import FakeAnthropicServer, Reply, ToolCall
+
+    from .agents import research_agent
+    from .helpers import write_manifest
+
+    renders: list[str] = []
+    real_render = thread_tools.render_guide
+
+    def counting_render(tool: Any, specs: Any) -> str:
+        renders.append(tool.name)
+        return real_render(tool, specs)
+
+    monkeypatch.setattr(thread_tools, "render_guide", counting_render)
+    redis_gate()  # removes this test's keys afterwards
+    agent_cls = research_agent(write_manifest(tmp_path))
+    answers, renders_per_run = [], []
+    for _ in range(2):
+        steps = [Reply(tool_calls=[ToolCall("initialize_tools",
+                                            {"tool_names": ["presentation"]})]),
+                 Reply(text="ok")]
+        settings = load_settings(thread_store="memory", stream=False, redis_url=redis_url,
+                                 redis_prefix=redis_prefix)
+        async with FakeAnthropicServer(steps) as fake, fake.client() as client, Runtime(
+                settings, client=client, store=MemoryThreadStore()) as runtime:
+            await agent_cls(runtime).run("make slides")
+            answers.append(fake.requests[1].body["messages"][-1]["content"][0]["content"])
+            renders_per_run.append(len(renders))
+    assert answers[0] == answers[1] and "presentation" in answers[0]
+    assert renders_per_run[0] > 0 and renders_per_run[1] == renders_per_run[0]
+    guides = [k async for k in redis_gate().client.scan_iter(match=f"{redis_prefix}:tool_guide*")]
+    assert guides  # rendered once, stored for every process
