@@ -9,8 +9,9 @@ from __future__ import annotations
 import inspect
 from collections.abc import Mapping
 from contextlib import aclosing
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar
 
+from ._closing import AsyncClosing
 from ._errors import AgentRtError, ConfigError
 from ._events import RunEvent, RunFinished
 from .jit.config import IMPORT_PATH, JITConfig
@@ -26,7 +27,6 @@ from .tools import Tool, ToolRegistry
 if TYPE_CHECKING:
     import os
     from collections.abc import AsyncGenerator, Sequence
-    from types import TracebackType
 
     from ._result import RunResult
     from .pipeline._builder import StageFactory
@@ -44,7 +44,7 @@ def _check(cls: type, field: str, value: object, ok: bool, expected: str) -> Non
 _OVERRIDABLE = frozenset({"ttl", "scope", "public", "timeout", "error_ttl", "cache_tags"})
 
 
-class Agent:
+class Agent(AsyncClosing):
     """Class attributes left ``None`` fall back to :class:`agentrt.Settings`.
 
     ``pipeline`` lists the tool-call stages (names from ``agentrt.pipeline``, or
@@ -178,9 +178,3 @@ class Agent:
         if self._owns_runtime:
             await self.runtime.aclose()
 
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
-        await self.aclose()

@@ -16,12 +16,12 @@ import anyio
 
 from agentrt._errors import StoreError, ThreadNotFoundError
 
+from .._closing import AsyncClosing
 from ._codec import StoredMessage, decode_message, decode_metadata, encode_message, encode_metadata
 from ._messages import Message, ThreadInfo, new_thread_id
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
-    from types import TracebackType
 
 __all__ = ["MemoryThreadStore"]
 
@@ -48,7 +48,7 @@ class _Thread:
         )
 
 
-class MemoryThreadStore:
+class MemoryThreadStore(AsyncClosing):
     """Threads in process memory; everything is lost when the process ends."""
 
     def __init__(self) -> None:
@@ -61,17 +61,6 @@ class MemoryThreadStore:
 
     def __repr__(self) -> str:
         return f"MemoryThreadStore(threads={len(self._threads)})"
-
-    async def __aenter__(self) -> MemoryThreadStore:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def _check_open(self) -> None:
         if self._closed:

@@ -53,12 +53,12 @@ import anyio.lowlevel
 from agentrt._errors import BackendUnavailableError, StoreError, ThreadNotFoundError
 from agentrt.log import get_logger
 
+from .._closing import AsyncClosing
 from ._codec import StoredMessage, decode_metadata, dumps, encode_message, encode_metadata
 from ._messages import Message, ThreadInfo, new_thread_id
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping, Sequence
-    from types import TracebackType
 
     from agentrt._redis import RedisGate
 
@@ -264,7 +264,7 @@ def _status(reply: Any) -> str:
     return _text(reply[0])
 
 
-class RedisThreadStore:
+class RedisThreadStore(AsyncClosing):
     """Threads in Redis, through the runtime's :class:`~agentrt._redis.RedisGate`.
 
     ``ttl`` (seconds) makes a whole thread expire that long after its last
@@ -296,17 +296,6 @@ class RedisThreadStore:
     def __repr__(self) -> str:
         return (f"RedisThreadStore(url={self._gate.url!r}, prefix={self._gate.prefix!r}, "
                 f"ttl={self._ttl!r})")
-
-    async def __aenter__(self) -> RedisThreadStore:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def keys(self, thread_id: str) -> tuple[bytes, bytes, bytes]:
         """The thread's meta, messages and ids keys (one hash tag, so one cluster slot)."""

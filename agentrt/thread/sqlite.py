@@ -28,12 +28,12 @@ import anyio.to_thread
 
 from agentrt._errors import StoreError, ThreadNotFoundError
 
+from .._closing import AsyncClosing
 from ._codec import StoredMessage, decode_message, decode_metadata, encode_message, encode_metadata
 from ._messages import Message, ThreadInfo, new_thread_id
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
-    from types import TracebackType
 
 __all__ = ["SQLiteThreadStore"]
 
@@ -76,7 +76,7 @@ _THREAD_COLUMNS = """t.id, t.created_at, t.updated_at,
 _NEXT_TOUCH = "(SELECT COALESCE(MAX(touch), 0) + 1 FROM threads)"
 
 
-class SQLiteThreadStore:
+class SQLiteThreadStore(AsyncClosing):
     """Threads in a SQLite file (created, with its directory, on first use).
 
     Use it as ``async with SQLiteThreadStore(path) as store:`` or call
@@ -100,14 +100,6 @@ class SQLiteThreadStore:
         # Open now, so a bad file or a newer schema fails here, not mid-run.
         await self._run("open", _noop)
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     # -- the public API ------------------------------------------------------
 
