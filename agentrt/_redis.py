@@ -14,6 +14,7 @@ backend (the in-process core runs on trio as well).
 from __future__ import annotations
 
 import time
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -34,7 +35,7 @@ from ._errors import BackendUnavailableError, ConfigError
 from .log import get_logger
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import AsyncIterator, Awaitable, Callable
 
 __all__ = ["RedisGate", "mask_url"]
 
@@ -157,6 +158,20 @@ class RedisGate:
         """A pub/sub connection. Reads on it wait without the command timeout: callers
         bound their own waits (``get_message(timeout=...)``)."""
         return (self._node if self._node is not None else self.client).pubsub()
+
+    @asynccontextmanager
+    async def subscribed(self, channel: str) -> AsyncIterator[Any]:
+        """A pub/sub connection subscribed to ``channel``, closed however the block ends."""
+        pubsub = self.pubsub()
+        try:
+            await self.run(lambda r: pubsub.subscribe(channel), what="subscribe")
+            yield pubsub
+        finally:
+            with anyio.CancelScope(shield=True):
+                try:
+                    await pubsub.aclose()
+                except Exception as exc:  # closing a broken connection is not news
+                    log.debug("redis.pubsub_close_failed", error=repr(exc))
 
     def key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))

@@ -128,25 +128,19 @@ async def listen_for_invalidations(gate: RedisGate, local: TTLCache[ToolOutcome]
     process's local cache. Reconnects after a failure; never raises (but cancellation)."""
     channel = gate.key("invalidate")
     while True:
-        pubsub = gate.pubsub()
         try:
-            await pubsub.subscribe(channel)
-            while True:
-                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5.0)
-                if message is None:
-                    continue
-                try:
-                    tags = json.loads(message["data"])
-                except (ValueError, TypeError):
-                    continue
-                if isinstance(tags, list) and all(isinstance(t, str) for t in tags):
-                    local.invalidate(tags)
+            async with gate.subscribed(channel) as pubsub:
+                while True:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True,
+                                                       timeout=5.0)
+                    if message is None:
+                        continue
+                    try:
+                        tags = json.loads(message["data"])
+                    except (ValueError, TypeError):
+                        continue
+                    if isinstance(tags, list) and all(isinstance(t, str) for t in tags):
+                        local.invalidate(tags)
         except Exception as exc:
             gate.trip(exc, "invalidation listener")
-        finally:
-            with anyio.CancelScope(shield=True):
-                try:
-                    await pubsub.aclose()
-                except Exception as exc:
-                    log.debug("redis.pubsub_close_failed", error=repr(exc))
         await anyio.sleep(retry_after)

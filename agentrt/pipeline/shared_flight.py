@@ -158,32 +158,26 @@ class SharedFlight:
         channel = self._keys(call.key)[2]
         self.joined += 1
         patience = (call.options.timeout or self.default_timeout) + self.lease_ms / 1000
-        pubsub = self.gate.pubsub()
         try:
-            await self.gate.run(lambda r: pubsub.subscribe(channel), what="subscribe")
-            with anyio.move_on_after(patience):
-                while True:
-                    claimed = await self._claim_or_result(call, token)
-                    if not isinstance(claimed, bool):
-                        return claimed
-                    if claimed:  # the lease is gone and no outcome: the leader died
-                        self.took_over += 1
-                        log.warning("tool.flight_takeover", function=call.name,
-                                    key=call.key[:12])
-                        return await self._lead(call, ctx, token)
-                    # woken by the leader's message, or poll again (jittered) for a dead one
-                    wait = min(1.0, self.lease_ms / 4000) * random.uniform(0.75, 1.25)
-                    await pubsub.get_message(ignore_subscribe_messages=True, timeout=wait)
+            async with self.gate.subscribed(channel) as pubsub:
+                with anyio.move_on_after(patience):
+                    while True:
+                        claimed = await self._claim_or_result(call, token)
+                        if not isinstance(claimed, bool):
+                            return claimed
+                        if claimed:  # the lease is gone and no outcome: the leader died
+                            self.took_over += 1
+                            log.warning("tool.flight_takeover", function=call.name,
+                                        key=call.key[:12])
+                            return await self._lead(call, ctx, token)
+                        # woken by the leader's message, or poll again (jittered) in case
+                        # it died
+                        wait = min(1.0, self.lease_ms / 4000) * random.uniform(0.75, 1.25)
+                        await pubsub.get_message(ignore_subscribe_messages=True, timeout=wait)
         except Exception as exc:
             if not isinstance(exc, BackendUnavailableError):
                 self.gate.trip(exc, "flight wait")
             return await self.next(call, ctx)
-        finally:
-            with anyio.CancelScope(shield=True):
-                try:
-                    await pubsub.aclose()
-                except Exception as exc:
-                    log.debug("redis.pubsub_close_failed", error=repr(exc))
         self.timed_out += 1
         log.warning("tool.flight_wait_timeout", function=call.name, key=call.key[:12],
                     waited=patience, action="executing here")
