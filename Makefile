@@ -5,8 +5,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-dev
+BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: help install test test-fast lint typecheck check demo bench clean
+.PHONY: help install test test-fast lint typecheck check demo bench load soak clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -37,8 +38,18 @@ check: lint typecheck  ## lint and typecheck
 demo: $(STAMP)  ## run the shop example (offline on the fake server unless ANTHROPIC_API_KEY is set)
 	$(PY) examples/shop.py
 
-bench: $(STAMP)  ## run the benchmarks and print their tables
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e ".[dev,bench]"
+	@touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)  ## run every benchmark (with the peer frameworks) and write bench/RESULTS.md
 	$(PY) bench/run.py
+
+load: $(STAMP)  ## 500 concurrent runs against a fake API process: peak memory, loop lag
+	$(PY) tests/reliability/load.py load
+
+soak: $(STAMP)  ## 10 minutes at a steady rate: fails if memory or open sockets grow
+	$(PY) tests/reliability/load.py soak --minutes 10
 
 clean:  ## remove the virtual environment and caches
 	rm -rf $(VENV) .mypy_cache .ruff_cache .agentrt

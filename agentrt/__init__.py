@@ -9,6 +9,7 @@ from ._errors import (
     BackendUnavailableError,
     ConfigError,
     DependencyCycleError,
+    MalformedReplyError,
     MissingParameterError,
     ModelError,
     StoreError,
@@ -39,7 +40,7 @@ from .settings import DEFAULT_MODEL, Settings, load_settings
 from .thread import Message, ThreadInfo, ThreadStore
 from .thread.memory import MemoryThreadStore
 from .thread.sqlite import SQLiteThreadStore
-from .tools import FunctionSpec, Tool, function
+from .tools import FunctionSpec, Tool, ToolContent, function, tool_reference
 
 __version__ = "0.1.0"
 
@@ -54,6 +55,7 @@ __all__ = [
     "FunctionSpec",
     "GuideCache",
     "JITConfig",
+    "MalformedReplyError",
     "MemoryGuideCache",
     "MemoryThreadStore",
     "Message",
@@ -78,6 +80,7 @@ __all__ = [
     "ToolCall",
     "ToolCallFinished",
     "ToolCallStarted",
+    "ToolContent",
     "ToolDefinitionError",
     "ToolError",
     "ToolExecutionError",
@@ -91,4 +94,5 @@ __all__ = [
     "configure_logging",
     "function",
     "load_settings",
+    "tool_reference",
 ]

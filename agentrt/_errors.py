@@ -4,7 +4,9 @@ Three families, kept apart because callers handle them differently::
 
     AgentRtError                  a failure at run time; the caller may retry
     ├── ModelError                the Messages API failed (translated from the SDK)
-    │   └── StreamInterruptedError   the stream ended before message_stop
+    │   ├── StreamInterruptedError   the stream ended before message_stop
+    │   └── MalformedReplyError      the reply cannot be decoded (bad SSE frame, tool input
+    │                                that is not a JSON object)
     ├── ToolExecutionError        a tool raised or timed out (becomes an is_error result)
     ├── StoreError                a thread store failed
     │   └── ThreadNotFoundError
@@ -28,6 +30,7 @@ __all__ = [
     "BackendUnavailableError",
     "ConfigError",
     "DependencyCycleError",
+    "MalformedReplyError",
     "MissingParameterError",
     "ModelError",
     "StoreError",
@@ -46,18 +49,29 @@ class AgentRtError(Exception):
 
 
 class ModelError(AgentRtError):
-    """The Messages API call failed after the SDK's own retries."""
+    """The Messages API call failed, after the retries its answer allowed.
+
+    ``retry_after`` (seconds) is set when the API asked for a wait longer than the
+    runtime accepts (``llm_max_retry_wait``): the caller may try again after it.
+    """
 
     def __init__(self, message: str, *, status_code: int | None = None,
-                 error_type: str | None = None, request_id: str | None = None) -> None:
+                 error_type: str | None = None, request_id: str | None = None,
+                 retry_after: float | None = None) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.error_type = error_type
         self.request_id = request_id
+        self.retry_after = retry_after
 
 
 class StreamInterruptedError(ModelError):
     """The streamed reply stopped before ``message_stop``; nothing of it was stored."""
+
+
+class MalformedReplyError(ModelError):
+    """The reply could not be decoded: a garbled stream event, or a tool call whose
+    input is not a JSON object. Nothing of it was stored; running again asks anew."""
 
 
 class ToolExecutionError(AgentRtError):

@@ -23,6 +23,11 @@ def load_agent_class(target: str) -> type[Agent]:
         path = Path(module_part)
         if not path.is_file():
             raise TargetError(f"target file {module_part!r} does not exist")
+        # As `python path/to/file.py` would: the file's own directory is importable,
+        # so an agent file can import its sibling modules (examples/ does).
+        directory = str(path.resolve().parent)
+        if directory not in sys.path:
+            sys.path.append(directory)
         name = f"agentrt_target_{path.stem}"
         spec = importlib.util.spec_from_file_location(name, path)
         if spec is None or spec.loader is None:

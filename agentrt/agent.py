@@ -12,6 +12,7 @@ from contextlib import aclosing
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ._closing import AsyncClosing
+from ._context import RunContext
 from ._errors import AgentRtError, ConfigError
 from ._events import RunEvent, RunFinished
 from .jit.config import IMPORT_PATH, JITConfig
@@ -30,8 +31,8 @@ if TYPE_CHECKING:
 
     from ._result import RunResult
     from .pipeline._builder import StageFactory
-    from .thread._messages import ContentBlock
-    from .tools._provider import ToolProvider
+    from .thread._messages import ContentBlock, Message
+    from .tools._provider import RunTools, ToolProvider
 
 __all__ = ["Agent"]
 
@@ -165,6 +166,20 @@ class Agent(AsyncClosing):
                                               identity=self.identity, deps=self.deps)) as events:
             async for event in events:
                 yield event
+
+    async def tools_for(self, thread_id: str | None = None) -> RunTools:
+        """This thread's tools as its next run would open them (``agentrt chat``'s ``/tools``).
+
+        ``definitions()`` is the next request's tools list. A JIT agent's also has
+        ``active_tools()``: its core tools plus what the thread activated, replayed
+        from the stored history exactly as a run replays it.
+        """
+        history: list[Message] = []
+        if thread_id is not None and await self.runtime.store.get_thread(thread_id) is not None:
+            history = await self.runtime.store.messages(thread_id)
+        run = RunContext(thread_id=thread_id or "", run_id="", agent=self.name,
+                         identity=dict(self.identity), deps=dict(self.deps))
+        return await self._manager.tools.open_run(run, history)
 
     async def run(self, task: str | list[ContentBlock], *,
                   thread_id: str | None = None) -> RunResult:

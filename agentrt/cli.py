@@ -1,4 +1,11 @@
-"""The ``agentrt`` command. ``main(argv)`` returns the exit code so tests call it directly."""
+"""The ``agentrt`` command. ``main(argv)`` returns the exit code so tests call it directly.
+
+Commands: ``run`` (one task), ``chat`` (a REPL on one thread, :mod:`._chat`),
+``pipeline`` (an agent's stages), ``tools`` (the JIT catalog, :mod:`.jit._cli`),
+``config show`` and ``threads list | show`` (:mod:`._inspect`). Every failure is
+one line on stderr and a non-zero exit (2: the command or the set-up is wrong,
+1: the run failed); ``--verbose`` adds debug logs and the traceback.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +13,15 @@ import argparse
 import json
 import os
 import sys
+import traceback
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Literal, TextIO
 
 import anyio
 
 from ._errors import AgentRtError, UsageError
-from ._events import RunFinished, TextDelta, ToolCallFinished, ToolCallStarted
+from ._events import RunFinished
+from ._render import RunView, animated, summary
 from ._target import load_agent_class
 from .jit._cli import add_tools_commands, run_tools_command
 from .log import configure_logging
@@ -23,30 +32,64 @@ from .settings import effective_pipeline, load_settings
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    import anthropic
+
     from ._result import RunResult
 
 __all__ = ["main"]
 
 _NO_KEY_HINT = ("agentrt: no API key: set ANTHROPIC_API_KEY, or run offline on the fake "
                 "server with --replay FILE")
+_TARGET_HELP = "package.module:AgentClass or path/to/file.py:AgentClass"
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="agentrt", description="Run agentrt agents.")
-    parser.add_argument("--verbose", "-v", action="store_true",
+    # --verbose is accepted before and after the command (`agentrt run ... -v`)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--verbose", "-v", action="store_true", default=argparse.SUPPRESS,
                         help="log at debug level and show tracebacks")
+    parser = argparse.ArgumentParser(prog="agentrt", parents=[common],
+                                     description="Run and inspect agentrt agents.")
     commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", help="run an agent on one task")
-    run.add_argument("target", help="package.module:AgentClass or path/to/file.py:AgentClass")
+
+    run = commands.add_parser("run", parents=[common], help="run an agent on one task")
+    run.add_argument("target", help=_TARGET_HELP)
     run.add_argument("task", help="what to ask the agent")
     run.add_argument("--thread", dest="thread_id", help="continue this thread")
     run.add_argument("--json", action="store_true",
                      help="print exactly one JSON object on stdout (logs go to stderr)")
     run.add_argument("--replay", metavar="FILE",
                      help="answer from this scripted reply file on a local fake Messages API")
-    pipeline = commands.add_parser("pipeline", help="show an agent's tool-call stages in order")
-    pipeline.add_argument("target", help="package.module:AgentClass or path/to/file.py:AgentClass")
+
+    chat = commands.add_parser("chat", parents=[common],
+                               help="talk to an agent on one thread (a REPL; /help inside)")
+    chat.add_argument("target", help=_TARGET_HELP)
+    chat.add_argument("--thread", dest="thread_id", help="resume this thread")
+    chat.add_argument("--replay", metavar="FILE",
+                      help="answer from this scripted reply file on a local fake Messages API")
+
+    pipeline = commands.add_parser("pipeline", parents=[common],
+                                   help="show an agent's tool-call stages in order")
+    pipeline.add_argument("target", help=_TARGET_HELP)
+
     add_tools_commands(commands)
+
+    config = commands.add_parser("config", parents=[common], help="the settings in effect")
+    config_commands = config.add_subparsers(dest="config_command", required=True)
+    show = config_commands.add_parser("show", parents=[common],
+                                      help="every setting, its value and origin (secrets masked)")
+    show.add_argument("--json", action="store_true", help="one JSON object")
+
+    threads = commands.add_parser("threads", parents=[common],
+                                  help="the threads in the configured store")
+    thread_commands = threads.add_subparsers(dest="threads_command", required=True)
+    listing = thread_commands.add_parser("list", parents=[common],
+                                         help="threads, most recently updated first")
+    listing.add_argument("--limit", type=int, default=20, help="at most this many (20)")
+    listing.add_argument("--json", action="store_true", help="one JSON array")
+    one = thread_commands.add_parser("show", parents=[common], help="one thread's messages")
+    one.add_argument("thread_id", metavar="ID")
+    one.add_argument("--json", action="store_true", help="one JSON object")
     return parser
 
 
@@ -68,92 +111,123 @@ def _has_api_key() -> bool:
                ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "AGENTRT_ANTHROPIC_API_KEY"))
 
 
-def _summary(result: RunResult) -> str:
-    stats, usage = result.stats, result.usage
-    answered = ", ".join(f"{k} {v}" for k, v in sorted(stats.hits.items()))
-    return (f"[{result.stop_reason} · {result.iterations} turns · tool calls {stats.tool_calls}, "
-            f"executed {stats.executed}, errors {stats.errors} ({answered or 'none'}) · tokens "
-            f"in {usage.input_tokens}, out {usage.output_tokens}, cache read "
-            f"{usage.cache_read_input_tokens}, cache write {usage.cache_creation_input_tokens} · "
-            f"thread {result.thread_id}]")
+async def _model_client(stack: AsyncExitStack,
+                        replay: str | None) -> anthropic.AsyncAnthropic | None:
+    """A client of a fake server answering from ``replay``; None means the real API."""
+    if replay:
+        from .testing import FakeAnthropicServer, Script
+
+        try:
+            script = Script.load(replay)
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"--replay {replay}: {exc}") from exc
+        server = await stack.enter_async_context(FakeAnthropicServer(script))
+        return await stack.enter_async_context(server.client())
+    if not _has_api_key():
+        raise UsageError(_NO_KEY_HINT.removeprefix("agentrt: "))
+    return None
 
 
 async def _run(args: argparse.Namespace, out: TextIO) -> int:
     agent_cls = load_agent_class(args.target)
     settings = load_settings()
     async with AsyncExitStack() as stack:
-        client = None
-        if args.replay:
-            from .testing import FakeAnthropicServer, Script
-
-            try:
-                script = Script.load(args.replay)
-            except (OSError, ValueError) as exc:
-                raise UsageError(f"--replay {args.replay}: {exc}") from exc
-            server = await stack.enter_async_context(FakeAnthropicServer(script))
-            client = await stack.enter_async_context(server.client())
-        elif not _has_api_key():
-            out.flush()
-            sys.stderr.write(_NO_KEY_HINT + "\n")
-            return 2
+        client = await _model_client(stack, args.replay)
         runtime = await stack.enter_async_context(Runtime(settings, client=client))
         agent = agent_cls(runtime)
         result: RunResult | None = None
-        at_line_start = True
-        async for event in agent.stream(args.task, thread_id=args.thread_id):
-            if isinstance(event, RunFinished):
-                result = event.result
-                continue
-            if args.json:
-                continue
-            line = ""
-            if isinstance(event, TextDelta):
-                out.write(event.text)
-                out.flush()
-                at_line_start = event.text.endswith("\n")
-                continue
-            if isinstance(event, ToolCallStarted):
-                arguments = ", ".join(f"{k}={v!r}" for k, v in event.input.items())
-                line = f"  -> {event.name}({arguments})"
-            elif isinstance(event, ToolCallFinished):
-                mark = "error" if event.is_error else event.source
-                detail = f": {event.content[:120]}" if event.is_error else ""
-                line = f"  <- {event.name} [{mark}, {event.duration * 1000:.0f} ms]{detail}"
-            else:
-                continue
-            out.write(("" if at_line_start else "\n") + line + "\n")
-            at_line_start = True
+        view = RunView(out, tty=False if args.json else None)
+        async with animated(view):
+            async for event in agent.stream(args.task, thread_id=args.thread_id):
+                if isinstance(event, RunFinished):
+                    result = event.result
+                if not args.json:
+                    view.show(event)
         assert result is not None
         if args.json:
             out.write(json.dumps(result.to_json(), ensure_ascii=False) + "\n")
         else:
-            out.write(("" if at_line_start else "\n") + _summary(result) + "\n")
+            view.line(summary(result))
     return 0
 
 
-def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None) -> int:
+async def _chat(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
+    from ._chat import Chat
+
+    agent_cls = load_agent_class(args.target)
+    settings = load_settings()
+    async with AsyncExitStack() as stack:
+        client = await _model_client(stack, args.replay)
+        runtime = await stack.enter_async_context(Runtime(settings, client=client))
+        agent = agent_cls(runtime)
+        if args.thread_id is not None:
+            info = await runtime.store.get_thread(args.thread_id)
+            if info is None:
+                from ._errors import ThreadNotFoundError
+
+                raise ThreadNotFoundError(args.thread_id)
+            state = f"resumed, {info.message_count} messages"
+        else:
+            info = await runtime.store.create_thread()
+            state = "new"
+        out.write(f"agentrt chat · {agent.name} · thread {info.id} ({state}) · /help for "
+                  "commands, Ctrl-C cancels a turn, /exit leaves\n")
+        out.flush()
+        return await Chat(agent, info.id, stdin=stdin, out=out, err=sys.stderr).run()
+
+
+def _dispatch(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
+    if args.command == "pipeline":
+        return _show_pipeline(args, out)
+    if args.command == "tools":
+        return run_tools_command(args, stdout=out)
+    if args.command == "config":
+        from ._inspect import config_show
+
+        return config_show(args, out)
+    if args.command == "threads":
+        from ._inspect import threads_command
+
+        return anyio.run(threads_command, args, out)
+    if args.command == "chat":
+        return anyio.run(_chat, args, stdin, out)
+    return anyio.run(_run, args, out)
+
+
+def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
+         stdin: TextIO | None = None) -> int:
     args = _parser().parse_args(argv)
     out = stdout or sys.stdout
+    verbose = getattr(args, "verbose", False)
+    # `run --json` keeps stdout for its one object: the run's info logs go to stderr
     level: Literal["debug", "info", "warning"] = (
-        "debug" if args.verbose else ("info" if getattr(args, "json", False) else "warning"))
+        "debug" if verbose else
+        "info" if args.command == "run" and args.json else "warning")
     configure_logging(level=level, fmt="auto", stream=sys.stderr)
     try:
-        if args.command == "pipeline":
-            return _show_pipeline(args, out)
-        if args.command == "tools":
-            return run_tools_command(args, stdout=out)
-        return anyio.run(_run, args, out)
+        return _dispatch(args, stdin or sys.stdin, out)
     except KeyboardInterrupt:
         sys.stderr.write("agentrt: interrupted\n")
         return 130
     except BrokenPipeError:  # `agentrt run ... | head`: the reader left; not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
-    except (UsageError, AgentRtError) as exc:
-        if args.verbose:
-            raise
-        sys.stderr.write(f"agentrt: {exc}\n")
-        return 2 if isinstance(exc, UsageError) else 1
+    except Exception as exc:
+        if verbose:
+            traceback.print_exc(file=sys.stderr)
+        error = _sole(exc)
+        known = isinstance(error, UsageError | AgentRtError)
+        message = str(error) if known else f"internal error: {type(error).__name__}: {error}"
+        hint = "" if known or verbose else " (--verbose shows the traceback)"
+        sys.stderr.write(f"agentrt: {' '.join(message.split())}{hint}\n")
+        return 2 if isinstance(error, UsageError) else 1
+
+
+def _sole(exc: Exception) -> Exception:
+    """The one error inside nested single-member exception groups (task groups wrap)."""
+    while isinstance(exc, ExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -64,7 +64,12 @@ def _client_from(settings: Settings) -> anthropic.AsyncAnthropic:
         kwargs["api_key"] = settings.anthropic_api_key.get_secret_value()
     if settings.anthropic_base_url:
         kwargs["base_url"] = settings.anthropic_base_url
-    return anthropic.AsyncAnthropic(**kwargs)
+    client = anthropic.AsyncAnthropic(**kwargs)
+    # The SDK would only find out at the first request, mid-run, with a TypeError.
+    if not (client.api_key or client.auth_token or getattr(client, "_token_cache", None)):
+        raise ConfigError("no API key: set ANTHROPIC_API_KEY (or AGENTRT_ANTHROPIC_API_KEY), "
+                          "or pass Runtime(client=...)", field="AGENTRT_ANTHROPIC_API_KEY")
+    return client
 
 
 async def _call(fn: Callable[[], Awaitable[None]]) -> None:
@@ -84,11 +89,14 @@ class Runtime:
     ) -> None:
         """``client`` and ``store`` given here stay the caller's to close."""
         self.settings = settings or load_settings()
+        # First: a missing API key fails here, before anything needing a close is opened.
+        self.model = (ModelClient(client, max_retry_wait=self.settings.llm_max_retry_wait)
+                      if client is not None else
+                      ModelClient(_client_from(self.settings), owned=True,
+                                  max_retry_wait=self.settings.llm_max_retry_wait))
         self.redis = _redis_from(self.settings)
         self._owns_store = store is None
         self.store = store if store is not None else _store_from(self.settings, self.redis)
-        self.model = (ModelClient(client) if client is not None
-                      else ModelClient(_client_from(self.settings), owned=True))
         self.pipeline = PipelineResources.from_settings(self.settings, spawn=self._spawn,
                                                         redis=self.redis)
         self._tasks: TaskGroup | None = None

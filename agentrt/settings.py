@@ -100,8 +100,11 @@ class Settings(BaseSettings):
         None, description="Messages API base URL; unset means the SDK's ANTHROPIC_BASE_URL."
     )
     llm_max_retries: int = Field(
-        2, ge=0, le=10, description="SDK retries of 408/409/429/5xx and connection errors."
+        2, ge=0, le=10, description="Retries of 408/409/429/5xx answers and connection errors."
     )
+    llm_max_retry_wait: float = Field(
+        60.0, gt=0, description="Longest retry-after (seconds) a retry waits; an API asking "
+        "for more fails the turn at once with a ModelError carrying retry_after.")
     llm_timeout: float = Field(600.0, gt=0, description="Seconds per Messages API request.")
     redis_url: SecretStr | None = Field(
         None, description="redis:// or rediss:// URL: turns on the shared cache, cross-process "

@@ -10,7 +10,14 @@ definition), writes their manifest, then measures in fresh interpreter processes
   pays for reading the manifest and scanning entry points);
 - JIT warm: construct another agent in that process (what every later agent costs);
 - the first request's tools+system: characters as sent, and tokens from
-  count_tokens on agentrt.testing's fake Messages API server.
+  count_tokens on agentrt.testing's fake Messages API server (these first two
+  parts with ``tool_loading = "append"``, the JIT issue's behaviour);
+- how catalog tools reach the model (``tool_loading``): one 20-request
+  conversation over a 100-tool catalog of which the task needs 3, for ``append``,
+  ``deferred`` and ``server_search`` (regex and BM25), on the fake server's
+  prompt-cache simulation: the first request's prompt tokens, cache reads on each
+  request, prefix changes, and the billed input (cache writes x1.25 + reads x0.1 +
+  uncached x1, the API's price ratios).
 
 A cold start-up is the first agent of a process: defining its class (eager: with
 every tool imported and constructed) and constructing it. A warm one is the next
@@ -19,6 +26,7 @@ the Runtime are outside the timed region.
 
     python bench/jit.py                     # 10, 100, 1000 tools, 5 runs each
     python bench/jit.py --sizes 10,100 --repeat 3
+    python bench/jit.py --sizes "" --min-cache-tokens 4096   # the tool_loading part only
 """
 
 from __future__ import annotations
@@ -136,7 +144,7 @@ def define():
     class JITAgent(Agent):
         system = "You are a helpful operations assistant."
         tool_catalog = paths
-        tool_config = {"manifest": manifest}
+        tool_config = {"manifest": manifest, "tool_loading": "append"}
     return JITAgent
 """
 
@@ -193,6 +201,133 @@ open(sys.argv[2], "w", encoding="utf-8").write(
 """
 
 
+LOADING_CHILD = CHILD_SETUP + """
+from agentrt.testing import ToolCall, ToolSearch
+mode, search, min_cache = sys.argv[3], sys.argv[4], int(sys.argv[5])
+needed = json.loads(sys.argv[6])  # three tool names, e.g. tool_0012
+queries = {"regex": lambda t: t + "_", "bm25": lambda t: f"{t} search records"}
+
+def use(name, **arguments):
+    return Reply(tool_calls=[ToolCall(name, arguments)])
+
+def load(tool, first_call):
+    # append and deferred: initialize_tools, then the call; server_search: one reply
+    # searches for the tool and calls it (the API runs the search in the same turn)
+    if mode == "server_search":
+        return [Reply(searches=[ToolSearch(queries[search](tool))],
+                      tool_calls=[ToolCall(*first_call)])]
+    return [use("initialize_tools", tool_names=[tool]), use(first_call[0], **first_call[1])]
+
+a, b, c = needed
+turns = [
+    [*load(a, (a + "_search", {"query": "overdue"})), use(a + "_get", record_id="r1"),
+     use(a + "_get", record_id="r2"), Reply(text="Two overdue records.")],
+    [*load(b, (b + "_search", {"query": "renewal"})), use(b + "_get", record_id="c9"),
+     use(a + "_update", record_id="r1", changes={"status": "paid"}, reason="matched"),
+     Reply(text="Marked as paid.")],
+    [*load(c, (c + "_search", {"query": "late"})), use(c + "_get", record_id="s4"),
+     use(c + "_update", record_id="s4", changes={"eta": "friday"}, reason="carrier"),
+     use(b + "_get", record_id="c9"), use(a + "_search", query="paid"),
+     use(c + "_search", query="friday"),
+     use(b + "_update", record_id="c9", changes={"owner": "ops"}, reason="handover"),
+     use(a + "_get", record_id="r1"), Reply(text="All three updated.")],
+]
+
+class LoadingAgent(Agent):
+    system = "You are a helpful operations assistant."
+    tool_catalog = paths
+    tool_config = {"manifest": manifest, "tool_loading": mode,
+                   **({"tool_search": search} if mode == "server_search" else {})}
+
+async def main():
+    steps = [reply for turn in turns for reply in turn]
+    async with FakeAnthropicServer(steps, min_cache_tokens=min_cache) as server, \
+            server.client() as client:
+        store = MemoryThreadStore()
+        runtime = Runtime(load_settings(thread_store="memory", stream=False),
+                          client=client, store=store)
+        agent = LoadingAgent(runtime)
+        thread = None
+        for task in ("Find the overdue invoices.", "Match the renewals.", "Fix the rest."):
+            result = await agent.run(task, thread_id=thread)
+            thread = result.thread_id
+            assert result.stats.errors == 0, result.stats
+        stored = await store.messages(thread)
+    bodies = [r.body for r in server.requests]
+    prefixes = [json.dumps([b.get("tools"), b.get("system")], sort_keys=True) for b in bodies]
+    for body in bodies:  # each search found the tool the model then calls
+        for message in body["messages"]:
+            for block in message["content"]:
+                if isinstance(block, dict) and block.get("type") == "tool_search_tool_result":
+                    found = [r["tool_name"] for r in block["content"]["tool_references"]]
+                    assert any(f.startswith(tuple(needed)) for f in found), found
+    usage = [m.metadata["usage"] for m in stored if m.role == "assistant"]
+    first = bodies[0]
+    print(json.dumps({
+        "usage": usage,
+        "changes": sum(p != q for p, q in zip(prefixes, prefixes[1:])),
+        "first_chars": len(json.dumps({"tools": first.get("tools"),
+                                       "system": first.get("system")})),
+        "tools_sent": len(first.get("tools", [])),
+    }))
+anyio.run(main)
+"""
+
+
+def measure_loading(root: Path, paths: list[str], manifest: Path, min_cache: int
+                    ) -> list[tuple[str, dict[str, Any]]]:
+    n = len(paths)
+    needed = []
+    for i in (n // 8, n // 2 - 3, n - 17):  # three tools without dependencies
+        needed.append(f"tool_{i - 1 if i % 10 == 9 else i:04d}")
+    rows = []
+    for mode, search in (("append", "regex"), ("deferred", "regex"),
+                         ("server_search", "regex"), ("server_search", "bm25")):
+        found = child(LOADING_CHILD, root, json.dumps(paths), str(manifest), mode, search,
+                      str(min_cache), json.dumps(needed))
+        usage = found["usage"]
+        first = usage[0]
+        found.update(
+            requests=len(usage),
+            first_tokens=sum(first[k] for k in ("input_tokens", "cache_creation_input_tokens",
+                                                "cache_read_input_tokens")),
+            read=sum(u["cache_read_input_tokens"] for u in usage),
+            written=sum(u["cache_creation_input_tokens"] for u in usage),
+            uncached=sum(u["input_tokens"] for u in usage),
+            reading=sum(u["cache_read_input_tokens"] > 0 for u in usage[1:]),
+        )
+        found["billed"] = found["uncached"] + 1.25 * found["written"] + 0.1 * found["read"]
+        label = mode if mode != "server_search" else f"server_search ({search})"
+        rows.append((label, found))
+    return rows
+
+
+def report_loading(rows: list[tuple[str, dict[str, Any]]], n: int, min_cache: int) -> None:
+    print()
+    print(f"Tool loading: one conversation, {n} catalog tools, 3 needed "
+          f"(prompt cache minimum {min_cache:,} tokens)")
+    print(f"{'mode':<22} {'requests':>8} {'1st tok':>8} {'1st chars':>10} {'changes':>8} "
+          f"{'reading':>8} {'read':>8} {'written':>8} {'uncached':>9} {'billed':>9}")
+    for label, r in rows:
+        print(f"{label:<22} {r['requests']:>8} {r['first_tokens']:>8,} {r['first_chars']:>10,} "
+              f"{r['changes']:>8} {r['reading']:>4}/{r['requests'] - 1:<3} {r['read']:>8,} "
+              f"{r['written']:>8,} {r['uncached']:>9,} {r['billed']:>9,.0f}")
+    for label, r in rows:
+        reads = " ".join(str(u["cache_read_input_tokens"]) for u in r["usage"])
+        print(f"  cache_read per request, {label}: {reads}")
+    by = dict(rows)
+    deferred = by["deferred"]
+    print()
+    print("Targets")
+    every = deferred["reading"] == deferred["requests"] - 1
+    print(f"  deferred reads the cache on every request after the first: "
+          f"{deferred['reading']}/{deferred['requests'] - 1} [{'ok' if every else 'MISSED'}]")
+    lowest = min(by, key=lambda k: by[k]["billed"])
+    print(f"  deferred has the lowest billed input: lowest is {lowest} "
+          f"({by[lowest]['billed']:,.0f}; deferred {deferred['billed']:,.0f}) "
+          f"[{'ok' if lowest == 'deferred' else 'MISSED'}]")
+
+
 def child(code: str, root: Path, *args: str) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
            "AGENTRT_LOG_LEVEL": "error", "PYTHONDONTWRITEBYTECODE": "1"}
@@ -218,23 +353,41 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="10,100,1000")
     parser.add_argument("--repeat", type=int, default=5, help="fresh processes per figure")
+    parser.add_argument("--loading-tools", type=int, default=100,
+                        help="catalog size of the tool_loading comparison (0 skips it)")
+    parser.add_argument("--min-cache-tokens", type=int, default=1024,
+                        help="the fake server's minimum cacheable prefix")
     args = parser.parse_args(argv)
-    sizes = [int(s) for s in args.sizes.split(",")]
+    sizes = [int(s) for s in args.sizes.split(",") if s]
     rows = []
+    loading: list[tuple[str, dict[str, Any]]] = []
     with tempfile.TemporaryDirectory(prefix="agentrt-jit-bench-") as tmp:
         root = Path(tmp)
+        catalogs: dict[int, tuple[list[str], Path]] = {}
+
+        def catalog(n: int) -> tuple[list[str], Path]:
+            if n not in catalogs:
+                _, paths = generate(root, n)
+                manifest = root / f"manifest_{n}.json"
+                child(MANIFEST_CHILD, root, json.dumps(paths), str(manifest))
+                catalogs[n] = (paths, manifest)
+            return catalogs[n]
+
         for n in sizes:
-            _, paths = generate(root, n)
-            manifest = root / f"manifest_{n}.json"
             started = time.perf_counter()
-            child(MANIFEST_CHILD, root, json.dumps(paths), str(manifest))
+            paths, manifest = catalog(n)
             generated = time.perf_counter() - started
             jit = measure("jit", root, paths, manifest, args.repeat, warm=20)
             eager = measure("eager", root, paths, manifest, max(1, min(args.repeat, 3)), warm=5)
             rows.append((n, jit, eager, generated, manifest.stat().st_size))
             print(f"  measured {n} tools (manifest {manifest.stat().st_size / 1e6:.2f} MB, "
                   f"written in {generated:.1f} s)", file=sys.stderr)
-    report(rows)
+        if args.loading_tools:
+            loading = measure_loading(root, *catalog(args.loading_tools), args.min_cache_tokens)
+    if rows:
+        report(rows)
+    if loading:
+        report_loading(loading, args.loading_tools, args.min_cache_tokens)
     return 0
 
 

@@ -1,22 +1,26 @@
-"""Shop assistant: the repeated ``GET /api/products/42`` symptom, on agentrt.
+"""Shop assistant: the repeated ``GET /api/products/42`` symptom, before and after agentrt.
 
 The scripted model (examples/shop.replay.json) asks for product 42 again and again,
-as real agents do. The run's stats show tool calls against real upstream calls.
+as real agents do: twice in one message, once more as ``"42"``, once more later.
+The example runs the conversation with the pipeline (``ShopAgent``), then the same
+conversation with every stage off (``ShopAgentNoPipeline``, ``pipeline = []``), and
+prints the upstream calls each made and how many the pipeline saved.
 
 Run it offline on the fake Messages API server (no API key needed)::
 
     python examples/shop.py            # or: make demo
 
-With ANTHROPIC_API_KEY set, the same agent runs against the real API.
+With ANTHROPIC_API_KEY set, the same agents run against the real API.
 """
 
 from __future__ import annotations
 
-import os
-import sys
+import argparse
+from collections import Counter
 from pathlib import Path
 
 import anyio
+from _offline import open_runtime, show_run, upstream_calls
 
 from agentrt import Agent, Tool, function
 
@@ -31,16 +35,16 @@ _USERS = {"u-7": {"id": "u-7", "name": "Alice", "tier": "premium", "discount": 0
 
 
 class ShopAPI(Tool):
-    """A slow upstream HTTP API, simulated: every call costs a round trip and is counted."""
+    """A slow upstream HTTP API, simulated: every call costs a round trip and is recorded."""
 
     name = "shop_api"
     upstream_delay = 0.02
 
     def __init__(self) -> None:
-        self.upstream_calls: list[str] = []
+        self.upstream: list[str] = []
 
     async def _get(self, path: str) -> None:
-        self.upstream_calls.append(f"GET {path}")
+        self.upstream.append(f"GET {path}")
         await anyio.sleep(self.upstream_delay)
 
     @function(read_only=True, ttl=300)
@@ -74,10 +78,36 @@ class ShopAgent(Agent):
     max_iterations = 8
 
 
-if __name__ == "__main__":
-    from agentrt.cli import main
+class ShopAgentNoPipeline(ShopAgent):
+    """The same agent with every stage off: each tool call goes upstream (the "before")."""
 
-    argv = ["run", f"{__file__}:ShopAgent", sys.argv[1] if len(sys.argv) > 1 else TASK]
-    if not os.environ.get("ANTHROPIC_API_KEY"):
-        argv += ["--replay", str(REPLAY)]
-    raise SystemExit(main(argv))
+    pipeline = []
+
+
+def _calls(upstream: list[str]) -> str:
+    return ", ".join(f"{call} x{n}" for call, n in Counter(upstream).items()) or "none"
+
+
+async def main(task: str) -> None:
+    async with open_runtime(REPLAY, thread_store="memory") as runtime:
+        after = ShopAgent(runtime)
+        result = await show_run(after, task)
+        upstream_after = upstream_calls(after, "shop_api")
+    async with open_runtime(REPLAY, thread_store="memory") as runtime:
+        before = ShopAgentNoPipeline(runtime)
+        baseline = await show_run(before, task, quiet=True)
+        upstream_before = upstream_calls(before, "shop_api")
+    saved = len(upstream_before) - len(upstream_after)
+    share = saved / len(upstream_before) if upstream_before else 0.0
+    print("\nThe same conversation, before and after:")
+    print(f"  pipeline off: {baseline.stats.tool_calls} tool calls, {len(upstream_before)} "
+          f"upstream calls: {_calls(upstream_before)}")
+    print(f"  pipeline on:  {result.stats.tool_calls} tool calls, {len(upstream_after)} "
+          f"upstream calls: {_calls(upstream_after)}")
+    print(f"  saved: {saved} of {len(upstream_before)} upstream calls ({share:.0%})")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("task", nargs="?", default=TASK)
+    anyio.run(main, parser.parse_args().task)

@@ -9,12 +9,12 @@ and load order), ``detector`` (constructor arguments), ``thread_tools`` and
 
 from . import _agent as _agent  # loaded with the package: the first agent pays no import
 from .catalog import ENTRY_POINT_GROUP, Catalog, CatalogEntry, load_catalog
-from .config import JITConfig, ToolPolicy, ToolRule
+from .config import JITConfig, ToolLoading, ToolPolicy, ToolRule, ToolSearch
 from .core import INITIALIZE_TOOLS, ToolLoader
 from .dependencies import DependencyGraph, LoadPlan
 from .detector import ParameterDetector, Provided, RuntimeSources
 from .guides import GuideCache, GuideCacheStatistics, MemoryGuideCache, render_guide
-from .loader import JITLoader, JITStatistics
+from .loader import SEARCH_TOOLS, DeferredTools, JITLoader, JITStatistics
 from .manifest import DEFAULT_MANIFEST, Manifest, describe, read_manifest, render_manifest
 from .thread_tools import ActivationReport, ThreadTools
 
@@ -22,9 +22,11 @@ __all__ = [
     "DEFAULT_MANIFEST",
     "ENTRY_POINT_GROUP",
     "INITIALIZE_TOOLS",
+    "SEARCH_TOOLS",
     "ActivationReport",
     "Catalog",
     "CatalogEntry",
+    "DeferredTools",
     "DependencyGraph",
     "GuideCache",
     "GuideCacheStatistics",
@@ -39,8 +41,10 @@ __all__ = [
     "RuntimeSources",
     "ThreadTools",
     "ToolLoader",
+    "ToolLoading",
     "ToolPolicy",
     "ToolRule",
+    "ToolSearch",
     "describe",
     "load_catalog",
     "read_manifest",

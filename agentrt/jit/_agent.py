@@ -64,4 +64,6 @@ def build_loader(agent: Agent, *, manager: Callable[[], ThreadManager]) -> JITLo
     redis = agent.runtime.redis
     return JITLoader(catalog, policy, core=core, prototype=prototype,
                      sources=RuntimeSources(agent.runtime, manager),
-                     guide_cache=RedisGuideCache(redis) if redis is not None else None)
+                     guide_cache=RedisGuideCache(redis) if redis is not None else None,
+                     loading=config.tool_loading, search=config.tool_search or "regex",
+                     field=field)

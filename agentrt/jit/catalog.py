@@ -15,7 +15,7 @@ import inspect
 import sys
 from dataclasses import dataclass
 from importlib.metadata import distributions
-from typing import TYPE_CHECKING, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar
 
 from .._errors import ConfigError, ToolDefinitionError
 from ..log import get_logger
@@ -34,6 +34,7 @@ __all__ = ["ENTRY_POINT_GROUP", "Catalog", "CatalogEntry", "Source", "import_pat
 log = get_logger("agentrt.jit")
 
 ENTRY_POINT_GROUP = "agentrt.tools"
+_T = TypeVar("_T")
 Source: TypeAlias = Literal["core", "agent", "config", "entry_point"]
 
 
@@ -104,7 +105,7 @@ class Catalog:
         self.manifest = manifest
         self._all: dict[str, CatalogEntry | tuple[str, Source]] = {}
         self._functions: dict[str, str] = {}  # of the class-described entries
-        self._memo: dict[object, str] = {}
+        self._memo: dict[object, Any] = {}
         explicit = list(entries)
         for entry in explicit:
             self._all[entry.name] = entry
@@ -186,9 +187,10 @@ class Catalog:
             names += [fn for fn, t in self.manifest.functions.items() if t in self._in_manifest]
         return names
 
-    def memo(self, key: object, build: Callable[[], str]) -> str:
-        """Text derived from the whole catalog (a loader's tool listing), built once."""
-        found = self._memo.get(key)
+    def memo(self, key: object, build: Callable[[], _T]) -> _T:
+        """What is derived from the whole catalog (a loader's tool listing, its deferred
+        definitions), built once. ``key`` must determine the value's type."""
+        found: _T | None = self._memo.get(key)
         if found is None:
             found = self._memo[key] = build()
         return found

@@ -10,6 +10,22 @@ TOML file (``tool_config = "configs/research_assistant.toml"``)::
     browser = false
     files = { enabled = true, methods = ["read_file", "list_files"] }
 
+How the model gets to see a catalog tool is ``tool_loading``:
+
+- ``"deferred"`` (the default): every tool the config allows is in the request
+  from the start with ``defer_loading: true`` (its definitions read from the
+  manifest, nothing imported). The model does not see them until
+  ``initialize_tools`` answers with ``tool_reference`` blocks naming them, so the
+  tools list, and the prompt cache, never change within a thread;
+- ``"server_search"``: the same, plus the API's tool search tool (``tool_search =
+  "regex"`` or ``"bm25"``), with which the model finds tools itself;
+- ``"append"``: a tool's definitions are appended to the tools list when it is
+  activated (for providers or models without deferred loading). Each activation
+  changes the start of the prompt, so the cache is rebuilt from there.
+
+In every mode a tool is imported and constructed when first activated, and a tool
+the config forbids is never sent, never referenced and never activated.
+
 A config that lists tools is an allow-list: a tool it does not list is refused
 (``allow_unlisted = true`` changes that), except the agent's core tools, which
 only ``false`` or ``disabled`` turn off. With no ``tools`` table every catalog
@@ -25,13 +41,14 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     StrictBool,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -43,9 +60,11 @@ from .manifest import DEFAULT_MANIFEST
 if TYPE_CHECKING:
     from .catalog import Catalog
 
-__all__ = ["IMPORT_PATH", "JITConfig", "ToolPolicy", "ToolRule"]
+__all__ = ["IMPORT_PATH", "JITConfig", "ToolLoading", "ToolPolicy", "ToolRule", "ToolSearch"]
 
 IMPORT_PATH = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
+ToolLoading: TypeAlias = Literal["append", "deferred", "server_search"]
+ToolSearch: TypeAlias = Literal["regex", "bm25"]
 
 
 class ToolRule(BaseModel):
@@ -91,6 +110,18 @@ class JITConfig(BaseModel):
     allow_unlisted: StrictBool | None = None
     manifest: Path | None = DEFAULT_MANIFEST
     entry_points: StrictBool = True
+    tool_loading: ToolLoading = "deferred"
+    tool_search: ToolSearch | None = None  # server_search's variant; unset means regex
+
+    @field_validator("tool_search")
+    @classmethod
+    def _search_needs_server_search(cls, value: ToolSearch | None,
+                                    info: ValidationInfo) -> ToolSearch | None:
+        loading = info.data.get("tool_loading", "deferred")
+        if value is not None and loading != "server_search":
+            raise ValueError(f"applies only with tool_loading = 'server_search' (tool_loading "
+                             f"is {loading!r})")
+        return value
 
     @field_validator("catalog")
     @classmethod

@@ -6,6 +6,11 @@ of tools the agent may load, one line each (name and summary), so the model
 knows what exists without paying for every schema up front. A function the
 model already knows (from an earlier turn, say) can also be called directly:
 its tool is activated on the spot.
+
+With deferred loading the functions' definitions are in the request already,
+marked ``defer_loading``: the answer then carries a ``tool_reference`` block for
+each function of the loaded tools, which makes them visible to the model from
+that result on without changing the request prefix.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final
 
 from .._errors import ToolError
-from ..tools import Tool, function
+from ..tools import Tool, ToolContent, function, tool_reference
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -34,7 +39,7 @@ class ToolLoader(Tool):
         self._tools = tools
 
     @function
-    async def initialize_tools(self, tool_names: list[str]) -> str:
+    async def initialize_tools(self, tool_names: list[str]) -> str | ToolContent:
         """Activate tools by name: their functions join your tools list and their usage
         guides are returned. Call it before using a tool listed below.
 
@@ -46,7 +51,10 @@ class ToolLoader(Tool):
         text = render_report(report, guides)
         if not report.ready:
             raise ToolError(text)
-        return text
+        references = self._tools.references(report.ready)
+        if not references:
+            return text
+        return ToolContent(text, *(tool_reference(name) for name in references))
 
 
 def render_report(report: ActivationReport, guides: Sequence[str]) -> str:

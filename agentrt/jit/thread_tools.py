@@ -10,6 +10,12 @@ to the tools list together when the next request is built, dependencies first
 and then by name, whatever order their activations finished in (they may run
 concurrently). Earlier tools never move: the list is append-only, and the
 request prefix changes only when a tool was activated.
+
+With deferred loading the list is the core tools, then the loader's fixed part
+(the search tool, every allowed function deferred), and nothing is appended on
+activation: ``initialize_tools`` references the functions instead
+(:meth:`ThreadTools.references`). Only a function the loader could not defer
+(a tool the manifest does not describe) is still appended.
 """
 
 from __future__ import annotations
@@ -83,6 +89,7 @@ class ThreadTools:
         self._pending: list[str] = []
         self._order: list[str] = []
         self._definitions: list[dict[str, Any]] = []
+        self._core_end = 0  # _definitions[:_core_end] are the core tools'
         self._flights: dict[str, _Flight] = {}
         # Failures that cannot change within a run (import, definition, a missing
         # argument): answered again without retrying, and logged once.
@@ -92,7 +99,18 @@ class ThreadTools:
 
     def definitions(self) -> list[dict[str, Any]]:
         self._commit()
-        return list(self._definitions)
+        if not self._loader.deferring:
+            return list(self._definitions)
+        search = self._loader.search_tool()
+        return [*self._definitions[:self._core_end], *([search] if search else ()),
+                *self._loader.deferred().definitions, *self._definitions[self._core_end:]]
+
+    def references(self, tools: Iterable[str]) -> list[str]:
+        """The deferred functions of these active tools, in order: what a
+        ``tool_reference`` must name for the model to see them (none in append mode)."""
+        deferred = self._loader.deferred().functions
+        return [fn for tool in tools if tool in self._active
+                for fn in self._active[tool].specs if fn in deferred]
 
     async def resolve(self, function_name: str) -> BoundFunction | str:
         tool = self._owner.get(function_name)
@@ -274,10 +292,16 @@ class ThreadTools:
         graph = self._loader.catalog.graph
         names = self._pending if keep_order else sorted(
             self._pending, key=lambda n: (graph.layer(n), n))
+        deferred = self._loader.deferred().functions
         for name in names:
             self._order.append(name)
-            self._definitions += [self._loader.definition(spec)
-                                  for spec in self._active[name].specs.values()]
+            specs = [s for s in self._active[name].specs.values() if s.name not in deferred]
+            if specs and self._loader.deferring and not keep_order:
+                self._log("info", "jit.appended", tool=name,
+                          functions=[s.name for s in specs],
+                          reason="the manifest does not describe them, so they could not be "
+                                 "deferred; the request prefix changes")
+            self._definitions += [self._loader.definition(spec) for spec in specs]
         self._pending.clear()
 
     # -- start of a run -----------------------------------------------------------
@@ -292,6 +316,7 @@ class ThreadTools:
             specs = {fn: s for fn, s in cls.functions().items() if allowed is None or fn in allowed}
             self._add(cls.name, _Active(cls, specs, None if isinstance(item, type) else item))
         self._commit(keep_order=True)
+        self._core_end = len(self._definitions)
 
     async def restore(self, history: Sequence[Message]) -> None:
         """Replay the thread's activations: each assistant message's tool_use blocks

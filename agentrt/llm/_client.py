@@ -1,31 +1,47 @@
 """One model turn over the real ``anthropic`` SDK, streamed or not, with errors translated.
 
-The SDK does the retrying (429/529/5xx, connection errors) under its own policy;
-what still fails after that becomes a :class:`ModelError`, and a stream that ends
-before ``message_stop`` a :class:`StreamInterruptedError`, so the loop never
-stores half a reply.
+Retrying is done here, not by the SDK (its calls run with ``max_retries=0``), so
+that it is bounded: 408/409/429/5xx answers and connection failures are retried
+up to ``max_retries`` times (``x-should-retry`` overrides that choice), after the
+``retry-after`` the API asks for, or an exponential backoff. An API asking for a
+wait longer than ``max_retry_wait`` is not obeyed by hanging the run: the turn
+fails at once with a :class:`ModelError` carrying ``retry_after``. A stream is
+retried only before its first event; once text has been streamed a failure ends
+the turn. What still fails becomes a :class:`ModelError`; a stream that ends
+before ``message_stop`` a :class:`StreamInterruptedError`; a reply that cannot be
+decoded (a garbled event, tool input that is not a JSON object) a
+:class:`MalformedReplyError`. So the loop never stores half a reply or a reply
+the API would refuse to take back.
 """
 
 from __future__ import annotations
 
+import email.utils
+import json
+import random
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import anthropic
+import anyio
 import httpx2
 
-from .._errors import ModelError, StreamInterruptedError
+from .._errors import MalformedReplyError, ModelError, StreamInterruptedError
 from .._events import TextDelta
 from ..log import get_logger
 from ._usage import Usage
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Mapping
 
 __all__ = ["ModelClient", "ModelReply"]
 
 log = get_logger("agentrt.llm")
+
+_RETRY_STATUSES = frozenset({408, 409, 429})
+_INITIAL_BACKOFF = 0.5
+_MAX_BACKOFF = 8.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,10 +53,36 @@ class ModelReply:
     model: str
 
 
-def _reply_from(message: anthropic.types.Message) -> ModelReply:
+def _reply_from(message: anthropic.types.Message,
+                raw_inputs: Mapping[int, list[str]] | None = None) -> ModelReply:
+    """``raw_inputs``: a streamed tool call's JSON text by block index. It is parsed
+    strictly here: the SDK's snapshot is a lenient partial parse that silently drops
+    what follows an error (``{"item": "lamp" "qty": 2}`` -> ``{"item": "lamp"}``)."""
+    # warnings=False: a tool input that is not an object is reported below, by name
+    content = [block.model_dump(mode="json", exclude_none=True, warnings=False)
+               for block in message.content]
+    for index, block in enumerate(content):
+        if block.get("type") != "tool_use":
+            continue
+        text = "".join((raw_inputs or {}).get(index, ())).strip()
+        cut = message.stop_reason == "max_tokens" and index == len(content) - 1
+        if text:
+            try:
+                block["input"] = json.loads(text)
+            except ValueError:
+                # cut at max_tokens: the loop never runs this call; the lenient parse
+                # keeps the message one the API takes back
+                if not cut:
+                    block["input"] = text
+        if cut and not isinstance(block.get("input"), dict):
+            block["input"] = {}
+        if not isinstance(block.get("input"), dict):
+            raise MalformedReplyError(
+                f"the model's call of {block.get('name')!r} ({block.get('id')}) has input "
+                f"that is not a JSON object: {str(block.get('input'))[:200]!r}")
     return ModelReply(
         id=message.id,
-        content=[block.model_dump(mode="json", exclude_none=True) for block in message.content],
+        content=content,
         stop_reason=message.stop_reason or "end_turn",
         usage=Usage.from_api(message.usage),
         model=message.model,
@@ -67,12 +109,57 @@ def _translate(exc: Exception) -> ModelError:
     return StreamInterruptedError(f"the model's stream was cut: {type(exc).__name__}: {exc}")
 
 
-class ModelClient:
-    """Wraps an ``AsyncAnthropic``; owns it only when it created it."""
+def _retry_after(headers: httpx2.Headers) -> float | None:
+    """Seconds from ``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date)."""
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            return float(value) * scale
+        except ValueError:
+            parsed = email.utils.parsedate_to_datetime(value) if scale == 1.0 else None
+            if parsed is not None:
+                return parsed.timestamp() - time.time()
+    return None
 
-    def __init__(self, client: anthropic.AsyncAnthropic, *, owned: bool = False) -> None:
+
+def _retryable(exc: BaseException | None) -> tuple[bool, float | None]:
+    """Whether the API's answer says to retry, and the wait it asks for (if any)."""
+    if isinstance(exc, anthropic.APIConnectionError):  # timeouts included
+        return True, None
+    if not isinstance(exc, anthropic.APIStatusError) or exc.status_code == 200:
+        return False, None
+    headers = exc.response.headers
+    should = headers.get("x-should-retry")
+    wanted = (should == "true" if should in ("true", "false")
+              else exc.status_code in _RETRY_STATUSES or exc.status_code >= 500)
+    return wanted, _retry_after(headers)
+
+
+def _where(events: Any) -> str:
+    """`` in its call of 'name'`` when the block being decoded is a tool call."""
+    try:
+        block = events.current_message_snapshot.content[-1]
+    except (AttributeError, IndexError, TypeError):
+        return ""
+    return f" in its call of {block.name!r}" if getattr(block, "type", "") == "tool_use" else ""
+
+
+class ModelClient:
+    """Wraps an ``AsyncAnthropic``; owns it only when it created it.
+
+    ``max_retries`` defaults to the client's own setting; ``max_retry_wait`` bounds
+    the ``retry-after`` the runtime obeys.
+    """
+
+    def __init__(self, client: anthropic.AsyncAnthropic, *, owned: bool = False,
+                 max_retries: int | None = None, max_retry_wait: float = 60.0) -> None:
         self.sdk = client
         self._owned = owned
+        self.max_retries = client.max_retries if max_retries is None else max_retries
+        self.max_retry_wait = max_retry_wait
+        self._calls = client.with_options(max_retries=0)  # shares the connection pool
 
     async def aclose(self) -> None:
         if self._owned:
@@ -85,20 +172,33 @@ class ModelClient:
         started = time.monotonic()
         log.debug("llm.request", model=request["model"], messages=len(request["messages"]),
                   tools=len(request.get("tools", ())), stream=stream)
-        if stream:
-            reply = None
-            async for item in self._stream(request):
-                if isinstance(item, ModelReply):
-                    reply = item
-                else:
-                    yield item
-            assert reply is not None
-        else:
+        attempt = 0
+        while True:
+            reply: ModelReply | None = None
+            streamed = False
             try:
-                message = await self.sdk.messages.create(**request)
-            except (anthropic.APIError, httpx2.HTTPError) as exc:
-                raise _translate(exc) from exc
-            reply = _reply_from(message)
+                if stream:
+                    async for item in self._stream(request):
+                        if isinstance(item, ModelReply):
+                            reply = item
+                        else:
+                            streamed = True
+                            yield item
+                else:
+                    reply = await self._create(request)
+            except ModelError as exc:
+                if streamed:
+                    raise
+                wait = self._retry_wait(exc, attempt)
+                if wait is None:
+                    raise
+                attempt += 1
+                log.warning("llm.retry", attempt=attempt, of=self.max_retries,
+                            wait_s=round(wait, 3), status=exc.status_code, error=str(exc)[:200])
+                await anyio.sleep(wait)
+                continue
+            break
+        assert reply is not None
         log.info("llm.response", model=reply.model, stop_reason=reply.stop_reason,
                  input_tokens=reply.usage.input_tokens, output_tokens=reply.usage.output_tokens,
                  cache_read=reply.usage.cache_read_input_tokens,
@@ -106,13 +206,51 @@ class ModelClient:
                  duration_ms=round((time.monotonic() - started) * 1000, 1))
         yield reply
 
+    def _retry_wait(self, exc: ModelError, attempt: int) -> float | None:
+        """Seconds to wait before retrying, or None to give up (re-raising ``exc``).
+
+        Raises a ModelError with ``retry_after`` set when the wait asked for is too long."""
+        wanted, asked = _retryable(exc.__cause__)
+        if not wanted or attempt >= self.max_retries:
+            return None
+        if asked is not None and asked > self.max_retry_wait:
+            raise ModelError(f"{exc}; the API asks to retry after {asked:g} s, longer than "
+                             f"llm_max_retry_wait ({self.max_retry_wait:g} s)",
+                             status_code=exc.status_code, error_type=exc.error_type,
+                             request_id=exc.request_id, retry_after=asked) from exc.__cause__
+        if asked is not None and asked > 0:
+            return asked
+        return min(_INITIAL_BACKOFF * 2.0 ** attempt, _MAX_BACKOFF) * (1 - 0.25 * random.random())
+
+    async def _create(self, request: dict[str, Any]) -> ModelReply:
+        try:
+            message = await self._calls.messages.create(**request)
+        except (anthropic.APIError, httpx2.HTTPError) as exc:
+            raise _translate(exc) from exc
+        return _reply_from(message)
+
     async def _stream(self, request: dict[str, Any]) -> AsyncIterator[TextDelta | ModelReply]:
         stopped = False
+        raw_inputs: dict[int, list[str]] = {}
         try:
-            async with self.sdk.messages.stream(**request) as events:
-                async for event in events:
+            async with self._calls.messages.stream(**request) as events:
+                iterator = aiter(events)
+                while True:
+                    try:
+                        event = await anext(iterator)
+                    except StopAsyncIteration:
+                        break
+                    except (anthropic.APIError, httpx2.HTTPError):
+                        raise
+                    except Exception as exc:  # the SDK could not decode an event
+                        raise MalformedReplyError(
+                            f"the model's stream could not be decoded{_where(events)}: "
+                            f"{type(exc).__name__}: {exc}") from exc
                     if event.type == "text":
                         yield TextDelta(event.text)
+                    elif (event.type == "content_block_delta"
+                          and event.delta.type == "input_json_delta"):
+                        raw_inputs.setdefault(event.index, []).append(event.delta.partial_json)
                     elif event.type == "message_stop":
                         stopped = True
                 snapshot = events.current_message_snapshot if stopped else None
@@ -120,4 +258,4 @@ class ModelClient:
             raise _translate(exc) from exc
         if snapshot is None:
             raise StreamInterruptedError("the model's stream ended before message_stop")
-        yield _reply_from(snapshot)
+        yield _reply_from(snapshot, raw_inputs)

@@ -5,6 +5,9 @@ exact prefix match. So the tools list and system blocks are emitted identically
 on every turn, and breakpoints (three of the API's four) go on the last tool
 definition, the last system block and the last block of the conversation: a
 tool activation then loses only what follows the tools.
+Deferred tool definitions (``defer_loading: true``) are not part of the rendered
+prefix (the API expands one inline where a ``tool_reference`` names it), so the
+tools breakpoint goes on the last tool that is not deferred.
 Stored messages are never modified: markers are added to copies.
 """
 
@@ -51,8 +54,9 @@ class RequestBuilder:
         params = _merged_params(messages)
         request["messages"] = params
         if self.prompt_caching:
-            if tool_defs:
-                tool_defs[-1]["cache_control"] = dict(_EPHEMERAL)
+            loaded = [t for t in tool_defs if not t.get("defer_loading")]
+            if loaded:
+                loaded[-1]["cache_control"] = dict(_EPHEMERAL)
             if self.system:
                 request["system"][-1]["cache_control"] = dict(_EPHEMERAL)
             if params and params[-1]["content"]:

@@ -55,15 +55,20 @@ class ToolOutcome:
 
     ``transient`` marks errors that say nothing about the call itself (a timeout,
     a cancellation): those are never cached, even where errors may be.
+    ``blocks``, when set, is the ``tool_result`` content sent instead of ``content``:
+    the API's content blocks (text, ``tool_reference``, ...), for results one string
+    cannot carry (see :class:`agentrt.ToolContent`). They are JSON, like every
+    result, so every cache layer can hold them; ``content`` is then their text.
     """
 
     content: str
     is_error: bool = False
     source: str = "executed"
     transient: bool = False
+    blocks: tuple[dict[str, Any], ...] | None = None
 
     def answered_by(self, source: str) -> ToolOutcome:
-        return ToolOutcome(self.content, self.is_error, source, self.transient)
+        return ToolOutcome(self.content, self.is_error, source, self.transient, self.blocks)
 
     def cacheable(self, options: FunctionOptions) -> bool:
         return not self.is_error or (options.error_ttl is not None and not self.transient)

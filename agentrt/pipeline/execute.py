@@ -10,6 +10,7 @@ import anyio
 
 from .._errors import ToolError
 from ..log import get_logger
+from ..tools._content import ToolContent
 from ._types import ToolOutcome
 
 if TYPE_CHECKING:
@@ -41,6 +42,14 @@ def _short(message: str) -> str:
     return message if len(message) <= _MAX_ERROR_CHARS else message[:_MAX_ERROR_CHARS] + "..."
 
 
+def _text_of(exc: BaseException) -> str:
+    """``str(exc)``, even for an exception whose ``__str__`` itself fails."""
+    try:
+        return str(exc)
+    except Exception:
+        return f"<{type(exc).__name__}: its message cannot be read>"
+
+
 _NO_VALUE = object()
 
 
@@ -56,19 +65,35 @@ async def invoke(fn: Callable[[], Awaitable[Any]], *, name: str, timeout: float,
         with anyio.move_on_after(timeout) as scope:
             return await fn(), None
     except ToolError as exc:
-        log.info("tool.error", error=str(exc), **fields)
-        return _NO_VALUE, ToolOutcome(_short(str(exc)) or f"{name} failed", is_error=True)
+        log.info("tool.error", error=_short(_text_of(exc)), **fields)
+        return _NO_VALUE, ToolOutcome(_short(_text_of(exc)) or f"{name} failed", is_error=True)
     except Exception as exc:
-        log.warning("tool.error", error=repr(exc), exc_info=True, **fields)
-        return _NO_VALUE, ToolOutcome(_short(f"{name} failed: {type(exc).__name__}: {exc}"),
-                                      is_error=True)
+        message = _short(f"{name} failed: {type(exc).__name__}: {_text_of(exc)}")
+        log.warning("tool.error", error=message, exc_info=True, **fields)
+        return _NO_VALUE, ToolOutcome(message, is_error=True)
     assert scope.cancelled_caught
     log.warning("tool.timeout", timeout=timeout, **fields)
     return _NO_VALUE, ToolOutcome(f"{name} timed out after {timeout:g} s and was cancelled",
                                   is_error=True, transient=True)
 
 
+def _content_outcome(content: ToolContent, max_chars: int) -> ToolOutcome:
+    """Blocks as the tool gave them, their text blocks cut to ``max_chars`` in all."""
+    budget = max_chars
+    blocks = []
+    for block in content.blocks:
+        if block["type"] == "text":
+            text = str(block.get("text", ""))
+            block = {**block, "text": render_result(text, budget)}
+            budget = max(0, budget - len(text))
+        blocks.append(block)
+    kept = ToolContent(*blocks)
+    return ToolOutcome(kept.text, blocks=kept.blocks)
+
+
 def to_outcome(name: str, value: Any, max_chars: int, fields: dict[str, Any]) -> ToolOutcome:
+    if isinstance(value, ToolContent):
+        return _content_outcome(value, max_chars)
     try:
         return ToolOutcome(render_result(value, max_chars))
     except (TypeError, ValueError) as exc:

@@ -30,11 +30,27 @@ __all__ = ["ResponseProcessor", "TurnOutcomes", "result_block"]
 
 
 def result_block(tool_use_id: str, outcome: ToolOutcome) -> dict[str, Any]:
+    """The ``tool_result`` block: the outcome's content blocks when it has them (text
+    and ``tool_reference`` blocks, say), else its text."""
+    content: str | list[dict[str, Any]] = (
+        outcome.content if outcome.blocks is None else [dict(b) for b in outcome.blocks])
     block: dict[str, Any] = {"type": "tool_result", "tool_use_id": tool_use_id,
-                             "content": outcome.content}
+                             "content": content}
     if outcome.is_error:
         block["is_error"] = True
     return block
+
+
+def _stored_outcome(content: Any) -> ToolOutcome | None:
+    """A stored tool_result's content as the outcome that produced it (None if malformed)."""
+    if isinstance(content, str):
+        return ToolOutcome(content)
+    if isinstance(content, list) and all(isinstance(b, dict) and isinstance(b.get("type"), str)
+                                         for b in content):
+        blocks = tuple(dict(b) for b in content)
+        text = "\n".join(str(b.get("text", "")) for b in blocks if b["type"] == "text")
+        return ToolOutcome(text, blocks=blocks)
+    return None
 
 
 def _validation_message(name: str, exc: ValidationError) -> str:
@@ -141,14 +157,17 @@ class ResponseProcessor:
                 if block.get("type") != "tool_use" or result is None:
                     continue
                 call = await self.prepare(block, tools, ctx)
-                content = result.get("content")
-                if isinstance(call, ToolOutcome) or result.get("is_error") or not isinstance(
-                        content, str):
+                outcome = _stored_outcome(result.get("content"))
+                if isinstance(call, ToolOutcome):
                     continue
-                if call.key is not None:
-                    memo.remember(ctx, call, ToolOutcome(content), answered.created_at)
-                elif call.options.invalidates:
-                    memo.forget(ctx, call.options.invalidates)
+                if call.key is None:
+                    # A side effect whose outcome is unknown (an earlier run stopped while
+                    # it ran) or that failed part-way may still have happened: what it
+                    # invalidates is forgotten either way.
+                    if call.options.invalidates:
+                        memo.forget(ctx, call.options.invalidates)
+                elif not result.get("is_error") and outcome is not None:
+                    memo.remember(ctx, call, outcome, answered.created_at)
 
     async def _run_group(self, indexes: list[int], prepared: list[ToolCall | ToolOutcome],
                          turn: TurnOutcomes, ctx: CallContext) -> None:

@@ -15,13 +15,15 @@ Redis failing or slow makes this stage step aside (see ``RedisGate``).
 from __future__ import annotations
 
 import json
+import secrets
 from typing import TYPE_CHECKING, Any
 
 import anyio
+from redis.exceptions import ResponseError
 
 from .._errors import BackendUnavailableError
 from ._events import log, log_hit
-from ._redis_codec import decode_outcome, encode_outcome, namespace
+from ._redis_codec import decode_outcome, encode_outcome, namespace, other_format, tag_versions
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -53,6 +55,7 @@ class SharedCache:
         self.gate = gate
         self.default_ttl = default_ttl
         self.max_bytes = max_bytes
+        self._format_logged = False
 
     async def __call__(self, call: ToolCall, ctx: CallContext) -> ToolOutcome:
         if call.key is None:
@@ -65,30 +68,51 @@ class SharedCache:
         key = value_key(self.gate, call, dict(ctx.run.identity))
         tags = call.options.cache_tags
         try:
-            raw, versions = await self.gate.run(lambda r: self._read(r, key, tags),
+            raw, counters = await self.gate.run(lambda r: self._read(r, key, tags),
                                                 what="shared cache get")
         except BackendUnavailableError:
             return await self.next(call, ctx)
-        found = decode_outcome(call.key, raw)
+        versions = tag_versions(tags, counters)
+        found = None if isinstance(raw, Exception) else decode_outcome(call.key, raw)
         if found is not None and found[1] == versions:
             log_hit(self.name, call)
             return found[0].answered_by(self.name)
-        if raw is not None and found is None:
-            log.warning("tool.shared_corrupt", key=key, function=call.name)
+        if versions is None:
+            log.warning("tool.shared_corrupt", key=tag_key(self.gate, ",".join(tags)),
+                        function=call.name, what="tag counter", action="not cached")
+        elif raw is not None and found is None:
+            self._foreign(raw, key, call)
         outcome = await self.next(call, ctx)
-        await self._write(call, key, outcome, versions)
+        if versions is not None:  # an unreadable tag counter: nothing can be stored safely
+            await self._write(call, key, outcome, versions)
         return outcome
 
+    def _foreign(self, raw: bytes | Exception, key: str, call: ToolCall) -> None:
+        """A value that is not a result for this key: a miss, then overwritten."""
+        if other_format(raw):
+            if not self._format_logged:  # an upgrade in progress: once is enough
+                self._format_logged = True
+                log.info("tool.shared_other_format", key=key, function=call.name,
+                         action="replaced")
+            return
+        log.warning("tool.shared_corrupt", key=key, function=call.name, what="value",
+                    action="replaced")
+
     async def _read(self, r: Any, key: str, tags: Sequence[str]
-                    ) -> tuple[bytes | None, dict[str, int]]:
+                    ) -> tuple[bytes | Exception | None, list[Any]]:
+        """The value and the raw tag counters. A key of another type (WRONGTYPE) is
+        returned as its error: it says nothing about Redis being down."""
         if not tags:
-            return await r.get(key), {}
+            try:
+                return await r.get(key), []
+            except ResponseError as exc:
+                return exc, []
         pipe = r.pipeline(transaction=False)  # one round trip (cluster pipelines refuse MGET)
         pipe.get(key)
         for tag in tags:
             pipe.get(tag_key(self.gate, tag))
-        raw, *counters = await pipe.execute()
-        return raw, {t: int(c or 0) for t, c in zip(tags, counters, strict=True)}
+        raw, *counters = await pipe.execute(raise_on_error=False)
+        return raw, counters
 
     async def _write(self, call: ToolCall, key: str, outcome: ToolOutcome,
                      versions: dict[str, int]) -> None:
@@ -112,7 +136,15 @@ class SharedCache:
             pipe = r.pipeline(transaction=False)
             for tag in tags:
                 pipe.incr(tag_key(self.gate, tag))
-            await pipe.execute()
+            counters = await pipe.execute(raise_on_error=False)
+            for tag, counter in zip(tags, counters, strict=True):
+                if isinstance(counter, ResponseError):  # not an integer: reset it to a
+                    # value no stored result can carry, so every one of them is stale
+                    log.warning("tool.shared_corrupt", key=tag_key(self.gate, tag),
+                                what="tag counter", action="reset")
+                    await r.set(tag_key(self.gate, tag), secrets.randbits(62))
+                elif isinstance(counter, Exception):
+                    raise counter
             await r.publish(self.gate.key("invalidate"), json.dumps(list(tags)))
 
         try:

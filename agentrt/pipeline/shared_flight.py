@@ -23,7 +23,7 @@ import anyio
 
 from .._errors import BackendUnavailableError
 from ._events import log, log_hit
-from ._redis_codec import decode_outcome, encode_outcome
+from ._redis_codec import decode_outcome, encode_outcome, tag_versions
 from .shared_cache import tag_key
 
 if TYPE_CHECKING:
@@ -96,20 +96,22 @@ class SharedFlight:
             if claimed in (0, 1):
                 return bool(claimed)
             found = decode_outcome(call.key, claimed)
-            if found is not None and found[1] == await self._tag_versions(call):
+            versions = await self._tag_versions(call) if found is not None else None
+            if found is not None and versions is not None and found[1] == versions:
                 log_hit(self.name, call)
                 return found[0].answered_by(self.name)
             # not ours, or invalidated by a write since: no answer; drop it and claim again
             await self.gate.run(lambda r: r.delete(result), what="drop stale flight outcome")
         return False
 
-    async def _tag_versions(self, call: ToolCall) -> dict[str, int]:
+    async def _tag_versions(self, call: ToolCall) -> dict[str, int] | None:
+        """None when a counter is corrupt: then no flight outcome is ever accepted."""
         tags = call.options.cache_tags
         if not tags:
             return {}
         counters = await self.gate.run(lambda r: r.mget([tag_key(self.gate, t) for t in tags]),
                                        what="tag versions")
-        return {t: int(c or 0) for t, c in zip(tags, counters, strict=True)}
+        return tag_versions(tags, counters)
 
     async def _lead(self, call: ToolCall, ctx: CallContext, token: str) -> ToolOutcome:
         assert call.key is not None
@@ -127,7 +129,8 @@ class SharedFlight:
                     with anyio.CancelScope(shield=True):
                         await self._release(lease, token)
         assert outcome is not None
-        payload = encode_outcome(call.key, outcome, versions)
+        # unreadable counters: published under versions no reader can match
+        payload = encode_outcome(call.key, outcome, versions if versions is not None else {})
         # if this fails, waiters run the call themselves when their wait runs out
         with contextlib.suppress(BackendUnavailableError):
             await self.gate.run(lambda r: self._finish(keys=[lease, result, channel],

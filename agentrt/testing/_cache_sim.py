@@ -3,6 +3,12 @@
 The estimate (a quarter of the bytes of each block's canonical JSON) is not the real tokenizer,
 but it is deterministic: the same prefix always costs the same, so tests can assert exact
 equalities between requests, and a prefix that changes by one byte misses the cache.
+
+Deferred tools (`defer_loading: true`) are not part of the prefix: they cost nothing until a
+`tool_reference` names them (in a `tool_result` or a `tool_search_tool_result`), and then
+their definition counts once, inline, at the block holding the first reference, as the API
+expands it there. So `count_tokens` and `usage` agree, and revealing a tool never touches the
+cached prefix before it.
 """
 
 from __future__ import annotations
@@ -49,19 +55,69 @@ def _blocks(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list) else []
 
 
+def _deferred(tool: Any) -> bool:
+    return isinstance(tool, dict) and tool.get("defer_loading") is True
+
+
+def check_tools(tools: list[Any]) -> dict[str, dict[str, Any]]:
+    """The API's deferral rules (ValueError, a 400); returns the tools by name."""
+    for index, tool in enumerate(tools):
+        if _deferred(tool) and str(tool.get("type", "")).startswith("tool_search_tool_"):
+            raise ValueError(f"tools.{index}: the tool search tool ({tool.get('name')}) cannot "
+                             "be deferred; remove defer_loading from it")
+    if tools and all(_deferred(t) for t in tools):
+        raise ValueError("tools: at least one tool must not be deferred (defer_loading: true "
+                         "is set on every tool)")
+    return {str(t["name"]): t for t in tools if isinstance(t, dict) and "name" in t}
+
+
+def references(block: Any) -> list[tuple[str, Any]]:
+    """(path inside the block, tool name) of each tool_reference a content block holds."""
+    if not isinstance(block, dict):
+        return []
+    content = block.get("content")
+    if block.get("type") == "tool_result" and isinstance(content, list):
+        return [(f"content.{i}", item.get("tool_name")) for i, item in enumerate(content)
+                if isinstance(item, dict) and item.get("type") == "tool_reference"]
+    if block.get("type") == "tool_search_tool_result" and isinstance(content, dict):
+        found = content.get("tool_references")
+        return [(f"content.tool_references.{i}", item.get("tool_name"))
+                for i, item in enumerate(found if isinstance(found, list) else [])
+                if isinstance(item, dict)]
+    return []
+
+
 def parse_prompt(body: Mapping[str, Any]) -> Prompt:
-    """Flatten `body`; ValueError (the API's 400) for too many breakpoints or a bad ttl."""
-    items: list[tuple[list[Any], Any]] = [(["tool"], t) for t in _blocks(body.get("tools"))]
-    items += [(["system"], block) for block in _blocks(body.get("system"))]
+    """Flatten `body`; ValueError (the API's 400) for too many breakpoints, a bad ttl, a
+    broken deferral rule or a tool_reference to a tool the request does not define."""
+    tools = _blocks(body.get("tools"))
+    defined = check_tools(tools)
+    # (tag, block, deferred definitions the block reveals: hashed and counted with it)
+    items: list[tuple[list[Any], Any, list[Any]]] = [
+        (["tool"], t, []) for t in tools if not _deferred(t)]
+    items += [(["system"], block, []) for block in _blocks(body.get("system"))]
     # Costs nothing, but changing tool_choice or thinking invalidates the messages cache.
-    items.append((["settings", body.get("tool_choice"), body.get("thinking")], None))
+    items.append((["settings", body.get("tool_choice"), body.get("thinking")], None, []))
+    revealed: set[str] = set()
     for index, message in enumerate(_blocks(body.get("messages"))):
         fields = message if isinstance(message, dict) else {}
         tag = ["message", index, fields.get("role")]
-        items += [(tag, block) for block in _blocks(fields.get("content"))]
+        for position, block in enumerate(_blocks(fields.get("content"))):
+            expanded = []
+            for where, name in references(block):
+                tool = defined.get(name) if isinstance(name, str) else None
+                if tool is None:
+                    raise ValueError(
+                        f"messages.{index}.content.{position}.{where}: tool_reference names "
+                        f"{name!r}, which is not a tool of this request; every referenced tool "
+                        "must be in `tools` (with defer_loading: true)")
+                if _deferred(tool) and name not in revealed:
+                    revealed.add(str(name))
+                    expanded.append({k: v for k, v in tool.items() if k != "cache_control"})
+            items.append((tag, block, expanded))
     markers = {
         i: block["cache_control"]
-        for i, (_, block) in enumerate(items)
+        for i, (_, block, _) in enumerate(items)
         if isinstance(block, dict) and block.get("cache_control") is not None
     }
     top_level = body.get("cache_control")
@@ -83,13 +139,14 @@ def parse_prompt(body: Mapping[str, Any]) -> Prompt:
     digests: list[bytes] = []
     prefix_tokens: list[int] = []
     total = 0
-    for tag, block in items:
+    for tag, block, expanded in items:
         # The marker is not content: moving a breakpoint must not change the prefix it ends.
         if isinstance(block, dict):
             block = {k: v for k, v in block.items() if k != "cache_control"}
-        running.update(canonical([*tag, block]) + b"\n")
+        running.update(canonical([*tag, block, *expanded]) + b"\n")
         digests.append(running.copy().digest())
         total += 0 if block is None else estimate_tokens(block)
+        total += sum(estimate_tokens(tool) for tool in expanded)
         prefix_tokens.append(total)
     return Prompt(digests, prefix_tokens, breakpoints)
 

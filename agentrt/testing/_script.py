@@ -37,12 +37,31 @@ class ToolCall:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolSearch:
+    """One server-side tool search the fake model runs with the request's tool search tool.
+
+    The message gets a `server_tool_use` block (`id`, or a generated `srvtoolu_01...`, with
+    input `{"query": query}`) and the `tool_search_tool_result` the fake computes over the
+    request's deferred tools: a Python `re.search` pattern of at most 200 characters for the
+    regex tool, a BM25 query for the bm25 tool, over names, descriptions, argument names and
+    argument descriptions; at most 5 references, best first. A request without a tool search
+    tool cannot be answered with a search: the step fails (a 500 naming the problem).
+    """
+
+    query: str
+    id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Reply:
-    """An assistant message. `content` (raw blocks) overrides `text` and `tool_calls`.
+    """An assistant message: `text`, then each of `searches` (a `server_tool_use` and its
+    `tool_search_tool_result`), then `tool_calls`, as the API orders a turn that searches for
+    a tool and calls it. `content` (raw blocks) overrides all three.
 
     `stop_reason` defaults to "tool_use" when the message holds a tool_use block, else
-    "end_turn"; `output_tokens` defaults to an estimate from the content; `latency` is added to
-    the server-wide latency before the first byte.
+    "end_turn" (set "pause_turn" for a server-tool turn the client must resume);
+    `output_tokens` defaults to an estimate from the content; `latency` is added to the
+    server-wide latency before the first byte.
     """
 
     text: str | None = None
@@ -52,11 +71,14 @@ class Reply:
     latency: float = 0.0
     output_tokens: int | None = None
     content: Sequence[dict[str, Any]] | None = None
+    searches: Sequence[ToolSearch] = ()
 
     def __post_init__(self) -> None:
         _not_negative(latency=self.latency, output_tokens=self.output_tokens)
         if self.content is not None and not all(isinstance(b, dict) for b in self.content):
             raise ValueError("content: every block must be an object")
+        if not all(isinstance(s, ToolSearch) for s in self.searches):
+            raise ValueError("searches: every item must be a ToolSearch")
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,14 +142,35 @@ class StreamError:
         _not_negative(after_events=self.after_events)
 
 
+@dataclass(frozen=True, slots=True)
+class MalformedEvent:
+    """Send the first `after_events` SSE events of `reply`, then one frame of `event_name` whose
+    `data` line is `data` verbatim (broken JSON by default), then the rest of the events.
+
+    As when a proxy or a buggy server garbles one frame. The anthropic 2.14 SDK fails on it while
+    decoding (a `ValueError` from `json.loads`, not an API error), so it is neither retried nor
+    translated by the SDK. A non-streaming request gets the reply's JSON body unharmed.
+    """
+
+    reply: Reply
+    after_events: int
+    data: str = '{"type": "content_block_delta", "index": 0, "delta": {"type": "text_de'
+    event_name: str = "content_block_delta"
+
+    def __post_init__(self) -> None:
+        _not_negative(after_events=self.after_events)
+        if "\n" in self.data or "\r" in self.data or "\n" in self.event_name:
+            raise ValueError("data and event_name: one line each (no line breaks)")
+
+
 def _not_negative(**values: float | None) -> None:
     for name, value in values.items():
         if value is not None and value < 0:
             raise ValueError(f"{name}: must be >= 0, got {value}")
 
 
-Step = Reply | Fault | CutStream | StreamError
-_STEP_TYPES = (Reply, Fault, CutStream, StreamError)
+Step = Reply | Fault | CutStream | StreamError | MalformedEvent
+_STEP_TYPES = (Reply, Fault, CutStream, StreamError, MalformedEvent)
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +255,7 @@ _KINDS: dict[str, type[Step]] = {
     "fault": Fault,
     "cut_stream": CutStream,
     "stream_error": StreamError,
+    "malformed_event": MalformedEvent,
 }
 
 
@@ -247,6 +291,9 @@ def _build(cls: type[_T], entry: object, path: str) -> _T:
         if name == "tool_calls":
             calls = enumerate(entry[name])
             value = tuple(_build(ToolCall, c, f"{path}.{name}[{i}]") for i, c in calls)
+        elif name == "searches":
+            searches = enumerate(entry[name])
+            value = tuple(_build(ToolSearch, c, f"{path}.{name}[{i}]") for i, c in searches)
         elif name == "reply":
             value = _build(Reply, value, f"{path}.reply")
         kwargs[name] = value

@@ -13,7 +13,17 @@ import anyio.abc
 
 from ._cache_sim import PromptCache, parse_prompt
 from ._http import DropConnection, HttpRequest, ResponseWriter, serve_connection
-from ._script import CutStream, Fault, RecordedRequest, Reply, Responder, Script, Step, StreamError
+from ._script import (
+    CutStream,
+    Fault,
+    MalformedEvent,
+    RecordedRequest,
+    Reply,
+    Responder,
+    Script,
+    Step,
+    StreamError,
+)
 from ._sse import build_message, encode, message_events, new_id
 
 if TYPE_CHECKING:
@@ -139,7 +149,7 @@ class FakeAnthropicServer:
             step = exc.fault
         except Exception as exc:  # a responder's or a step's bug: tell the test, keep serving
             step = Fault(500, f"fake server: the step failed: {exc!r}", should_retry=False)
-        own = step.reply if isinstance(step, CutStream | StreamError) else step
+        own = step.reply if isinstance(step, CutStream | StreamError | MalformedEvent) else step
         await anyio.sleep(self.latency + (own.latency if isinstance(own, Reply | Fault) else 0.0))
         if isinstance(step, StreamError) and not request.stream:
             status = next((s for s, (kind, _) in _ERRORS.items() if kind == step.error_type), 500)
@@ -190,10 +200,15 @@ class FakeAnthropicServer:
         if isinstance(step, Fault):
             return step, None
         reply = step if isinstance(step, Reply) else step.reply
-        message, input_texts = build_message(reply, body["model"], self.cache.account(prompt))
+        message, input_texts = build_message(reply, body["model"], self.cache.account(prompt),
+                                             body.get("tools"))
         if not request.stream:
             return step, json.dumps(message).encode()
         events = message_events(message, input_texts)
+        if isinstance(step, MalformedEvent):
+            broken = f"event: {step.event_name}\ndata: {step.data}\n\n".encode()
+            frames = [encode(name, data) for name, data in events]
+            return step, [*frames[: step.after_events], broken, *frames[step.after_events :]]
         if isinstance(step, CutStream | StreamError):
             events = events[: step.after_events]
         if isinstance(step, StreamError):

@@ -15,11 +15,12 @@ from contextlib import suppress
 from typing import TYPE_CHECKING, Any
 
 from ._cache_sim import estimate_tokens
+from ._search import run_search, search_kind
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
-    from ._script import Reply
+    from ._script import Reply, ToolSearch
 
 Event = tuple[str, dict[str, Any]]
 _ALPHABET = string.ascii_letters + string.digits
@@ -29,15 +30,41 @@ def new_id(prefix: str, length: int = 22) -> str:
     return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(length))
 
 
+def search_blocks(searches: Sequence[ToolSearch], tools: Any) -> list[dict[str, Any]]:
+    """`server_tool_use` + `tool_search_tool_result` per search, run over the request's tools
+    with the request's own tool search tool. ValueError when it has none."""
+    if not searches:
+        return []
+    listed = [t for t in (tools if isinstance(tools, list) else []) if isinstance(t, dict)]
+    search_tool = next((t for t in listed if search_kind(t) is not None), None)
+    if search_tool is None:
+        raise ValueError("the reply runs a tool search, but the request has no tool search "
+                         "tool (tool_search_tool_regex_20251119 or tool_search_tool_bm25_20251119)")
+    kind = search_kind(search_tool)
+    assert kind is not None
+    blocks: list[dict[str, Any]] = []
+    for search in searches:
+        use_id = search.id or new_id("srvtoolu_01")
+        blocks.append({"type": "server_tool_use", "id": use_id,
+                       "name": search_tool.get("name", f"tool_search_tool_{kind}"),
+                       "input": {"query": search.query}})
+        blocks.append({"type": "tool_search_tool_result", "tool_use_id": use_id,
+                       "content": run_search(kind, search.query, listed)})
+    return blocks
+
+
 def build_message(
-    reply: Reply, model: Any, usage: Mapping[str, Any]
+    reply: Reply, model: Any, usage: Mapping[str, Any], tools: Any = None
 ) -> tuple[dict[str, Any], dict[int, str]]:
-    """The non-streaming message body, plus the raw JSON text to stream per tool_use block."""
+    """The non-streaming message body, plus the raw JSON text to stream per tool_use block.
+
+    `tools` (the request's) is what a reply's tool searches run over."""
     input_texts: dict[int, str] = {}
     if reply.content is not None:
         content = [dict(block) for block in reply.content]
     else:
         content = [{"type": "text", "text": reply.text}] if reply.text else []
+        content += search_blocks(reply.searches, tools)
         for call in reply.tool_calls:
             tool_input: Any = dict(call.input)
             if call.raw_input_json is not None:

@@ -51,6 +51,9 @@ _CANCELLED = ToolOutcome("The run was cancelled before this call finished; its o
 _INTERRUPTED = ToolOutcome("An earlier run stopped before this call's result was stored; its "
                            "outcome is unknown. Check before repeating it.", is_error=True,
                            source="interrupted")
+_CUT_OFF = ToolOutcome("This call was cut off at the output token limit (max_tokens), so its "
+                       "input may be incomplete; it was not run. Call it again, with shorter "
+                       "input if need be.", is_error=True, source="rejected")
 _FINAL = frozenset({"end_turn", "stop_sequence", "refusal", "model_context_window_exceeded"})
 
 
@@ -60,6 +63,14 @@ def _tool_uses(content: Sequence[ContentBlock]) -> list[ContentBlock]:
 
 def _text_of(content: Sequence[ContentBlock]) -> str:
     return "".join(str(b.get("text", "")) for b in content if b.get("type") == "text")
+
+
+def _merge(turn: TurnOutcomes, part: TurnOutcomes) -> None:
+    """Copy the outcomes of ``part`` (the first calls of ``turn``) into ``turn``."""
+    if part is not turn:
+        size = len(part.blocks)
+        turn.outcomes[:size] = part.outcomes
+        turn.durations[:size] = part.durations
 
 
 @dataclass(slots=True)
@@ -137,7 +148,11 @@ class ThreadManager:
                 for block in calls:
                     yield ToolCallStarted(str(block.get("id")), str(block.get("name")),
                                           dict(block.get("input") or {}))
-                turn = await self._run_tools(calls, history, state)
+                # max_tokens ending on a tool_use: that call's input may be truncated
+                # (a streamed partial JSON still parses), so it must not run.
+                cut = (reply.stop_reason == "max_tokens"
+                       and reply.content[-1].get("type") == "tool_use")
+                turn = await self._run_tools(calls, history, state, cut=cut)
                 for block, outcome, duration in zip(
                         turn.blocks, turn.outcomes, turn.durations, strict=True):
                     assert outcome is not None
@@ -165,16 +180,23 @@ class ThreadManager:
         history.append(message)
 
     async def _run_tools(self, calls: list[ContentBlock], history: list[Message],
-                         state: _RunState) -> TurnOutcomes:
-        """Runs the calls; on cancellation, stores what finished before re-raising."""
+                         state: _RunState, *, cut: bool = False) -> TurnOutcomes:
+        """Runs the calls (all but the last when ``cut``: it is answered with an error);
+        on cancellation, stores what finished before re-raising."""
         turn = TurnOutcomes(calls)
+        runnable = TurnOutcomes(calls[:-1]) if cut else turn
+        if cut:
+            turn.outcomes[-1] = _CUT_OFF
+            state.context.stats.record(_CUT_OFF)
         try:
-            await self.processor.process(turn, state.context, state.tools)
+            await self.processor.process(runnable, state.context, state.tools)
         except anyio.get_cancelled_exc_class():
+            _merge(turn, runnable)
             with anyio.CancelScope(shield=True):
                 await self._persist(state, history, Message(role="user",
                                                      content=turn.result_blocks(_CANCELLED)))
             raise
+        _merge(turn, runnable)
         await self._persist(state, history,
                             Message(role="user", content=turn.result_blocks(_CANCELLED)))
         state.texts.clear()
@@ -203,3 +225,6 @@ class ThreadManager:
                     rerun=len(safe), unknown=len(calls) - len(safe))
         await self._persist(state, history, Message(role="user",
                                              content=blocks.result_blocks(_INTERRUPTED)))
+        # the memo was fed before these answers existed: a side effect of unknown outcome
+        # may have happened, so what it invalidates must be forgotten now
+        await self.processor.replay(history[-2:], state.context, state.tools)

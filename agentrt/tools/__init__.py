@@ -1,8 +1,10 @@
 """Tools: classes whose marked async methods the model can call."""
 
+from ._content import ToolContent, tool_reference
 from ._function import CacheScope, FunctionOptions, function
 from ._registry import ToolRegistry
 from ._schema import FunctionSpec
 from ._tool import Tool
 
-__all__ = ["CacheScope", "FunctionOptions", "FunctionSpec", "Tool", "ToolRegistry", "function"]
+__all__ = ["CacheScope", "FunctionOptions", "FunctionSpec", "Tool", "ToolContent", "ToolRegistry",
+           "function", "tool_reference"]

@@ -5,7 +5,8 @@ Variants: the default pipeline (turn dedup, memo, local cache, single-flight, ba
 streaming replies (the other rows send plain requests, as every peer does by default).
 The pipeline is agentrt's cache: workload 2 changes nothing else. Workload 4 builds an
 eager agent (every tool module imported and constructed) or, with ``jit``, a JIT agent
-from the catalog's manifest. Logging is configured at ``warning``: the library emits
+from the catalog's manifest (``jit``: its default ``tool_loading``; ``jit-append`` and
+``jit-server_search`` the other two). Logging is configured at ``warning``: the library emits
 ``llm.response`` and ``tool.executed`` at info level.
 """
 
@@ -16,7 +17,15 @@ from typing import Any
 import anthropic
 from workload import MAX_TOKENS, MODEL, SYSTEM, Outcome, Setup, get_product, get_user
 
-from agentrt import Agent, MemoryThreadStore, Runtime, Tool, configure_logging, function, load_settings
+from agentrt import (
+    Agent,
+    MemoryThreadStore,
+    Runtime,
+    Tool,
+    configure_logging,
+    function,
+    load_settings,
+)
 
 
 class Shop(Tool):
@@ -63,13 +72,19 @@ class AgentRt:
         catalog = setup.catalog
         if catalog is None:
             return ShopAgent(self.runtime)
-        if "jit" in variants:
+        loading = next((v for v in variants if v.startswith("jit")), None)
+        if loading is not None:
+            config: dict[str, Any] = {"manifest": catalog.manifest, "entry_points": False}
+            if loading != "jit":  # jit-append, jit-server_search; plain jit: the default
+                config["tool_loading"] = loading.removeprefix("jit-")
+            paths = catalog.tool_paths()
+
             class JITAgent(Agent):
                 model = MODEL
                 system = SYSTEM
                 max_tokens = MAX_TOKENS
-                tool_catalog = catalog.tool_paths()
-                tool_config = {"manifest": catalog.manifest, "entry_points": False}
+                tool_catalog = paths
+                tool_config = config
 
             return JITAgent(self.runtime)
         classes = catalog.tool_classes()

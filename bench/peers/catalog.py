@@ -11,8 +11,10 @@ all pay the same import cost per tool; agentrt JIT imports only the ones it acti
 
 from __future__ import annotations
 
+import compileall
 import importlib
 import json
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -162,8 +164,7 @@ def generate(root: Path, size: int) -> Catalog:
                                  "matching a query, ranked by relevance."}
         (package / f"fn_{i:04d}.py").write_text(FN_MODULE.format(**fields), encoding="utf-8")
         (package / f"tool_{i:04d}.py").write_text(TOOL_MODULE.format(**fields), encoding="utf-8")
-    env_path = f"{root}"
+    compileall.compile_dir(package, quiet=1)  # every contender then loads bytecode
     subprocess.run([sys.executable, "-c", MANIFEST_CHILD, json.dumps(catalog.tool_paths()),
-                    catalog.manifest], check=True, env={"PYTHONPATH": env_path,
-                                                        "PATH": "/usr/bin:/bin"})
+                    catalog.manifest], check=True, env={**os.environ, "PYTHONPATH": str(root)})
     return catalog

@@ -4,7 +4,8 @@ Hand-written schemas, a dict from name to function, the calls of one reply run c
 results sent back as JSON text. Its best cache (workload 2) is async-lru's ``alru_cache``
 around each function (single-flight: concurrent identical calls share one execution).
 With ``search`` (workload 4) it registers every tool with ``defer_loading`` behind the API's
-regex tool search.
+regex tool search. The ``stream`` variant streams each reply (``messages.stream`` and
+``get_final_message``), the floor for agentrt's streaming default.
 """
 
 from __future__ import annotations
@@ -46,6 +47,15 @@ class HandWritten:
         self.schemas: list[Any] = schemas
         self.functions: dict[str, Callable[..., Awaitable[Any]]] = {
             fn.__name__: fn for fn in functions}
+        self.stream = setup.variant == "stream"
+
+    async def _request(self, messages: list[Any]) -> Any:
+        params: dict[str, Any] = {"model": MODEL, "max_tokens": MAX_TOKENS, "system": SYSTEM,
+                                  "tools": self.schemas, "messages": messages}
+        if not self.stream:
+            return await self.client.messages.create(**params)
+        async with self.client.messages.stream(**params) as stream:
+            return await stream.get_final_message()
 
     async def _call(self, block: Any) -> dict[str, Any]:
         try:
@@ -59,9 +69,7 @@ class HandWritten:
         messages: list[Any] = [{"role": "user", "content": task}]
         turns = 0
         while True:
-            reply = await self.client.messages.create(
-                model=MODEL, max_tokens=MAX_TOKENS, system=SYSTEM, tools=self.schemas,
-                messages=messages)
+            reply = await self._request(messages)
             turns += 1
             messages.append({"role": "assistant", "content": reply.content})
             calls = [b for b in reply.content if b.type == "tool_use"]

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from langchain_anthropic import ChatAnthropic
 from langchain_core.messages import AIMessage
 from langchain_core.tools import tool
+from pydantic import SecretStr
 from workload import MAX_TOKENS, MODEL, SHOP_FUNCTIONS, SYSTEM, Outcome, Setup
 
 with warnings.catch_warnings():
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 class LangGraphReAct:
     def __init__(self, setup: Setup) -> None:
         self.model = ChatAnthropic(model_name=MODEL, base_url=setup.base_url,
-                                   api_key=setup.api_key, max_tokens=MAX_TOKENS,
+                                   api_key=SecretStr(setup.api_key), max_tokens=MAX_TOKENS,
                                    timeout=None, stop=None)  # type: ignore[call-arg]
         functions: list[Callable[..., Any]] = (
             setup.catalog.functions() if setup.catalog is not None else list(SHOP_FUNCTIONS))

@@ -20,10 +20,10 @@ from anthropic import beta_async_tool
 from workload import MAX_TOKENS, MODEL, SHOP_FUNCTIONS, SYSTEM, TOOL_SEARCH, Outcome, Setup
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Coroutine
 
 
-def _as_text(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[str]]:
+def _as_text(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Coroutine[Any, Any, str]]:
     @functools.wraps(fn)
     async def wrapper(*args: Any, **kwargs: Any) -> str:
         return json.dumps(await fn(*args, **kwargs))

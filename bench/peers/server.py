@@ -45,6 +45,7 @@ from workload import (
 )
 
 from agentrt.testing import FakeAnthropicServer, Reply, Script, ToolCall
+from agentrt.testing._cache_sim import parse_prompt  # the estimate behind count_tokens
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -65,6 +66,35 @@ def _blocks(messages: Sequence[Any], role: str, kind: str) -> list[dict[str, Any
     return [b for m in messages if isinstance(m, dict) and m.get("role") == role
             and isinstance(m.get("content"), list)
             for b in m["content"] if isinstance(b, dict) and b.get("type") == kind]
+
+
+def _referenced(body: dict[str, Any]) -> set[str]:
+    """Tool names a ``tool_reference`` block names anywhere in the conversation: in a tool
+    search result, or in a tool result's content (client-side search, agentrt JIT)."""
+    names: set[str] = set()
+
+    def visit(value: Any) -> None:
+        if isinstance(value, dict):
+            if value.get("type") == "tool_reference":
+                names.add(str(value.get("tool_name")))
+            for item in value.values():
+                visit(item)
+        elif isinstance(value, list):
+            for item in value:
+                visit(item)
+
+    visit(body.get("messages", []))
+    return names
+
+
+def _context_tokens(body: dict[str, Any]) -> int:
+    """The request's input tokens as the API counts them with deferred loading: a deferred
+    definition stays out of the context until a ``tool_reference`` brings it in.
+    (The same estimate as the fake's count_tokens, which itself counts every definition.)"""
+    referenced = _referenced(body)
+    tools = [t for t in body.get("tools", []) if isinstance(t, dict)
+             and (not t.get("defer_loading") or t.get("name") in referenced)]
+    return parse_prompt({**body, "tools": tools}).total_tokens
 
 
 class Responder:
@@ -95,8 +125,11 @@ class Responder:
                 self._duplicates[key] = duplicate_runs(*key)
             script = self._duplicates[key][int(run)]
         elif kind == "w4":
-            if turn == 0 and run not in self.first_requests:
-                self.first_requests[run] = {"received_at": request.received_at, "body": body}
+            if turn == 0:
+                self.first_requests[run] = {"received_at": request.received_at, "body": body,
+                                            "run_tokens": 0, "requests": 0}
+            self.first_requests[run]["run_tokens"] += _context_tokens(body)
+            self.first_requests[run]["requests"] += 1
             return self._many_tools(int(tag["tools"]), body, messages)
         else:
             return Reply(text=f"fake server: no bench tag in the task ({tag})")
@@ -105,31 +138,36 @@ class Responder:
         return Reply(text=FINAL_TEXT, latency=latency)
 
     def _many_tools(self, n: int, body: dict[str, Any], messages: list[Any]) -> Reply:
-        """Call the three needed functions, loading them first the way the request allows."""
+        """Call the three needed functions, finding them first the way the request allows.
+
+        As with the API, a deferred definition is invisible until a ``tool_reference``
+        (from the server's tool search or in a tool result) names it."""
         need = needed_tools(n)
         wanted = [function_name(i) for i in need]
         if any(b.get("name") in wanted for b in _blocks(messages, "assistant", "tool_use")):
             return Reply(text=FINAL_TEXT)
         tools = {t.get("name"): t for t in body.get("tools", []) if isinstance(t, dict)}
+        referenced = _referenced(body)
+        visible = {name for name, t in tools.items()
+                   if not t.get("defer_loading") or name in referenced}
         calls = [{"type": "tool_use", "id": "toolu_01" + secrets.token_hex(11), "name": f,
                   "input": {"query": f"overdue {TOPICS[i % len(TOPICS)]}"}}
                  for f, i in zip(wanted, need, strict=True)]
-        if all(f in tools for f in wanted):
-            search = next((t for t in tools.values()
-                           if str(t.get("type", "")).startswith("tool_search_tool_")), None)
-            deferred = any(tools[f].get("defer_loading") for f in wanted)
-            if deferred and search is not None:
-                use_id = "srvtoolu_01" + secrets.token_hex(11)
-                found = {"type": "tool_search_tool_search_result",
-                         "tool_references": [{"type": "tool_reference", "tool_name": f}
-                                             for f in wanted]}
-                return Reply(content=[
-                    {"type": "server_tool_use", "id": use_id, "name": search["name"],
-                     "input": {"query": "overdue search"}},
-                    {"type": "tool_search_tool_result", "tool_use_id": use_id, "content": found},
-                    *calls])
+        if all(f in visible for f in wanted):
             return Reply(content=calls)
-        if "initialize_tools" in tools:
+        search = next((t for t in tools.values()
+                       if str(t.get("type", "")).startswith("tool_search_tool_")), None)
+        if search is not None and all(f in tools for f in wanted):
+            use_id = "srvtoolu_01" + secrets.token_hex(11)
+            found = {"type": "tool_search_tool_search_result",
+                     "tool_references": [{"type": "tool_reference", "tool_name": f}
+                                         for f in wanted]}
+            return Reply(content=[
+                {"type": "server_tool_use", "id": use_id, "name": search["name"],
+                 "input": {"pattern": "overdue|search"}},
+                {"type": "tool_search_tool_result", "tool_use_id": use_id, "content": found},
+                *calls])
+        if "initialize_tools" in visible:
             names = [tool_name(i) for i in need]
             return Reply(tool_calls=[ToolCall("initialize_tools", {"tool_names": names})])
         return Reply(text="fake server: the needed tools are not in the request")

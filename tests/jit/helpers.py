@@ -43,9 +43,9 @@ def write_manifest(directory: Path, paths: Sequence[str] = CATALOG,
 @asynccontextmanager
 async def harness(agent_cls: type[Agent], steps: Sequence[Step] | Any, *,
                   store: ThreadStore | None = None, identity: dict[str, str] | None = None,
-                  deps: dict[str, Any] | None = None, **server: Any,
+                  deps: dict[str, Any] | None = None, stream: bool = False, **server: Any,
                   ) -> AsyncIterator[tuple[Agent, FakeAnthropicServer]]:
-    settings = load_settings(thread_store="memory", stream=False, llm_max_retries=0)
+    settings = load_settings(thread_store="memory", stream=stream, llm_max_retries=0)
     async with FakeAnthropicServer(steps, **server) as fake, fake.client() as client, Runtime(
             settings, client=client, store=store or MemoryThreadStore()) as runtime:
         yield agent_cls(runtime, identity=identity, deps=deps), fake

@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 
 ACME = {"account": "acme"}
+# The JIT issue's behaviour: activated tools are appended to the tools list. The
+# default, deferred loading, is tested in test_deferred.py.
+APPEND = {"tool_loading": "append"}
 
 
 def prefix(request: RecordedRequest) -> str:
@@ -55,7 +58,7 @@ def call(name: str, **arguments: Any) -> Reply:
 
 async def test_the_first_request_carries_only_core_tools_and_imports_nothing(
         tmp_path: Path) -> None:
-    agent_cls = research_agent(write_manifest(tmp_path))
+    agent_cls = research_agent(write_manifest(tmp_path), **APPEND)
     async with harness(agent_cls, [Reply(text="hello")], identity=ACME) as (agent, server):
         assert not IMPORTS  # start-up imported no catalog tool
         await agent.run("hi")
@@ -78,7 +81,7 @@ async def test_initialize_tools_then_auto_activation_then_a_refusal(tmp_path: Pa
                                ToolCall("open_url", {"url": "https://x"}),
                                ToolCall("delete_file", {"path": "a"})]),
              Reply(text="done")]
-    agent_cls = research_agent(write_manifest(tmp_path))
+    agent_cls = research_agent(write_manifest(tmp_path), **APPEND)
     async with harness(agent_cls, steps, identity=ACME) as (agent, server):
         result = await agent.run("make slides")
     assert result.text == "done"
@@ -103,7 +106,7 @@ async def test_initialize_tools_then_auto_activation_then_a_refusal(tmp_path: Pa
 
 async def test_deps_reach_constructors(tmp_path: Path) -> None:
     steps = [call("send_mail", to="a@b", body="hi"), Reply(text="sent")]
-    agent_cls = research_agent(write_manifest(tmp_path))
+    agent_cls = research_agent(write_manifest(tmp_path), **APPEND)
     async with harness(agent_cls, steps, identity=ACME,
                        deps={"api_key": "k-1", "sender": "me@x"}) as (agent, server):
         await agent.run("mail")
@@ -113,7 +116,8 @@ async def test_deps_reach_constructors(tmp_path: Path) -> None:
 
 async def test_a_degraded_tool_is_reported_to_the_model(tmp_path: Path) -> None:
     agent_cls = research_agent(write_manifest(tmp_path),
-                               tools={"presentation": True, "web_search": True})
+                               tools={"presentation": True, "web_search": True},
+                               **APPEND)
     steps = [call("initialize_tools", tool_names=["presentation"]), Reply(text="ok")]
     async with harness(agent_cls, steps, identity=ACME) as (agent, server):
         await agent.run("slides")
@@ -142,7 +146,7 @@ async def test_prompt_prefix_changes_only_when_a_tool_is_activated(tmp_path: Pat
     steps = [reply for turn in turns for reply in turn]
     assert len(steps) == 20
     store = MemoryThreadStore()
-    agent_cls = research_agent(write_manifest(tmp_path))
+    agent_cls = research_agent(write_manifest(tmp_path), **APPEND)
     async with harness(agent_cls, steps, store=store, identity=ACME,
                        min_cache_tokens=1) as (agent, server):
         thread_id = None
@@ -197,23 +201,29 @@ async def test_a_resumed_thread_gets_the_same_tools_list(tmp_path: Path) -> None
         assert prefix(server.requests[0]) == live
 
 
-async def test_a_thread_resumes_in_another_process(tmp_path: Path) -> None:
+@pytest.mark.parametrize("loading", ["append", "deferred"])
+async def test_a_thread_resumes_in_another_process(tmp_path: Path, loading: str) -> None:
     manifest, db = write_manifest(tmp_path), str(tmp_path / "threads.db")
     steps = [call("initialize_tools", tool_names=["presentation"]), call("read_file", path="p"),
              Reply(text="first"), call("fetch_page", url="u"), Reply(text="second")]
     async with SQLiteThreadStore(db) as store, harness(
-            research_agent(manifest), steps, store=store, identity=ACME) as (agent, server):
+            research_agent(manifest, tool_loading=loading), steps, store=store,
+            identity=ACME) as (agent, server):
         result = await agent.run("go")
         live = prefix(server.requests[2])
         child = Path(__file__).with_name("resume_child.py")
         env = {**os.environ, "PYTHONHASHSEED": "12345"}
         done = await anyio.run_process(
             [sys.executable, str(child), str(manifest), db, result.thread_id, server.base_url,
-             "continue"], env=env, check=False)
+             "continue", loading], env=env, check=False)
         assert done.returncode == 0, done.stderr.decode(errors="replace")
         assert json.loads(done.stdout)["text"] == "second"
         assert prefix(server.requests[3]) == live
-        assert tool_names(server.requests[3])[-1] == "make_slides"
+        if loading == "append":
+            assert tool_names(server.requests[3])[-1] == "make_slides"
+        else:  # everything was there from the first request, deferred
+            assert prefix(server.requests[0]) == live
+            assert "make_slides" in tool_names(server.requests[0])
 
 
 @pytest.mark.parametrize("anyio_backend", ["trio"])

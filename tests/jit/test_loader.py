@@ -34,6 +34,7 @@ def make_loader(tmp_path: Path, config: dict[str, Any] | None = None, *,
                         listed=CATALOG, manifest=manifest, include_entry_points=False)
     catalog = Catalog([*base, *extra], manifest) if extra else base
     policy = JITConfig.parse(config or {}, field="config").bind(catalog)
+    kwargs.setdefault("loading", "append")  # these tests watch the tools list grow
     return JITLoader(catalog, policy, core=core, prototype=RUN, **kwargs)
 
 

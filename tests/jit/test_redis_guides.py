@@ -114,7 +114,8 @@ async def test_two_processes_send_byte_identical_guides_through_redis(
             await agent_cls(runtime).run("make slides")
             answers.append(fake.requests[1].body["messages"][-1]["content"][0]["content"])
             renders_per_run.append(len(renders))
-    assert answers[0] == answers[1] and "presentation" in answers[0]
+    assert answers[0] == answers[1] and "\n## presentation\n" in answers[0][0]["text"]
+    assert {"type": "tool_reference", "tool_name": "make_slides"} in answers[0]
     assert renders_per_run[0] > 0 and renders_per_run[1] == renders_per_run[0]
     guides = [k async for k in redis_gate().client.scan_iter(match=f"{redis_prefix}:tool_guide*")]
     assert guides  # rendered once, stored for every process

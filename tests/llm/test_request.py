@@ -50,3 +50,15 @@ def test_consecutive_user_messages_are_merged_results_first() -> None:
     assert [m["role"] for m in request["messages"]] == ["user", "assistant", "user"]
     assert [b["type"] for b in request["messages"][-1]["content"]] == ["tool_result", "text"]
     assert "tools" not in request and "system" not in request
+
+
+def test_the_tools_breakpoint_goes_on_the_last_tool_that_is_not_deferred() -> None:
+    deferred = {"name": "g", "description": "d", "input_schema": {"type": "object"},
+                "defer_loading": True}
+    search = {"type": "tool_search_tool_regex_20251119", "name": "tool_search_tool_regex"}
+    request = RequestBuilder(model="m", max_tokens=10).build([*TOOLS, search, deferred],
+                                                             _history()[:1])
+    assert [t["name"] for t in request["tools"] if "cache_control" in t] == [
+        "tool_search_tool_regex"]
+    only_deferred = RequestBuilder(model="m", max_tokens=10).build([deferred], _history()[:1])
+    assert "cache_control" not in only_deferred["tools"][0]

@@ -82,6 +82,7 @@ async def main() -> None:
         for i in range(int(calls)):
             tg.start_soon(one, i)
     sys.stdout.write(json.dumps({"pid": os.getpid(), "elapsed": time.monotonic() - started,
+                                 "finished_at": time.time(),
                                  "results": results}) + "\n")
     await gate.aclose()
 

@@ -164,7 +164,7 @@ async def test_eight_processes_twenty_five_callers_one_execution(
     # everyone started together and the call takes 1 s: they shared the flight, in
     # their process (inflight) and across processes (shared_flight)
     assert sources == {"executed", "inflight", "shared_flight"}
-    assert max(out["elapsed"] for out in outputs) < 1.0 + 2.0
+    assert max(out["elapsed"] for out in outputs) < 1.0 + 5.0  # nobody waited out a lease
 
 
 @pytest.mark.integration
@@ -176,11 +176,12 @@ async def test_killing_the_leader_process_lets_another_finish_and_nobody_hangs(
     with anyio.fail_after(20):
         while (pid := await gate.client.get(gate.key("leader_pid"))) is None:
             await anyio.sleep(0.02)
-    killed_at = time.monotonic()
+    killed_at = time.time()
     os.kill(int(pid), signal.SIGKILL)
     survivors = [c for c in children if c.pid != int(pid)]
     outputs = [json.loads(c.communicate(timeout=30)[0]) for c in survivors]
-    finished = time.monotonic() - killed_at
+    # when the last caller got its result (not when its process finished exiting)
+    finished = max(out["finished_at"] for out in outputs) - killed_at
     for child in children:
         if child not in survivors:
             child.communicate(timeout=10)  # reap it and close its pipes

@@ -1,0 +1,95 @@
+"""Shared pieces of the reliability suite: a shop tool that counts its side effects,
+an agent harness over the fake Messages API, and the thread-consistency check."""
+
+from __future__ import annotations
+
+import json
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+from agentrt import Agent, Message, Runtime, Tool, function, load_settings
+from agentrt.testing import FakeAnthropicServer
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Sequence
+
+    from agentrt import ThreadStore
+    from agentrt.testing import Responder, Step
+
+
+class Shop(Tool):
+    """Stock look-ups (read-only) and shipments (a side effect), both counted."""
+
+    def __init__(self) -> None:
+        self.reads: list[str] = []
+        self.shipped: list[tuple[str, int]] = []
+
+    @function(read_only=True, ttl=60)
+    async def stock(self, item: str) -> dict[str, Any]:
+        """Units of an item in stock.
+
+        Args:
+            item: The item's name.
+        """
+        self.reads.append(item)
+        return {"item": item, "units": 5}
+
+    @function
+    async def ship(self, item: str, qty: int = 1) -> str:
+        """Ship units of an item: a side effect, never repeated by the runtime."""
+        self.shipped.append((item, qty))
+        return f"shipped {qty} x {item}"
+
+
+class ShopAgent(Agent):
+    model = "claude-test"
+    system = "You run a shop."
+    max_iterations = 6
+
+
+def shop_agent(tool: Tool, **attrs: Any) -> type[Agent]:
+    """A ShopAgent subclass bound to ``tool`` (tests never share class attributes)."""
+    return type("ShopAgent", (ShopAgent,), {"tools": (tool,), **attrs})
+
+
+@asynccontextmanager
+async def harness(steps: Sequence[Step] | Responder, *, store: ThreadStore | None = None,
+                  stream: bool = True, retries: int = 2, agent_attrs: dict[str, Any] | None = None,
+                  **settings: Any) -> AsyncIterator[tuple[Agent, FakeAnthropicServer, Shop]]:
+    from agentrt import MemoryThreadStore
+
+    tool = Shop()
+    options = {"stream": stream, "thread_store": "memory", **settings}
+    async with FakeAnthropicServer(steps) as server, server.client(
+            max_retries=retries) as client, Runtime(
+            load_settings(**options), client=client,
+            store=store if store is not None else MemoryThreadStore()) as runtime:
+        yield shop_agent(tool, **(agent_attrs or {}))(runtime), server, tool
+
+
+def check_thread(messages: Sequence[Message]) -> None:
+    """The stored thread is one the Messages API takes back: every message whole
+    (non-empty content, known roles), every tool_use answered exactly once in the
+    next message, no tool_result without its tool_use."""
+    asked: set[str] = set()
+    for index, message in enumerate(messages):
+        assert message.role in ("user", "assistant"), (index, message.role)
+        blocks = message.blocks()
+        assert blocks, f"message {index} is empty"
+        json.dumps(message.content)  # JSON all the way down
+        answered = [str(b.get("tool_use_id")) for b in blocks if b.get("type") == "tool_result"]
+        if message.role == "user":
+            assert sorted(answered) == sorted(asked), (index, answered, asked)
+            asked = set()
+        else:
+            assert not asked, f"message {index}: tool_use ids {asked} were never answered"
+            uses = [b for b in blocks if b.get("type") == "tool_use"]
+            for use in uses:
+                assert isinstance(use.get("input"), dict), use
+            asked = {str(b.get("id")) for b in uses}
+            assert len(asked) == len(uses), "duplicate tool_use ids"
+    # a dangling last assistant message is allowed: the next run answers it
+
+
+def tool_results(request_body: dict[str, Any]) -> list[dict[str, Any]]:
+    return [b for b in request_body["messages"][-1]["content"] if b["type"] == "tool_result"]
