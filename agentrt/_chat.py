@@ -58,10 +58,8 @@ async def describe_tools(agent: Agent, thread_id: str) -> list[str]:
     """
     tools = await agent.tools_for(thread_id)
     definitions = tools.definitions()
-    active_of = getattr(tools, "active_tools", None)
-    active: list[str] = (list(active_of()) if callable(active_of)
-                         else [tool.name for tool in agent.registry])
-    references = getattr(tools, "references", None)
+    active = tools.active_tools()
+    references = getattr(tools, "references", None)  # JIT only: deferred functions loaded
     loaded = set(references(active)) if callable(references) else set()
     callable_now = [d for d in definitions
                     if not d.get("defer_loading") or d.get("name") in loaded]

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Literal, TextIO
 
 import anyio
 
-from ._errors import AgentRtError, UsageError
+from ._errors import AgentRtError, ThreadNotFoundError, UsageError
 from ._events import RunFinished
 from ._render import RunView, animated, summary
 from ._target import load_agent_class
@@ -38,8 +38,8 @@ if TYPE_CHECKING:
 
 __all__ = ["main"]
 
-_NO_KEY_HINT = ("agentrt: no API key: set ANTHROPIC_API_KEY, or run offline on the fake "
-                "server with --replay FILE")
+_NO_KEY = ("no API key: set ANTHROPIC_API_KEY, or run offline on the fake server with "
+           "--replay FILE")
 _TARGET_HELP = "package.module:AgentClass or path/to/file.py:AgentClass"
 
 
@@ -124,7 +124,7 @@ async def _model_client(stack: AsyncExitStack,
         server = await stack.enter_async_context(FakeAnthropicServer(script))
         return await stack.enter_async_context(server.client())
     if not _has_api_key():
-        raise UsageError(_NO_KEY_HINT.removeprefix("agentrt: "))
+        raise UsageError(_NO_KEY)
     return None
 
 
@@ -163,8 +163,6 @@ async def _chat(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
         if args.thread_id is not None:
             info = await runtime.store.get_thread(args.thread_id)
             if info is None:
-                from ._errors import ThreadNotFoundError
-
                 raise ThreadNotFoundError(args.thread_id)
             state = f"resumed, {info.message_count} messages"
         else:

@@ -200,7 +200,7 @@ async def test_max_iterations_stops_cleanly() -> None:
     assert result.iterations == WeatherAgent.max_iterations == len(server.requests)
 
 
-async def test_overloaded_and_rate_limited_are_retried_by_the_sdk() -> None:
+async def test_overloaded_and_rate_limited_are_retried() -> None:
     steps = [Fault(429, retry_after_ms=10), Fault(529, retry_after_ms=10), Reply(text="ok")]
     async with harness(steps) as (agent, server, _):
         result = await agent.run("hi")

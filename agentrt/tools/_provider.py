@@ -26,6 +26,10 @@ class RunTools(Protocol):
         for the model saying why it cannot be called."""
         ...
 
+    def active_tools(self) -> list[str]:
+        """Names of the tools active in this run, in tools-list order (``agentrt chat``)."""
+        ...
+
 
 class ToolProvider(Protocol):
     async def open_run(self, run: RunContext, history: Sequence[Message]) -> RunTools:

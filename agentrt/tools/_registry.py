@@ -76,6 +76,9 @@ class ToolRegistry:
     def definitions(self) -> list[dict[str, Any]]:
         return list(self._definitions)
 
+    def active_tools(self) -> list[str]:
+        return list(self._tools)
+
     def function_names(self) -> list[str]:
         return list(self._functions)
 

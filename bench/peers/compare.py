@@ -21,14 +21,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -142,36 +144,55 @@ def verdict(ok: bool) -> str:
 
 # -- workload 1 --------------------------------------------------------------------------
 
+def best(results: list[dict[str, Any]], key: Callable[[dict[str, Any]], float | None]
+         ) -> float | None:
+    """The lowest of the repeated figures: load on the machine only ever adds time."""
+    values = [v for v in map(key, results) if v is not None]
+    return min(values) if values else None
+
+
+def errors(results: list[dict[str, Any]]) -> str:
+    failed = [r["error"] for r in results if r.get("error")]
+    return "ok" if not failed else f"FAILED: {failed[0]}"
+
+
 def workload_1(server: Server, args: argparse.Namespace) -> None:
-    runs, results = args.w1_runs, {}
-    for row in [*TURN_ROWS, *INFO_ROWS]:
-        progress(f"workload 1: {row.label}")
-        results[row] = measure(server, "turns", row, "--workload", "w1", "--runs", runs)
-    turns = runs * 6
-    print(f"\n### 1. Framework overhead per model turn\n\n{runs} runs x (5 turns of 2 tool calls "
-          f"+ the final answer) = {turns:,} model turns per contender, one run at a time, "
-          "zero model latency, no repeated call. CPU: the contender process's "
-          "`time.process_time()`; the fake server's own CPU is shown apart.\n")
+    blocks = args.w1_blocks
+    runs = args.w1_runs // blocks
+    results: dict[Row, list[dict[str, Any]]] = {row: [] for row in [*TURN_ROWS, *INFO_ROWS]}
+    for block in range(blocks):  # round-robin, so a burst of load hits every contender alike
+        for row in results:
+            progress(f"workload 1: {row.label}, block {block + 1} of {blocks}")
+            results[row].append(measure(server, "turns", row, "--workload", "w1",
+                                        "--runs", runs))
+    turns = runs * blocks * 6
+    print(f"\n### 1. Framework overhead per model turn\n\n{runs * blocks} runs x (5 turns of 2 "
+          f"tool calls + the final answer) = {turns:,} model turns per contender, one run at a "
+          f"time, zero model latency, no repeated call, in {blocks} blocks of {runs} runs (a "
+          "fresh process each, the contenders taking turns). CPU: the contender process's "
+          "`time.process_time()`, the best block; *spread*: worst block over best. The fake "
+          "server's own CPU is shown apart.\n")
 
-    def per_turn(r: dict[str, Any], key: str) -> float | None:
-        return r[key] / r["turns"] * 1000 if key in r and r.get("turns") else None
+    def per_turn(key: str) -> Callable[[dict[str, Any]], float | None]:
+        return lambda r: r[key] / r["turns"] * 1000 if key in r and r.get("turns") else None
 
-    floor = results[FLOOR]
+    cpu = {row: best(rs, per_turn("cpu")) for row, rs in results.items()}
+    wall = {row: best(rs, per_turn("wall")) for row, rs in results.items()}
     rows = []
-    for row, r in results.items():
-        cpu, wall = per_turn(r, "cpu"), per_turn(r, "wall")
-        rows.append([row.label, fmt(cpu, ".3f"), ratio(cpu, per_turn(floor, "cpu")),
-                     fmt(wall, ".3f"), ratio(wall, per_turn(floor, "wall")),
-                     fmt(per_turn(r, "server_cpu"), ".3f"), status(r)])
-    table(["contender", "CPU ms/turn", "vs floor", "wall ms/turn", "vs floor",
+    for row, rs in results.items():
+        worst = [v for v in map(per_turn("cpu"), rs) if v is not None]
+        low = cpu[row]
+        spread = max(worst) / low if worst and low else None
+        rows.append([row.label, fmt(cpu[row], ".3f"), ratio(cpu[row], cpu[FLOOR]),
+                     fmt(spread, ".2f"), fmt(wall[row], ".3f"), ratio(wall[row], wall[FLOOR]),
+                     fmt(best(rs, per_turn("server_cpu")), ".3f"), errors(rs)])
+    table(["contender", "CPU ms/turn", "vs floor", "spread", "wall ms/turn", "vs floor",
            "server CPU ms/turn", "status"], rows)
-    ours = per_turn(results[AGENTRT_ON], "cpu")
-    base = per_turn(floor, "cpu")
-    peers = [per_turn(results[p], "cpu") for p in PEERS]
+    ours, base = cpu[AGENTRT_ON], cpu[FLOOR]
     if ours and base:
         print(f"\nTarget: agentrt (pipeline on) within 1.25x of the floor's CPU per turn: "
               f"{ours / base:.2f}x, {verdict(ours / base <= 1.25)}; ahead of every framework: "
-              f"{verdict(all(p is None or ours < p for p in peers))}.")
+              f"{verdict(all(ours < (cpu[p] or float('inf')) for p in PEERS))}.")
 
 
 # -- workload 2 --------------------------------------------------------------------------
@@ -179,56 +200,68 @@ def workload_1(server: Server, args: argparse.Namespace) -> None:
 def workload_2(server: Server, args: argparse.Namespace) -> None:
     from workload import distinct_keys, duplicate_runs
 
-    runs, results = args.w2_runs, {}
-    for row in CACHE_ROWS:
-        progress(f"workload 2: {row.label}")
-        results[row] = measure(server, "duplicates", row, "--runs", runs, "--concurrency", runs,
-                               "--upstream-latency", args.w2_upstream)
+    runs = args.w2_runs
+    results: dict[Row, list[dict[str, Any]]] = {row: [] for row in CACHE_ROWS}
+    for round_ in range(args.w2_rounds):
+        for row in CACHE_ROWS:
+            progress(f"workload 2: {row.label}, round {round_ + 1} of {args.w2_rounds}")
+            results[row].append(measure(server, "duplicates", row, "--runs", runs,
+                                        "--concurrency", runs,
+                                        "--upstream-latency", args.w2_upstream))
     script = duplicate_runs(runs, 7)
     calls = sum(len(t) for run in script for t in run)
     keys = distinct_keys(script)
     print(f"\n### 2. Duplicate-heavy runs\n\n{runs} concurrent runs, {calls} tool calls "
           f"(5-20 per run, repeating two products and one user), {keys} distinct keys, "
           f"{args.w2_upstream * 1000:.0f} ms upstream per executed call, zero model latency. "
-          "Each contender with its own best cache.\n")
-    floor = results[CACHE_ROWS[0]]
+          f"Each contender with its own best cache; best of {args.w2_rounds} rounds (fresh "
+          "processes, the contenders taking turns). Upstream calls: the most seen in any "
+          "round.\n")
+
+    def get(key: str) -> Callable[[dict[str, Any]], float | None]:
+        return lambda r: r.get(key)
+
+    wall = {row: best(rs, get("wall")) for row, rs in results.items()}
+    upstream = {row: max((r["upstream_calls"] for r in rs if "upstream_calls" in r), default=None)
+                for row, rs in results.items()}
+    floor = CACHE_ROWS[0]
     rows = []
-    for row, r in results.items():
-        up = r.get("upstream_calls")
-        rows.append([row.label, fmt(up, "d"), ratio(up, keys), fmt(r.get("wall"), ".3f"),
-                     ratio(r.get("wall"), floor.get("wall")), fmt(r.get("cpu"), ".3f"),
-                     status(r)])
+    for row, rs in results.items():
+        rows.append([row.label, fmt(upstream[row], "d"), ratio(upstream[row], keys),
+                     fmt(wall[row], ".3f"), ratio(wall[row], wall[floor]),
+                     fmt(best(rs, get("cpu")), ".3f"), errors(rs)])
     table(["contender", "upstream calls", "vs distinct keys", "wall s", "vs floor", "CPU s",
            "status"], rows)
-    ours = results[CACHE_ROWS[2]]
-    walls = {row.label: r["wall"] for row, r in results.items() if "wall" in r}
-    fastest = min(walls, key=lambda k: walls[k]) if walls else "—"
-    if "wall" in ours:
+    ours = CACHE_ROWS[2]
+    measured = {row: w for row, w in wall.items() if w is not None}
+    fastest = min(measured, key=lambda r: measured[r]) if measured else None
+    if wall[ours] is not None and fastest is not None:
         print(f"\nTarget: agentrt's upstream calls = the {keys} distinct keys: "
-              f"{ours['upstream_calls']}, {verdict(ours['upstream_calls'] == keys)}; its wall "
-              f"time the lowest: fastest is {fastest} ({walls[fastest]:.3f} s), "
-              f"{verdict(fastest == CACHE_ROWS[2].label)}.")
+              f"{upstream[ours]}, {verdict(upstream[ours] == keys)}; its wall "
+              f"time the lowest: fastest is {fastest.label} ({measured[fastest]:.3f} s), "
+              f"{verdict(fastest == ours)}.")
 
 
 # -- workload 3 --------------------------------------------------------------------------
 
 def workload_3(server: Server, args: argparse.Namespace) -> None:
     levels = [int(x) for x in args.w3_levels.split(",")]
-    results: dict[Row, dict[int, dict[str, Any]]] = {}
+    results: dict[Row, dict[int, dict[str, Any]]] = {row: {} for row in TURN_ROWS}
     idle: dict[Row, dict[str, Any]] = {}
-    for row in TURN_ROWS:
-        results[row] = {}
-        for level in levels:
+    for level in levels:
+        for row in TURN_ROWS:
             progress(f"workload 3: {row.label}, {level} concurrent")
             runs = max(level, args.w3_min_runs)
             results[row][level] = measure(
                 server, "turns", row, "--workload", "w3", "--runs", runs, "--concurrency", level,
                 "--turns", args.w3_turns, "--latency", args.w3_latency,
                 "--warmup", min(level, 5))
+    for row in TURN_ROWS:
         progress(f"workload 3: {row.label}, idle conversations")
         idle[row] = measure(server, "idle", row, "--runs", 50)
     top = levels[-1]
-    print(f"\n### 3. Concurrency scaling\n\nRuns of {args.w3_turns} turns of 2 tool calls + the "
+    shape = f"{args.w3_turns} turn{'s' if args.w3_turns > 1 else ''}"
+    print(f"\n### 3. Concurrency scaling\n\nRuns of {shape} of 2 tool calls + the "
           f"answer ({args.w3_turns + 1} model turns), {args.w3_latency * 1000:.0f} ms model "
           f"latency, N runs started together (at least {args.w3_min_runs} runs per level, "
           "N at a time). Throughput: model turns per second of wall time. Peak RSS: the "
@@ -275,36 +308,36 @@ def workload_4(server: Server, args: argparse.Namespace) -> None:
         for size in sizes:
             progress(f"workload 4: generating {size} tool modules and the JIT manifest")
             catalog = generate(Path(tmp), size)
-            for row in MANY_ROWS:
-                progress(f"workload 4: {row.label}, {size} tools")
-                results[row][size] = []
-                for _ in range(args.w4_repeat):
+            for repeat in range(args.w4_repeat):
+                for row in MANY_ROWS:
+                    progress(f"workload 4: {row.label}, {size} tools, {repeat + 1} of "
+                             f"{args.w4_repeat}")
                     run_id += 1
-                    results[row][size].append(measure(
+                    results[row].setdefault(size, []).append(measure(
                         server, "startup", row, "--catalog-root", catalog.root, "--tools", size,
                         "--run-id", run_id))
     print(f"\n### 4. Start-up and prompt size with many tools\n\n{big} tools available (one "
           "generated module each, with the import cost of a real client module), the task "
           "needs 3. Time to first request: from building the agent (tool modules imported, "
           "tools registered) to the request's arrival at the fake server, on the shared "
-          "monotonic clock; the framework's own import is apart. Median of "
-          f"{args.w4_repeat} fresh processes. Tokens by `count_tokens` on the fake (the same "
-          "estimate for everyone); the fake counts deferred definitions, the API keeps them "
-          "out of the context, so *in context* leaves them out. *Whole run*: input tokens of "
+          "monotonic clock; the framework's own import is apart. Best of "
+          f"{args.w4_repeat} fresh processes (the contenders taking turns). Tokens by "
+          "`count_tokens` on the fake (the same estimate for everyone); the fake counts "
+          "deferred definitions, the API keeps them out of the context, so *in context* "
+          "leaves them out. *Whole run*: input tokens of "
           "every request of the run, in context (tools found by tool search count once "
           "referenced). The fake server does not implement tool search; server.py emulates it "
           "(`server_tool_use` and `tool_search_tool_result` blocks before the calls).\n")
 
-    def med(row: Row, size: int, key: str) -> float | None:
-        values = [r[key] for r in results[row][size] if r.get(key) is not None]
-        return statistics.median(values) if values else None
+    def low(row: Row, size: int, key: str) -> float | None:
+        return best(results[row][size], lambda r: r.get(key))
 
     floor = MANY_ROWS[0]
     rows = []
     for row in MANY_ROWS:
         first = [r for r in results[row][big] if not r.get("error")] or results[row][big]
         one = first[0]
-        startup = [med(row, n, "first_request_ms") for n in sizes]
+        startup = [low(row, n, "first_request_ms") for n in sizes]
         growth = (startup[-1] / startup[0]) if startup[0] and startup[-1] else None
         errors = [r["error"] for n in sizes for r in results[row][n] if r.get("error")]
         rows.append([row.label, fmt(one.get("tools_shown"), "d"), fmt(one.get("tokens"), ",d"),
@@ -313,7 +346,7 @@ def workload_4(server: Server, args: argparse.Namespace) -> None:
                      fmt(one.get("run_tokens"), ",d"), fmt(one.get("turns"), "d"),
                      *(fmt(s, ",.1f") for s in startup),
                      fmt(growth, ".2f") + ("x" if growth else ""),
-                     fmt(med(row, big, "import_ms"), ",.0f"),
+                     fmt(low(row, big, "import_ms"), ",.0f"),
                      "ok" if not errors else f"FAILED: {errors[0]}"])
     table(["contender", "tools shown", "1st request tokens", "in context", "vs floor",
            "whole run", "turns", *(f"ms to 1st request @{n}" for n in sizes),
@@ -322,7 +355,7 @@ def workload_4(server: Server, args: argparse.Namespace) -> None:
     jit_tokens = results[jit][big][0].get("context_tokens")
     smallest = min((results[r][big][0].get("context_tokens") or 10**12, r.label)
                    for r in MANY_ROWS)
-    startup = [med(jit, n, "first_request_ms") for n in sizes]
+    startup = [low(jit, n, "first_request_ms") for n in sizes]
     if jit_tokens and startup[0] and startup[-1]:
         print(f"\nTarget: agentrt JIT's first request the smallest: {jit_tokens:,} tokens in "
               f"context; smallest is {smallest[1]} ({smallest[0]:,}), "
@@ -339,19 +372,23 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workloads", default="1,2,3,4")
     parser.add_argument("--quick", action="store_true",
-                        help="scaled down: 50 runs, levels up to 100, 1 process per figure")
+                        help="scaled down: 60 runs in 2 blocks, levels up to 100, 1 process "
+                        "per figure")
     parser.add_argument("--w1-runs", type=int, default=200)
+    parser.add_argument("--w1-blocks", type=int, default=4, help="fresh processes per row")
     parser.add_argument("--w2-runs", type=int, default=50)
     parser.add_argument("--w2-upstream", type=float, default=0.02)
+    parser.add_argument("--w2-rounds", type=int, default=2)
     parser.add_argument("--w3-levels", default="1,10,100,1000")
-    parser.add_argument("--w3-turns", type=int, default=2, help="tool turns per run")
+    parser.add_argument("--w3-turns", type=int, default=1, help="tool turns per run")
     parser.add_argument("--w3-latency", type=float, default=0.05)
     parser.add_argument("--w3-min-runs", type=int, default=10)
     parser.add_argument("--w4-sizes", default="10,100")
     parser.add_argument("--w4-repeat", type=int, default=2)
     args = parser.parse_args(argv)
     if args.quick:
-        args.w1_runs, args.w3_levels, args.w4_repeat = 50, "1,10,100", 1
+        args.w1_runs, args.w1_blocks, args.w2_rounds = 60, 2, 1
+        args.w3_levels, args.w4_repeat = "1,10,100", 1
     started = time.perf_counter()
     server = Server()
     try:
