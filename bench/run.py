@@ -5,8 +5,8 @@ Runs, one after the other, each as its own process: bench/pipeline.py, bench/red
 bench/peers/compare.py. Each script's output is echoed as it comes and kept; RESULTS.md gets
 the machine, the Python and package versions, the date, and every script's tables.
 
-    python bench/run.py            # the sizes the issues ask for (about 8 minutes here)
-    python bench/run.py --quick    # scaled down (about 3 minutes)
+    python bench/run.py            # the sizes the issues ask for (6-8 minutes here)
+    python bench/run.py --quick    # scaled down (a few minutes)
     python bench/run.py --only peers,jit
 """
 

@@ -5,7 +5,8 @@ results sent back as JSON text. Its best cache (workload 2) is async-lru's ``alr
 around each function (single-flight: concurrent identical calls share one execution).
 With ``search`` (workload 4) it registers every tool with ``defer_loading`` behind the API's
 regex tool search. The ``stream`` variant streams each reply (``messages.stream`` and
-``get_final_message``), the floor for agentrt's streaming default.
+``get_final_message``), the floor for agentrt's streaming default; ``pool`` gives the SDK
+client a pool that keeps 1,000 idle connections alive (the default keeps 100).
 """
 
 from __future__ import annotations
@@ -32,7 +33,14 @@ if TYPE_CHECKING:
 
 class HandWritten:
     def __init__(self, setup: Setup) -> None:
-        self.client = anthropic.AsyncAnthropic(base_url=setup.base_url, api_key=setup.api_key)
+        options: dict[str, Any] = {}
+        if setup.variant == "pool":  # keep every connection alive: no churn past 100
+            import httpx2
+
+            limits = httpx2.Limits(max_connections=1000, max_keepalive_connections=1000)
+            options["http_client"] = anthropic.DefaultAsyncHttpxClient(limits=limits)
+        self.client = anthropic.AsyncAnthropic(base_url=setup.base_url, api_key=setup.api_key,
+                                               **options)
         if setup.catalog is not None:
             functions = setup.catalog.functions()
             schemas = setup.catalog.schemas()
