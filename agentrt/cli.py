@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Literal, TextIO
 
 import anyio
 
-from ._errors import AgentRtError, ThreadNotFoundError, UsageError
+from ._errors import AgentRtError, ConfigError, ThreadNotFoundError, UsageError
 from ._events import RunFinished
 from ._render import RunView, animated, summary
 from ._target import load_agent_class
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     import anthropic
 
     from ._result import RunResult
+    from .settings import Settings
 
 __all__ = ["main"]
 
@@ -106,14 +107,14 @@ def _show_pipeline(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def _has_api_key() -> bool:
-    return any(os.environ.get(name) for name in
-               ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "AGENTRT_ANTHROPIC_API_KEY"))
+async def _open_runtime(stack: AsyncExitStack, settings: Settings,
+                        replay: str | None) -> Runtime:
+    """The runtime, its model client answering from ``replay`` on a fake server if given.
 
-
-async def _model_client(stack: AsyncExitStack,
-                        replay: str | None) -> anthropic.AsyncAnthropic | None:
-    """A client of a fake server answering from ``replay``; None means the real API."""
+    Without a replay, whether an API key is configured (environment, .env, config file)
+    is Runtime's start-up check; the CLI only adds the hint about ``--replay``.
+    """
+    client: anthropic.AsyncAnthropic | None = None
     if replay:
         from .testing import FakeAnthropicServer, Script
 
@@ -122,18 +123,21 @@ async def _model_client(stack: AsyncExitStack,
         except (OSError, ValueError) as exc:
             raise UsageError(f"--replay {replay}: {exc}") from exc
         server = await stack.enter_async_context(FakeAnthropicServer(script))
-        return await stack.enter_async_context(server.client())
-    if not _has_api_key():
-        raise UsageError(_NO_KEY)
-    return None
+        client = await stack.enter_async_context(server.client())
+    try:
+        runtime = Runtime(settings, client=client)
+    except ConfigError as exc:
+        if exc.field != "AGENTRT_ANTHROPIC_API_KEY":
+            raise
+        raise UsageError(_NO_KEY) from exc
+    return await stack.enter_async_context(runtime)
 
 
 async def _run(args: argparse.Namespace, out: TextIO) -> int:
     agent_cls = load_agent_class(args.target)
     settings = load_settings()
     async with AsyncExitStack() as stack:
-        client = await _model_client(stack, args.replay)
-        runtime = await stack.enter_async_context(Runtime(settings, client=client))
+        runtime = await _open_runtime(stack, settings, args.replay)
         agent = agent_cls(runtime)
         result: RunResult | None = None
         view = RunView(out, tty=False if args.json else None)
@@ -157,8 +161,7 @@ async def _chat(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
     agent_cls = load_agent_class(args.target)
     settings = load_settings()
     async with AsyncExitStack() as stack:
-        client = await _model_client(stack, args.replay)
-        runtime = await stack.enter_async_context(Runtime(settings, client=client))
+        runtime = await _open_runtime(stack, settings, args.replay)
         agent = agent_cls(runtime)
         if args.thread_id is not None:
             info = await runtime.store.get_thread(args.thread_id)

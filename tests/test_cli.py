@@ -115,3 +115,26 @@ def test_pipeline_command_lists_the_stages_in_order(capsys: pytest.CaptureFixtur
     assert main(["pipeline", SHOP], stdout=out) == 0
     names = [line.split()[1] for line in out.getvalue().splitlines()]
     assert names == ["turn_dedup", "memo", "local_cache", "single_flight", "batch", "execute"]
+
+
+@pytest.mark.integration
+def test_an_api_key_from_the_config_file_is_enough(tmp_path: Path) -> None:
+    """Regression: the CLI checked only environment variables for a key, so a key set in
+    configs/agentrt.toml was refused with "no API key" before the Runtime could read it."""
+    replay = tmp_path / "replay.json"
+    replay.write_text(json.dumps({"replies": [{"text": "configured"}]}))
+    server = subprocess.Popen([sys.executable, "-m", "agentrt.testing", "--replay", str(replay)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        url = server.stdout.readline().strip().split("=", 1)[1]
+        (tmp_path / "configs").mkdir()
+        (tmp_path / "configs" / "agentrt.toml").write_text(
+            f'anthropic_api_key = "sk-from-config"\nanthropic_base_url = "{url}"\n'
+            'thread_store = "memory"\n')
+        out = io.StringIO()
+        assert main(["run", SHOP, "hi", "--json"], stdout=out) == 0
+        assert json.loads(out.getvalue())["text"] == "configured"
+    finally:
+        server.terminate()
+        server.communicate(timeout=10)
