@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
-from anyio.streams.buffered import BufferedByteReceiveStream
 from redis.crc import key_slot
 from redis_support import ManualClock, make_fake_gate
 from structlog.testing import capture_logs
@@ -23,11 +22,11 @@ from agentrt.thread._messages import Message
 from agentrt.thread.redis import RedisThreadStore
 
 from .conformance import ThreadStoreConformance, assert_same_messages, batch, ids, tricky_messages
+from .processes import finish, read_line
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
 
-    from anyio.abc import Process
     from redis_support import GateFactory, LocalRedisCluster, RedisServerProcess
 
     from agentrt._redis import RedisGate
@@ -461,20 +460,6 @@ async def test_redis_stopped_raises_store_error_and_the_store_recovers_after_a_r
 
 
 # -- several processes ------------------------------------------------------------------
-
-
-async def read_line(process: Process) -> bytes:
-    assert process.stdout is not None
-    return await BufferedByteReceiveStream(process.stdout).receive_until(b"\n", 1024)
-
-
-async def finish(process: Process) -> None:
-    assert process.stdin is not None and process.stderr is not None
-    await process.stdin.aclose()
-    errors = b""
-    async for chunk in process.stderr:
-        errors += chunk
-    assert await process.wait() == 0, errors.decode(errors="replace")
 
 
 @pytest.mark.redis

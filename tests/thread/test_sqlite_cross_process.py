@@ -6,19 +6,16 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 import pytest
-from anyio.streams.buffered import BufferedByteReceiveStream
 
 from agentrt.thread._messages import Message
 from agentrt.thread.sqlite import SQLiteThreadStore
 
 from .conformance import assert_same_messages, tricky_messages
-
-if TYPE_CHECKING:
-    from anyio.abc import Process
+from .processes import finish, read_line
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 
@@ -64,20 +61,6 @@ async def test_a_thread_written_by_one_process_is_resumed_by_another(tmp_path: P
     assert_same_messages([Message.from_json(m) for m in read["messages"]], first + second)
     assert read["thread"]["message_count"] == len(first) + 1
     assert repr(read["thread"]["metadata"]) == repr(metadata)
-
-
-async def read_line(process: Process) -> bytes:
-    assert process.stdout is not None
-    return await BufferedByteReceiveStream(process.stdout).receive_until(b"\n", 1024)
-
-
-async def finish(process: Process) -> None:
-    assert process.stdin is not None and process.stderr is not None
-    await process.stdin.aclose()
-    errors = b""
-    async for chunk in process.stderr:
-        errors += chunk
-    assert await process.wait() == 0, errors.decode(errors="replace")
 
 
 async def test_two_processes_appending_to_one_thread(tmp_path: Path) -> None:
