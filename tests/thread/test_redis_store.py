@@ -22,7 +22,7 @@ from agentrt.thread._messages import Message
 from agentrt.thread.redis import RedisThreadStore
 
 from .conformance import ThreadStoreConformance, assert_same_messages, batch, ids, tricky_messages
-from .processes import finish, read_line
+from .processes import start_together_and_finish
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -478,14 +478,7 @@ async def test_two_processes_appending_to_one_thread(redis_url: str,
     with anyio.fail_after(50):
         async with (await anyio.open_process(command("A"), env=dict(os.environ)) as a,
                     await anyio.open_process(command("B"), env=dict(os.environ)) as b):
-            for process in (a, b):
-                assert await read_line(process) == b'"ready"'
-            for process in (a, b):
-                assert process.stdin is not None
-                await process.stdin.send(b"go\n")
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(finish, a)
-                tg.start_soon(finish, b)
+            await start_together_and_finish(a, b)
 
     stored = await store.messages("t1")
     info = await store.get_thread("t1")

@@ -15,7 +15,7 @@ from agentrt.thread._messages import Message
 from agentrt.thread.sqlite import SQLiteThreadStore
 
 from .conformance import assert_same_messages, tricky_messages
-from .processes import finish, read_line
+from .processes import start_together_and_finish
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 
@@ -77,14 +77,7 @@ async def test_two_processes_appending_to_one_thread(tmp_path: Path) -> None:
             await anyio.open_process(child_command("append", db, "t1", "B", str(count)),
                                      env=child_env("trio")) as b,
         ):
-            for process in (a, b):
-                assert await read_line(process) == b'"ready"'
-            for process in (a, b):
-                assert process.stdin is not None
-                await process.stdin.send(b"go\n")
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(finish, a)
-                tg.start_soon(finish, b)
+            await start_together_and_finish(a, b)
 
     async with SQLiteThreadStore(db) as store:
         stored = await store.messages("t1")
