@@ -494,6 +494,18 @@ async def redis_cluster_gate(redis_cluster_nodes: LocalRedisCluster,
         await gates.aclose()
 
 
+@pytest.fixture(params=["server", "cluster", "fakeredis"])
+def any_redis_gate(request: pytest.FixtureRequest) -> RedisGate:
+    """The same test on a real redis-server, a local 3-master Redis Cluster and fakeredis
+    (the fast layer; never the only proof)."""
+    if request.param == "fakeredis":
+        found: RedisGate = request.getfixturevalue("fake_redis_gate")
+        return found
+    factory = request.getfixturevalue("redis_gate" if request.param == "server"
+                                      else "redis_cluster_gate")
+    return factory()  # type: ignore[no-any-return]
+
+
 # -- markers -----------------------------------------------------------------
 
 _SHARED_SERVER = {"redis_url", "redis_gate"}

@@ -14,14 +14,10 @@ from agentrt.jit.redis_guides import RedisGuideCache, tool_of
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture(params=["server", "cluster", "fakeredis"])
-def gate(request: pytest.FixtureRequest) -> RedisGate:
-    if request.param == "fakeredis":
-        found: RedisGate = request.getfixturevalue("fake_redis_gate")
-        return found
-    factory = request.getfixturevalue("redis_gate" if request.param == "server"
-                                      else "redis_cluster_gate")
-    return factory()  # type: ignore[no-any-return]
+@pytest.fixture
+def gate(any_redis_gate: RedisGate) -> RedisGate:
+    """Each test here on a real server, a local cluster and fakeredis."""
+    return any_redis_gate
 
 
 def _key(tool: str, text: str = "x") -> str:

@@ -29,16 +29,10 @@ ROOT = Path(__file__).resolve().parents[2]
 SHARED = ["local_cache", "single_flight", "shared_cache", "shared_flight"]
 
 
-@pytest.fixture(params=["server", "cluster", "fakeredis"])
-def gate(request: pytest.FixtureRequest) -> RedisGate:
-    """Every stage test runs on a real redis-server, on a local 3-master Redis Cluster,
-    and on fakeredis (the fast layer; never the only proof)."""
-    if request.param == "fakeredis":
-        gate: RedisGate = request.getfixturevalue("fake_redis_gate")
-        return gate
-    factory = request.getfixturevalue("redis_gate" if request.param == "server"
-                                      else "redis_cluster_gate")
-    return factory()  # type: ignore[no-any-return]
+@pytest.fixture
+def gate(any_redis_gate: RedisGate) -> RedisGate:
+    """Each test here on a real server, a local cluster and fakeredis."""
+    return any_redis_gate
 
 
 def _stack(gate: RedisGate, stages: list[str] = SHARED, **settings: Any) -> tuple[Any, Any]:
