@@ -45,9 +45,14 @@ class LocalCache:
         if call.options.scope not in self.scopes:
             return await self.next(call, ctx)
         found = self.store.get(key)
+        if found is not None and not found.fresh and not found.entry.refreshing:
+            # Stale: served only while one background refresh runs. With nowhere to run
+            # it (the runtime was not entered), it is a miss, refreshed inline.
+            spawned = self.spawn is not None and self.spawn(lambda: self._refresh(call, ctx))
+            found.entry.refreshing = spawned
+            if not spawned:
+                found = None
         if found is not None:
-            if not found.fresh and not found.entry.refreshing and self.spawn is not None:
-                found.entry.refreshing = self.spawn(lambda: self._refresh(call, ctx))
             log_hit(self.name, call, fresh=found.fresh)
             return found.value.answered_by(self.name)
         outcome = await self.next(call, ctx)

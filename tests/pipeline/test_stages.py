@@ -393,3 +393,20 @@ async def test_agent_overrides_function_options() -> None:
     clock.now += 2
     await turn(proc, tools, context(), use("get_weather", city="Oslo"))
     assert up.count("weather") == 2
+
+
+async def test_stale_is_not_served_when_no_background_refresh_can_run() -> None:
+    """Regression: with the runtime not entered, spawn() refused the refresh, yet the stale
+    result was served again and again for the whole window, never revalidated."""
+    from agentrt.pipeline import Execute, LocalCache, ResponseProcessor, build_pipeline
+
+    clock = FakeClock()
+    _, tools, up, res = _setup(["local_cache"], clock=clock)
+    handler = build_pipeline([lambda nxt: LocalCache(
+        nxt, res.local_cache, default_ttl=60, stale_while_revalidate=30,
+        spawn=lambda fn: False)], None, Execute(timeout=5, max_result_chars=1000))
+    proc = ResponseProcessor(handler)
+    await turn(proc, tools, context(), use("get_weather", city="Oslo"))
+    clock.now += 70  # past ttl, inside the stale window
+    refreshed = await turn(proc, tools, context(), use("get_weather", city="Oslo"))
+    assert refreshed[0]["source"] == "executed" and up.count("weather") == 2
