@@ -1,10 +1,13 @@
 """One execution, many waiters: the primitive behind single-flight and batching.
 
-The execution runs in a child task of the caller that started it (the leader),
-inside a shielded cancel scope, so that cancelling the leader does not take the
-result away from the others waiting on it. It is cancelled only once nobody is
-left waiting: the leader gone and every waiter gone. A waiter's own
-cancellation never touches the execution.
+The execution runs in the leader's own task: most executions are never joined, and
+spawning a task for each would cost every call of every turn. While anyone else
+waits on it, its cancel scope is shielded, so cancelling the leader does not take
+the result away from them (the leader then leaves once the execution is done,
+raising its cancellation, as it would leave a task group). When the last waiter
+leaves, the shield drops and a cancellation of the leader that arrived meanwhile
+takes effect: the execution is cancelled only once nobody is left waiting. A
+waiter's own cancellation never touches the execution.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 import anyio
+import anyio.lowlevel
 
 from ..log import get_logger
 
@@ -27,11 +31,12 @@ log = get_logger("agentrt.pipeline")
 class SharedExecution(Generic[T]):
     def __init__(self, on_abandon: T) -> None:
         """``on_abandon`` is what the execution yields if it is cancelled or raises."""
-        self._done = anyio.Event()
+        self._done: anyio.Event | None = None  # made by the first waiter
+        self._finished = False
         self._result: T = on_abandon
         self._fallback = on_abandon
         self._waiters = 0
-        self._leader_gone = False
+        self._joined = False
         self._scope: anyio.CancelScope | None = None
 
     @property
@@ -40,35 +45,34 @@ class SharedExecution(Generic[T]):
 
     async def lead(self, run: Callable[[], Awaitable[T]]) -> T:
         """Runs ``run`` for everyone; returns its result to the leader."""
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(self._execute, run)
-            try:
-                await self._done.wait()
-            except anyio.get_cancelled_exc_class():
-                self._leader_gone = True
-                self._abandon_if_alone()
-                raise
+        try:
+            with anyio.CancelScope(shield=self._waiters > 0) as self._scope:
+                try:
+                    self._result = await run()
+                except Exception:  # handlers answer with outcomes; an exception is a bug
+                    log.exception("pipeline.shared_execution_failed")
+                    self._result = self._fallback
+        finally:
+            self._finished = True
+            if self._done is not None:
+                self._done.set()
+        if self._joined:  # a cancellation held off by the shield lands here
+            await anyio.lowlevel.checkpoint_if_cancelled()
         return self._result
 
     async def join(self) -> T:
+        if self._finished:
+            return self._result
         self._waiters += 1
+        self._joined = True
+        if self._scope is not None:
+            self._scope.shield = True
+        if self._done is None:
+            self._done = anyio.Event()
         try:
             await self._done.wait()
         finally:
             self._waiters -= 1
-            self._abandon_if_alone()
+            if self._waiters == 0 and self._scope is not None and not self._finished:
+                self._scope.shield = False  # a pending cancellation of the leader lands
         return self._result
-
-    def _abandon_if_alone(self) -> None:
-        if self._leader_gone and self._waiters == 0 and self._scope is not None:
-            self._scope.cancel()
-
-    async def _execute(self, run: Callable[[], Awaitable[T]]) -> None:
-        try:
-            with anyio.CancelScope(shield=True) as self._scope:
-                self._result = await run()
-        except Exception:  # handlers answer with outcomes; an exception here is a bug
-            log.exception("pipeline.shared_execution_failed")
-            self._result = self._fallback
-        finally:
-            self._done.set()

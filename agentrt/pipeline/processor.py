@@ -172,9 +172,12 @@ class ResponseProcessor:
     async def _run_group(self, indexes: list[int], prepared: list[ToolCall | ToolOutcome],
                          turn: TurnOutcomes, ctx: CallContext) -> None:
         if self.parallel and len(indexes) > 1:
+            first, *others = indexes
             async with anyio.create_task_group() as tg:
-                for index in indexes:
+                for index in others:
                     tg.start_soon(self._one, index, prepared[index], turn, ctx)
+                # In this task: one task fewer, and it still starts first.
+                await self._one(first, prepared[first], turn, ctx)
         else:
             for index in indexes:
                 await self._one(index, prepared[index], turn, ctx)

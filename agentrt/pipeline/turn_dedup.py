@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import anyio
@@ -24,8 +24,21 @@ ABANDONED = ToolOutcome("The identical call this one shared was cancelled; call 
 @dataclass(slots=True)
 class _Pending:
     tags: tuple[str, ...]
-    done: anyio.Event = field(default_factory=anyio.Event)
     outcome: ToolOutcome = ABANDONED
+    finished: bool = False
+    done: anyio.Event | None = None  # made by the first duplicate that has to wait
+
+    async def wait(self) -> ToolOutcome:
+        if not self.finished:
+            if self.done is None:
+                self.done = anyio.Event()
+            await self.done.wait()
+        return self.outcome
+
+    def finish(self) -> None:
+        self.finished = True
+        if self.done is not None:
+            self.done.set()
 
 
 class TurnDedup:
@@ -52,12 +65,12 @@ class TurnDedup:
             return outcome
         pending = entries.get(call.key)
         if pending is not None:
-            await pending.done.wait()
+            outcome = await pending.wait()
             log_hit(self.name, call)
-            return pending.outcome.answered_by(self.name)
+            return outcome.answered_by(self.name)
         pending = entries[call.key] = _Pending(call.options.cache_tags)
         try:
             pending.outcome = await self.next(call, ctx)
         finally:
-            pending.done.set()
+            pending.finish()
         return pending.outcome

@@ -339,6 +339,34 @@ async def test_a_lone_leader_cancelled_cancels_its_execution_and_leaves_no_entry
     assert up.cancelled == 1 and res.flights.statistics().in_flight == 0
 
 
+async def test_a_cancelled_leader_waits_for_its_waiter_then_the_last_to_leave_cancels() -> None:
+    """The execution runs in the leader's task, shielded only while others wait: the
+    leader's cancellation is held off for its waiter, and lands once the waiter leaves."""
+    proc, tools, up, res = _setup(["single_flight"])
+    up.gate = anyio.Event()
+    scopes: list[anyio.CancelScope] = []
+    got: list[Any] = []
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_cancellable, scopes, proc, tools, got)
+        await up.entered.wait()
+        tg.start_soon(_cancellable, scopes, proc, tools, got)
+        await anyio.wait_all_tasks_blocked()
+        leader, waiter = scopes
+        leader.cancel()
+        await anyio.wait_all_tasks_blocked()
+        assert up.cancelled == 0  # held off: someone still waits
+        waiter.cancel()
+    assert up.cancelled == 1 and got == []
+    assert res.flights.statistics().in_flight == 0
+
+
+async def _cancellable(scopes: list[anyio.CancelScope], proc: Any, tools: ToolRegistry,
+                      got: list[Any]) -> None:
+    with anyio.CancelScope() as scope:
+        scopes.append(scope)
+        got.append(await turn(proc, tools, context("t"), use("get_quote", symbol="AAPL")))
+
+
 # batch -----------------------------------------------------------------------------------
 
 async def test_seed_scenario_products_batched_into_one_upstream_call() -> None:
