@@ -54,7 +54,7 @@ def catalog_for(config: JITConfig, *, core: Sequence[type[Tool]] = (),
 
 def build_loader(agent: Agent, *, manager: Callable[[], ThreadManager]) -> JITLoader:
     field = f"{agent.name}.tool_config"
-    config = JITConfig.coerce(agent.tool_config, field=field)
+    config = _without_unasked_loader(JITConfig.coerce(agent.tool_config, field=field))
     core: list[Tool | type[Tool]] = [*agent.registry, *agent.core_tools]
     core_classes = [item if isinstance(item, type) else type(item) for item in core]
     catalog = catalog_for(config, core=[*core_classes, ToolLoader], listed=agent.tool_catalog)
@@ -67,3 +67,14 @@ def build_loader(agent: Agent, *, manager: Callable[[], ThreadManager]) -> JITLo
                      guide_cache=RedisGuideCache(redis) if redis is not None else None,
                      loading=config.tool_loading, search=config.tool_search or "regex",
                      field=field)
+
+
+def _without_unasked_loader(config: JITConfig) -> JITConfig:
+    """With ``server_search`` the API's search tool finds tools and shows their
+    definitions, and a tool is activated on its first call: initialize_tools would add
+    only its guides, at some 140 tokens on every request. It is disabled there unless
+    the config enables ``tool_loader`` by name."""
+    rule = config.tools.get(ToolLoader.name)
+    if config.tool_loading != "server_search" or (rule is not None and rule.enabled):
+        return config
+    return config.model_copy(update={"disabled": (*config.disabled, ToolLoader.name)})

@@ -138,13 +138,12 @@ async def test_server_search_finds_a_tool_the_model_then_calls(tmp_path: Path,
         result = await agent.run("slides")
         stored = await store.messages(result.thread_id)
     first, second = server.requests
-    assert loaded(first) == ["read_notes", "initialize_tools", "tool_search_tool_regex"]
-    assert first.body["tools"][2] == {"type": "tool_search_tool_regex_20251119",
+    # the search tool finds and shows tools: initialize_tools is not sent
+    assert loaded(first) == ["read_notes", "tool_search_tool_regex"]
+    assert first.body["tools"][1] == {"type": "tool_search_tool_regex_20251119",
                                       "name": "tool_search_tool_regex",
                                       "cache_control": {"type": "ephemeral"}}
     assert deferred(first) == DEFERRED
-    description = first.body["tools"][1]["description"]
-    assert "tool_search_tool_regex" in description and "Tools you can activate" not in description
     assistant = second.body["messages"][1]
     blocks = [without_marker(b) for b in assistant["content"]]
     assert blocks == stored[1].content  # sent back exactly as stored
@@ -160,6 +159,29 @@ async def test_server_search_finds_a_tool_the_model_then_calls(tmp_path: Path,
     assert [r["tool_use_id"] for r in results(second)] == [call_block["id"]]
     assert result.stats.tool_calls == 1 and CONSTRUCTED["presentation"] == 1
     assert prefix(first) == prefix(second)
+
+
+async def test_server_search_sends_initialize_tools_only_when_the_config_names_it(
+        tmp_path: Path) -> None:
+    steps = [call("initialize_tools", tool_names=["presentation"]), Reply(text="done")]
+    agent_cls = research_agent(write_manifest(tmp_path), tool_loading="server_search",
+                               tools={**TOOLS, "tool_loader": True})
+    async with harness(agent_cls, steps, identity=ACME) as (agent, server):
+        result = await agent.run("slides")
+    first, second = server.requests
+    assert loaded(first) == ["read_notes", "initialize_tools", "tool_search_tool_regex"]
+    description = first.body["tools"][1]["description"]
+    assert "tool_search_tool_regex" in description and "Tools you can activate" not in description
+    answer = results(second)[0]["content"]
+    assert {"type": "tool_reference", "tool_name": "make_slides"} in answer
+    assert result.stats.errors == 0
+    assert prefix(first) == prefix(second)
+    # by default the model that calls it anyway is told it is not there
+    default = research_agent(write_manifest(tmp_path), tool_loading="server_search")
+    async with harness(default, steps, identity=ACME) as (agent, server):
+        result = await agent.run("slides")
+    [refused] = results(server.requests[1])
+    assert refused["is_error"] and "tool 'tool_loader' is disabled" in refused["content"]
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -181,7 +203,7 @@ async def test_pause_turn_sends_the_server_blocks_back_verbatim_and_continues(
         result = await agent.run("mail a@b")
         stored = await store.messages(result.thread_id)
     assert result.text == "sent" and result.iterations == 3
-    assert server.requests[0].body["tools"][2]["type"] == "tool_search_tool_bm25_20251119"
+    assert server.requests[0].body["tools"][1]["type"] == "tool_search_tool_bm25_20251119"
     resumed = server.requests[1].body["messages"]
     # pause_turn: the assistant content goes back unchanged, with no "continue" turn
     assert [m["role"] for m in resumed] == ["user", "assistant"]
@@ -203,7 +225,8 @@ async def test_a_forbidden_tool_is_never_sent_referenced_or_activated(
         Reply(searches=searches, tool_calls=[ToolCall("open_url", {"url": "u"}),
                                              ToolCall("delete_file", {"path": "p"})]),
         Reply(text="no")]
-    agent_cls = research_agent(write_manifest(tmp_path), tool_loading=loading)
+    agent_cls = research_agent(write_manifest(tmp_path), tool_loading=loading,
+                               tools={**TOOLS, "tool_loader": True})
     async with harness(agent_cls, steps, identity=ACME) as (agent, server):
         await agent.run("browse")
     for request in server.requests:
