@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
+from structlog.testing import capture_logs
 
 from agentrt import (
     Agent,
@@ -163,6 +164,17 @@ async def test_seed_scenario_duplicates_in_one_message_and_repeats_across_turns(
     assert (result.stats.tool_calls, result.stats.executed) == (5, 2)
     assert result.stats.hits == {"turn": 2, "memo": 1}
     assert len(_results(server.requests[1].body)) == 4
+
+
+async def test_call_and_model_events_carry_the_run_ids() -> None:
+    paris = ToolCall("get_weather", {"city": "Paris"})
+    async with harness([Reply(tool_calls=[paris, paris]), Reply(text="done")]) as (agent, _, _):
+        with capture_logs() as logs:
+            result = await agent.run("weather")
+    by_event = {e["event"]: e for e in logs}
+    for event in ("llm.request", "llm.response", "tool.executed", "tool.hit"):
+        assert by_event[event]["run_id"] == result.run_id, event
+        assert by_event[event]["thread_id"] == result.thread_id, event
 
 
 async def test_parallel_calls_answered_in_order_in_one_message() -> None:

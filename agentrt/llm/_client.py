@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ModelClient", "ModelReply"]
 
-log = get_logger("agentrt.llm")
+_log = get_logger("agentrt.llm")
 
 _RETRY_STATUSES = frozenset({408, 409, 429})
 _INITIAL_BACKOFF = 0.5
@@ -165,10 +165,12 @@ class ModelClient:
         if self._owned:
             await self.sdk.close()
 
-    async def turn(self, request: dict[str, Any], *, stream: bool) -> AsyncIterator[
-        TextDelta | ModelReply
-    ]:
-        """Text deltas as they arrive (streaming only), then exactly one ModelReply."""
+    async def turn(self, request: dict[str, Any], *, stream: bool, logger: Any = None
+                   ) -> AsyncIterator[TextDelta | ModelReply]:
+        """Text deltas as they arrive (streaming only), then exactly one ModelReply.
+
+        ``logger``: a bound logger for the events (the loop passes its run's)."""
+        log = logger if logger is not None else _log
         started = time.monotonic()
         log.debug("llm.request", model=request["model"], messages=len(request["messages"]),
                   tools=len(request.get("tools", ())), stream=stream)

@@ -11,6 +11,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+from ..log import get_logger
+
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
@@ -120,12 +122,17 @@ class CallContext:
     ``turn`` is reset for each assistant message (per-message state: turn dedup);
     ``thread`` lives for the run and is rebuilt from the stored history at its
     start (thread-scoped state: the memo), so it survives a resume anywhere.
+    ``log`` is the run's logger for the events of every call (``tool.executed``,
+    ``tool.hit``): bound once per run, with the run's ids, because a call through
+    structlog's lazy module-level proxy binds a new logger each time, even for an
+    event its level filters out.
     """
 
     run: RunContext
     stats: StatsRecorder
     turn: dict[str, Any] = field(default_factory=dict)
     thread: dict[str, Any] = field(default_factory=dict)
+    log: Any = field(default_factory=lambda: get_logger("agentrt.tool"))
 
 
 ToolHandler: TypeAlias = Callable[[ToolCall, CallContext], Awaitable[ToolOutcome]]

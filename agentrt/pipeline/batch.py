@@ -94,7 +94,7 @@ class Batcher:
                                    timeout=first.options.timeout or self.timeout, fields=fields)
         if failed is not None:
             return {c.key: failed for c in calls if c.key is not None}
-        log.info("tool.executed", duration_ms=round((time.monotonic() - started) * 1000, 1),
+        ctx.log.info("tool.executed", duration_ms=round((time.monotonic() - started) * 1000, 1),
                  **fields)
         results: dict[str, ToolOutcome] = {}
         for index, (call, value) in enumerate(zip(calls, inputs, strict=True)):

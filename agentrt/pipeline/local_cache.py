@@ -53,7 +53,7 @@ class LocalCache:
             if not spawned:
                 found = None
         if found is not None:
-            log_hit(self.name, call, fresh=found.fresh)
+            log_hit(ctx, self.name, call, fresh=found.fresh)
             return found.value.answered_by(self.name)
         outcome = await self.next(call, ctx)
         self._store(call, outcome)

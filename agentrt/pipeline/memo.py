@@ -71,7 +71,7 @@ class Memo:
         entry = _entries(ctx).get(call.key)
         if entry is not None:
             if entry.expires is None or self.clock() < entry.expires:
-                log_hit(self.name, call)
+                log_hit(ctx, self.name, call)
                 return entry.outcome.answered_by(self.name)
             del _entries(ctx)[call.key]
         outcome = await self.next(call, ctx)

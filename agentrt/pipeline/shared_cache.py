@@ -75,7 +75,7 @@ class SharedCache:
         versions = tag_versions(tags, counters)
         found = None if isinstance(raw, Exception) else decode_outcome(call.key, raw)
         if found is not None and found[1] == versions:
-            log_hit(self.name, call)
+            log_hit(ctx, self.name, call)
             return found[0].answered_by(self.name)
         if versions is None:
             log.warning("tool.shared_corrupt", key=tag_key(self.gate, ",".join(tags)),

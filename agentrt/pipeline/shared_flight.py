@@ -78,14 +78,15 @@ class SharedFlight:
             return await self.next(call, ctx)
         token = uuid.uuid4().hex
         try:
-            claimed = await self._claim_or_result(call, token)
+            claimed = await self._claim_or_result(call, ctx, token)
             if isinstance(claimed, bool):
                 return await (self._lead if claimed else self._wait)(call, ctx, token)
             return claimed
         except BackendUnavailableError:
             return await self.next(call, ctx)
 
-    async def _claim_or_result(self, call: ToolCall, token: str) -> ToolOutcome | bool:
+    async def _claim_or_result(self, call: ToolCall, ctx: CallContext,
+                               token: str) -> ToolOutcome | bool:
         """The outcome of a flight that just landed, else whether we took the lease."""
         assert call.key is not None
         lease, result, _ = self._keys(call.key)
@@ -98,7 +99,7 @@ class SharedFlight:
             found = decode_outcome(call.key, claimed)
             versions = await self._tag_versions(call) if found is not None else None
             if found is not None and versions is not None and found[1] == versions:
-                log_hit(self.name, call)
+                log_hit(ctx, self.name, call)
                 return found[0].answered_by(self.name)
             # not ours, or invalidated by a write since: no answer; drop it and claim again
             await self.gate.run(lambda r: r.delete(result), what="drop stale flight outcome")
@@ -165,7 +166,7 @@ class SharedFlight:
             async with self.gate.subscribed(channel) as pubsub:
                 with anyio.move_on_after(patience):
                     while True:
-                        claimed = await self._claim_or_result(call, token)
+                        claimed = await self._claim_or_result(call, ctx, token)
                         if not isinstance(claimed, bool):
                             return claimed
                         if claimed:  # the lease is gone and no outcome: the leader died

@@ -55,7 +55,7 @@ class SingleFlight:
         if flight is not None:
             self.table.joined += 1
             outcome = await flight.join()
-            log_hit(self.name, call)
+            log_hit(ctx, self.name, call)
             return outcome.answered_by(self.name)
         flight = flights[key] = SharedExecution(ABANDONED)
         self.table.led += 1

@@ -66,7 +66,7 @@ class TurnDedup:
         pending = entries.get(call.key)
         if pending is not None:
             outcome = await pending.wait()
-            log_hit(self.name, call)
+            log_hit(ctx, self.name, call)
             return outcome.answered_by(self.name)
         pending = entries[call.key] = _Pending(call.options.cache_tags)
         try:

@@ -117,8 +117,8 @@ class ThreadManager:
                          identity=dict(identity or {}), deps=dict(deps or {}))
         history = await self.store.messages(run.thread_id)
         tools = await self.tools.open_run(run, history)
-        state = _RunState(CallContext(run, StatsRecorder()), tools, Usage(), [])
         bound = log.bind(thread_id=run.thread_id, run_id=run.run_id, agent=agent)
+        state = _RunState(CallContext(run, StatsRecorder(), log=bound), tools, Usage(), [])
         await self.processor.replay(history, state.context, tools)
         await self._answer_dangling(history, state)
         await self._persist(state, history, Message(role="user", content=user_input))
@@ -129,7 +129,7 @@ class ThreadManager:
             state.iterations += 1
             reply: ModelReply | None = None
             request = self.builder.build(tools.definitions(), history)
-            async for item in self.model.turn(request, stream=self.stream):
+            async for item in self.model.turn(request, stream=self.stream, logger=bound):
                 if isinstance(item, TextDelta):
                     yield item
                 else:
