@@ -143,11 +143,11 @@ class TrappedModel:
         self.inner = inner
         self.trap = trap
 
-    async def turn(self, request: dict[str, Any], *,
-                   stream: bool) -> AsyncIterator[TextDelta | ModelReply]:
+    async def turn(self, request: dict[str, Any], *, stream: bool,
+                   logger: Any = None) -> AsyncIterator[TextDelta | ModelReply]:
         self.trap.visit("before_llm")
         texts = 0
-        async for item in self.inner.turn(request, stream=stream):
+        async for item in self.inner.turn(request, stream=stream, logger=logger):
             if type(item).__name__ == "TextDelta":
                 texts += 1
                 if texts == 1:
