@@ -15,7 +15,7 @@ from ._closing import AsyncClosing
 from ._context import RunContext
 from ._errors import AgentRtError, ConfigError
 from ._events import RunEvent, RunFinished
-from .jit.config import IMPORT_PATH, JITConfig
+from .jit.config import IMPORT_PATH, JITConfig, all_import_paths
 from .llm._request import RequestBuilder
 from .pipeline._builder import build_pipeline
 from .pipeline.execute import Execute
@@ -90,7 +90,10 @@ class Agent(AsyncClosing):
         for index, tool in enumerate(cls.core_tools):
             ok = isinstance(tool, Tool) or (inspect.isclass(tool) and issubclass(tool, Tool))
             _check(cls, f"core_tools[{index}]", tool, ok, "a Tool subclass or instance")
-        for index, item in enumerate(cls.tool_catalog):
+        # A catalog of import paths is checked in bulk (it may list thousands); item by
+        # item only when it also holds classes, or to name the item that is wrong.
+        for index, item in enumerate(() if all_import_paths(cls.tool_catalog)
+                                     else cls.tool_catalog):
             ok = (isinstance(item, str) and IMPORT_PATH.fullmatch(item) is not None) or (
                 inspect.isclass(item) and issubclass(item, Tool))
             _check(cls, f"tool_catalog[{index}]", item, ok,
@@ -162,10 +165,14 @@ class Agent(AsyncClosing):
         Stopping early (``break``) is safe: the thread is consistent at every event.
         Close the iterator (``contextlib.aclosing``) to release it promptly.
         """
-        async with aclosing(self._manager.run(task, thread_id=thread_id, agent=self.name,
-                                              identity=self.identity, deps=self.deps)) as events:
+        async with aclosing(self._events(task, thread_id)) as events:
             async for event in events:
                 yield event
+
+    def _events(self, task: str | list[ContentBlock],
+                thread_id: str | None) -> AsyncGenerator[RunEvent, None]:
+        return self._manager.run(task, thread_id=thread_id, agent=self.name,
+                                 identity=self.identity, deps=self.deps)
 
     async def tools_for(self, thread_id: str | None = None) -> RunTools:
         """This thread's tools as its next run would open them (``agentrt chat``'s ``/tools``).
@@ -183,7 +190,8 @@ class Agent(AsyncClosing):
 
     async def run(self, task: str | list[ContentBlock], *,
                   thread_id: str | None = None) -> RunResult:
-        async with aclosing(self.stream(task, thread_id=thread_id)) as events:
+        # the loop's own events, not stream()'s re-yield: one generator hop fewer per event
+        async with aclosing(self._events(task, thread_id)) as events:
             async for event in events:
                 if isinstance(event, RunFinished):
                     return event.result

@@ -13,6 +13,7 @@ import difflib
 import importlib
 import inspect
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.metadata import distributions
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar
@@ -24,7 +25,7 @@ from .dependencies import DependencyGraph
 from .manifest import summary_of
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator, Sequence
+    from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 
     from .manifest import Manifest, ManifestRow
 
@@ -94,47 +95,72 @@ class Catalog:
     dependency graph. Immutable once built; checked for duplicate function names,
     unknown dependencies and cycles when it is built.
 
-    ``entries`` are described by their class (or are entry points nothing
-    describes); ``from_manifest`` lists ``(name, import path, source)`` of tools the
-    manifest describes: their entries are built on first use, so building a catalog
-    of a thousand tools costs a few dictionary operations per tool.
+    ``entries`` are described by their class (or are entry points nothing describes).
+    ``described`` names the tools of ``manifest`` the catalog holds too, or is
+    ``"all"`` for every one of them: the usual case (an agent listing the tools its
+    manifest was written for), which costs nothing per tool to build; their entries
+    are built from the manifest on first use. ``sources`` gives the source of those
+    that are not the agent's own (``"agent"``). An entry of ``entries`` named like a
+    manifest tool takes its place (:func:`load_catalog` checked they are one class).
+
+    What the manifest alone determines was checked when it was written (its
+    :attr:`~Manifest.checked`): no cycle among its tools, no function defined twice.
+    So building checks only what involves ``entries``: their functions against the
+    manifest's (looked up, not parsed), their dependencies, the manifest's
+    dependencies on tools outside it, and cycles through them. A manifest read from
+    another layout is checked in full.
     """
 
     def __init__(self, entries: Iterable[CatalogEntry] = (), manifest: Manifest | None = None,
-                 *, from_manifest: Iterable[tuple[str, str, Source]] = ()) -> None:
+                 *, described: Collection[str] | Literal["all"] = (),
+                 sources: Mapping[str, Source] | None = None) -> None:
         self.manifest = manifest
-        self._all: dict[str, CatalogEntry | tuple[str, Source]] = {}
+        self._entries: dict[str, CatalogEntry] = {}
+        self._built: dict[str, CatalogEntry] = {}  # manifest entries, on first use
         self._functions: dict[str, str] = {}  # of the class-described entries
         self._memo: dict[object, Any] = {}
-        explicit = list(entries)
-        for entry in explicit:
-            self._all[entry.name] = entry
+        self._names: list[str] | None = None
+        for entry in entries:
+            self._entries[entry.name] = entry
             for fn in entry.functions:
                 owner = self._functions.setdefault(fn, entry.name)
                 if owner != entry.name:
                     self._duplicate(fn, owner, entry.name)
-        lazy = {name: (path, source) for name, path, source in from_manifest} if manifest else {}
-        self._all.update(lazy)
-        self._in_manifest = lazy.keys()  # names described by the manifest; O(1) membership
-        requires = {e.name: e.requires for e in explicit if e.requires}
-        if self._in_manifest:
-            assert manifest is not None
-            functions = manifest.functions
-            for fn, owner in self._functions.items():
-                other = functions.get(fn)
-                if other is not None and other != owner and other in self._in_manifest:
-                    self._duplicate(fn, other, owner)
-            requires.update((name, tuple(deps)) for name, deps in manifest.requires.items()
-                            if name in self._in_manifest)
-        for name, deps in requires.items():
+        self.core_names = tuple(e.name for e in self._entries.values() if e.source == "core")
+        self._every = manifest is not None and described == "all"
+        self._scope = frozenset() if manifest is None or described == "all" else frozenset(
+            described)
+        self._sources = dict(sources or {})
+        requires: dict[str, Sequence[str]] = {e.name: e.requires for e in self._entries.values()}
+        graph: Mapping[str, Sequence[str]] = requires
+        checks: list[tuple[str, Sequence[str]]] = list(requires.items())
+        trusted = manifest is None or manifest.checked
+        if manifest is not None and (self._every or self._scope):
+            for fn, other in manifest.owners(self._functions).items():
+                if other != self._functions[fn] and self._described(other):
+                    self._duplicate(fn, other, self._functions[fn])
+            if self._every and trusted:  # only the edges leaving the manifest need a look
+                checks += [(n, d) for n, d in manifest.outside.items() if n not in self._entries]
+                graph = _Edges(requires, manifest)
+            else:
+                held = {n: d for n, d in manifest.requires.items() if self._described(n)}
+                checks += held.items()
+                graph = {**held, **requires}
+        for name, deps in checks:
             for dep in deps:
-                if dep not in self._all:
+                if dep not in self:
                     raise ToolDefinitionError(
                         f"tool {name!r} requires {dep!r}, which is not in this agent's "
-                        f"catalog{did_you_mean(dep, self._all)}")
-        self.core_names = tuple(e.name for e in explicit if e.source == "core")
-        self.graph = DependencyGraph(requires)
-        self.graph.check()
+                        f"catalog{did_you_mean(dep, self.names())}")
+        self.graph = DependencyGraph(graph)
+        # A checked manifest has no cycle: any cycle passes through an entry's class.
+        self.graph.check([n for n, d in requires.items() if d] if trusted else None)
+
+    def _described(self, name: str) -> bool:
+        """Is ``name`` a manifest tool this catalog holds (and no entry replaces)?"""
+        if self.manifest is None or name in self._entries:
+            return False
+        return name in self.manifest.by_name if self._every else name in self._scope
 
     def _duplicate(self, fn: str, first: str, second: str) -> None:
         raise ToolDefinitionError(
@@ -143,48 +169,56 @@ class Catalog:
             "(function(name=...))")
 
     def __contains__(self, name: object) -> bool:
-        return name in self._all
+        return isinstance(name, str) and (name in self._entries or self._described(name))
 
     def __iter__(self) -> Iterator[CatalogEntry]:
-        return (self.entry(name) for name in list(self._all))
+        return (self.entry(name) for name in self.names())
 
     def __len__(self) -> int:
-        return len(self._all)
+        return len(self._all_names())
 
     def entry(self, name: str) -> CatalogEntry:
-        found = self._all[name]
-        if isinstance(found, CatalogEntry):
+        found = self._entries.get(name) or self._built.get(name)
+        if found is not None:
             return found
-        path, source = found
-        row = self.manifest.row(path) if self.manifest is not None else None
+        if not self._described(name):
+            raise KeyError(name)
+        assert self.manifest is not None
+        path = self.manifest.by_name[name]
+        row = self.manifest.row(path)
         if row is None:
             raise ConfigError(f"{path!r} is listed but has no index entry; regenerate it with "
-                              "`agentrt tools manifest`",
-                              field=str(self.manifest.path if self.manifest else "manifest"))
-        entry = self._all[name] = CatalogEntry.of_row(row, source)
+                              "`agentrt tools manifest`", field=str(self.manifest.path))
+        entry = self._built[name] = CatalogEntry.of_row(row, self._sources.get(name, "agent"))
         return entry
 
     def get(self, name: str) -> CatalogEntry | None:
-        return self.entry(name) if name in self._all else None
+        return self.entry(name) if name in self else None
 
     def tool_for(self, function: str) -> str | None:
         """The tool defining ``function``, from the manifest or the class; O(1)."""
         owner = self._functions.get(function)
-        if owner is None and self._in_manifest:
-            assert self.manifest is not None
+        if owner is None and self.manifest is not None and (self._every or self._scope):
             owner = self.manifest.functions.get(function)
-            if owner not in self._in_manifest:
+            if owner is None or not self._described(owner):
                 return None
         return owner
 
     def names(self) -> list[str]:
-        return list(self._all)
+        return list(self._all_names())
+
+    def _all_names(self) -> list[str]:
+        if self._names is None:
+            found = [*self._entries]
+            if self.manifest is not None and (self._every or self._scope):
+                found += [n for n in self.manifest.tool_names if self._described(n)]
+            self._names = found
+        return self._names
 
     def function_names(self) -> list[str]:
         names = list(self._functions)
-        if self._in_manifest:
-            assert self.manifest is not None
-            names += [fn for fn, t in self.manifest.functions.items() if t in self._in_manifest]
+        if self.manifest is not None and (self._every or self._scope):
+            names += [fn for fn, t in self.manifest.functions.items() if self._described(t)]
         return names
 
     def memo(self, key: object, build: Callable[[], _T]) -> _T:
@@ -196,18 +230,33 @@ class Catalog:
         return found
 
 
+class _Edges(Mapping[str, "Sequence[str]"]):
+    """A catalog's dependency edges: its classes' own, then the manifest's for every
+    other tool. The manifest's are parsed on the first look-up, which start-up need
+    not make: a checked manifest has no cycle of its own to search for."""
+
+    def __init__(self, own: Mapping[str, Sequence[str]], manifest: Manifest) -> None:
+        self._own = own
+        self._manifest = manifest
+
+    def __getitem__(self, name: str) -> Sequence[str]:
+        found = self._own.get(name)
+        return found if found is not None else self._manifest.requires[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter({**self._manifest.requires, **self._own})
+
+    def __len__(self) -> int:
+        return len({**self._manifest.requires, **self._own})
+
+
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
     close = difflib.get_close_matches(name, list(choices), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _entry_for_path(path: str, source: Source,
-                    manifest: Manifest | None) -> CatalogEntry | tuple[str, str, Source]:
-    """``(name, path, source)`` when the manifest describes the path (nothing imported);
-    otherwise the imported class's entry, with a warning."""
-    name = manifest.names.get(path) if manifest is not None else None
-    if name is not None:
-        return (name, path, source)
+def _imported(path: str, source: Source) -> CatalogEntry:
+    """The entry of a path no manifest describes: imported now, with a warning."""
     log.warning("jit.not_in_manifest", import_path=path, imported=True,
                 hint="run `agentrt tools manifest` so start-up need not import it")
     return CatalogEntry.of_class(import_tool(path), source)
@@ -250,53 +299,91 @@ def load_catalog(
     """Build an agent's catalog. Raises ToolDefinitionError for a tool name claimed by
     two different classes (an entry point loses to an explicit source, with a warning),
     a duplicate function name or an unknown dependency; DependencyCycleError for a cycle.
-    """
-    found: dict[str, CatalogEntry | tuple[str, str, Source]] = {}
 
-    def add(item: CatalogEntry | tuple[str, str, Source]) -> None:
-        name, path, source = ((item.name, item.import_path, item.source)
-                              if isinstance(item, CatalogEntry) else item)
-        known = found.get(name)
+    The listed import paths are compared with the manifest's as sets (C-level work):
+    when they are the same, the catalog holds the whole manifest and nothing is done
+    per tool. Otherwise each is looked up (in dictionaries built once per manifest).
+    """
+    explicit: dict[str, CatalogEntry] = {}  # described by a class, or by nothing
+
+    def add(entry: CatalogEntry) -> None:
+        known = explicit.get(entry.name)
         if known is None:
-            found[name] = item
+            explicit[entry.name] = entry
+        elif known.import_path == entry.import_path:
             return
-        known_path = known.import_path if isinstance(known, CatalogEntry) else known[1]
-        if known_path == path:
-            return
-        if source == "entry_point":
-            log.warning("jit.tool_shadowed", tool=name, kept=known_path, ignored=path)
-            return
-        raise ToolDefinitionError(f"two tools are named {name!r}: {known_path} and {path}")
+        elif entry.source == "entry_point":
+            log.warning("jit.tool_shadowed", tool=entry.name, kept=known.import_path,
+                        ignored=entry.import_path)
+        else:
+            raise ToolDefinitionError(f"two tools are named {entry.name!r}: "
+                                      f"{known.import_path} and {entry.import_path}")
 
     for tool in core:
         add(CatalogEntry.of_class(tool, "core"))
-    names = manifest.names if manifest is not None else {}
-    for item in listed:
-        if isinstance(item, str):
-            name = names.get(item)
-            if name is not None and name not in found:  # the common case, kept cheap
-                found[name] = (name, item, "agent")
-            else:
-                add(_entry_for_path(item, "agent", manifest))
-        else:
-            add(CatalogEntry.of_class(item, "agent"))
+    paths, classes = _partition(listed)
+    for cls in classes:
+        add(CatalogEntry.of_class(cls, "agent"))
+    wanted = set(paths)
+    # The manifest's tools the catalog holds: all of them, or these paths (-> source).
+    every = (manifest is not None and len(wanted) == len(manifest.paths)
+             and wanted.issuperset(manifest.paths))
+    chosen: dict[str, Source] = {}
+    if not every:
+        in_manifest = manifest.by_path if manifest is not None else {}
+        chosen = dict.fromkeys(wanted.intersection(in_manifest), "agent")
+        if len(chosen) < len(wanted):
+            for path in dict.fromkeys(paths):  # in the listed order
+                if path not in in_manifest:
+                    add(_imported(path, "agent"))
     for path in configured:
-        add(_entry_for_path(path, "config", manifest))
+        if path in wanted or path in chosen:
+            continue
+        if manifest is not None and path in manifest:
+            chosen[path] = "config"
+        else:
+            add(_imported(path, "config"))
     points = installed_entry_points() if include_entry_points else ()
     if points:
-        seen = {e.import_path if isinstance(e, CatalogEntry) else e[1] for e in found.values()}
+        seen = wanted | chosen.keys() | {e.import_path for e in explicit.values()}
         for name, path in points:
             if path in seen:
                 continue
-            described = manifest.names.get(path) if manifest is not None else None
-            if described is not None:
-                add((described, path, "entry_point"))
+            if manifest is not None and path in manifest:
+                chosen[path] = "entry_point"
                 continue
             log.warning("jit.not_in_manifest", import_path=path, tool=name, imported=False,
                         hint="its functions are unknown until it is activated; run "
                              "`agentrt tools manifest`")
             add(CatalogEntry(name=name, source="entry_point", import_path=path,
                              described=False))
-    entries = [e for e in found.values() if isinstance(e, CatalogEntry)]
-    return Catalog(entries, manifest, from_manifest=[e for e in found.values()
-                                                     if not isinstance(e, CatalogEntry)])
+    if manifest is None:
+        return Catalog(explicit.values())
+    # A class named like a manifest tool the catalog holds: the same tool (the class
+    # replaces the manifest's entry), or a clash, which an entry point loses.
+    for name, path in manifest.paths_of(explicit).items():
+        entry = explicit[name]
+        if path == entry.import_path or not (every or path in chosen):
+            continue
+        if entry.source == "entry_point":
+            log.warning("jit.tool_shadowed", tool=name, kept=path, ignored=entry.import_path)
+            del explicit[name]
+        elif chosen.get(path) == "entry_point":
+            log.warning("jit.tool_shadowed", tool=name, kept=entry.import_path, ignored=path)
+            del chosen[path]
+        else:
+            raise ToolDefinitionError(f"two tools are named {name!r}: {entry.import_path} "
+                                      f"and {path}")
+    if every:
+        return Catalog(explicit.values(), manifest, described="all")
+    names = manifest.by_path
+    return Catalog(explicit.values(), manifest, described=[names[p] for p in chosen],
+                   sources={names[p]: s for p, s in chosen.items() if s != "agent"})
+
+
+def _partition(listed: Sequence[str | type[Tool]]) -> tuple[Sequence[str], list[type[Tool]]]:
+    """Import paths and classes; a list of paths alone is passed through (C-level check)."""
+    if set(map(type, listed)) <= {str}:
+        return listed, []  # type: ignore[return-value]  # all of them are str
+    return ([i for i in listed if isinstance(i, str)],
+            [i for i in listed if not isinstance(i, str)])

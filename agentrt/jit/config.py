@@ -18,7 +18,9 @@ How the model gets to see a catalog tool is ``tool_loading``:
   ``initialize_tools`` answers with ``tool_reference`` blocks naming them, so the
   tools list, and the prompt cache, never change within a thread;
 - ``"server_search"``: the same, plus the API's tool search tool (``tool_search =
-  "regex"`` or ``"bm25"``), with which the model finds tools itself;
+  "regex"`` or ``"bm25"``), with which the model finds tools itself. The search
+  shows the tools it finds, so ``initialize_tools`` is not sent unless the config
+  enables ``tool_loader`` by name (for the tools' guides);
 - ``"append"``: a tool's definitions are appended to the tools list when it is
   activated (for providers or models without deferred loading). Each activation
   changes the start of the prompt, so the cache is rebuilt from there.
@@ -38,6 +40,7 @@ from __future__ import annotations
 
 import os
 import re
+import string
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -58,13 +61,50 @@ from .catalog import did_you_mean
 from .manifest import DEFAULT_MANIFEST
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from .catalog import Catalog
 
-__all__ = ["IMPORT_PATH", "JITConfig", "ToolLoading", "ToolPolicy", "ToolRule", "ToolSearch"]
+__all__ = ["IMPORT_PATH", "JITConfig", "ToolLoading", "ToolPolicy", "ToolRule", "ToolSearch",
+           "all_import_paths"]
 
 IMPORT_PATH = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
 ToolLoading: TypeAlias = Literal["append", "deferred", "server_search"]
 ToolSearch: TypeAlias = Literal["regex", "bm25"]
+
+_PATH_BYTES = (string.ascii_letters + string.digits + "_.").encode()
+_JOINED_BYTES = _PATH_BYTES + b":\n"
+_BAD_PART_START = re.compile(rb":[^A-Za-z_]")
+
+
+def all_import_paths(items: Sequence[object]) -> bool:
+    """Whether every item is a str matching :data:`IMPORT_PATH`, checked in bulk.
+
+    The same answer as ``all(isinstance(i, str) and IMPORT_PATH.fullmatch(i) for i in
+    items)``, from a few C-level passes over the items joined by line breaks instead of
+    a regex match per item: the regex engine steps through every character, which for
+    a thousand-path ``tool_catalog`` cost 0.4 ms of each process's start-up (an agent
+    class is checked when it is defined); this costs a quarter of that. The joined
+    text is valid exactly when (1) it holds nothing but path characters, colons and
+    line breaks, (2) dropping the path characters leaves one colon per line, and (3)
+    with the line breaks turned into colons too and one colon added at each end,
+    every colon but the last is followed by a letter or underscore (no part is empty
+    or starts with a digit or a dot): one regex search, which only stops at colons.
+    Text that is not ASCII (in part valid: the regex's ``\\w`` is Unicode) is matched
+    item by item; a non-str item makes the answer False.
+    """
+    if not items:
+        return True
+    try:
+        joined = "\n".join(items)  # type: ignore[arg-type]  # TypeError for a non-str
+    except TypeError:
+        return False
+    if not joined.isascii():
+        return all(isinstance(item, str) and IMPORT_PATH.fullmatch(item) for item in items)
+    text = joined.encode("ascii")
+    return (not text.translate(None, _JOINED_BYTES)
+            and text.translate(None, _PATH_BYTES) == b":\n" * (len(items) - 1) + b":"
+            and _BAD_PART_START.search(b":" + text.replace(b"\n", b":") + b":") is None)
 
 
 class ToolRule(BaseModel):
@@ -126,6 +166,8 @@ class JITConfig(BaseModel):
     @field_validator("catalog")
     @classmethod
     def _import_paths(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if all_import_paths(value):
+            return value
         for path in value:
             if not IMPORT_PATH.fullmatch(path):
                 raise ValueError(f"{path!r} is not an import path like 'package.module:Class'")

@@ -36,23 +36,28 @@ class LoadPlan:
 class DependencyGraph:
     """``requires``: tool -> the tools it needs, in declared order.
 
-    Tools absent from the mapping need nothing. The graph is checked for cycles
-    once (:meth:`check`), when the catalog is built, so a cycle fails at start-up.
+    Tools absent from the mapping need nothing. The mapping is kept as given, not
+    copied (a catalog passes its manifest's section for a thousand tools, so building
+    the graph costs nothing per tool). It is checked for cycles once (:meth:`check`),
+    when the catalog is built, so a cycle fails at start-up.
     """
 
     def __init__(self, requires: Mapping[str, Sequence[str]]) -> None:
-        self._requires = {name: tuple(deps) for name, deps in requires.items() if deps}
+        self._requires = requires
         self._layers: dict[str, int] = {}
 
     def requires(self, name: str) -> tuple[str, ...]:
-        return self._requires.get(name, ())
+        return tuple(self._requires.get(name, ()))
 
-    def check(self) -> None:
+    def check(self, roots: Iterable[str] | None = None) -> None:
         """Raise :class:`DependencyCycleError` naming the first cycle found (in name order).
 
-        Also computes every tool's layer, so later look-ups are O(1).
+        ``roots`` limits the search to what they reach: a catalog whose manifest was
+        checked when it was written (no cycle among its tools) need only search from
+        the tools it holds as classes, since any cycle now must pass through one of
+        them. Layers found on the way are kept, so later look-ups are O(1).
         """
-        for root in sorted(self._requires):
+        for root in sorted(self._requires if roots is None else roots):
             _depths(root, self.requires, self._layers)
 
     def find_cycle(self) -> tuple[str, ...] | None:

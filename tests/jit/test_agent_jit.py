@@ -306,6 +306,13 @@ def test_agent_attributes_are_checked_when_the_class_is_defined() -> None:
     with pytest.raises(ConfigError, match=r"Bad.tool_catalog\[0\]: expected a Tool subclass"):
         class Bad(Agent):
             tool_catalog = ("not-a-path",)
+    paths = [f"pkg.m{i}:T{i}" for i in range(100)]
+    with pytest.raises(ConfigError, match=r"Many.tool_catalog\[37\]: expected .* got 'pkg.m37:'"):
+        class Many(Agent):  # checked in bulk, then item by item to name the culprit
+            tool_catalog = [*paths[:37], "pkg.m37:", *paths[38:]]
+    with pytest.raises(ConfigError, match=r"Mixed.tool_catalog\[2\]: expected"):
+        class Mixed(Agent):
+            tool_catalog = (*paths[:1], Notes, "pkg.m1:1T")
     with pytest.raises(ConfigError, match=r"Bad2.tool_config.tools.x: expected true, false"):
         class Bad2(Agent):
             tool_config = {"tools": {"x": 3}}

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import pytest
 from structlog.testing import capture_logs
 
-from agentrt import ConfigError, Tool, ToolDefinitionError, function
+from agentrt import ConfigError, DependencyCycleError, Tool, ToolDefinitionError, function
 from agentrt.jit import describe, load_catalog, read_manifest, render_manifest
 from agentrt.jit.catalog import import_tool
 
@@ -42,7 +42,7 @@ def test_the_manifest_is_read_index_first_and_details_on_demand(tmp_path: Path) 
     file = write_manifest(tmp_path)
     manifest = read_manifest(file)
     assert manifest is not None and len(manifest) == len(CATALOG)
-    assert manifest._tools is None  # start-up parsed three lines, not the definitions
+    assert manifest._tools is None  # start-up read its first lines, not the definitions
     details = manifest.details(SEARCH)
     assert details is not None
     assert details["functions"][0]["definition"]["input_schema"]["required"] == ["query"]
@@ -158,3 +158,121 @@ def test_an_explicit_tool_shadows_an_entry_point_of_the_same_name(plugins: Path)
         catalog = load_catalog(listed=[MyBrowser], manifest=None)
     assert catalog.entry("browser").cls is MyBrowser
     assert any(e["event"] == "jit.tool_shadowed" and e["tool"] == "browser" for e in logs)
+
+
+# -- the manifest's layout: what start-up reads, parses and checks ------------------
+
+
+def test_start_up_parses_no_map_of_a_manifest_listing_every_tool(tmp_path: Path) -> None:
+    manifest = read_manifest(write_manifest(tmp_path))
+    assert manifest is not None and manifest.checked
+    catalog = load_catalog(core=[OtherBrowser], listed=CATALOG, manifest=manifest,
+                           include_entry_points=False)
+    # the core tool's name and function were looked up in the sections' text
+    assert {k: type(v) for k, v in manifest._sections.items()} == {
+        "paths": list, "by_name": slice, "requires": slice, "outside": dict,
+        "functions": slice}
+    assert catalog.tool_for("fetch_page") == "web_search"  # parses the map, on first use
+    assert catalog.entry("web_search").summary == "Search the web and read pages."
+    assert sorted(catalog.names()) == sorted(["other_browser", "web_search", "files",
+                                              "presentation", "browser", "mailer", "shouty"])
+    assert len(catalog) == 7 and "files" in catalog and "nope" not in catalog
+
+
+class OtherBrowser(Tool):
+    """A core tool the manifest does not describe."""
+
+    name = "other_browser"
+
+    @function
+    async def browse(self, url: str) -> str:
+        """Browse."""
+        return url
+
+
+def test_a_core_function_clashing_with_the_manifest_fails_naming_both(tmp_path: Path) -> None:
+    manifest = read_manifest(write_manifest(tmp_path))
+    with pytest.raises(ToolDefinitionError, match=r"'web_search' is defined by both tool "
+                                                  r"'web_search'.* and tool 'other_search'"):
+        load_catalog(core=[OtherSearch], listed=CATALOG, manifest=manifest,
+                     include_entry_points=False)
+
+
+def test_look_ups_in_the_text_agree_with_the_parsed_maps(tmp_path: Path) -> None:
+    manifest = read_manifest(write_manifest(tmp_path))
+    assert manifest is not None
+    # "web_search" is a tool, a function and an owner; "files" a tool and a value
+    wanted = ["web_search", "files", "make_slides", "Search", "nope", "open_url"]
+    found = manifest.owners(wanted), manifest.paths_of(wanted)
+    assert isinstance(manifest._sections["functions"], slice)  # still unparsed
+    assert found == ({k: v for k, v in manifest.functions.items() if k in wanted},
+                     {k: v for k, v in manifest.by_name.items() if k in wanted})
+    assert found[0] == {"web_search": "web_search", "make_slides": "presentation",
+                        "open_url": "browser"}
+
+
+def test_a_manifest_cycle_fails_when_it_is_written(tmp_path: Path) -> None:
+    search, files = describe(import_tool(SEARCH), SEARCH), describe(import_tool(FILES), FILES)
+    search["requires"], files["requires"] = ["files"], ["web_search"]
+    with pytest.raises(DependencyCycleError, match="files -> web_search -> files"):
+        render_manifest([search, files])
+
+
+class Helper(Tool):
+    """Needed by a manifest tool, and needing one."""
+
+    name = "helper"
+    requires = ("web_search",)
+
+
+def test_edges_leaving_the_manifest_are_checked_at_start_up(tmp_path: Path) -> None:
+    search = describe(import_tool(SEARCH), SEARCH)
+    search["requires"] = ["helper"]  # a tool the manifest does not describe
+    file = tmp_path / "m.json"
+    file.write_text(render_manifest([search]), encoding="utf-8")
+    manifest = read_manifest(file)
+    assert manifest is not None and manifest.outside == {"web_search": ["helper"]}
+    with pytest.raises(ToolDefinitionError, match="'web_search' requires 'helper', which is "
+                                                  "not in this agent's catalog"):
+        load_catalog(listed=[SEARCH], manifest=manifest, include_entry_points=False)
+    # with the helper as a class: a cycle through it and the manifest, found from it
+    with pytest.raises(DependencyCycleError, match="helper -> web_search -> helper"):
+        load_catalog(listed=[SEARCH, Helper], manifest=manifest, include_entry_points=False)
+
+
+def _version_1(file: Path) -> None:
+    """Rewrite a manifest as version 1 wrote it (names: {path: name}, no lists)."""
+    data = json.loads(file.read_text())
+    names = {path: name for name, path in data.pop("by_name").items()}
+    del data["paths"], data["outside"], data["startup_bytes"]
+    file.write_text(json.dumps({**data, "version": 1, "names": names}), encoding="utf-8")
+
+
+def test_a_version_1_manifest_still_reads_and_is_checked_in_full(tmp_path: Path) -> None:
+    file = write_manifest(tmp_path)
+    _version_1(file)
+    manifest = read_manifest(file)
+    assert manifest is not None and not manifest.checked
+    catalog = load_catalog(listed=CATALOG, manifest=manifest, include_entry_points=False)
+    assert catalog.entry("presentation").requires == ("files", "web_search")
+    assert catalog.tool_for("read_file") == "files"
+    with pytest.raises(ToolDefinitionError, match="'presentation' requires 'files'"):
+        load_catalog(listed=[PRESENTATION, SEARCH], manifest=manifest,
+                     include_entry_points=False)
+
+
+def test_an_unknown_version_or_a_broken_layout_is_a_config_error(tmp_path: Path) -> None:
+    file = write_manifest(tmp_path)
+    text = file.read_text()
+    file.write_text(text.replace('"version": 2', '"version": 9'), encoding="utf-8")
+    with pytest.raises(ConfigError, match="manifest version 9 is not one") as caught:
+        read_manifest(file)
+    assert caught.value.field == str(file)
+    # an edit that changes the start-up lines' length: read as plain JSON, checked in full
+    file.write_text(text.replace('"requires": {', '"requires":  {'), encoding="utf-8")
+    manifest = read_manifest(file)
+    assert manifest is not None and not manifest.checked and len(manifest) == len(CATALOG)
+    file.write_text(text.replace('"paths": [', '"paths": [3, '), encoding="utf-8")
+    with pytest.raises(ConfigError, match="`paths` must list the import paths") as caught:
+        read_manifest(file)
+    assert caught.value.field == str(file)
