@@ -353,16 +353,20 @@ def workload_4(server: Server, args: argparse.Namespace) -> None:
            f"{sizes[-1]} vs {sizes[0]}", "framework import ms", "status"], rows)
     jit = next(r for r in MANY_ROWS if r.label.startswith("agentrt JIT"))
     jit_tokens = results[jit][big][0].get("context_tokens")
-    smallest = min((results[r][big][0].get("context_tokens") or 10**12, r.label)
-                   for r in MANY_ROWS)
-    ours = min((results[r][big][0].get("context_tokens") or 10**12, r.label)
-               for r in MANY_ROWS if r.label.startswith("agentrt JIT"))
+    def tokens(row: Row) -> int:
+        found: int = results[row][big][0].get("context_tokens") or 10**12
+        return found
+
+    # agentrt's JIT modes against every other contender; a tie is not beaten
+    theirs = min((tokens(r), r.label) for r in MANY_ROWS if not r.label.startswith("agentrt"))
+    ours = min((tokens(r), r.label) for r in MANY_ROWS if r.label.startswith("agentrt JIT"))
     startup = [low(jit, n, "first_request_ms") for n in sizes]
     if jit_tokens and startup[0] and startup[-1]:
-        print(f"\nTarget: agentrt JIT's first request the smallest: {jit_tokens:,} tokens in "
-              f"context; smallest is {smallest[1]} ({smallest[0]:,}), "
-              f"{verdict(smallest[1] == jit.label or smallest[0] == jit_tokens)} (agentrt's "
-              f"smallest: {ours[1]}, {ours[0]:,}). Start-up "
+        tie = " (a tie: the same one tool)" if ours[0] == theirs[0] else ""
+        print(f"\nTarget: agentrt JIT's first request the smallest: {ours[1]}, {ours[0]:,} "
+              f"tokens in context; the smallest of the others is {theirs[1]} "
+              f"({theirs[0]:,}), {verdict(ours[0] <= theirs[0])}{tie}; the default mode "
+              f"({jit.label}) sends {jit_tokens:,}. Start-up "
               f"flat in the number of tools: {startup[-1] / startup[0]:.2f}x from {sizes[0]} "
               f"to {sizes[-1]} tools, {verdict(startup[-1] / startup[0] <= 1.5)} "
               "(bench/jit.py measures 10, 100 and 1,000 tools without the HTTP request).")
