@@ -130,12 +130,13 @@ class Catalog:
         self._every = manifest is not None and described == "all"
         self._scope = frozenset() if manifest is None or described == "all" else frozenset(
             described)
+        self._holds_manifest_tools = self._every or bool(self._scope)
         self._sources = dict(sources or {})
         requires: dict[str, Sequence[str]] = {e.name: e.requires for e in self._entries.values()}
         graph: Mapping[str, Sequence[str]] = requires
         checks: list[tuple[str, Sequence[str]]] = list(requires.items())
         trusted = manifest is None or manifest.checked
-        if manifest is not None and (self._every or self._scope):
+        if manifest is not None and self._holds_manifest_tools:
             for fn, other in manifest.owners(self._functions).items():
                 if other != self._functions[fn] and self._described(other):
                     self._duplicate(fn, other, self._functions[fn])
@@ -198,7 +199,7 @@ class Catalog:
     def tool_for(self, function: str) -> str | None:
         """The tool defining ``function``, from the manifest or the class; O(1)."""
         owner = self._functions.get(function)
-        if owner is None and self.manifest is not None and (self._every or self._scope):
+        if owner is None and self.manifest is not None and self._holds_manifest_tools:
             owner = self.manifest.functions.get(function)
             if owner is None or not self._described(owner):
                 return None
@@ -210,14 +211,14 @@ class Catalog:
     def _all_names(self) -> list[str]:
         if self._names is None:
             found = [*self._entries]
-            if self.manifest is not None and (self._every or self._scope):
+            if self.manifest is not None and self._holds_manifest_tools:
                 found += [n for n in self.manifest.tool_names if self._described(n)]
             self._names = found
         return self._names
 
     def function_names(self) -> list[str]:
         names = list(self._functions)
-        if self.manifest is not None and (self._every or self._scope):
+        if self.manifest is not None and self._holds_manifest_tools:
             names += [fn for fn, t in self.manifest.functions.items() if self._described(t)]
         return names
 

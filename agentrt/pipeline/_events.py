@@ -16,4 +16,4 @@ log = get_logger("agentrt.tool")
 
 def log_hit(ctx: CallContext, stage: str, call: ToolCall, **fields: Any) -> None:
     ctx.log.info("tool.hit", stage=stage, tool=call.spec.tool_name, function=call.name,
-             key=(call.key or "")[:12], **fields)
+                 key=(call.key or "")[:12], **fields)
