@@ -24,7 +24,7 @@ every tool imported and constructed) and constructing it. A warm one is the next
 agent of the same class in that process. The interpreter, ``import agentrt`` and
 the Runtime are outside the timed region.
 
-    python bench/jit.py                     # 10, 100, 1000 tools, 5 runs each
+    python bench/jit.py                     # 10, 100, 1000 tools, 7 runs each
     python bench/jit.py --sizes 10,100 --repeat 3
     python bench/jit.py --sizes "" --min-cache-tokens 4096   # the tool_loading part only
 """
@@ -339,10 +339,23 @@ def child(code: str, root: Path, *args: str) -> dict[str, Any]:
     return json.loads(lines[-1]) if lines else {}
 
 
-def measure(kind: str, root: Path, paths: list[str], manifest: Path, repeat: int,
-            warm: int) -> dict[str, Any]:
+def run_children(kind: str, root: Path, catalogs: dict[int, tuple[list[str], Path]],
+                 repeat: int, warm: int) -> dict[int, dict[str, Any]]:
+    """Median figures per catalog size, from ``repeat`` fresh processes each.
+
+    The sizes take turns (10, 100, 1000, 10, 100, ...) rather than running one
+    after the other, so that a change in the machine's load while the benchmark
+    runs falls on every size alike and the ratio between them stays fair.
+    """
     code = (JIT_CHILD if kind == "jit" else EAGER_CHILD) + MEASURE.replace("WARM", str(warm))
-    runs = [child(code, root, json.dumps(paths), str(manifest)) for _ in range(repeat)]
+    runs: dict[int, list[dict[str, Any]]] = {n: [] for n in catalogs}
+    for _ in range(repeat):
+        for n, (paths, manifest) in catalogs.items():
+            runs[n].append(child(code, root, json.dumps(paths), str(manifest)))
+    return {n: summarize(found) for n, found in runs.items()}
+
+
+def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     warms = [r["warm"] for r in runs if r["warm"] is not None]
     return {"cold_ms": statistics.median(r["cold"] for r in runs) * 1000,
             "warm_ms": statistics.median(warms) * 1000 if warms else None,
@@ -352,14 +365,14 @@ def measure(kind: str, root: Path, paths: list[str], manifest: Path, repeat: int
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="10,100,1000")
-    parser.add_argument("--repeat", type=int, default=5, help="fresh processes per figure")
+    parser.add_argument("--repeat", type=int, default=7, help="fresh processes per figure")
     parser.add_argument("--loading-tools", type=int, default=100,
                         help="catalog size of the tool_loading comparison (0 skips it)")
     parser.add_argument("--min-cache-tokens", type=int, default=1024,
                         help="the fake server's minimum cacheable prefix")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s]
-    rows = []
+    rows: list[tuple[int, dict[str, Any], dict[str, Any], float, int]] = []
     loading: list[tuple[str, dict[str, Any]]] = []
     with tempfile.TemporaryDirectory(prefix="agentrt-jit-bench-") as tmp:
         root = Path(tmp)
@@ -373,15 +386,17 @@ def main(argv: list[str] | None = None) -> int:
                 catalogs[n] = (paths, manifest)
             return catalogs[n]
 
+        written: dict[int, float] = {}
         for n in sizes:
             started = time.perf_counter()
-            paths, manifest = catalog(n)
-            generated = time.perf_counter() - started
-            jit = measure("jit", root, paths, manifest, args.repeat, warm=20)
-            eager = measure("eager", root, paths, manifest, max(1, min(args.repeat, 3)), warm=5)
-            rows.append((n, jit, eager, generated, manifest.stat().st_size))
-            print(f"  measured {n} tools (manifest {manifest.stat().st_size / 1e6:.2f} MB, "
-                  f"written in {generated:.1f} s)", file=sys.stderr)
+            _, manifest = catalog(n)
+            written[n] = time.perf_counter() - started
+            print(f"  generated {n} tools (manifest {manifest.stat().st_size / 1e6:.2f} MB, "
+                  f"written in {written[n]:.1f} s)", file=sys.stderr)
+        sized = {n: catalog(n) for n in sizes}
+        jit = run_children("jit", root, sized, args.repeat, warm=20)
+        eager = run_children("eager", root, sized, max(1, min(args.repeat, 3)), warm=5)
+        rows = [(n, jit[n], eager[n], written[n], sized[n][1].stat().st_size) for n in sizes]
         if args.loading_tools:
             loading = measure_loading(root, *catalog(args.loading_tools), args.min_cache_tokens)
     if rows:
