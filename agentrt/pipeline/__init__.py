@@ -17,7 +17,15 @@ from ._builder import (
 )
 from ._lru import CacheStatistics, TTLCache
 from ._shared import SharedExecution
-from ._types import CallContext, RunStats, StatsRecorder, ToolCall, ToolHandler, ToolOutcome
+from ._types import (
+    CallContext,
+    Forgetting,
+    RunStats,
+    StatsRecorder,
+    ToolCall,
+    ToolHandler,
+    ToolOutcome,
+)
 from .batch import Batch, Batcher
 from .execute import Execute
 from .keys import call_key, canonical_json, scope_identity
@@ -36,6 +44,7 @@ __all__ = [
     "Execute",
     "FlightStatistics",
     "FlightTable",
+    "Forgetting",
     "LocalCache",
     "Memo",
     "PipelineResources",

@@ -7,9 +7,9 @@ cache, from a duplicate) or passes it to the next handler it was built with.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, runtime_checkable
 
 from ..log import get_logger
 
@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from .._context import RunContext
     from ..tools import FunctionOptions, FunctionSpec, Tool
 
-__all__ = ["CallContext", "RunStats", "StatsRecorder", "ToolCall", "ToolHandler", "ToolOutcome"]
+__all__ = ["CallContext", "Forgetting", "RunStats", "StatsRecorder", "ToolCall", "ToolHandler",
+           "ToolOutcome"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,3 +137,18 @@ class CallContext:
 
 
 ToolHandler: TypeAlias = Callable[[ToolCall, CallContext], Awaitable[ToolOutcome]]
+
+
+@runtime_checkable
+class Forgetting(Protocol):
+    """A stage that keeps results and can drop those under some cache tags.
+
+    Each one drops them itself after a side-effecting call passes through it. The
+    processor also calls ``forget`` directly for a side effect it never passes on:
+    one of unknown outcome, found in a thread resumed after a crash, that may have
+    happened before the process stopped. The processor finds the stages by following
+    each one's ``next`` attribute (the handler it passes calls to), as every built-in
+    stage names it; a custom stage that keeps results should do the same.
+    """
+
+    async def forget(self, tags: Sequence[str], ctx: CallContext) -> None: ...

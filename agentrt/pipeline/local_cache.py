@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from ._events import log, log_hit
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Sequence
 
     from ._lru import TTLCache
     from ._types import CallContext, ToolCall, ToolHandler, ToolOutcome
@@ -38,10 +38,11 @@ class LocalCache:
     async def __call__(self, call: ToolCall, ctx: CallContext) -> ToolOutcome:
         key = call.key
         if key is None:
-            outcome = await self.next(call, ctx)
-            if call.options.invalidates and not outcome.is_error:
-                self.store.invalidate(call.options.invalidates)
-            return outcome
+            try:
+                return await self.next(call, ctx)
+            finally:  # failed or cancelled, the write may still have happened
+                if call.options.invalidates:
+                    await self.forget(call.options.invalidates, ctx)
         if call.options.scope not in self.scopes:
             return await self.next(call, ctx)
         found = self.store.get(key)
@@ -58,6 +59,9 @@ class LocalCache:
         outcome = await self.next(call, ctx)
         self._store(call, outcome)
         return outcome
+
+    async def forget(self, tags: Sequence[str], ctx: CallContext) -> None:
+        self.store.invalidate(tags)
 
     async def _refresh(self, call: ToolCall, ctx: CallContext) -> None:
         self._store(call, await self.next(call, ctx))

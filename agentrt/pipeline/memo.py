@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from ._events import log_hit
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Sequence
 
     from ._types import CallContext, ToolCall, ToolHandler, ToolOutcome
 
@@ -47,7 +47,7 @@ def remember(ctx: CallContext, call: ToolCall, outcome: ToolOutcome, at: float) 
 
 
 def forget(ctx: CallContext, tags: Iterable[str]) -> None:
-    """A side effect succeeded: results tagged with what it changed are stale."""
+    """A side effect ran (or may have): results tagged with what it changes are stale."""
     wanted = set(tags)
     entries = _entries(ctx)
     for key in [k for k, e in entries.items() if wanted.intersection(e.tags)]:
@@ -64,10 +64,11 @@ class Memo:
 
     async def __call__(self, call: ToolCall, ctx: CallContext) -> ToolOutcome:
         if call.key is None:
-            outcome = await self.next(call, ctx)
-            if call.options.invalidates and not outcome.is_error:
-                forget(ctx, call.options.invalidates)
-            return outcome
+            try:
+                return await self.next(call, ctx)
+            finally:  # failed or cancelled, the write may still have happened
+                if call.options.invalidates:
+                    forget(ctx, call.options.invalidates)
         entry = _entries(ctx).get(call.key)
         if entry is not None:
             if entry.expires is None or self.clock() < entry.expires:
@@ -77,3 +78,6 @@ class Memo:
         outcome = await self.next(call, ctx)
         remember(ctx, call, outcome, self.clock())
         return outcome
+
+    async def forget(self, tags: Sequence[str], ctx: CallContext) -> None:
+        forget(ctx, tags)

@@ -16,7 +16,7 @@ import anyio
 from pydantic import ValidationError
 
 from . import memo
-from ._types import CallContext, ToolCall, ToolHandler, ToolOutcome
+from ._types import CallContext, Forgetting, ToolCall, ToolHandler, ToolOutcome
 from .keys import call_key, scope_identity
 
 if TYPE_CHECKING:
@@ -51,6 +51,17 @@ def _stored_outcome(content: Any) -> ToolOutcome | None:
         text = "\n".join(str(b.get("text", "")) for b in blocks if b["type"] == "text")
         return ToolOutcome(text, blocks=blocks)
     return None
+
+
+def _stages_keeping_results(handler: ToolHandler) -> list[Forgetting]:
+    """The stages of the chain that starts at ``handler`` that keep results, in order."""
+    found: list[Forgetting] = []
+    current: object = handler
+    while current is not None:
+        if isinstance(current, Forgetting):
+            found.append(current)
+        current = getattr(current, "next", None)
+    return found
 
 
 def _validation_message(name: str, exc: ValidationError) -> str:
@@ -93,6 +104,7 @@ class ResponseProcessor:
         self.overrides = {name: dict(fields) for name, fields in (overrides or {}).items()}
         self.remember_history = remember_history
         self._options: dict[int, FunctionOptions] = {}
+        self._keeping = _stages_keeping_results(handler)
 
     def options_for(self, spec: FunctionSpec) -> FunctionOptions:
         found = self._options.get(id(spec))
@@ -168,6 +180,20 @@ class ResponseProcessor:
                         memo.forget(ctx, call.options.invalidates)
                 elif not result.get("is_error") and outcome is not None:
                     memo.remember(ctx, call, outcome, answered.created_at)
+
+    async def forget_effects(self, blocks: Sequence[dict[str, Any]], ctx: CallContext,
+                             tools: RunTools) -> None:
+        """Side effects that are not run but may have happened (a resumed thread's calls
+        of unknown outcome): every stage drops the results they invalidate, as it
+        would have had they run through it."""
+        tags: dict[str, None] = {}
+        for block in blocks:
+            call = await self.prepare(block, tools, ctx)
+            if isinstance(call, ToolCall) and call.key is None:
+                tags.update(dict.fromkeys(call.options.invalidates))
+        if tags:
+            for stage in self._keeping:
+                await stage.forget(list(tags), ctx)
 
     async def _run_group(self, indexes: list[int], prepared: list[ToolCall | ToolOutcome],
                          turn: TurnOutcomes, ctx: CallContext) -> None:

@@ -59,10 +59,11 @@ class SharedCache:
 
     async def __call__(self, call: ToolCall, ctx: CallContext) -> ToolOutcome:
         if call.key is None:
-            outcome = await self.next(call, ctx)
-            if call.options.invalidates and not outcome.is_error:
-                await self._invalidate(call.options.invalidates)
-            return outcome
+            try:
+                return await self.next(call, ctx)
+            finally:  # failed or cancelled, the write may still have happened
+                if call.options.invalidates:
+                    await self.forget(call.options.invalidates, ctx)
         if call.options.scope != "shared":
             return await self.next(call, ctx)
         key = value_key(self.gate, call, dict(ctx.run.identity))
@@ -131,7 +132,9 @@ class SharedCache:
         except BackendUnavailableError:
             return
 
-    async def _invalidate(self, tags: Sequence[str]) -> None:
+    async def forget(self, tags: Sequence[str], ctx: CallContext) -> None:
+        """Bumps the tags' counters (every stored result under them is then stale, in
+        every process) and tells the other processes' local caches."""
         async def bump(r: Any) -> None:
             pipe = r.pipeline(transaction=False)
             for tag in tags:
@@ -148,7 +151,9 @@ class SharedCache:
             await r.publish(self.gate.key("invalidate"), json.dumps(list(tags)))
 
         try:
-            await self.gate.run(bump, what="shared cache invalidate")
+            # shielded: a cancelled write may have happened too (gate.run has a timeout)
+            with anyio.CancelScope(shield=True):
+                await self.gate.run(bump, what="shared cache invalidate")
         except BackendUnavailableError:
             log.warning("tool.invalidate_lost", tags=list(tags),
                         reason="redis unavailable; shared results expire by their TTL")

@@ -11,6 +11,8 @@ from ._events import log_hit
 from ._types import ToolOutcome
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from ._types import CallContext, ToolCall, ToolHandler
 
 __all__ = ["TurnDedup"]
@@ -57,12 +59,11 @@ class TurnDedup:
     async def __call__(self, call: ToolCall, ctx: CallContext) -> ToolOutcome:
         entries: dict[str, _Pending] = ctx.turn.setdefault(_SLOT, {})
         if call.key is None:
-            outcome = await self.next(call, ctx)
-            if call.options.invalidates and not outcome.is_error:
-                tags = set(call.options.invalidates)
-                for key in [k for k, p in entries.items() if tags.intersection(p.tags)]:
-                    del entries[key]
-            return outcome
+            try:
+                return await self.next(call, ctx)
+            finally:  # failed or cancelled, the write may still have happened
+                if call.options.invalidates:
+                    await self.forget(call.options.invalidates, ctx)
         pending = entries.get(call.key)
         if pending is not None:
             outcome = await pending.wait()
@@ -74,3 +75,9 @@ class TurnDedup:
         finally:
             pending.finish()
         return pending.outcome
+
+    async def forget(self, tags: Sequence[str], ctx: CallContext) -> None:
+        entries: dict[str, _Pending] = ctx.turn.get(_SLOT, {})
+        wanted = set(tags)
+        for key in [k for k, p in entries.items() if wanted.intersection(p.tags)]:
+            del entries[key]

@@ -211,20 +211,21 @@ class ThreadManager:
         calls = _tool_uses(history[-1].blocks())
         if not calls:
             return
-        safe = []
+        safe: list[ContentBlock] = []
+        unknown: list[ContentBlock] = []
         for call in calls:
             bound = await state.tools.resolve(str(call.get("name")))
-            if not isinstance(bound, str) and bound.spec.read_only:
-                safe.append(call)
+            (safe if not isinstance(bound, str) and bound.spec.read_only else unknown).append(call)
+        # first, so that the reads run again below are not answered from before them
+        await self.processor.forget_effects(unknown, state.context, state.tools)
         turn = TurnOutcomes(safe)
         await self.processor.process(turn, state.context, state.tools)
         done = {str(b.get("id")): o for b, o in zip(turn.blocks, turn.outcomes, strict=True)}
         blocks = TurnOutcomes(calls)
         blocks.outcomes = [done.get(str(c.get("id"))) for c in calls]
         log.warning("run.resumed_dangling_calls", thread_id=state.context.run.thread_id,
-                    rerun=len(safe), unknown=len(calls) - len(safe))
+                    rerun=len(safe), unknown=len(unknown))
         await self._persist(state, history, Message(role="user",
                                              content=blocks.result_blocks(_INTERRUPTED)))
-        # the memo was fed before these answers existed: a side effect of unknown outcome
-        # may have happened, so what it invalidates must be forgotten now
+        # the memo was fed before these answers existed: give it the reads just run
         await self.processor.replay(history[-2:], state.context, state.tools)

@@ -88,7 +88,9 @@ def function(
     ``read_only=True`` declares the call free of side effects (safe to dedupe and
     cache, optionally for ``ttl`` seconds within ``scope``; ``public=True`` lets
     tenants share results). A side-effecting function may list ``invalidates``:
-    cache tags whose cached results become stale once it succeeds.
+    cache tags whose cached results become stale once it has run, whether it
+    succeeded, failed or was cancelled (a write that failed part-way, or timed out,
+    may still have happened).
 
     ``scope`` bounds where a result is reused: ``turn`` (one assistant message),
     ``thread`` (the conversation), ``process`` (every thread here), ``shared``

@@ -42,6 +42,7 @@ class Upstream(Tool):
         self.entered = anyio.Event()
         self.returning = anyio.Event()
         self.fail_next = False
+        self.fail_on: set[str] = set()  # what of _hit fails every time
         self.cancelled = 0
         self.last_product: dict[str, Any] = {}
 
@@ -55,7 +56,7 @@ class Upstream(Tool):
                 self.cancelled += 1
                 raise
         self.returning.set()
-        if self.fail_next:
+        if self.fail_next or what in self.fail_on:
             raise RuntimeError(f"upstream down for {arg}")
 
     def count(self, what: str) -> int:

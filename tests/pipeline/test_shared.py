@@ -94,6 +94,22 @@ async def test_a_write_invalidates_the_shared_layer_and_other_local_caches(
     assert result[0]["source"] == "executed"  # the shared copy is stale too
 
 
+async def test_a_failed_write_invalidates_the_shared_layer(gate: RedisGate) -> None:
+    """Regression: only a successful write bumped the tag counters, so a write that
+    failed after reaching the upstream left every process reading the old value."""
+    up = Upstream()
+    tools = ToolRegistry([up])
+    reader, _ = _stack(gate)
+    await turn(reader, tools, context("r"), use("get_product", product_id=7))
+    up.fail_on = {"set_price"}
+    writer, _ = _stack(gate)
+    failed = await turn(writer, tools, context("w"), use("set_price", product_id=7, price=2))
+    assert failed[0]["is_error"] is True
+    fresh, _ = _stack(gate)
+    result = await turn(fresh, tools, context("x"), use("get_product", product_id=7))
+    assert result[0]["source"] == "executed" and up.count("product") == 2
+
+
 async def test_corrupt_and_foreign_values_are_misses_not_answers(gate: RedisGate) -> None:
     up = Upstream()
     tools = ToolRegistry([up])

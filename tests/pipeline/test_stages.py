@@ -229,6 +229,48 @@ async def test_a_write_invalidates_tagged_results_in_memo_and_local_cache() -> N
     assert res.local_cache.statistics().invalidations == 1
 
 
+@pytest.mark.parametrize("stage", ["memo", "local_cache"])
+async def test_a_failed_write_still_invalidates_what_it_may_have_changed(stage: str) -> None:
+    """Regression: a write that raised (or timed out) may have reached the upstream
+    before failing; only a successful one invalidated, so the next read was answered
+    from the cache with what the write may have changed."""
+    proc, tools, up, _ = _setup([stage])
+    ctx = context()
+    await turn(proc, tools, ctx, use("get_product", product_id=5))
+    up.fail_on = {"set_price"}
+    failed = await turn(proc, tools, ctx, use("set_price", product_id=5, price=1))
+    assert failed[0]["is_error"] is True
+    again = await turn(proc, tools, ctx, use("get_product", product_id=5))
+    assert again[0]["source"] == "executed" and up.count("product") == 2
+
+
+async def test_a_failed_write_invalidates_a_tagged_read_in_the_same_turn() -> None:
+    proc, tools, up, _ = _setup(["turn_dedup"])
+    up.fail_on = {"set_price"}
+    results = await turn(proc, tools, context(), use("get_product", product_id=1),
+                         use("set_price", product_id=1, price=9), use("get_product", product_id=1))
+    assert [r["source"] for r in results] == ["executed", "executed", "executed"]
+    assert results[1]["is_error"] is True and up.count("product") == 2
+
+
+@pytest.mark.parametrize("stage", ["memo", "local_cache"])
+async def test_a_cancelled_write_still_invalidates(stage: str) -> None:
+    """A write cancelled while it ran may have happened: what it invalidates is
+    forgotten on the way out, as for one that failed."""
+    proc, tools, up, _ = _setup([stage])
+    ctx = context()
+    await turn(proc, tools, ctx, use("get_product", product_id=5))
+    up.gate = anyio.Event()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(turn, proc, tools, ctx, use("set_price", product_id=5, price=1))
+        await up.entered.wait()
+        tg.cancel_scope.cancel()
+    assert up.cancelled == 1
+    up.gate = None
+    again = await turn(proc, tools, ctx, use("get_product", product_id=5))
+    assert again[0]["source"] == "executed" and up.count("product") == 2
+
+
 async def test_thread_scoped_function_stays_in_its_thread() -> None:
     proc, tools, up, _ = _setup(["local_cache"])
     await turn(proc, tools, context("t1"), use("thread_note"))
