@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from ..tools import FunctionOptions, FunctionSpec, Tool
 
 __all__ = ["CallContext", "Forgetting", "RunStats", "StatsRecorder", "ToolCall", "ToolHandler",
-           "ToolOutcome"]
+           "ToolOutcome", "pass_side_effect"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,8 +147,20 @@ class Forgetting(Protocol):
     processor also calls ``forget`` directly for a side effect it never passes on:
     one of unknown outcome, found in a thread resumed after a crash, that may have
     happened before the process stopped. The processor finds the stages by following
-    each one's ``next`` attribute (the handler it passes calls to), as every built-in
-    stage names it; a custom stage that keeps results should do the same.
+    each one's ``next`` (the handler it passes calls to).
     """
 
+    next: ToolHandler
+
     async def forget(self, tags: Sequence[str], ctx: CallContext) -> None: ...
+
+
+async def pass_side_effect(stage: Forgetting, call: ToolCall, ctx: CallContext) -> ToolOutcome:
+    """A side-effecting call through a stage that keeps results: it runs, then the stage
+    forgets what it invalidates, whether it succeeded, failed or was cancelled (a write
+    that failed part-way or timed out may have happened all the same)."""
+    try:
+        return await stage.next(call, ctx)
+    finally:
+        if call.options.invalidates:
+            await stage.forget(call.options.invalidates, ctx)

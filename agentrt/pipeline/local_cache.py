@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ._events import log, log_hit
+from ._types import pass_side_effect
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
@@ -38,11 +39,7 @@ class LocalCache:
     async def __call__(self, call: ToolCall, ctx: CallContext) -> ToolOutcome:
         key = call.key
         if key is None:
-            try:
-                return await self.next(call, ctx)
-            finally:  # failed or cancelled, the write may still have happened
-                if call.options.invalidates:
-                    await self.forget(call.options.invalidates, ctx)
+            return await pass_side_effect(self, call, ctx)
         if call.options.scope not in self.scopes:
             return await self.next(call, ctx)
         found = self.store.get(key)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ._events import log_hit
+from ._types import pass_side_effect
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
@@ -64,11 +65,7 @@ class Memo:
 
     async def __call__(self, call: ToolCall, ctx: CallContext) -> ToolOutcome:
         if call.key is None:
-            try:
-                return await self.next(call, ctx)
-            finally:  # failed or cancelled, the write may still have happened
-                if call.options.invalidates:
-                    forget(ctx, call.options.invalidates)
+            return await pass_side_effect(self, call, ctx)
         entry = _entries(ctx).get(call.key)
         if entry is not None:
             if entry.expires is None or self.clock() < entry.expires:

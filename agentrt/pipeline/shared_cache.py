@@ -24,6 +24,7 @@ from redis.exceptions import ResponseError
 from .._errors import BackendUnavailableError
 from ._events import log, log_hit
 from ._redis_codec import decode_outcome, encode_outcome, namespace, other_format, tag_versions
+from ._types import pass_side_effect
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -59,11 +60,7 @@ class SharedCache:
 
     async def __call__(self, call: ToolCall, ctx: CallContext) -> ToolOutcome:
         if call.key is None:
-            try:
-                return await self.next(call, ctx)
-            finally:  # failed or cancelled, the write may still have happened
-                if call.options.invalidates:
-                    await self.forget(call.options.invalidates, ctx)
+            return await pass_side_effect(self, call, ctx)
         if call.options.scope != "shared":
             return await self.next(call, ctx)
         key = value_key(self.gate, call, dict(ctx.run.identity))

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 from ._events import log_hit
-from ._types import ToolOutcome
+from ._types import ToolOutcome, pass_side_effect
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -59,11 +59,7 @@ class TurnDedup:
     async def __call__(self, call: ToolCall, ctx: CallContext) -> ToolOutcome:
         entries: dict[str, _Pending] = ctx.turn.setdefault(_SLOT, {})
         if call.key is None:
-            try:
-                return await self.next(call, ctx)
-            finally:  # failed or cancelled, the write may still have happened
-                if call.options.invalidates:
-                    await self.forget(call.options.invalidates, ctx)
+            return await pass_side_effect(self, call, ctx)
         pending = entries.get(call.key)
         if pending is not None:
             outcome = await pending.wait()
