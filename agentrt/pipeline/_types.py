@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 from ..log import get_logger
 
@@ -139,15 +139,14 @@ class CallContext:
 ToolHandler: TypeAlias = Callable[[ToolCall, CallContext], Awaitable[ToolOutcome]]
 
 
-@runtime_checkable
 class Forgetting(Protocol):
     """A stage that keeps results and can drop those under some cache tags.
 
     Each one drops them itself after a side-effecting call passes through it. The
     processor also calls ``forget`` directly for a side effect it never passes on:
     one of unknown outcome, found in a thread resumed after a crash, that may have
-    happened before the process stopped. The processor finds the stages by following
-    each one's ``next`` (the handler it passes calls to).
+    happened before the process stopped. The processor finds these stages by following
+    each one's ``next`` (the handler it passes calls to) and looking for ``forget``.
     """
 
     next: ToolHandler

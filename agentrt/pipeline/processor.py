@@ -10,13 +10,13 @@ from __future__ import annotations
 import itertools
 import time
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 from pydantic import ValidationError
 
 from . import memo
-from ._types import CallContext, Forgetting, ToolCall, ToolHandler, ToolOutcome
+from ._types import CallContext, ToolCall, ToolHandler, ToolOutcome
 from .keys import call_key, scope_identity
 
 if TYPE_CHECKING:
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from ..thread._messages import Message
     from ..tools import FunctionOptions, FunctionSpec
     from ..tools._provider import RunTools
+    from ._types import Forgetting
 
 __all__ = ["ResponseProcessor", "TurnOutcomes", "result_block"]
 
@@ -58,8 +59,8 @@ def _stages_keeping_results(handler: ToolHandler) -> list[Forgetting]:
     found: list[Forgetting] = []
     current: object = handler
     while current is not None:
-        if isinstance(current, Forgetting):
-            found.append(current)
+        if callable(getattr(current, "forget", None)):
+            found.append(cast("Forgetting", current))
         current = getattr(current, "next", None)
     return found
 
@@ -104,7 +105,6 @@ class ResponseProcessor:
         self.overrides = {name: dict(fields) for name, fields in (overrides or {}).items()}
         self.remember_history = remember_history
         self._options: dict[int, FunctionOptions] = {}
-        self._keeping = _stages_keeping_results(handler)
 
     def options_for(self, spec: FunctionSpec) -> FunctionOptions:
         found = self._options.get(id(spec))
@@ -191,8 +191,8 @@ class ResponseProcessor:
             call = await self.prepare(block, tools, ctx)
             if isinstance(call, ToolCall) and call.key is None:
                 tags.update(dict.fromkeys(call.options.invalidates))
-        if tags:
-            for stage in self._keeping:
+        if tags:  # rare (a resume after a crash): the chain is walked only then
+            for stage in _stages_keeping_results(self.handler):
                 await stage.forget(list(tags), ctx)
 
     async def _run_group(self, indexes: list[int], prepared: list[ToolCall | ToolOutcome],
