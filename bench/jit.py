@@ -372,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="the fake server's minimum cacheable prefix")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s]
-    rows: list[tuple[int, dict[str, Any], dict[str, Any], float, int]] = []
+    rows: list[tuple[int, dict[str, Any], dict[str, Any]]] = []
     loading: list[tuple[str, dict[str, Any]]] = []
     with tempfile.TemporaryDirectory(prefix="agentrt-jit-bench-") as tmp:
         root = Path(tmp)
@@ -386,17 +386,15 @@ def main(argv: list[str] | None = None) -> int:
                 catalogs[n] = (paths, manifest)
             return catalogs[n]
 
-        written: dict[int, float] = {}
+        sized: dict[int, tuple[list[str], Path]] = {}
         for n in sizes:
             started = time.perf_counter()
-            _, manifest = catalog(n)
-            written[n] = time.perf_counter() - started
-            print(f"  generated {n} tools (manifest {manifest.stat().st_size / 1e6:.2f} MB, "
-                  f"written in {written[n]:.1f} s)", file=sys.stderr)
-        sized = {n: catalog(n) for n in sizes}
+            sized[n] = catalog(n)
+            print(f"  generated {n} tools (manifest {sized[n][1].stat().st_size / 1e6:.2f} MB, "
+                  f"written in {time.perf_counter() - started:.1f} s)", file=sys.stderr)
         jit = run_children("jit", root, sized, args.repeat, warm=20)
         eager = run_children("eager", root, sized, max(1, min(args.repeat, 3)), warm=5)
-        rows = [(n, jit[n], eager[n], written[n], sized[n][1].stat().st_size) for n in sizes]
+        rows = [(n, jit[n], eager[n]) for n in sizes]
         if args.loading_tools:
             loading = measure_loading(root, *catalog(args.loading_tools), args.min_cache_tokens)
     if rows:
@@ -406,11 +404,11 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def report(rows: list[tuple[int, dict[str, Any], dict[str, Any], float, int]]) -> None:
+def report(rows: list[tuple[int, dict[str, Any], dict[str, Any]]]) -> None:
     print("Start-up (ms, median; cold = first agent of a fresh process, warm = the next one)")
     print(f"{'tools':>6} {'eager cold':>11} {'JIT cold':>9} {'ratio':>7} "
           f"{'eager warm':>11} {'JIT warm':>9} {'ratio':>7}")
-    for n, jit, eager, _, _ in rows:
+    for n, jit, eager in rows:
         print(f"{n:>6} {eager['cold_ms']:>11.1f} {jit['cold_ms']:>9.2f} "
               f"{eager['cold_ms'] / jit['cold_ms']:>6.0f}x {eager['warm_ms']:>11.3f} "
               f"{jit['warm_ms']:>9.3f} {eager['warm_ms'] / jit['warm_ms']:>6.1f}x")
@@ -418,7 +416,7 @@ def report(rows: list[tuple[int, dict[str, Any], dict[str, Any], float, int]]) -
     print("First request: tools + system (as sent)")
     print(f"{'tools':>6} {'eager chars':>12} {'JIT chars':>10} {'smaller':>8} "
           f"{'eager tok':>10} {'JIT tok':>8} {'smaller':>8}")
-    for n, jit, eager, _, _ in rows:
+    for n, jit, eager in rows:
         print(f"{n:>6} {eager['chars']:>12,} {jit['chars']:>10,} "
               f"{1 - jit['chars'] / eager['chars']:>8.1%} {eager['tokens']:>10,} "
               f"{jit['tokens']:>8,} {1 - jit['tokens'] / eager['tokens']:>8.1%}")
@@ -432,7 +430,7 @@ def report(rows: list[tuple[int, dict[str, Any], dict[str, Any], float, int]]) -
     print(f"  flat ({rows[-1][0]} vs {rows[0][0]} tools, <= 1.5x): cold {cold_ratio:.2f}x "
           f"[{'ok' if cold_ratio <= 1.5 else 'MISSED'}], warm {warm_ratio:.2f}x "
           f"[{'ok' if warm_ratio <= 1.5 else 'MISSED'}]")
-    worst = min(1 - j["chars"] / e["chars"] for _, j, e, _, _ in rows)
+    worst = min(1 - j["chars"] / e["chars"] for _, j, e in rows)
     print(f"  first request >= 90% smaller than eager: worst {worst:.1%} "
           f"[{'ok' if worst >= 0.9 else 'MISSED'}]")
 
