@@ -22,8 +22,9 @@ from pydantic import SecretStr
 from ._errors import ThreadNotFoundError
 from ._redis import mask_url
 from ._render import call_label
+from .pipeline import configured_stages
 from .runtime import _redis_from, _store_from
-from .settings import Settings, effective_pipeline, effective_thread_store, load_settings
+from .settings import Settings, effective_thread_store, load_settings
 
 if TYPE_CHECKING:
     import argparse
@@ -86,7 +87,7 @@ def config_show(args: argparse.Namespace, out: TextIO) -> int:
     file = _config_file()
     origins = _origins(file)
     values = {name: _shown(name, getattr(settings, name)) for name in Settings.model_fields}
-    derived = {"pipeline": effective_pipeline(settings),
+    derived = {"pipeline": configured_stages(settings),
                "thread_store": effective_thread_store(settings)}
     if args.json:
         out.write(json.dumps({"settings": values, "effective": derived,

@@ -15,14 +15,12 @@ from ._closing import AsyncClosing
 from ._context import RunContext
 from ._errors import AgentRtError, ConfigError
 from ._events import RunEvent, RunFinished
-from .jit.config import IMPORT_PATH, JITConfig, all_import_paths
 from .llm._request import RequestBuilder
-from .pipeline._builder import build_pipeline
+from .loop import ThreadManager
+from .pipeline._builder import build_pipeline, configured_stages
 from .pipeline.execute import Execute
 from .pipeline.processor import ResponseProcessor
 from .runtime import Runtime
-from .settings import effective_pipeline
-from .thread.manager import ThreadManager
 from .tools import Tool, ToolRegistry
 
 if TYPE_CHECKING:
@@ -30,7 +28,9 @@ if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Sequence
 
     from ._result import RunResult
+    from .jit.config import JITConfig
     from .pipeline._builder import StageFactory
+    from .pipeline._pipeline import Pipeline
     from .thread._messages import ContentBlock, Message
     from .tools._provider import RunTools, ToolProvider
 
@@ -43,6 +43,20 @@ def _check(cls: type, field: str, value: object, ok: bool, expected: str) -> Non
 
 
 _OVERRIDABLE = frozenset({"ttl", "scope", "public", "timeout", "error_ttl", "cache_tags"})
+
+
+def _check_jit_attributes(cls: type[Agent]) -> None:
+    """The JIT attributes' shape, checked when the class is defined (JIT is imported
+    only by agents that use it)."""
+    from .jit.config import IMPORT_PATH, JITConfig
+
+    for index, item in enumerate(cls.tool_catalog):
+        ok = (isinstance(item, str) and IMPORT_PATH.fullmatch(item) is not None) or (
+            inspect.isclass(item) and issubclass(item, Tool))
+        _check(cls, f"tool_catalog[{index}]", item, ok,
+               "a Tool subclass or an import path 'package.module:Class'")
+    if isinstance(cls.tool_config, Mapping):  # a file is read at start-up
+        JITConfig.parse(dict(cls.tool_config), field=f"{cls.__name__}.tool_config")
 
 
 class Agent(AsyncClosing):
@@ -90,16 +104,8 @@ class Agent(AsyncClosing):
         for index, tool in enumerate(cls.core_tools):
             ok = isinstance(tool, Tool) or (inspect.isclass(tool) and issubclass(tool, Tool))
             _check(cls, f"core_tools[{index}]", tool, ok, "a Tool subclass or instance")
-        # A catalog of import paths is checked in bulk (it may list thousands); item by
-        # item only when it also holds classes, or to name the item that is wrong.
-        for index, item in enumerate(() if all_import_paths(cls.tool_catalog)
-                                     else cls.tool_catalog):
-            ok = (isinstance(item, str) and IMPORT_PATH.fullmatch(item) is not None) or (
-                inspect.isclass(item) and issubclass(item, Tool))
-            _check(cls, f"tool_catalog[{index}]", item, ok,
-                   "a Tool subclass or an import path 'package.module:Class'")
-        if isinstance(cls.tool_config, Mapping):  # a file is read at start-up (cwd-relative)
-            JITConfig.parse(dict(cls.tool_config), field=f"{cls.__name__}.tool_config")
+        if cls.tool_catalog or cls.tool_config is not None:
+            _check_jit_attributes(cls)
 
     def __init__(
         self,
@@ -130,6 +136,11 @@ class Agent(AsyncClosing):
             raise ConfigError(f"cannot construct {tool.__name__}: {exc}; pass an instance "
                               "instead", field=f"{self.name}.tools") from exc
 
+    @property
+    def tool_pipeline(self) -> Pipeline:
+        """This agent's tool-call pipeline (its stages, their statistics)."""
+        return self._manager.processor.pipeline
+
     def _tool_provider(self) -> ToolProvider:
         """Where the loop gets each run's tools: this agent's fixed set, or the JIT loader."""
         if not (self.core_tools or self.tool_catalog or self.tool_config is not None):
@@ -145,11 +156,9 @@ class Agent(AsyncClosing):
         parallel = (settings.parallel_tools if self.parallel_tool_calls is None
                     else self.parallel_tool_calls)
         stages = list(self.pipeline if self.pipeline is not None
-                      else effective_pipeline(settings))
-        handler = build_pipeline(stages, self.runtime.pipeline, execute)
-        processor = ResponseProcessor(handler, parallel=parallel,
-                                      overrides=self.function_options,
-                                      remember_history="memo" in stages)
+                      else configured_stages(settings))
+        processor = ResponseProcessor(build_pipeline(stages, self.runtime.pipeline, execute),
+                                      parallel=parallel, overrides=self.function_options)
         builder = RequestBuilder(model=self.model or settings.model,
                                  max_tokens=self.max_tokens or settings.max_tokens,
                                  system=self.system, prompt_caching=settings.prompt_caching)

@@ -25,9 +25,9 @@ from ._render import RunView, animated, summary
 from ._target import load_agent_class
 from .jit._cli import add_tools_commands, run_tools_command
 from .log import configure_logging
-from .pipeline import describe_pipeline, stage_names
+from .pipeline import configured_stages, describe_pipeline, stage_names
 from .runtime import Runtime
-from .settings import effective_pipeline, load_settings
+from .settings import load_settings
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -97,8 +97,9 @@ def _parser() -> argparse.ArgumentParser:
 def _show_pipeline(args: argparse.Namespace, out: TextIO) -> int:
     agent_cls = load_agent_class(args.target)
     configured = (agent_cls.pipeline if agent_cls.pipeline is not None
-                  else effective_pipeline(load_settings()))
-    names = [n if isinstance(n, str) else getattr(n, "__name__", repr(n)) for n in configured]
+                  else configured_stages(load_settings()))
+    names = [n if isinstance(n, str) else str(getattr(n, "name", None) or getattr(
+        n, "__name__", repr(n))) for n in configured]
     known = [n for n in names if n in stage_names()]
     described = dict(describe_pipeline(known))
     rows = [*names, "execute"]

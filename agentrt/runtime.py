@@ -9,22 +9,20 @@ from __future__ import annotations
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any, Self
 
-import anthropic
 import anyio
 
 from ._errors import ConfigError
-from ._redis import RedisGate
-from .llm._client import ModelClient
-from .pipeline._builder import PipelineResources
-from .pipeline.shared_cache import listen_for_invalidations
-from .settings import Settings, effective_pipeline, effective_thread_store, load_settings
+from .pipeline._builder import PipelineResources, configured_stages
+from .settings import Settings, effective_thread_store, load_settings
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
     from types import TracebackType
 
+    import anthropic
     from anyio.abc import TaskGroup
 
+    from ._redis import RedisGate
     from .thread._store import ThreadStore
 
 __all__ = ["Runtime"]
@@ -51,6 +49,8 @@ def _store_from(settings: Settings, redis: RedisGate | None) -> ThreadStore:
 def _redis_from(settings: Settings) -> RedisGate | None:
     if settings.redis_url is None:
         return None
+    from ._redis import RedisGate  # redis-py is loaded only when Redis is configured
+
     return RedisGate(settings.redis_url.get_secret_value(), prefix=settings.redis_prefix,
                      timeout=settings.redis_timeout, cluster=settings.redis_cluster,
                      retry_after=settings.redis_retry_after)
@@ -58,6 +58,8 @@ def _redis_from(settings: Settings) -> RedisGate | None:
 
 def _client_from(settings: Settings) -> anthropic.AsyncAnthropic:
     """Unset settings leave the SDK's own ANTHROPIC_API_KEY / ANTHROPIC_BASE_URL lookup alone."""
+    import anthropic  # the SDK is loaded by the first Runtime, not by `import agentrt`
+
     kwargs: dict[str, Any] = {"max_retries": settings.llm_max_retries,
                               "timeout": settings.llm_timeout}
     if settings.anthropic_api_key is not None:
@@ -88,6 +90,8 @@ class Runtime:
         store: ThreadStore | None = None,
     ) -> None:
         """``client`` and ``store`` given here stay the caller's to close."""
+        from .llm._client import ModelClient
+
         self.settings = settings or load_settings()
         # First: a missing API key fails here, before anything needing a close is opened.
         self.model = (ModelClient(client, max_retry_wait=self.settings.llm_max_retry_wait)
@@ -131,7 +135,9 @@ class Runtime:
 
     async def __aenter__(self) -> Self:
         self._tasks = await self._exit.enter_async_context(anyio.create_task_group())
-        if self.redis is not None and "shared_cache" in effective_pipeline(self.settings):
+        if self.redis is not None and "shared_cache" in configured_stages(self.settings):
+            from .pipeline.shared_cache import listen_for_invalidations
+
             self._tasks.start_soon(listen_for_invalidations, self.redis,
                                    self.pipeline.local_cache)
         return self

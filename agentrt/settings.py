@@ -25,7 +25,6 @@ from ._errors import ConfigError
 __all__ = [
     "DEFAULT_MODEL",
     "Settings",
-    "effective_pipeline",
     "effective_thread_store",
     "load_settings",
 ]
@@ -146,17 +145,6 @@ class Settings(BaseSettings):
         if toml is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml))
         return tuple(sources)
-
-
-def effective_pipeline(settings: Settings) -> list[str]:
-    if settings.pipeline is not None:
-        return list(settings.pipeline)
-    shared = settings.redis_url is not None
-    # single_flight before shared_cache: one caller per key per process reaches Redis,
-    # and the in-flight entry outlives the Redis write, so no caller slips in between
-    stages = ["turn_dedup", "memo", "local_cache", "single_flight", "shared_cache",
-              "shared_flight", "batch"]
-    return [s for s in stages if shared or not s.startswith("shared_")]
 
 
 def effective_thread_store(settings: Settings) -> str:

@@ -32,8 +32,8 @@ from agentrt.pipeline import (
     StatsRecorder,
     TurnOutcomes,
     build_pipeline,
+    configured_stages,
 )
-from agentrt.settings import effective_pipeline
 from agentrt.tools import ToolRegistry
 
 if TYPE_CHECKING:
@@ -60,7 +60,7 @@ class ShopTools(Tool):
     def __init__(self, upstream: Upstream) -> None:
         self.upstream = upstream
 
-    @function(read_only=True, ttl=300)
+    @function(read_only=True, ttl=300, public=True)
     async def get_product(self, product_id: int) -> dict[str, Any]:
         """A product."""
         return await self.upstream("get_product", {"product_id": product_id})
@@ -136,9 +136,9 @@ async def run_ttl_dict(runs: list[list[Turn]], upstream: Upstream) -> None:
 def agentrt_pipeline(upstream: Upstream) -> tuple[ResponseProcessor, ToolRegistry]:
     settings = load_settings(thread_store="memory")
     resources = PipelineResources.from_settings(settings)
-    handler = build_pipeline(effective_pipeline(settings), resources,
+    handler = build_pipeline(configured_stages(settings), resources,
                              Execute(timeout=30, max_result_chars=100_000))
-    return (ResponseProcessor(handler, remember_history=True),
+    return (ResponseProcessor(handler),
             ToolRegistry([ShopTools(upstream)]))
 
 

@@ -73,7 +73,7 @@ async def latency(url: str, samples: int) -> list[tuple[str, float, float]]:
         t = time.perf_counter_ns()
         outcome = await stage_only(call, ctx)  # type: ignore[arg-type]
         stage.append((time.perf_counter_ns() - t) / 1000)
-        assert outcome.source == "shared"
+        assert outcome.source == "shared_cache"
         t = time.perf_counter_ns()
         await processor.process(TurnOutcomes([block]), ctx, tools)
         full.append((time.perf_counter_ns() - t) / 1000)
@@ -96,7 +96,7 @@ async def child(url: str, prefix: str, index: int, processes: int) -> None:
 
     res = PipelineResources.from_settings(load_settings(thread_store="memory"), redis=gate)
     processor = ResponseProcessor(build_pipeline(STAGES, res, Execute(
-        timeout=30, max_result_chars=100_000)), remember_history=True)
+        timeout=30, max_result_chars=100_000)))
     tools = ToolRegistry([ShopTools(Counted(0.02))])
     runs = workload(100, 7)[index::processes]
 

@@ -46,13 +46,13 @@ _OUT_OF_REPLIES = Reply(text="(The scripted replies of this offline example end 
 # What each pipeline stage's name means, for people reading the run.
 _ANSWERED_BY = {
     "executed": "ran the tool",
-    "turn": "from turn (the same call earlier in this message)",
+    "turn_dedup": "from turn_dedup (the same call earlier in this message)",
     "memo": "from memo (the same call earlier in this thread)",
-    "local": "from local (this process's cache)",
-    "shared": "from shared (the Redis cache: another process's result)",
-    "inflight": "from inflight (joined the same call running in this process)",
+    "local_cache": "from local_cache (this process's cache)",
+    "shared_cache": "from shared_cache (the Redis cache: another process's result)",
+    "single_flight": "from single_flight (joined the same call running in this process)",
     "shared_flight": "from shared_flight (joined the same call running in another process)",
-    "batched": "from batched (one upstream request for the batch)",
+    "batch": "from batch (one upstream request for the batch)",
 }
 
 

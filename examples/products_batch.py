@@ -38,7 +38,7 @@ class Catalog(Tool):
     def __init__(self) -> None:
         self.upstream: list[str] = []
 
-    @function(read_only=True, ttl=300, batch="get_products")
+    @function(read_only=True, ttl=300, public=True, batch="get_products")
     async def get_product(self, product_id: int) -> dict[str, object]:
         """Fetch one product's name, price and stock.
 

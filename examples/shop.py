@@ -47,7 +47,7 @@ class ShopAPI(Tool):
         self.upstream.append(f"GET {path}")
         await anyio.sleep(self.upstream_delay)
 
-    @function(read_only=True, ttl=300)
+    @function(read_only=True, ttl=300, public=True)  # the catalog is the same for everyone
     async def get_product(self, product_id: int) -> dict[str, object]:
         """Fetch a product's name, price and stock level.
 

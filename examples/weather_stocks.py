@@ -38,7 +38,7 @@ class Markets(Tool):
     def __init__(self) -> None:
         self.upstream: list[str] = []
 
-    @function(read_only=True, ttl=600)
+    @function(read_only=True, ttl=600, public=True)
     async def get_weather(self, city: str) -> dict[str, object]:
         """Tomorrow's forecast for a city.
 
@@ -49,7 +49,7 @@ class Markets(Tool):
         await anyio.sleep(0.05)
         return _WEATHER.get(city, {"city": city, "sky": "unknown"})
 
-    @function(read_only=True, ttl=15)
+    @function(read_only=True, ttl=15, public=True)
     async def get_quote(self, symbol: str) -> dict[str, object]:
         """The latest price of a stock.
 

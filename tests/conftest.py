@@ -1,9 +1,9 @@
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 import pytest
-import structlog
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -20,10 +20,13 @@ pytest_plugins = ["redis_support"]
 
 
 @pytest.fixture(autouse=True)
-def _restore_structlog_config() -> Iterator[None]:
-    """Undo a test's logging set-up: ``cli.main()`` points structlog at the
-    ``sys.stderr`` it sees, pytest's capture, which is closed after that test,
-    so a later test's warning would fail with "I/O operation on closed file"."""
-    saved = structlog.get_config()
+def _restore_logging() -> Iterator[None]:
+    """Undo a test's logging set-up: ``cli.main()`` gives the ``agentrt`` logger a
+    handler on the ``sys.stderr`` it sees, pytest's capture, which is closed after
+    that test."""
+    logger = logging.getLogger("agentrt")
+    saved = (list(logger.handlers), logger.level, logger.propagate)
     yield
-    structlog.configure(**saved)
+    logger.handlers[:] = saved[0]
+    logger.setLevel(saved[1])
+    logger.propagate = saved[2]

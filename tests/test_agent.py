@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
-from structlog.testing import capture_logs
 
 from agentrt import (
     Agent,
@@ -25,7 +24,15 @@ from agentrt import (
     function,
     load_settings,
 )
-from agentrt.testing import CutStream, FakeAnthropicServer, Fault, Reply, Step, ToolCall
+from agentrt.testing import (
+    CutStream,
+    FakeAnthropicServer,
+    Fault,
+    Reply,
+    Step,
+    ToolCall,
+    capture_events,
+)
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
@@ -162,14 +169,14 @@ async def test_seed_scenario_duplicates_in_one_message_and_repeats_across_turns(
         result = await agent.run("weather twice")
     assert tool.calls == ["Paris", "Oslo"]
     assert (result.stats.tool_calls, result.stats.executed) == (5, 2)
-    assert result.stats.hits == {"turn": 2, "memo": 1}
+    assert result.stats.hits == {"turn_dedup": 2, "memo": 1}
     assert len(_results(server.requests[1].body)) == 4
 
 
 async def test_call_and_model_events_carry_the_run_ids() -> None:
     paris = ToolCall("get_weather", {"city": "Paris"})
     async with harness([Reply(tool_calls=[paris, paris]), Reply(text="done")]) as (agent, _, _):
-        with capture_logs() as logs:
+        with capture_events() as logs:
             result = await agent.run("weather")
     by_event = {e["event"]: e for e in logs}
     for event in ("llm.request", "llm.response", "tool.executed", "tool.hit"):

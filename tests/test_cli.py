@@ -34,7 +34,7 @@ def test_json_prints_exactly_one_object_with_stats() -> None:
     assert result["stop_reason"] == "end_turn"
     assert result["stats"]["tool_calls"] == 6
     assert result["stats"]["executed"] == 2  # product 42 and user u-7, once each
-    assert result["stats"]["hits"] == {"memo": 3, "turn": 1}
+    assert result["stats"]["hits"] == {"memo": 3, "turn_dedup": 1}
     assert result["usage"]["input_tokens"] > 0 and "cache_read_input_tokens" in result["usage"]
 
 

@@ -8,10 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
-from structlog.testing import capture_logs
 
 from agentrt import Agent, MemoryThreadStore, Runtime, Tool, function, load_settings
-from agentrt.testing import FakeAnthropicServer, RecordedRequest, Reply, ToolCall
+from agentrt.testing import FakeAnthropicServer, RecordedRequest, Reply, ToolCall, capture_events
 
 if TYPE_CHECKING:
     from redis_support import RedisServerProcess
@@ -46,7 +45,7 @@ async def _run(server_proc: RedisServerProcess, steps: Any, tool: Forecasts, *,
                              redis_timeout=0.2, redis_retry_after=retry_after)
     async with FakeAnthropicServer(steps) as fake, fake.client() as client, Runtime(
             settings, client=client, store=MemoryThreadStore()) as runtime:
-        with capture_logs() as logs:
+        with capture_events() as logs:
             result = await ForecastAgent(runtime).run("forecasts please")
         assert runtime.redis is not None
         if server_proc.paused:

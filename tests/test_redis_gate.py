@@ -8,10 +8,10 @@ import anyio
 import anyio.lowlevel
 import pytest
 from redis_support import ManualClock, free_port, make_fake_gate
-from structlog.testing import capture_logs
 
 from agentrt._errors import BackendUnavailableError, ConfigError
 from agentrt._redis import RedisGate, mask_url
+from agentrt.testing import capture_events
 
 if TYPE_CHECKING:
     from redis_support import GateFactory, RedisServerProcess
@@ -79,7 +79,7 @@ async def test_nothing_listening_warns_once_without_leaking_the_password() -> No
     gate = RedisGate(f"redis://:hunter2@127.0.0.1:{free_port()}/0", timeout=1.0,
                      retry_after=5.0, clock=clock)
     op = Counting()
-    with capture_logs() as logs:
+    with capture_events() as logs:
         for _ in range(5):
             with pytest.raises(BackendUnavailableError) as caught:
                 await gate.run(op, what="ping")
@@ -103,7 +103,7 @@ async def test_the_circuit_opens_steps_aside_and_recovers(
     assert gate.available
 
     redis_server_process.stop()
-    with capture_logs() as logs:
+    with capture_events() as logs:
         with pytest.raises(BackendUnavailableError, match="failed during ping"):
             await gate.run(op, what="ping")
         assert not gate.available
@@ -120,7 +120,7 @@ async def test_the_circuit_opens_steps_aside_and_recovers(
     assert gate.failures == 2
 
     redis_server_process.start()
-    with capture_logs() as logs:
+    with capture_events() as logs:
         with pytest.raises(BackendUnavailableError, match="circuit open"):
             await gate.run(op, what="ping")  # back, but the circuit is still open
         clock.advance(5.0)
@@ -141,7 +141,7 @@ async def test_a_paused_server_trips_the_timeout_instead_of_hanging(
 
     redis_server_process.pause()  # the socket stays open, nothing answers
     try:
-        with capture_logs() as logs:
+        with capture_events() as logs:
             started = anyio.current_time()
             with pytest.raises(BackendUnavailableError, match="Timeout") as caught:
                 await gate.run(lambda r: r.set("k", "v"), what="set")
@@ -165,7 +165,7 @@ async def test_the_per_call_timeout_bounds_a_slow_operation(fake_redis_gate: Red
     async def slow(client: Any) -> None:
         await anyio.sleep(10)
 
-    with capture_logs(), pytest.raises(BackendUnavailableError, match="TimeoutError"):
+    with capture_events(), pytest.raises(BackendUnavailableError, match="TimeoutError"):
         await fake_redis_gate.run(slow, what="slow", timeout=0.05)
     assert not fake_redis_gate.available
 
@@ -175,7 +175,7 @@ async def test_fakeredis_down_and_back(fake_redis_server: Any) -> None:
     gate = make_fake_gate(fake_redis_server, retry_after=1.0, clock=clock)
     await gate.run(lambda r: r.set("k", "v"), what="set")
     fake_redis_server.connected = False
-    with capture_logs() as logs:
+    with capture_events() as logs:
         for _ in range(3):
             with pytest.raises(BackendUnavailableError):
                 await gate.run(lambda r: r.get("k"), what="get")
@@ -200,7 +200,7 @@ async def test_errors_other_than_redis_failures_pass_through(fake_redis_gate: Re
 
 async def test_a_cluster_that_cannot_be_reached_is_unavailable_not_a_crash() -> None:
     gate = RedisGate(f"redis://127.0.0.1:{free_port()}/0", cluster=True, timeout=1.0)
-    with capture_logs() as logs, pytest.raises(BackendUnavailableError,
+    with capture_events() as logs, pytest.raises(BackendUnavailableError,
                                                match="RedisClusterException"):
         await gate.run(lambda r: r.get("k"), what="get")
     assert [e["event"] for e in logs] == ["redis.unavailable"]

@@ -95,9 +95,9 @@ async def test_a_progress_line_on_a_terminal_redrawn_in_place() -> None:
                               " · 1.2 s")
     out.truncate(0)
     out.seek(0)
-    view.show(ToolCallFinished("t2", "get_user", False, "local", "{}", 0.0))
+    view.show(ToolCallFinished("t2", "get_user", False, "local_cache", "{}", 0.0))
     view.show(RunFinished(RESULT))
-    assert out.getvalue() == ("\r\x1b[2K  <- get_user(user_id='u-7') [answered by local, "
+    assert out.getvalue() == ("\r\x1b[2K  <- get_user(user_id='u-7') [answered by local_cache, "
                               "0 ms]\n")
 
 

@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from agentrt import DEFAULT_MODEL, ConfigError, load_settings
-from agentrt.settings import effective_pipeline, effective_thread_store, example_toml
+from agentrt.pipeline import configured_stages
+from agentrt.settings import effective_thread_store, example_toml
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -15,10 +16,10 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     settings = load_settings()
     assert settings.model == DEFAULT_MODEL == "claude-haiku-5-5"
     assert effective_thread_store(settings) == "sqlite"
-    assert "shared_cache" not in effective_pipeline(settings)
+    assert "shared_cache" not in configured_stages(settings)
     shared = load_settings(redis_url="redis://:secret@127.0.0.1:6379/0")
     assert effective_thread_store(shared) == "redis"
-    assert effective_pipeline(shared) == ["turn_dedup", "memo", "local_cache", "single_flight",
+    assert configured_stages(shared) == ["turn_dedup", "memo", "local_cache", "single_flight",
                                           "shared_cache", "shared_flight", "batch"]
     assert "secret" not in repr(shared)
 

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     from ..agent import Agent
-    from ..thread.manager import ThreadManager
+    from ..loop import ThreadManager
     from ..tools import Tool
     from .manifest import Manifest
 

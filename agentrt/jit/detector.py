@@ -30,8 +30,8 @@ from .._errors import MissingParameterError
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
+    from ..loop import ThreadManager
     from ..runtime import Runtime
-    from ..thread.manager import ThreadManager
 
 __all__ = ["Param", "ParameterDetector", "Provided", "RuntimeSources"]
 
@@ -86,7 +86,7 @@ class RuntimeSources:
             names.update(objects, thread_store=runtime.store, anthropic_client=runtime.model.sdk)
             typed += [(type(v), v) for v in objects.values()]
         if self.manager is not None or placeholder_manager:
-            from ..thread.manager import ThreadManager
+            from ..loop import ThreadManager
 
             manager = None if placeholder_manager or self.manager is None else self.manager()
             names["thread_manager"] = manager

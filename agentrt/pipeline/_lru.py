@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
-__all__ = ["CacheStatistics", "Lookup", "TTLCache"]
+__all__ = ["CacheStatistics", "Entry", "TTLCache"]
 
 V = TypeVar("V")
 
@@ -34,20 +34,17 @@ class CacheStatistics:
 
 
 @dataclass(slots=True)
-class _Entry(Generic[V]):
+class Entry(Generic[V]):
+    """A cached value. ``fresh`` is as of the :meth:`TTLCache.get` that returned it;
+    ``refreshing`` is set by a caller that started a background refresh of it."""
+
     value: V
     size: int
     fresh_until: float
     stale_until: float
     tags: tuple[str, ...]
+    fresh: bool = True
     refreshing: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Lookup(Generic[V]):
-    value: V
-    fresh: bool
-    entry: _Entry[V]
 
 
 class TTLCache(Generic[V]):
@@ -58,7 +55,7 @@ class TTLCache(Generic[V]):
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self.clock = clock
-        self._data: OrderedDict[str, _Entry[V]] = OrderedDict()
+        self._data: OrderedDict[str, Entry[V]] = OrderedDict()
         self._tags: dict[str, set[str]] = {}
         self._bytes = 0
         self._hits = self._stale_hits = self._misses = 0
@@ -67,8 +64,9 @@ class TTLCache(Generic[V]):
     def __len__(self) -> int:
         return len(self._data)
 
-    def get(self, key: str) -> Lookup[V] | None:
-        """Fresh entries, and stale ones still inside their stale-while-revalidate window."""
+    def get(self, key: str) -> Entry[V] | None:
+        """Fresh entries, and stale ones still inside their stale-while-revalidate window
+        (``fresh`` False)."""
         entry = self._data.get(key)
         if entry is None:
             self._misses += 1
@@ -77,10 +75,11 @@ class TTLCache(Generic[V]):
         if now < entry.fresh_until:
             self._data.move_to_end(key)
             self._hits += 1
-            return Lookup(entry.value, True, entry)
+            return entry
         if now < entry.stale_until:
             self._stale_hits += 1
-            return Lookup(entry.value, False, entry)
+            entry.fresh = False
+            return entry
         self._drop(key)
         self._expirations += 1
         self._misses += 1
@@ -94,7 +93,7 @@ class TTLCache(Generic[V]):
         if key in self._data:
             self._drop(key)
         now = self.clock()
-        self._data[key] = _Entry(value, size, now + ttl, now + ttl + stale, tags)
+        self._data[key] = Entry(value, size, now + ttl, now + ttl + stale, tags)
         self._bytes += size
         for tag in tags:
             self._tags.setdefault(tag, set()).add(key)

@@ -1,15 +1,16 @@
-"""The one contract every pipeline stage shares.
+"""The one contract every pipeline stage shares, and the per-run context it runs in.
 
-A stage is ``async (call, ctx) -> outcome``: it answers the call itself (from a
-cache, from a duplicate) or passes it to the next handler it was built with.
+A handler is ``async (call, ctx) -> outcome``: a stage answers the call itself (from
+a cache, from a duplicate) or passes it to the next handler it was built with; the
+terminal handler runs the tool.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeAlias, TypeVar
 
 from ..log import get_logger
 
@@ -17,10 +18,13 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from .._context import RunContext
+    from ..log import Logger
     from ..tools import FunctionOptions, FunctionSpec, Tool
 
-__all__ = ["CallContext", "Forgetting", "RunStats", "StatsRecorder", "ToolCall", "ToolHandler",
-           "ToolOutcome", "pass_side_effect"]
+__all__ = ["CallContext", "Replayed", "RunState", "RunStats", "StatsRecorder", "ToolCall",
+           "ToolHandler", "ToolOutcome"]
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +58,9 @@ class ToolCall:
 
 @dataclass(frozen=True, slots=True)
 class ToolOutcome:
-    """``content`` is what the model reads; ``source`` names the stage that answered.
+    """``content`` is what the model reads; ``source`` names the stage that answered
+    (``executed`` when the tool ran; ``rejected``, ``cancelled``, ``interrupted`` for
+    calls that never reached a stage or lost theirs).
 
     ``transient`` marks errors that say nothing about the call itself (a timeout,
     a cancellation): those are never cached, even where errors may be.
@@ -80,14 +86,11 @@ class ToolOutcome:
         return options.error_ttl if self.is_error else options.ttl
 
 
-HIT_SOURCES = frozenset({"turn", "memo", "local", "shared", "inflight", "shared_flight",
-                         "batched"})
-
-
 @dataclass(frozen=True, slots=True)
 class RunStats:
     """Per-run counters: ``tool_calls`` blocks seen, ``executed`` real upstream calls
-    (a batch of many inputs is one), ``hits`` calls answered by each pipeline stage."""
+    (a batch of many inputs is one), ``hits`` calls answered by each pipeline stage,
+    by the stage's name (``turn_dedup``, ``memo``, ..., or a custom stage's own)."""
 
     tool_calls: int = 0
     executed: int = 0
@@ -99,8 +102,14 @@ class RunStats:
                 "errors": self.errors, "hits": dict(self.hits)}
 
 
+# The sources of outcomes no stage answered: every other source is a stage's name.
+NOT_ANSWERED = frozenset({"executed", "rejected", "cancelled", "interrupted"})
+
+
 @dataclass(slots=True)
 class StatsRecorder:
+    """Counts a run's outcomes: an outcome answered by a stage is a hit for that stage."""
+
     tool_calls: int = 0
     executed: int = 0
     errors: int = 0
@@ -109,57 +118,71 @@ class StatsRecorder:
     def record(self, outcome: ToolOutcome) -> None:
         self.tool_calls += 1
         self.errors += outcome.is_error
-        if outcome.source in HIT_SOURCES:
+        if outcome.source not in NOT_ANSWERED:
             self.hits[outcome.source] += 1
 
     def snapshot(self) -> RunStats:
         return RunStats(self.tool_calls, self.executed, self.errors, dict(self.hits))
 
 
+class RunState(Generic[T]):
+    """A typed slot of per-run state a stage keeps, made on first use in each run.
+
+    ``per="turn"`` state starts afresh with each assistant message (turn dedup's
+    calls in flight); ``per="run"`` lives for the run and is rebuilt from the stored
+    thread when a run starts (the memo). A stage makes one in its constructor and
+    reads it with ``ctx.state(self.slot)``: typed, and private to the stage object.
+    """
+
+    __slots__ = ("factory", "name", "per")
+
+    def __init__(self, name: str, factory: Callable[[], T], *,
+                 per: Literal["run", "turn"] = "run") -> None:
+        self.name = name
+        self.factory = factory
+        self.per = per
+
+    def __repr__(self) -> str:
+        return f"RunState({self.name!r}, per={self.per!r})"
+
+
 @dataclass(slots=True)
 class CallContext:
     """Shared by the calls of one run.
 
-    ``turn`` is reset for each assistant message (per-message state: turn dedup);
-    ``thread`` lives for the run and is rebuilt from the stored history at its
-    start (thread-scoped state: the memo), so it survives a resume anywhere.
     ``log`` is the run's logger for the events of every call (``tool.executed``,
-    ``tool.hit``): bound once per run, with the run's ids, because a call through
-    structlog's lazy module-level proxy binds a new logger each time, even for an
-    event its level filters out.
+    ``tool.hit``), bound once per run with the run's ids.
     """
 
     run: RunContext
-    stats: StatsRecorder
-    turn: dict[str, Any] = field(default_factory=dict)
-    thread: dict[str, Any] = field(default_factory=dict)
-    log: Any = field(default_factory=lambda: get_logger("agentrt.tool"))
+    stats: StatsRecorder = field(default_factory=StatsRecorder)
+    log: Logger = field(default_factory=lambda: get_logger("agentrt.tool"))
+    _run_state: dict[RunState[Any], Any] = field(default_factory=dict)
+    _turn_state: dict[RunState[Any], Any] = field(default_factory=dict)
+    # (tool, function) -> the start of its calls' keys in this run (see keys.key_head)
+    key_heads: dict[tuple[object, str], bytes] = field(default_factory=dict)
+
+    def state(self, slot: RunState[T]) -> T:
+        states = self._turn_state if slot.per == "turn" else self._run_state
+        found = states.get(slot)
+        if found is None:
+            found = states[slot] = slot.factory()
+        return found
+
+    def new_turn(self) -> None:
+        """The next assistant message's calls: per-turn state starts afresh."""
+        self._turn_state = {}
+
+
+@dataclass(frozen=True, slots=True)
+class Replayed:
+    """A call found in a thread's stored history, as a resumed run relearns it:
+    ``outcome`` is its stored result (None when it failed or cannot be read back),
+    ``at`` the wall-clock time the result was stored."""
+
+    call: ToolCall
+    outcome: ToolOutcome | None
+    at: float
 
 
 ToolHandler: TypeAlias = Callable[[ToolCall, CallContext], Awaitable[ToolOutcome]]
-
-
-class Forgetting(Protocol):
-    """A stage that keeps results and can drop those under some cache tags.
-
-    Each one drops them itself after a side-effecting call passes through it. The
-    processor also calls ``forget`` directly for a side effect it never passes on:
-    one of unknown outcome, found in a thread resumed after a crash, that may have
-    happened before the process stopped. The processor finds these stages by following
-    each one's ``next`` (the handler it passes calls to) and looking for ``forget``.
-    """
-
-    next: ToolHandler
-
-    async def forget(self, tags: Sequence[str], ctx: CallContext) -> None: ...
-
-
-async def pass_side_effect(stage: Forgetting, call: ToolCall, ctx: CallContext) -> ToolOutcome:
-    """A side-effecting call through a stage that keeps results: it runs, then the stage
-    forgets what it invalidates, whether it succeeded, failed or was cancelled (a write
-    that failed part-way or timed out may have happened all the same)."""
-    try:
-        return await stage.next(call, ctx)
-    finally:
-        if call.options.invalidates:
-            await stage.forget(call.options.invalidates, ctx)

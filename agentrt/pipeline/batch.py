@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ..log import get_logger
 from ._shared import SharedExecution
+from ._stage import Stage
 from ._types import ToolOutcome
 from .execute import invoke, to_outcome
 
@@ -26,8 +26,6 @@ if TYPE_CHECKING:
     from ._types import CallContext, ToolCall, ToolHandler
 
 __all__ = ["Batch", "Batcher"]
-
-log = get_logger("agentrt.tool")
 
 ABANDONED: dict[str, ToolOutcome] = {}
 _LOST = ToolOutcome("The batch this call joined was cancelled; call it again.",
@@ -53,7 +51,8 @@ class Batcher:
         self.max_result_chars = max_result_chars
         self._open: dict[tuple[int, str], _Open] = {}
 
-    async def submit(self, call: ToolCall, ctx: CallContext) -> ToolOutcome:
+    async def submit(self, call: ToolCall, ctx: CallContext) -> tuple[ToolOutcome, bool]:
+        """The call's outcome, and whether it went upstream with other inputs."""
         assert call.key is not None and call.options.batch is not None
         group = (id(call.tool), call.options.batch)
         batch = self._open.get(group)
@@ -66,8 +65,7 @@ class Batcher:
             batch = self._open[group] = _Open()
             batch.calls[call.key] = call
             results = await batch.execution.lead(lambda: self._flush(group, batch, ctx))
-        outcome = results.get(call.key, _LOST)
-        return outcome if len(results) < 2 else outcome.answered_by("batched")
+        return results.get(call.key, _LOST), len(results) > 1
 
     async def _flush(self, group: tuple[int, str], batch: _Open,
                      ctx: CallContext) -> dict[str, ToolOutcome]:
@@ -116,14 +114,17 @@ class Batcher:
 _MISSING = object()
 
 
-class Batch:
-    name = "batched"
+class Batch(Stage):
+    """One upstream request for a function's gathered inputs (its batch form)."""
+
+    name = "batch"
 
     def __init__(self, next_handler: ToolHandler, batcher: Batcher) -> None:
-        self.next = next_handler
+        super().__init__(next_handler)
         self.batcher = batcher
 
     async def __call__(self, call: ToolCall, ctx: CallContext) -> ToolOutcome:
         if call.key is None or call.options.batch is None:
             return await self.next(call, ctx)
-        return await self.batcher.submit(call, ctx)
+        outcome, shared = await self.batcher.submit(call, ctx)
+        return self.answer(call, ctx, outcome) if shared else outcome

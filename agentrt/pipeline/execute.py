@@ -103,7 +103,9 @@ def to_outcome(name: str, value: Any, max_chars: int, fields: dict[str, Any]) ->
 
 
 class Execute:
-    """Terminal handler: one real call of the tool function."""
+    """Run the tool function (timeout; an exception becomes an is_error result).
+
+    The terminal handler: one real call of the tool function."""
 
     name = "execute"
 

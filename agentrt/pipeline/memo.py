@@ -1,9 +1,9 @@
 """Conversation memo: a read-only call made earlier in this thread is answered again.
 
-The memo is rebuilt from the thread's stored history at the start of every run
-(:func:`remember` is fed by the processor), so it survives a restart or a resume
-in another process without a store of its own. Its clock is wall time because
-stored messages carry wall-clock timestamps.
+The memo is rebuilt from the thread's stored history at the start of every run (its
+``replay`` hook), so it survives a restart or a resume in another process without a
+store of its own. Its clock is wall time because stored messages carry wall-clock
+timestamps.
 """
 
 from __future__ import annotations
@@ -12,18 +12,15 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ._events import log_hit
-from ._types import pass_side_effect
+from ._stage import Stage
+from ._types import RunState
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
 
-    from ._types import CallContext, ToolCall, ToolHandler, ToolOutcome
+    from ._types import CallContext, Replayed, ToolCall, ToolHandler, ToolOutcome
 
-__all__ = ["Memo", "forget", "remember"]
-
-
-_SLOT = "memo"
+__all__ = ["Memo"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,48 +30,57 @@ class _Entry:
     tags: tuple[str, ...]
 
 
-def _entries(ctx: CallContext) -> dict[str, _Entry]:
-    found: dict[str, _Entry] = ctx.thread.setdefault(_SLOT, {})
-    return found
+class Memo(Stage):
+    """A read-only call made earlier in this thread is answered again."""
 
-
-def remember(ctx: CallContext, call: ToolCall, outcome: ToolOutcome, at: float) -> None:
-    """Record a result (from this run, or replayed from history) if it may be reused."""
-    if call.key is None or call.options.scope == "turn" or not outcome.cacheable(call.options):
-        return
-    ttl = outcome.ttl(call.options)
-    _entries(ctx)[call.key] = _Entry(outcome, None if ttl is None else at + ttl,
-                                     call.options.cache_tags)
-
-
-def forget(ctx: CallContext, tags: Iterable[str]) -> None:
-    """A side effect ran (or may have): results tagged with what it changes are stale."""
-    wanted = set(tags)
-    entries = _entries(ctx)
-    for key in [k for k, e in entries.items() if wanted.intersection(e.tags)]:
-        del entries[key]
-
-
-class Memo:
     name = "memo"
 
     def __init__(self, next_handler: ToolHandler, *,
                  clock: Callable[[], float] = time.time) -> None:
-        self.next = next_handler
+        super().__init__(next_handler)
         self.clock = clock
+        self.slot: RunState[dict[str, _Entry]] = RunState(self.name, dict)
 
     async def __call__(self, call: ToolCall, ctx: CallContext) -> ToolOutcome:
         if call.key is None:
-            return await pass_side_effect(self, call, ctx)
-        entry = _entries(ctx).get(call.key)
+            return await self.pass_side_effect(call, ctx)
+        entries = ctx.state(self.slot)
+        entry = entries.get(call.key)
         if entry is not None:
             if entry.expires is None or self.clock() < entry.expires:
-                log_hit(ctx, self.name, call)
-                return entry.outcome.answered_by(self.name)
-            del _entries(ctx)[call.key]
+                return self.answered_from_store(call, ctx, entry.outcome)
+            del entries[call.key]
         outcome = await self.next(call, ctx)
-        remember(ctx, call, outcome, self.clock())
+        self._remember(entries, call, outcome, self.clock())
         return outcome
 
+    async def replay(self, history: Sequence[Replayed], ctx: CallContext) -> None:
+        entries = ctx.state(self.slot)
+        for item in history:
+            if item.call.key is None:
+                # A side effect whose outcome is unknown (an earlier run stopped while it
+                # ran) or that failed part-way may still have happened: what it
+                # invalidates is forgotten either way.
+                self._drop(entries, item.call.options.invalidates)
+            elif item.outcome is not None:
+                self._remember(entries, item.call, item.outcome, item.at)
+
+    def _remember(self, entries: dict[str, _Entry], call: ToolCall, outcome: ToolOutcome,
+                  at: float) -> None:
+        """Record a result (from this run, or from history) if it may be reused."""
+        if call.key is None or call.options.scope == "turn" or not outcome.cacheable(
+                call.options):
+            return
+        ttl = outcome.ttl(call.options)
+        entries[call.key] = _Entry(self.attributed(outcome), None if ttl is None else at + ttl,
+                                   call.options.cache_tags)
+
     async def forget(self, tags: Sequence[str], ctx: CallContext) -> None:
-        forget(ctx, tags)
+        self._drop(ctx.state(self.slot), tags)
+
+    @staticmethod
+    def _drop(entries: dict[str, _Entry], tags: Iterable[str]) -> None:
+        wanted = set(tags)
+        if wanted:
+            for key in [k for k, e in entries.items() if wanted.intersection(e.tags)]:
+                del entries[key]

@@ -9,23 +9,23 @@ from __future__ import annotations
 
 import itertools
 import time
-from dataclasses import replace
-from typing import TYPE_CHECKING, Any, cast
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from pydantic import ValidationError
 
-from . import memo
-from ._types import CallContext, ToolCall, ToolHandler, ToolOutcome
-from .keys import call_key, scope_identity
+from ..tools._tool import injected_values
+from ._pipeline import Pipeline
+from ._types import CallContext, Replayed, ToolCall, ToolHandler, ToolOutcome
+from .keys import key_head, key_of, scope_identity
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     from ..thread._messages import Message
-    from ..tools import FunctionOptions, FunctionSpec
+    from ..tools import FunctionOptions, FunctionSpec, Tool
     from ..tools._provider import RunTools
-    from ._types import Forgetting
 
 __all__ = ["ResponseProcessor", "TurnOutcomes", "result_block"]
 
@@ -54,17 +54,6 @@ def _stored_outcome(content: Any) -> ToolOutcome | None:
     return None
 
 
-def _stages_keeping_results(handler: ToolHandler) -> list[Forgetting]:
-    """The stages of the chain that starts at ``handler`` that keep results, in order."""
-    found: list[Forgetting] = []
-    current: object = handler
-    while current is not None:
-        if callable(getattr(current, "forget", None)):
-            found.append(cast("Forgetting", current))
-        current = getattr(current, "next", None)
-    return found
-
-
 def _validation_message(name: str, exc: ValidationError) -> str:
     problems = []
     for error in exc.errors(include_url=False):
@@ -72,6 +61,12 @@ def _validation_message(name: str, exc: ValidationError) -> str:
         got = f" (got {error['input']!r})" if error["type"] != "missing" else ""
         problems.append(f"{where}: {error['msg']}{got}")
     return f"Invalid input for {name}: " + "; ".join(problems)
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    options: FunctionOptions
+    head: bytes | None  # a public function's key head: the same for every caller
 
 
 class TurnOutcomes:
@@ -95,24 +90,43 @@ class ResponseProcessor:
     those after it, so effects happen in the order the model asked.
     """
 
-    def __init__(self, handler: ToolHandler, *, parallel: bool = True,
-                 overrides: Mapping[str, Mapping[str, Any]] | None = None,
-                 remember_history: bool = False) -> None:
-        """``overrides``: function name -> FunctionOptions fields the agent changes.
-        ``remember_history``: replay the thread's earlier results into the memo."""
-        self.handler = handler
+    def __init__(self, pipeline: Pipeline | ToolHandler, *, parallel: bool = True,
+                 overrides: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+        """``pipeline``: the stages, or one handler alone (a pipeline of no stages).
+        ``overrides``: function name -> FunctionOptions fields the agent changes."""
+        if not isinstance(pipeline, Pipeline):
+            pipeline = Pipeline([], pipeline)
+        self.pipeline = pipeline
+        self.handler = pipeline.handler
         self.parallel = parallel
         self.overrides = {name: dict(fields) for name, fields in (overrides or {}).items()}
-        self.remember_history = remember_history
-        self._options: dict[int, FunctionOptions] = {}
+        self._plans: dict[tuple[type[Tool], str], _Plan] = {}
 
     def options_for(self, spec: FunctionSpec) -> FunctionOptions:
-        found = self._options.get(id(spec))
-        if found is None:
-            override = self.overrides.get(spec.name)
-            found = replace(spec.options, **override) if override else spec.options
-            self._options[id(spec)] = found
+        override = self.overrides.get(spec.name)
+        return replace(spec.options, **override) if override else spec.options
+
+    def _plan(self, tool: Tool, spec: FunctionSpec) -> _Plan:
+        """What is the same for every call of a function through this processor."""
+        options = self.options_for(spec)
+        head = None
+        if options.read_only and options.public and options.scope != "thread":
+            head = key_head(spec.tool_name, spec.name, type(tool).version, {})
+        found = self._plans[type(tool), spec.name] = _Plan(options, head)
         return found
+
+    @staticmethod
+    def _head(tool: Tool, spec: FunctionSpec, options: FunctionOptions,
+              ctx: CallContext) -> bytes:
+        """The start of a non-public call's key: the caller's, made once per run."""
+        head = ctx.key_heads.get((tool, spec.name))
+        if head is None:
+            identity = scope_identity(public=options.public, scope=options.scope,
+                                      identity=ctx.run.identity, thread_id=ctx.run.thread_id,
+                                      injected=injected_values(tool))
+            head = ctx.key_heads[tool, spec.name] = key_head(
+                spec.tool_name, spec.name, type(tool).version, identity)
+        return head
 
     async def prepare(self, block: dict[str, Any], tools: RunTools,
                       ctx: CallContext) -> ToolCall | ToolOutcome:
@@ -129,19 +143,19 @@ class ResponseProcessor:
             arguments = spec.validate(raw)
         except ValidationError as exc:
             return ToolOutcome(_validation_message(name, exc), is_error=True, source="rejected")
-        options = self.options_for(spec)
+        tool = bound.tool
+        plan = self._plans.get((type(tool), spec.name)) or self._plan(tool, spec)
+        options = plan.options
         key = None
         if options.read_only:
-            identity = scope_identity(public=options.public, scope=options.scope,
-                                      identity=ctx.run.identity, thread_id=ctx.run.thread_id)
-            key = call_key(spec.tool_name, spec.name, arguments.model_dump(mode="json"),
-                           type(bound.tool).version, identity)
-        return ToolCall(id=str(block.get("id")), tool=bound.tool, spec=spec,
-                        arguments=arguments, options=options, key=key)
+            key = key_of(plan.head or self._head(tool, spec, options, ctx),
+                         arguments.model_dump(mode="json"))
+        return ToolCall(id=str(block.get("id")), tool=tool, spec=spec, arguments=arguments,
+                        options=options, key=key)
 
     async def process(self, turn: TurnOutcomes, ctx: CallContext, tools: RunTools) -> None:
         """Run every call; results land in ``turn`` in the order of the tool_use blocks."""
-        ctx.turn = {}
+        ctx.new_turn()
         prepared = [await self.prepare(block, tools, ctx) for block in turn.blocks]
         group: list[int] = []
         for index, item in enumerate(prepared):
@@ -155,10 +169,12 @@ class ResponseProcessor:
 
     async def replay(self, history: Sequence[Message], ctx: CallContext,
                      tools: RunTools) -> None:
-        """Feed the memo the thread's earlier results, so a resumed thread (in this or
-        another process) is answered as if it had never stopped."""
-        if not self.remember_history:
+        """The stages that relearn from a stored thread (the memo) are given its answered
+        calls, so a resumed thread (in this or another process) is answered as if it had
+        never stopped."""
+        if not self.pipeline.replays:
             return
+        found: list[Replayed] = []
         for asked, answered in itertools.pairwise(history):
             if asked.role != "assistant" or answered.role != "user":
                 continue
@@ -169,17 +185,13 @@ class ResponseProcessor:
                 if block.get("type") != "tool_use" or result is None:
                     continue
                 call = await self.prepare(block, tools, ctx)
-                outcome = _stored_outcome(result.get("content"))
                 if isinstance(call, ToolOutcome):
                     continue
-                if call.key is None:
-                    # A side effect whose outcome is unknown (an earlier run stopped while
-                    # it ran) or that failed part-way may still have happened: what it
-                    # invalidates is forgotten either way.
-                    if call.options.invalidates:
-                        memo.forget(ctx, call.options.invalidates)
-                elif not result.get("is_error") and outcome is not None:
-                    memo.remember(ctx, call, outcome, answered.created_at)
+                outcome = None if result.get("is_error") else _stored_outcome(
+                    result.get("content"))
+                found.append(Replayed(call, outcome, answered.created_at))
+        if found:
+            await self.pipeline.replay(found, ctx)
 
     async def forget_effects(self, blocks: Sequence[dict[str, Any]], ctx: CallContext,
                              tools: RunTools) -> None:
@@ -191,9 +203,7 @@ class ResponseProcessor:
             call = await self.prepare(block, tools, ctx)
             if isinstance(call, ToolCall) and call.key is None:
                 tags.update(dict.fromkeys(call.options.invalidates))
-        if tags:  # rare (a resume after a crash): the chain is walked only then
-            for stage in _stages_keeping_results(self.handler):
-                await stage.forget(list(tags), ctx)
+        await self.pipeline.forget(list(tags), ctx)
 
     async def _run_group(self, indexes: list[int], prepared: list[ToolCall | ToolOutcome],
                          turn: TurnOutcomes, ctx: CallContext) -> None:

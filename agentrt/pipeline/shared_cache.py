@@ -16,15 +16,16 @@ from __future__ import annotations
 
 import json
 import secrets
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import anyio
 from redis.exceptions import ResponseError
 
 from .._errors import BackendUnavailableError
-from ._events import log, log_hit
+from ..log import get_logger
 from ._redis_codec import decode_outcome, encode_outcome, namespace, other_format, tag_versions
-from ._types import pass_side_effect
+from ._stage import Stage
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -33,9 +34,23 @@ if TYPE_CHECKING:
     from ._lru import TTLCache
     from ._types import CallContext, ToolCall, ToolHandler, ToolOutcome
 
-__all__ = ["SharedCache", "listen_for_invalidations"]
+__all__ = ["SharedCache", "SharedCacheStatistics", "listen_for_invalidations"]
 
-_SLOT = "shared_cache_tags"
+log = get_logger("agentrt.tool")
+
+
+@dataclass(frozen=True, slots=True)
+class SharedCacheStatistics:
+    """``unavailable``: reads that found Redis down (the call went on without it);
+    ``invalidations_lost``: tag bumps Redis did not take."""
+
+    answered: int
+    misses: int
+    writes: int
+    skipped: int
+    unavailable: int
+    invalidations: int
+    invalidations_lost: int
 
 
 def value_key(gate: RedisGate, call: ToolCall, identity: dict[str, str]) -> str:
@@ -47,20 +62,24 @@ def tag_key(gate: RedisGate, tag: str) -> str:
     return gate.key("tagv", "{tags}", tag)
 
 
-class SharedCache:
-    name = "shared"
+class SharedCache(Stage):
+    """Read-only results in Redis for every process, per tenant."""
+
+    name = "shared_cache"
 
     def __init__(self, next_handler: ToolHandler, gate: RedisGate, *, default_ttl: float,
                  max_bytes: int) -> None:
-        self.next = next_handler
+        super().__init__(next_handler)
         self.gate = gate
+        self.misses = self.writes = self.skipped = self.unavailable = 0
+        self.invalidations = self.invalidations_lost = 0
         self.default_ttl = default_ttl
         self.max_bytes = max_bytes
         self._format_logged = False
 
     async def __call__(self, call: ToolCall, ctx: CallContext) -> ToolOutcome:
         if call.key is None:
-            return await pass_side_effect(self, call, ctx)
+            return await self.pass_side_effect(call, ctx)
         if call.options.scope != "shared":
             return await self.next(call, ctx)
         key = value_key(self.gate, call, dict(ctx.run.identity))
@@ -69,12 +88,13 @@ class SharedCache:
             raw, counters = await self.gate.run(lambda r: self._read(r, key, tags),
                                                 what="shared cache get")
         except BackendUnavailableError:
+            self.unavailable += 1
             return await self.next(call, ctx)
         versions = tag_versions(tags, counters)
         found = None if isinstance(raw, Exception) else decode_outcome(call.key, raw)
         if found is not None and found[1] == versions:
-            log_hit(ctx, self.name, call)
-            return found[0].answered_by(self.name)
+            return self.answer(call, ctx, found[0])
+        self.misses += 1
         if versions is None:
             log.warning("tool.shared_corrupt", key=tag_key(self.gate, ",".join(tags)),
                         function=call.name, what="tag counter", action="not cached")
@@ -119,6 +139,7 @@ class SharedCache:
             return
         payload = encode_outcome(call.key, outcome.answered_by("executed"), versions)
         if len(payload) > self.max_bytes:
+            self.skipped += 1
             log.info("tool.shared_skip", function=call.name, bytes=len(payload),
                      limit=self.max_bytes, reason="larger than shared_cache_max_bytes")
             return
@@ -128,6 +149,12 @@ class SharedCache:
                                 what="shared cache set")
         except BackendUnavailableError:
             return
+        self.writes += 1
+
+    def statistics(self) -> SharedCacheStatistics:
+        return SharedCacheStatistics(self.answered, self.misses, self.writes, self.skipped,
+                                     self.unavailable, self.invalidations,
+                                     self.invalidations_lost)
 
     async def forget(self, tags: Sequence[str], ctx: CallContext) -> None:
         """Bumps the tags' counters (every stored result under them is then stale, in
@@ -151,7 +178,9 @@ class SharedCache:
             # shielded: a cancelled write may have happened too (gate.run has a timeout)
             with anyio.CancelScope(shield=True):
                 await self.gate.run(bump, what="shared cache invalidate")
+            self.invalidations += 1
         except BackendUnavailableError:
+            self.invalidations_lost += 1
             log.warning("tool.invalidate_lost", tags=list(tags),
                         reason="redis unavailable; shared results expire by their TTL")
 

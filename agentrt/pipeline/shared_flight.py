@@ -17,20 +17,36 @@ from __future__ import annotations
 import contextlib
 import random
 import uuid
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import anyio
 
 from .._errors import BackendUnavailableError
-from ._events import log, log_hit
+from ..log import get_logger
 from ._redis_codec import decode_outcome, encode_outcome, tag_versions
+from ._stage import Stage
 from .shared_cache import tag_key
 
 if TYPE_CHECKING:
     from .._redis import RedisGate
     from ._types import CallContext, ToolCall, ToolHandler, ToolOutcome
 
-__all__ = ["SharedFlight"]
+__all__ = ["SharedFlight", "SharedFlightStatistics"]
+
+log = get_logger("agentrt.tool")
+
+
+@dataclass(frozen=True, slots=True)
+class SharedFlightStatistics:
+    """``took_over``: flights whose leader died; ``timed_out``: waits that ran out and
+    executed here."""
+
+    answered: int
+    led: int
+    joined: int
+    took_over: int
+    timed_out: int
 
 # KEYS: lease, result, channel. ARGV: token, payload, result ttl ms.
 _FINISH = """
@@ -55,12 +71,14 @@ return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 """
 
 
-class SharedFlight:
+class SharedFlight(Stage):
+    """Identical calls across processes share one execution (a Redis lease)."""
+
     name = "shared_flight"
 
     def __init__(self, next_handler: ToolHandler, gate: RedisGate, *, lease_ttl: float,
                  default_timeout: float) -> None:
-        self.next = next_handler
+        super().__init__(next_handler)
         self.gate = gate
         self.lease_ms = max(100, int(lease_ttl * 1000))
         self.default_timeout = default_timeout
@@ -68,6 +86,10 @@ class SharedFlight:
         self._claim = gate.client.register_script(_CLAIM)
         self._renew = gate.client.register_script(_RENEW)
         self.led = self.joined = self.took_over = self.timed_out = 0
+
+    def statistics(self) -> SharedFlightStatistics:
+        return SharedFlightStatistics(self.answered, self.led, self.joined, self.took_over,
+                                      self.timed_out)
 
     def _keys(self, key: str) -> tuple[str, str, str]:
         tag = "{" + key + "}"
@@ -99,8 +121,7 @@ class SharedFlight:
             found = decode_outcome(call.key, claimed)
             versions = await self._tag_versions(call) if found is not None else None
             if found is not None and versions is not None and found[1] == versions:
-                log_hit(ctx, self.name, call)
-                return found[0].answered_by(self.name)
+                return self.answer(call, ctx, found[0])
             # not ours, or invalidated by a write since: no answer; drop it and claim again
             await self.gate.run(lambda r: r.delete(result), what="drop stale flight outcome")
         return False

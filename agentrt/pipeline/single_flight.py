@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ._events import log_hit
 from ._shared import SharedExecution
+from ._stage import Stage
 from ._types import ToolOutcome
 
 if TYPE_CHECKING:
@@ -39,11 +39,13 @@ class FlightTable:
         return FlightStatistics(len(self.flights), self.led, self.joined)
 
 
-class SingleFlight:
-    name = "inflight"
+class SingleFlight(Stage):
+    """Concurrent identical calls in this process share one execution."""
+
+    name = "single_flight"
 
     def __init__(self, next_handler: ToolHandler, table: FlightTable) -> None:
-        self.next = next_handler
+        super().__init__(next_handler)
         self.table = table
 
     async def __call__(self, call: ToolCall, ctx: CallContext) -> ToolOutcome:
@@ -54,9 +56,7 @@ class SingleFlight:
         flight = flights.get(key)
         if flight is not None:
             self.table.joined += 1
-            outcome = await flight.join()
-            log_hit(ctx, self.name, call)
-            return outcome.answered_by(self.name)
+            return self.answer(call, ctx, await flight.join())
         flight = flights[key] = SharedExecution(ABANDONED)
         self.table.led += 1
         try:
@@ -67,3 +67,7 @@ class SingleFlight:
             # after this point finds it cached rather than executing again.
             if flights.get(key) is flight:
                 del flights[key]
+
+    def statistics(self) -> FlightStatistics:
+        """The process-wide table's counters (shared by every agent of the runtime)."""
+        return self.table.statistics()

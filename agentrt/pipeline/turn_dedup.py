@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from ._events import log_hit
-from ._types import ToolOutcome, pass_side_effect
+from ._stage import Stage
+from ._types import RunState, ToolOutcome
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -18,7 +18,6 @@ if TYPE_CHECKING:
 __all__ = ["TurnDedup"]
 
 
-_SLOT = "turn_dedup"
 ABANDONED = ToolOutcome("The identical call this one shared was cancelled; call it again.",
                         is_error=True, source="cancelled", transient=True)
 
@@ -43,28 +42,28 @@ class _Pending:
             self.done.set()
 
 
-class TurnDedup:
-    """Every tool_use id gets the result; the tool runs once per distinct key.
+class TurnDedup(Stage):
+    """Identical read-only calls in one assistant message run once.
 
-    The first call runs inline: the calls of one message share one task group, so
-    they are cancelled together and a plain event is enough (no shielding, unlike
-    single-flight across threads). State lives in ``ctx.turn``, reset per message.
+    Every tool_use id gets the result; the tool runs once per distinct key. The first
+    call runs inline: the calls of one message share one task group, so they are
+    cancelled together and a plain event is enough (no shielding, unlike single-flight
+    across threads). Its state is per turn: it starts afresh with each message.
     """
 
-    name = "turn"
+    name = "turn_dedup"
 
     def __init__(self, next_handler: ToolHandler) -> None:
-        self.next = next_handler
+        super().__init__(next_handler)
+        self.slot: RunState[dict[str, _Pending]] = RunState(self.name, dict, per="turn")
 
     async def __call__(self, call: ToolCall, ctx: CallContext) -> ToolOutcome:
-        entries: dict[str, _Pending] = ctx.turn.setdefault(_SLOT, {})
         if call.key is None:
-            return await pass_side_effect(self, call, ctx)
+            return await self.pass_side_effect(call, ctx)
+        entries = ctx.state(self.slot)
         pending = entries.get(call.key)
         if pending is not None:
-            outcome = await pending.wait()
-            log_hit(ctx, self.name, call)
-            return outcome.answered_by(self.name)
+            return self.answer(call, ctx, await pending.wait())
         pending = entries[call.key] = _Pending(call.options.cache_tags)
         try:
             pending.outcome = await self.next(call, ctx)
@@ -73,7 +72,7 @@ class TurnDedup:
         return pending.outcome
 
     async def forget(self, tags: Sequence[str], ctx: CallContext) -> None:
-        entries: dict[str, _Pending] = ctx.turn.get(_SLOT, {})
+        entries = ctx.state(self.slot)
         wanted = set(tags)
         for key in [k for k, p in entries.items() if wanted.intersection(p.tags)]:
             del entries[key]

@@ -7,6 +7,7 @@ runs it standalone. The server keeps the API's rules for deferred tools (`defer_
 `tool_reference`) and emulates its server-side tool search (`Reply(searches=[ToolSearch(...)])`).
 """
 
+from ._logs import capture_events
 from ._script import (
     CutStream,
     Fault,
@@ -35,4 +36,5 @@ __all__ = [
     "StreamError",
     "ToolCall",
     "ToolSearch",
+    "capture_events",
 ]

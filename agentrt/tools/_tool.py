@@ -14,7 +14,10 @@ from ._schema import FunctionSpec, build_spec
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ["Tool", "default_tool_name"]
+__all__ = ["Tool", "default_tool_name", "injected_values", "record_injected"]
+
+_INJECTED = "_agentrt_injected"
+_SCALARS = (str, int, float, bool)
 
 
 def default_tool_name(cls_name: str) -> str:
@@ -70,3 +73,17 @@ class Tool:
     def guide(self) -> str | None:
         """Longer usage notes shown to the model when the tool is activated (JIT)."""
         return None
+
+
+def record_injected(tool: Tool, arguments: Mapping[str, Any]) -> None:
+    """Remember the plain values (strings, numbers) a tool was constructed with: a
+    read-only result of a tool built with ``account_id="alice"`` is alice's, so they
+    are part of its calls' keys unless the function is public."""
+    plain = {k: v for k, v in arguments.items() if isinstance(v, _SCALARS)}
+    if plain:
+        setattr(tool, _INJECTED, plain)
+
+
+def injected_values(tool: Tool) -> Mapping[str, Any]:
+    found: Mapping[str, Any] = getattr(tool, _INJECTED, None) or {}
+    return found

@@ -31,7 +31,7 @@ from agentrt import (
 class Shop(Tool):
     name = "shop"
 
-    @function(read_only=True, ttl=300)
+    @function(read_only=True, ttl=300, public=True)
     async def get_product(self, product_id: int) -> dict[str, Any]:
         """Fetch a product's name, price and stock.
 
@@ -40,7 +40,7 @@ class Shop(Tool):
         """
         return await get_product(product_id)
 
-    @function(read_only=True, ttl=300)
+    @function(read_only=True, ttl=300, public=True)
     async def get_user(self, user_id: str) -> dict[str, Any]:
         """Fetch a user's name and account status.
 

@@ -21,7 +21,7 @@ class WebSearch(Tool):
     def guide(self) -> str:
         return "Search first, then fetch the pages worth reading. Cite the URLs you use."
 
-    @function(read_only=True, ttl=300)
+    @function(read_only=True, ttl=300, public=True)  # the web is the same for every caller
     async def web_search(self, query: str, limit: int = 3) -> dict[str, object]:
         """Search the web for pages matching a query.
 
@@ -32,7 +32,7 @@ class WebSearch(Tool):
         self.upstream.append(f"search {query!r}")
         return {"query": query, "results": list(_PAGES)[:limit]}
 
-    @function(read_only=True, ttl=300)
+    @function(read_only=True, ttl=300, public=True)
     async def fetch_page(self, url: str) -> str:
         """Fetch a web page as text.
 

@@ -35,14 +35,14 @@ def test_processes_share_results_and_flights(tmp_path: Path, redis_url: str) -> 
     assert rows[1] == {**rows[1], "account": "acme", "calls": 3, "upstream": 3, "hits": {}}
     # a process that never ran a call gets every result from the first one, through Redis
     assert rows[2] == {**rows[2], "account": "acme", "calls": 3, "upstream": 0,
-                       "hits": {"shared": 3}}
+                       "hits": {"shared_cache": 3}}
     # another tenant, two processes at once: each call runs once between them, the other
     # process joins it in flight (or, arriving after it landed, reads it from Redis)
     pair = (rows[3], rows[4])
     assert all(r["account"] == "globex" and r["calls"] == 3 for r in pair)
     assert sum(r["upstream"] for r in pair) == 3
     joined = sum(r["hits"].get("shared_flight", 0) for r in pair)
-    assert joined >= 1 and joined + sum(r["hits"].get("shared", 0) for r in pair) == 3
+    assert joined >= 1 and joined + sum(r["hits"].get("shared_cache", 0) for r in pair) == 3
     assert out.endswith("total: 12 tool calls, 6 upstream calls (12 with the pipeline off)\n")
     prefix = re.search(r"keys under (agentrt-fleet-\w+):", out)
     assert prefix is not None

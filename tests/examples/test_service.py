@@ -127,7 +127,7 @@ async def test_one_runtime_serves_every_request_and_closes_at_shutdown(
                 assert busy.status_code == 409  # one message at a time per thread
                 while "b" not in outcome:
                     await anyio.sleep(0.02)
-                assert results(outcome["b"]) == ["local"]
+                assert results(outcome["b"]) == ["local_cache"]
 
                 again = await sse(client, f"/threads/{a}/messages", "Remind me?")
                 assert results(again) == ["memo"]  # the thread's own memo

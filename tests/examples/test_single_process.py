@@ -17,7 +17,7 @@ pytestmark = pytest.mark.integration
 def test_shop_before_and_after(tmp_path: Path) -> None:
     out = run_example("shop", env=offline_env(tmp_path)).stdout
     assert stats_lines(out) == [{"tool_calls": 6, "executed": 2, "errors": 0,
-                                 "hits": {"memo": 3, "turn": 1}}]
+                                 "hits": {"memo": 3, "turn_dedup": 1}}]
     assert out.count("  -> get_product(") == 4
     assert ("  pipeline off: 6 tool calls, 6 upstream calls: GET /api/products/42 x4, "
             "GET /api/users/u-7 x2\n") in out
@@ -30,8 +30,8 @@ def test_shop_before_and_after(tmp_path: Path) -> None:
 def test_weather_stocks_duplicates_in_one_turn_run_once(tmp_path: Path) -> None:
     out = run_example("weather_stocks", env=offline_env(tmp_path)).stdout
     assert stats_lines(out) == [{"tool_calls": 4, "executed": 2, "errors": 0,
-                                 "hits": {"turn": 2}}]
-    assert out.count("from turn (the same call earlier in this message)") == 2
+                                 "hits": {"turn_dedup": 2}}]
+    assert out.count("from turn_dedup (the same call earlier in this message)") == 2
     assert out.endswith("4 tool calls in one message, 2 upstream calls: "
                         "GET /weather?city=Paris, GET /quotes/AAPL\n")
 
@@ -41,7 +41,7 @@ def test_products_batch_is_one_upstream_call(tmp_path: Path) -> None:
     assert [line.strip() for line in out.splitlines() if "->" in line] == [
         f"-> get_product(product_id={pid})" for pid in (10, 20, 10, 30)]
     assert stats_lines(out) == [{"tool_calls": 4, "executed": 1, "errors": 0,
-                                 "hits": {"batched": 3, "turn": 1}}]
+                                 "hits": {"batch": 3, "turn_dedup": 1}}]
     assert out.endswith("4 tool calls, 1 upstream call: GET /api/products?ids=10,20,30\n")
 
 

@@ -5,11 +5,11 @@ import sys
 from typing import TYPE_CHECKING
 
 import pytest
-from structlog.testing import capture_logs
 
 from agentrt import ConfigError, DependencyCycleError, Tool, ToolDefinitionError, function
 from agentrt.jit import describe, load_catalog, read_manifest, render_manifest
 from agentrt.jit.catalog import import_tool
+from agentrt.testing import capture_events
 
 from .fixtures import IMPORTS, PACKAGE
 from .helpers import BROWSER, CATALOG, FILES, MAILER, PRESENTATION, SEARCH, write_manifest
@@ -113,7 +113,7 @@ def test_two_classes_with_one_name_fail(tmp_path: Path) -> None:
 
 def test_a_path_missing_from_the_manifest_is_imported_with_a_warning(tmp_path: Path) -> None:
     manifest = read_manifest(write_manifest(tmp_path, [SEARCH]))
-    with capture_logs() as logs:
+    with capture_events() as logs:
         catalog = load_catalog(listed=[SEARCH, FILES], manifest=manifest,
                                include_entry_points=False)
     assert IMPORTS["files"] == 1 and IMPORTS["search"] == 0
@@ -137,7 +137,7 @@ def plugins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_entry_points_add_tools_lazily(plugins: Path) -> None:
     manifest = read_manifest(write_manifest(plugins, [SEARCH, BROWSER]))
-    with capture_logs() as logs:
+    with capture_events() as logs:
         catalog = load_catalog(listed=[SEARCH], manifest=manifest)
     _not_imported("browser", "mailer", "search")
     browser, mailer = catalog.entry("browser"), catalog.entry("mailer")
@@ -154,7 +154,7 @@ def test_an_explicit_tool_shadows_an_entry_point_of_the_same_name(plugins: Path)
 
         name = "browser"
 
-    with capture_logs() as logs:
+    with capture_events() as logs:
         catalog = load_catalog(listed=[MyBrowser], manifest=None)
     assert catalog.entry("browser").cls is MyBrowser
     assert any(e["event"] == "jit.tool_shadowed" and e["tool"] == "browser" for e in logs)

@@ -10,11 +10,10 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from structlog.testing import capture_logs
 
 from agentrt import Agent, ConfigError, MemoryThreadStore
 from agentrt.jit import read_manifest
-from agentrt.testing import Reply, ToolCall, ToolSearch
+from agentrt.testing import Reply, ToolCall, ToolSearch, capture_events
 from agentrt.testing._cache_sim import estimate_tokens
 
 from .agents import TOOLS, research_agent
@@ -324,7 +323,7 @@ async def test_a_function_the_manifest_does_not_describe_is_appended(tmp_path: P
     entry["functions"] = [f for f in entry["functions"] if f["name"] != "fetch_page"]
     manifest.write_text(json.dumps(data), encoding="utf-8")
     steps = [call("initialize_tools", tool_names=["web_search"]), Reply(text="ok")]
-    with capture_logs() as logs:
+    with capture_events() as logs:
         async with harness(research_agent(manifest), steps, identity=ACME) as (agent, server):
             await agent.run("search")
     first, second = server.requests

@@ -7,7 +7,7 @@ import pytest
 
 from agentrt import MemoryThreadStore, MissingParameterError, RunContext, Runtime, load_settings
 from agentrt.jit import ParameterDetector, Provided, RuntimeSources
-from agentrt.thread.manager import ThreadManager
+from agentrt.loop import ThreadManager
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator

@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
-from structlog.testing import capture_logs
 
 from agentrt import JITConfig, MemoryGuideCache, MissingParameterError, RunContext, Tool, function
 from agentrt.jit import Catalog, CatalogEntry, JITLoader, ThreadTools, load_catalog, read_manifest
 from agentrt.jit.core import ToolLoader
+from agentrt.testing import capture_events
 from agentrt.tools._registry import BoundFunction
 
 from .fixtures import CONSTRUCTED, IMPORT_GATE, IMPORT_STARTED, IMPORTS, PACKAGE
@@ -49,7 +49,7 @@ def names(tools: ThreadTools) -> list[str]:
 async def test_activation_loads_dependencies_first_and_once(tmp_path: Path) -> None:
     tools = await open_tools(make_loader(tmp_path))
     assert names(tools) == ["initialize_tools"]
-    with capture_logs() as logs:
+    with capture_events() as logs:
         report = await tools.activate("presentation")
     assert report.activated == ("files", "web_search", "presentation")
     assert report.ready == report.activated and not report.failed and not report.degraded
@@ -67,7 +67,7 @@ async def test_activation_loads_dependencies_first_and_once(tmp_path: Path) -> N
 async def test_a_blocked_dependency_degrades_its_dependent(tmp_path: Path) -> None:
     loader = make_loader(tmp_path, {"tools": {"presentation": True, "web_search": True}})
     tools = await open_tools(loader)
-    with capture_logs() as logs:
+    with capture_events() as logs:
         report = await tools.activate("presentation")
     assert report.activated == ("web_search", "presentation")
     assert report.degraded == {"presentation": (
@@ -328,7 +328,7 @@ async def test_a_stale_manifest_warns_and_the_real_class_wins(tmp_path: Path) ->
     assert catalog.entry("web_search").summary == "Old summary."
     loader = JITLoader(catalog, JITConfig().bind(catalog), prototype=RUN)
     tools = await open_tools(loader)
-    with capture_logs() as logs:
+    with capture_events() as logs:
         report = await tools.activate("web_search")
     warning = next(e for e in logs if e["event"] == "jit.manifest_stale")
     assert warning["tool"] == "web_search" and warning["changed"] == ["summary"]

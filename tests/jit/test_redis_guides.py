@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from structlog.testing import capture_logs
 
 from agentrt._redis import RedisGate
 from agentrt.jit.guides import guide_key
 from agentrt.jit.redis_guides import RedisGuideCache, tool_of
+from agentrt.testing import capture_events
 
 pytestmark = pytest.mark.anyio
 
@@ -62,7 +62,7 @@ async def test_entries_have_a_ttl(gate: RedisGate) -> None:
 async def test_an_outage_is_a_miss_not_an_error() -> None:
     gate = RedisGate("redis://127.0.0.1:1/0", timeout=0.2)
     cache = RedisGuideCache(gate)
-    with capture_logs() as logs:
+    with capture_events() as logs:
         await cache.set(_key("files"), "f")
         assert await cache.get(_key("files")) is None
     assert cache.errors == 2

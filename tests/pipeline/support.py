@@ -119,9 +119,8 @@ def resources(clock: FakeClock | None = None, **settings: Any) -> PipelineResour
 
 def processor(res: PipelineResources, stages: Any = DEFAULT_STAGES, *,
               parallel: bool = True, **overrides: Any) -> ResponseProcessor:
-    handler = build_pipeline(list(stages), res, Execute(timeout=5, max_result_chars=10_000))
-    return ResponseProcessor(handler, parallel=parallel, overrides=overrides,
-                             remember_history="memo" in stages)
+    pipeline = build_pipeline(list(stages), res, Execute(timeout=5, max_result_chars=10_000))
+    return ResponseProcessor(pipeline, parallel=parallel, overrides=overrides)
 
 
 def context(thread_id: str = "thr_1", **identity: str) -> CallContext:

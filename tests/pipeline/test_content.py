@@ -55,7 +55,7 @@ async def test_blocks_reach_the_tool_result_and_a_cache_hit_keeps_them() -> None
                 {"type": "tool_reference", "tool_name": "weather_search"},
                 {"type": "text", "text": "Call them directly."}]
     assert first["content"] == again["content"] == expected
-    assert (first["source"], again["source"]) == ("executed", "local")
+    assert (first["source"], again["source"]) == ("executed", "local_cache")
     assert tool.calls == 1
 
 

@@ -49,9 +49,9 @@ async def test_a_second_process_cache_answers_from_redis_and_fills_its_local_lay
     await turn(first, tools, context("t1"), use("get_weather", city="Oslo"))
     second, res2 = _stack(gate)  # a fresh local cache: as in another process
     hit = await turn(second, tools, context("t2"), use("get_weather", city="Oslo"))
-    assert hit[0]["source"] == "shared" and up.count("weather") == 1
+    assert hit[0]["source"] == "shared_cache" and up.count("weather") == 1
     again = await turn(second, tools, context("t3"), use("get_weather", city="Oslo"))
-    assert again[0]["source"] == "local" and len(res2.local_cache) == 1
+    assert again[0]["source"] == "local_cache" and len(res2.local_cache) == 1
     stored = await gate.client.get(value_key(gate, await second.prepare(
         use("get_weather", city="Oslo"), tools, context()), {"account": "acme"}))
     assert json.loads(stored)["content"] == hit[0]["content"]  # JSON, never pickle
@@ -70,7 +70,7 @@ async def test_tenants_never_see_each_others_results(gate: RedisGate) -> None:
     await turn(proc, tools, context(account="acme"), use("get_fx", pair="EURUSD"))
     proc, _ = _stack(gate)
     shared = await turn(proc, tools, context(account="globex"), use("get_fx", pair="EURUSD"))
-    assert shared[0]["source"] == "shared"
+    assert shared[0]["source"] == "shared_cache"
 
 
 async def test_a_write_invalidates_the_shared_layer_and_other_local_caches(
@@ -134,9 +134,9 @@ async def test_redis_down_the_stages_step_aside_and_warn_once() -> None:
     gate = RedisGate("redis://127.0.0.1:1/0", prefix="nowhere", timeout=0.2, retry_after=60)
     up = Upstream()
     proc, _ = _stack(gate)
-    from structlog.testing import capture_logs
+    from agentrt.testing import capture_events
 
-    with capture_logs() as logs:
+    with capture_events() as logs:
         for city in ("A", "B", "C"):
             result = await turn(proc, ToolRegistry([up]), context(), use("get_weather", city=city))
             assert result[0]["source"] == "executed" and "is_error" not in result[0]
@@ -173,7 +173,7 @@ async def test_eight_processes_twenty_five_callers_one_execution(
     sources = {r["source"] for r in results}
     # everyone started together and the call takes 1 s: they shared the flight, in
     # their process (inflight) and across processes (shared_flight)
-    assert sources == {"executed", "inflight", "shared_flight"}
+    assert sources == {"executed", "single_flight", "shared_flight"}
     assert max(out["elapsed"] for out in outputs) < 1.0 + 5.0  # nobody waited out a lease
 
 
@@ -230,7 +230,7 @@ async def test_a_failing_leader_tells_waiters_at_once(gate: RedisGate) -> None:
 
 async def test_a_waiter_whose_wait_runs_out_executes_itself_and_says_so(
         gate: RedisGate) -> None:
-    from structlog.testing import capture_logs
+    from agentrt.testing import capture_events
 
     up = Upstream()
     tools = ToolRegistry([up])
@@ -239,7 +239,7 @@ async def test_a_waiter_whose_wait_runs_out_executes_itself_and_says_so(
     call = await proc.prepare(use("get_quote", symbol="W"), tools, context())
     lease = gate.key("lease", "{" + call.key + "}")
     await gate.client.set(lease, "a-leader-that-never-finishes", px=60_000)
-    with capture_logs() as logs:
+    with capture_events() as logs:
         result = await turn(proc, tools, context(), use("get_quote", symbol="W"))
     assert result[0]["source"] == "executed" and up.count("quote") == 1
     assert "tool.flight_wait_timeout" in [e["event"] for e in logs]
@@ -256,4 +256,4 @@ async def test_a_foreign_type_under_a_key_fails_that_call_only(gate: RedisGate) 
     assert result[0]["source"] == "executed" and gate.available
     await turn(proc, tools, context(), use("get_quote", symbol="M"))
     again = await turn(proc, tools, context(), use("get_quote", symbol="M"))
-    assert again[0]["source"] == "shared"
+    assert again[0]["source"] == "shared_cache"

@@ -42,9 +42,10 @@ async def test_seed_scenario_two_duplicates_in_one_message() -> None:
     assert len(results) == 4 and len({r["tool_use_id"] for r in results}) == 4
     assert (up.count("weather"), up.count("quote")) == (1, 1)
     # which of two identical calls leads depends on scheduling (trio shuffles it)
-    assert sorted(r["source"] for r in results) == ["executed", "executed", "turn", "turn"]
+    assert sorted(r["source"] for r in results) == ["executed", "executed", "turn_dedup",
+                                                    "turn_dedup"]
     assert results[0]["content"] == results[2]["content"]
-    assert ctx.stats.snapshot().hits == {"turn": 2} and ctx.stats.snapshot().executed == 2
+    assert ctx.stats.snapshot().hits == {"turn_dedup": 2} and ctx.stats.snapshot().executed == 2
 
 
 @pytest.mark.parametrize("parallel", [True, False])
@@ -131,12 +132,12 @@ async def test_local_cache_is_shared_by_threads_but_not_tenants() -> None:
     proc, tools, up, _ = _setup(["local_cache"])
     await turn(proc, tools, context("t1"), use("get_weather", city="Oslo"))
     hit = await turn(proc, tools, context("t2"), use("get_weather", city="Oslo"))
-    assert hit[0]["source"] == "local" and up.count("weather") == 1
+    assert hit[0]["source"] == "local_cache" and up.count("weather") == 1
     await turn(proc, tools, context("t3", account="globex"), use("get_weather", city="Oslo"))
     assert up.count("weather") == 2
     await turn(proc, tools, context("t4", account="x"), use("get_fx", pair="EURUSD"))
     public = await turn(proc, tools, context("t5", account="y"), use("get_fx", pair="EURUSD"))
-    assert public[0]["source"] == "local"
+    assert public[0]["source"] == "local_cache"
 
 
 async def test_local_cache_expiry_on_the_clock_and_never_stale_past_ttl() -> None:
@@ -145,7 +146,7 @@ async def test_local_cache_expiry_on_the_clock_and_never_stale_past_ttl() -> Non
     await turn(proc, tools, context(), use("get_weather", city="Oslo"))
     clock.now += 59.9
     assert (await turn(proc, tools, context(), use("get_weather", city="Oslo")))[0][
-        "source"] == "local"
+        "source"] == "local_cache"
     clock.now += 0.2
     assert (await turn(proc, tools, context(), use("get_weather", city="Oslo")))[0][
         "source"] == "executed"
@@ -169,11 +170,11 @@ async def test_stale_while_revalidate_serves_stale_once_and_refreshes_in_backgro
         await turn(proc, tools, context(), use("get_weather", city="Oslo"))
         clock.now += 70  # past ttl, inside the stale window
         stale = await turn(proc, tools, context(), use("get_weather", city="Oslo"))
-        assert stale[0]["source"] == "local"
+        assert stale[0]["source"] == "local_cache"
         await anyio.wait_all_tasks_blocked()
         assert up.count("weather") == 2  # one refresh, in the background
         fresh = await turn(proc, tools, context(), use("get_weather", city="Oslo"))
-        assert fresh[0]["source"] == "local" and up.count("weather") == 2
+        assert fresh[0]["source"] == "local_cache" and up.count("weather") == 2
         clock.now += 200  # past ttl + stale window: never served
         assert (await turn(proc, tools, context(), use("get_weather", city="Oslo")))[0][
             "source"] == "executed"
@@ -200,7 +201,7 @@ async def test_cache_hits_are_immune_to_a_tool_mutating_its_result() -> None:
     first = await turn(proc, tools, context(), use("get_product", product_id=3))
     up.last_product["price"] = 999_999  # the tool mutates the object it returned
     second = await turn(proc, tools, context("t2"), use("get_product", product_id=3))
-    assert second[0]["source"] == "local"
+    assert second[0]["source"] == "local_cache"
     assert json.loads(second[0]["content"]) == json.loads(first[0]["content"]) == {
         "id": 3, "price": 10}
 
@@ -214,7 +215,7 @@ async def test_errors_not_cached_unless_the_function_opts_in() -> None:
         "source"] == "executed"
     await turn(proc, tools, context(), use("lookup", name="nobody"))
     again = await turn(proc, tools, context(), use("lookup", name="nobody"))
-    assert again[0]["source"] == "local" and again[0]["is_error"] is True
+    assert again[0]["source"] == "local_cache" and again[0]["is_error"] is True
     assert up.count("lookup") == 1
 
 
@@ -308,7 +309,7 @@ async def test_fifty_concurrent_identical_calls_execute_once() -> None:
     results: list[Any] = [None] * 50
     await _fifty(proc, tools, up, results)
     assert up.count("quote") == 1
-    assert sorted(r[0]["source"] for r in results) == ["executed"] + ["inflight"] * 49
+    assert sorted(r[0]["source"] for r in results) == ["executed"] + ["single_flight"] * 49
     assert res.flights.statistics().in_flight == 0
 
 
@@ -350,7 +351,7 @@ async def test_a_caller_arriving_as_the_flight_lands_is_not_executed_again() -> 
         tg.start_soon(arrives_as_it_lands)
         await up.entered.wait()
         up.gate.set()
-    assert up.count("quote") == 1 and late[0][0]["source"] in ("inflight", "local")
+    assert up.count("quote") == 1 and late[0][0]["source"] in ("single_flight", "local_cache")
 
 
 async def test_a_waiter_cancelled_does_not_cancel_the_shared_execution() -> None:
@@ -417,7 +418,7 @@ async def test_seed_scenario_products_batched_into_one_upstream_call() -> None:
                                                     for p in (10, 20, 10, 30)))
     assert [(w, sorted(ids)) for w, ids in up.calls] == [("products", [10, 20, 30])]
     assert [json.loads(r["content"])["id"] for r in results] == [10, 20, 10, 30]
-    assert sorted(r["source"] for r in results) == ["batched", "batched", "batched", "turn"]
+    assert sorted(r["source"] for r in results) == ["batch", "batch", "batch", "turn_dedup"]
 
 
 async def test_batch_gathers_concurrent_threads_within_the_window() -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from structlog.testing import capture_logs
 
 from agentrt import (
     Agent,
@@ -20,6 +19,7 @@ from agentrt import (
     function,
     load_settings,
 )
+from agentrt.testing import capture_events
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -146,7 +146,7 @@ CASES: dict[str, tuple[Callable[[], Any], type[Exception], tuple[str, ...]]] = {
 @pytest.mark.parametrize("case", list(CASES))
 def test_a_developer_mistake_fails_at_start_up_naming_the_culprit(case: str) -> None:
     make, error, fragments = CASES[case]
-    with capture_logs() as logs, pytest.raises(error) as caught:
+    with capture_events() as logs, pytest.raises(error) as caught:
         make()
     message = str(caught.value)
     assert isinstance(caught.value, UsageError)

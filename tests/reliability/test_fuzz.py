@@ -202,7 +202,7 @@ async def test_random_interleavings_match_a_serial_oracle(
                                                               batch_window=0.0005))
     handler = build_pipeline(list(DEFAULT_STAGES), resources,
                              Execute(timeout=5, max_result_chars=1000))
-    processor = ResponseProcessor(handler, parallel=parallel, remember_history=True)
+    processor = ResponseProcessor(handler, parallel=parallel)
     problems: list[str] = []
 
     async def one_thread(index: int, account: str, turns: list[list[tuple[str, int]]]) -> None:

@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from pipeline.support import Upstream, context, processor, resources, turn, use
-from structlog.testing import capture_logs
 
 from agentrt.pipeline._redis_codec import FORMAT
 from agentrt.pipeline.shared_cache import tag_key, value_key
+from agentrt.testing import capture_events
 from agentrt.tools import ToolRegistry
 
 if TYPE_CHECKING:
@@ -77,12 +77,12 @@ async def test_a_bad_value_under_a_cache_key_is_a_miss_and_is_replaced(
     key = await _key_of(gate, tools, block)
     call = await _stack(gate).prepare(block, tools, context())
     await gate.client.set(key, _bad_values(str(call.key), tmp_path)[case])
-    with capture_logs() as logs:
+    with capture_events() as logs:
         first = await turn(_stack(gate), tools, context("t1"), use("get_weather", city="Oslo"))
         second = await turn(_stack(gate), tools, context("t2"), use("get_weather", city="Oslo"))
     assert first[0]["source"] == "executed" and "WRONG" not in first[0]["content"]
     assert json.loads(first[0]["content"])["city"] == "Oslo"
-    assert second[0]["source"] == "shared" and up.count("weather") == 1  # replaced by ours
+    assert second[0]["source"] == "shared_cache" and up.count("weather") == 1  # replaced by ours
     assert not (tmp_path / "pwned").exists()  # never unpickled
     events = [e["event"] for e in logs]
     expected = "tool.shared_other_format" if "format" in case else "tool.shared_corrupt"
@@ -99,11 +99,11 @@ async def test_a_key_of_another_type_does_not_trip_the_circuit(
     tools = ToolRegistry([up])
     key = await _key_of(gate, tools, use("get_weather", city="Rome"))
     await gate.client.hset(key, mapping={"content": "WRONG"})
-    with capture_logs() as logs:
+    with capture_events() as logs:
         first = await turn(_stack(gate), tools, context("t1"), use("get_weather", city="Rome"))
         second = await turn(_stack(gate), tools, context("t2"), use("get_weather", city="Rome"))
     assert json.loads(first[0]["content"])["city"] == "Rome"
-    assert second[0]["source"] == "shared" and up.count("weather") == 1
+    assert second[0]["source"] == "shared_cache" and up.count("weather") == 1
     assert gate.available and gate.failures == 0
     assert [e["event"] for e in logs].count("redis.unavailable") == 0
 
@@ -122,7 +122,7 @@ async def test_a_corrupt_tag_counter_never_serves_a_stale_result(
     else:
         await gate.client.set(tag, counter)
     ctx = context("t1")
-    with capture_logs() as logs:
+    with capture_events() as logs:
         first = await turn(_stack(gate), tools, ctx, use("get_product", product_id=7))
         again = await turn(_stack(gate), tools, context("t2"), use("get_product", product_id=7))
         assert first[0]["source"] == "executed"  # not cached: the counter is unreadable
@@ -131,7 +131,7 @@ async def test_a_corrupt_tag_counter_never_serves_a_stale_result(
         assert int(await gate.client.get(tag)) > 0  # the write reset the counter
         after = [await turn(_stack(gate), tools, context(f"t{n}"),
                             use("get_product", product_id=7)) for n in (3, 4)]
-    assert [a[0]["source"] for a in after] == ["executed", "shared"]
+    assert [a[0]["source"] for a in after] == ["executed", "shared_cache"]
     assert gate.available and "redis.unavailable" not in [e["event"] for e in logs]
 
 

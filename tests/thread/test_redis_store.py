@@ -15,9 +15,9 @@ import anyio
 import pytest
 from redis.crc import key_slot
 from redis_support import ManualClock, make_fake_gate
-from structlog.testing import capture_logs
 
 from agentrt._errors import BackendUnavailableError, StoreError, ThreadNotFoundError
+from agentrt.testing import capture_events
 from agentrt.thread._messages import Message
 from agentrt.thread.redis import RedisThreadStore
 
@@ -284,7 +284,7 @@ async def test_an_index_update_that_fails_only_makes_the_list_lag(
         gate: RedisGate, store: RedisThreadStore) -> None:
     index = gate.key("thread", "index")
     await gate.client.set(index, "not a sorted set")
-    with capture_logs() as logs:
+    with capture_events() as logs:
         await store.create_thread("t1")
         await store.append("t1", batch("m", 2))
     assert ids(await store.messages("t1")) == ["m-0", "m-1"]  # the writes went through
@@ -441,7 +441,7 @@ async def test_redis_stopped_raises_store_error_and_the_store_recovers_after_a_r
     await store.append("t1", batch("m", 1))
 
     redis_server_process.stop()
-    with capture_logs() as logs:
+    with capture_events() as logs:
         with pytest.raises(StoreError, match="append of thread 't1' failed") as caught:
             await store.append("t1", batch("m", 2))
         assert isinstance(caught.value.__cause__, BackendUnavailableError)

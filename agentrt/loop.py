@@ -1,5 +1,9 @@
 """ThreadManager: the message loop, as typed steps over one thread.
 
+It sits above the stores (``agentrt.thread``, storage only), the model client
+(``agentrt.llm``) and the tool-call pipeline (``agentrt.pipeline``), and below the
+``Agent`` shell that builds it.
+
 Each step persists before the next depends on it: the user message before the
 model is asked, the assistant message before any tool runs, the tool results
 before the model is asked again. So at every ``yield`` the stored thread is a
@@ -14,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from .._context import RunContext
-from .._events import (
+from ._context import RunContext
+from ._events import (
     RunEvent,
     RunFinished,
     TextDelta,
@@ -23,20 +27,20 @@ from .._events import (
     ToolCallStarted,
     TurnFinished,
 )
-from .._result import RunResult
-from ..llm._usage import Usage
-from ..log import get_logger
-from ..pipeline._types import CallContext, StatsRecorder, ToolOutcome
-from ..pipeline.processor import ResponseProcessor, TurnOutcomes
-from ._messages import ContentBlock, Message
+from ._result import RunResult
+from .llm._usage import Usage
+from .log import get_logger
+from .pipeline._types import CallContext, ToolOutcome
+from .pipeline.processor import ResponseProcessor, TurnOutcomes
+from .thread._messages import ContentBlock, Message
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Mapping, Sequence
 
-    from ..llm._client import ModelClient, ModelReply
-    from ..llm._request import RequestBuilder
-    from ..tools._provider import RunTools, ToolProvider
-    from ._store import ThreadStore
+    from .llm._client import ModelClient, ModelReply
+    from .llm._request import RequestBuilder
+    from .thread._store import ThreadStore
+    from .tools._provider import RunTools, ToolProvider
 
 __all__ = ["ThreadManager"]
 
@@ -118,7 +122,7 @@ class ThreadManager:
         history = await self.store.messages(run.thread_id)
         tools = await self.tools.open_run(run, history)
         bound = log.bind(thread_id=run.thread_id, run_id=run.run_id, agent=agent)
-        state = _RunState(CallContext(run, StatsRecorder(), log=bound), tools, Usage(), [])
+        state = _RunState(CallContext(run, log=bound), tools, Usage(), [])
         await self.processor.replay(history, state.context, tools)
         await self._answer_dangling(history, state)
         await self._persist(state, history, Message(role="user", content=user_input))
