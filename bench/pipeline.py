@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import logging
 import random
 import statistics
 import time
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from agentrt import RunContext, Tool, function, load_settings
-from agentrt.log import configure_logging
+from agentrt.log import configure_logging, get_logger
 from agentrt.pipeline import (
     CallContext,
     Execute,
@@ -191,6 +192,21 @@ async def overhead(samples: int) -> tuple[float, float, float]:
     return direct_us, statistics.median(hits) / 1000, statistics.median(misses) / 1000 - direct_us
 
 
+def filtered_log_call(samples: int) -> float:
+    """Microseconds of a hot-path log call (a cache hit's ``tool.hit``) whose level the
+    host's logging filters out: the price every hit pays in a quiet service."""
+    logging.getLogger("agentrt").setLevel(logging.WARNING)
+    log = get_logger("agentrt.tool").bind(run_id="run_1", thread_id="thr_1")
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter_ns()
+        for _ in range(samples):
+            log.info("tool.hit", stage="local_cache", tool="shop", function="get_product",
+                     call_id="toolu_1", key="0123456789ab")
+        best = min(best, (time.perf_counter_ns() - started) / samples / 1000)
+    return best
+
+
 async def main(runs: int, latency: float, seed: int, samples: int) -> None:
     configure_logging(level="error")
     work = workload(runs, seed)
@@ -212,13 +228,22 @@ async def main(runs: int, latency: float, seed: int, samples: int) -> None:
     for label, calls, wall in rows:
         print(f"| {label:<18} | {calls:>14} | {calls / base_calls:>8.3f} | {wall:>7.3f} "
               f"| {wall / base_wall:>8.3f} |")
+    fastest = min(rows[1:], key=lambda r: r[2])[0]
+    print(f"\nTarget: agentrt the fastest in wall time: {fastest}, "
+          f"{'met' if fastest == 'agentrt pipeline' else 'NOT met'}.")
     direct, hit, miss = await overhead(samples)
-    print(f"\nper-call overhead, median of {samples} (prepare + every stage):")
-    print(f"| {'path':<34} | {'us':>7} |")
-    print(f"|{'-' * 36}|{'-' * 9}|")
-    print(f"| {'direct tool call (no pipeline)':<34} | {direct:>7.1f} |")
-    print(f"| {'pipeline hit (local cache)':<34} | {hit:>7.1f} |")
-    print(f"| {'pipeline miss (overhead over tool)':<34} | {miss:>7.1f} |")
+    logged = filtered_log_call(samples * 20)
+    print(f"\nper-call overhead, median of {samples} (from the tool_use block to its outcome: "
+          "lookup, validation, key, every stage, result):")
+    print(f"| {'path':<38} | {'us':>7} | {'target':>7} |")
+    print(f"|{'-' * 40}|{'-' * 9}|{'-' * 9}|")
+    for label, value, target in (("direct tool call (no pipeline)", direct, None),
+                                 ("pipeline hit (local cache)", hit, 15.0),
+                                 ("pipeline miss (overhead over the tool)", miss, 50.0),
+                                 ("log call filtered out by its level", logged, 1.0)):
+        goal = "" if target is None else (f"<= {target:g}" if value <= target
+                                          else f"MISSED {target:g}")
+        print(f"| {label:<38} | {value:>7.2f} | {goal:>7} |")
 
 
 if __name__ == "__main__":

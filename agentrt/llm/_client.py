@@ -40,6 +40,9 @@ __all__ = ["ModelClient", "ModelReply"]
 _log = get_logger("agentrt.llm")
 
 _RETRY_STATUSES = frozenset({408, 409, 429})
+# Deeper JSON than this is refused: well below what the standard library's encoder
+# and the stores can take (the recursion limit), far above any real tool input.
+_MAX_DEPTH = 200
 _INITIAL_BACKOFF = 0.5
 _MAX_BACKOFF = 8.0
 
@@ -59,8 +62,15 @@ def _reply_from(message: anthropic.types.Message,
     strictly here: the SDK's snapshot is a lenient partial parse that silently drops
     what follows an error (``{"item": "lamp" "qty": 2}`` -> ``{"item": "lamp"}``)."""
     # warnings=False: a tool input that is not an object is reported below, by name
-    content = [block.model_dump(mode="json", exclude_none=True, warnings=False)
-               for block in message.content]
+    try:
+        content = [block.model_dump(mode="json", exclude_none=True, warnings=False)
+                   for block in message.content]
+    except (ValueError, RecursionError) as exc:  # "Maximum serialization depth exceeded"
+        raise MalformedReplyError(f"the model's reply cannot be read: {exc}") from exc
+    bad = _unsendable(content)
+    if bad is not None:
+        raise MalformedReplyError(f"the model's reply holds {bad}, which no request can send "
+                                  "back (the API takes UTF-8 only)")
     for index, block in enumerate(content):
         if block.get("type") != "tool_use":
             continue
@@ -69,6 +79,10 @@ def _reply_from(message: anthropic.types.Message,
         if text:
             try:
                 block["input"] = json.loads(text)
+            except RecursionError as exc:
+                raise MalformedReplyError(
+                    f"the model's call of {block.get('name')!r} ({block.get('id')}) has input "
+                    "nested too deep to read") from exc
             except ValueError:
                 # cut at max_tokens: the loop never runs this call; the lenient parse
                 # keeps the message one the API takes back
@@ -87,6 +101,32 @@ def _reply_from(message: anthropic.types.Message,
         usage=Usage.from_api(message.usage),
         model=message.model,
     )
+
+
+def _unsendable(value: Any, depth: int = 0) -> str | None:
+    """What in a reply no request could send back, if anything: a string that is not
+    valid UTF-8 (a lone surrogate, which JSON escapes can carry), or nesting too deep
+    to encode. Stored, it would make every later request of the thread fail."""
+    if depth > _MAX_DEPTH:
+        return f"values nested more than {_MAX_DEPTH} deep"
+    if isinstance(value, str):
+        if not value.isascii():
+            try:
+                value.encode()
+            except UnicodeEncodeError:
+                return f"a string with a lone surrogate ({value[:40]!r})"
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _unsendable(key, depth + 1) or _unsendable(item, depth + 1)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for item in value:
+            found = _unsendable(item, depth + 1)
+            if found is not None:
+                return found
+    return None
 
 
 def _translate(exc: Exception) -> ModelError:
@@ -229,6 +269,8 @@ class ModelClient:
             message = await self._calls.messages.create(**request)
         except (anthropic.APIError, httpx2.HTTPError) as exc:
             raise _translate(exc) from exc
+        except RecursionError as exc:  # the SDK's JSON parse of a body nested too deep
+            raise MalformedReplyError("the model's reply is nested too deep to read") from exc
         return _reply_from(message)
 
     async def _stream(self, request: dict[str, Any]) -> AsyncIterator[TextDelta | ModelReply]:

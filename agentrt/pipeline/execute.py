@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import time
+import traceback
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import anyio.lowlevel
 
 from .._errors import ToolError
 from ..log import get_logger
@@ -23,6 +25,8 @@ __all__ = ["Execute", "invoke", "render_result", "to_outcome"]
 log = get_logger("agentrt.tool")
 
 _MAX_ERROR_CHARS = 500
+_MAX_TRACE_LINE = 1_000
+_MAX_TRACE_CHARS = 20_000
 
 
 def render_result(value: Any, max_chars: int) -> str:
@@ -50,6 +54,18 @@ def _text_of(exc: BaseException) -> str:
         return f"<{type(exc).__name__}: its message cannot be read>"
 
 
+def bounded_traceback(exc: BaseException) -> str:
+    """The traceback as text, each line and the whole bounded: an exception carrying a
+    20 MB message must not become a 20 MB log line."""
+    try:
+        lines = traceback.format_exception(exc)
+    except Exception:  # a __str__ that raises, say
+        lines = traceback.format_exception_only(type(exc), None)
+    text = "".join(line if len(line) <= _MAX_TRACE_LINE else
+                   f"{line[:_MAX_TRACE_LINE]}... [{len(line):,} characters]\n" for line in lines)
+    return text if len(text) <= _MAX_TRACE_CHARS else f"...{text[-_MAX_TRACE_CHARS:]}"
+
+
 _NO_VALUE = object()
 
 
@@ -58,35 +74,58 @@ async def invoke(fn: Callable[[], Awaitable[Any]], *, name: str, timeout: float,
     """Awaits a tool coroutine under a timeout: its value, or an error outcome.
 
     A tool's own ``ToolError`` message goes to the model verbatim; any other
-    exception is summarised as ``TypeName: message`` and logged with its traceback;
-    a timeout is transient (never cached).
+    exception is summarised as ``TypeName: message`` and logged with its traceback
+    (bounded); a timeout is transient (never cached). A cancellation the tool raised
+    itself (or caught from something it awaited) is an error of the tool's: only a
+    cancellation of the run itself ends the run.
     """
+    cancelled = anyio.get_cancelled_exc_class()
     try:
         with anyio.move_on_after(timeout) as scope:
             return await fn(), None
     except ToolError as exc:
         log.info("tool.error", error=_short(_text_of(exc)), **fields)
         return _NO_VALUE, ToolOutcome(_short(_text_of(exc)) or f"{name} failed", is_error=True)
+    except cancelled as exc:
+        await anyio.lowlevel.checkpoint_if_cancelled()  # the run's own: it goes on up
+        return _NO_VALUE, _failed(name, exc, fields)
     except Exception as exc:
-        message = _short(f"{name} failed: {type(exc).__name__}: {_text_of(exc)}")
-        log.warning("tool.error", error=message, exc_info=True, **fields)
-        return _NO_VALUE, ToolOutcome(message, is_error=True)
+        return _NO_VALUE, _failed(name, exc, fields)
     assert scope.cancelled_caught
     log.warning("tool.timeout", timeout=timeout, **fields)
     return _NO_VALUE, ToolOutcome(f"{name} timed out after {timeout:g} s and was cancelled",
                                   is_error=True, transient=True)
 
 
+def _failed(name: str, exc: BaseException, fields: dict[str, Any]) -> ToolOutcome:
+    message = _short(f"{name} failed: {type(exc).__name__}: {_text_of(exc)}")
+    log.warning("tool.error", error=message, traceback=bounded_traceback(exc), **fields)
+    return ToolOutcome(message, is_error=True)
+
+
 def _content_outcome(content: ToolContent, max_chars: int) -> ToolOutcome:
-    """Blocks as the tool gave them, their text blocks cut to ``max_chars`` in all."""
+    """Blocks as the tool gave them, within ``max_chars`` in all: text blocks are cut to
+    what is left, and any other block with content (an image, a document) counts its
+    whole size (its JSON) and is left out, with a notice, when it does not fit."""
     budget = max_chars
-    blocks = []
+    blocks: list[dict[str, Any]] = []
     for block in content.blocks:
         if block["type"] == "text":
             text = str(block.get("text", ""))
-            block = {**block, "text": render_result(text, budget)}
+            blocks.append({**block, "text": render_result(text, budget)})
             budget = max(0, budget - len(text))
-        blocks.append(block)
+            continue
+        if block["type"] == "tool_reference":  # a name, not content: the model reads none
+            blocks.append(block)
+            continue
+        size = len(json.dumps(block, ensure_ascii=False))
+        if size <= budget:
+            blocks.append(block)
+            budget -= size
+        else:
+            blocks.append({"type": "text", "text": f"[agentrt: a {block['type']} block of "
+                           f"{size:,} characters was left out: the result may be at most "
+                           f"{max_chars:,} characters]"})
     kept = ToolContent(*blocks)
     return ToolOutcome(kept.text, blocks=kept.blocks)
 
@@ -96,10 +135,12 @@ def to_outcome(name: str, value: Any, max_chars: int, fields: dict[str, Any]) ->
         return _content_outcome(value, max_chars)
     try:
         return ToolOutcome(render_result(value, max_chars))
-    except (TypeError, ValueError) as exc:
-        log.warning("tool.error", error=f"unserializable result: {exc}", **fields)
-        return ToolOutcome(f"{name} returned a value that is not JSON "
-                           f"({type(value).__name__}); this is a bug in the tool", is_error=True)
+    except (TypeError, ValueError, RecursionError) as exc:
+        reason = ("nested too deep to encode" if isinstance(exc, RecursionError)
+                  else f"not JSON ({type(value).__name__})")
+        log.warning("tool.error", error=f"unserializable result: {reason}", **fields)
+        return ToolOutcome(f"{name} returned a value that is {reason}; this is a bug in the "
+                           "tool", is_error=True)
 
 
 class Execute:

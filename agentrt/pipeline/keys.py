@@ -5,9 +5,10 @@ validated arguments (defaults filled, types normalized by the schema, dict keys
 sorted). Identity comes from the run context and the tool's constructor, never from
 the model's arguments: it is the security boundary between callers.
 
-JSON here is only hashed, never read back: it is pydantic-core's serializer (Rust),
-with non-ASCII characters escaped, so any string the model sends keys (a lone
-surrogate included) and NaN or Infinity stay distinct from null.
+JSON here is only hashed, never read back: pydantic-core's serializer (Rust), which
+keeps NaN and Infinity distinct from null; a string it cannot encode (a lone
+surrogate, which the model can send) goes through the standard library's encoder
+with escapes instead, so any input keys and the thread stays usable.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
-from pydantic_core import to_json
+from pydantic_core import PydanticSerializationError, to_json
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -26,6 +27,7 @@ __all__ = ["call_key", "canonical_json", "key_head", "key_of", "scope_identity",
 
 _dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
                           allow_nan=False).encode
+_escaped = json.JSONEncoder(separators=(",", ":")).encode  # ASCII: surrogates escaped
 
 
 def canonical_json(value: Any) -> str:
@@ -62,16 +64,22 @@ def scope_identity(*, public: bool, scope: str, identity: Mapping[str, str],
     return found
 
 
+def _hashed_json(value: Any) -> bytes:
+    try:
+        return to_json(value)
+    except PydanticSerializationError:
+        return _escaped(value).encode()
+
+
 def key_of(head: bytes, arguments: Mapping[str, Any]) -> str:
     """The key of ``arguments`` (any key order) under ``head`` (:func:`key_head`)."""
     ordered = {k: sorted_json_value(arguments[k]) for k in sorted(arguments)}
-    return hashlib.sha256(head + to_json(ordered, ensure_ascii=True)).hexdigest()
+    return hashlib.sha256(head + _hashed_json(ordered)).hexdigest()
 
 
 def key_head(tool: str, function: str, version: str, identity: Mapping[str, Any]) -> bytes:
     """Everything but the arguments: the same for every call of a function in a run."""
-    return to_json([tool, function, version, sorted_json_value(dict(identity))],
-                   ensure_ascii=True) + b"\n"
+    return _hashed_json([tool, function, version, sorted_json_value(dict(identity))]) + b"\n"
 
 
 def call_key(tool: str, function: str, arguments: Mapping[str, Any], version: str,

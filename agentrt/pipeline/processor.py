@@ -8,6 +8,7 @@ with an error result it can act on, and is never keyed, cached or executed.
 from __future__ import annotations
 
 import itertools
+import reprlib
 import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -54,12 +55,22 @@ def _stored_outcome(content: Any) -> ToolOutcome | None:
     return None
 
 
+_QUOTED = reprlib.Repr()
+_QUOTED.maxstring = _QUOTED.maxother = 200
+_QUOTED.maxlist = _QUOTED.maxdict = 5
+_MAX_PROBLEMS = 10
+
+
 def _validation_message(name: str, exc: ValidationError) -> str:
+    """What was wrong with the input, bounded: a 10 MB argument is quoted by its start."""
     problems = []
-    for error in exc.errors(include_url=False):
-        where = ".".join(str(p) for p in error["loc"]) or "input"
-        got = f" (got {error['input']!r})" if error["type"] != "missing" else ""
-        problems.append(f"{where}: {error['msg']}{got}")
+    errors = exc.errors(include_url=False)
+    for error in errors[:_MAX_PROBLEMS]:
+        where = ".".join(str(p) for p in error["loc"])[:200] or "input"
+        got = f" (got {_QUOTED.repr(error['input'])})" if error["type"] != "missing" else ""
+        problems.append(f"{where}: {error['msg'][:300]}{got}")
+    if len(errors) > _MAX_PROBLEMS:
+        problems.append(f"and {len(errors) - _MAX_PROBLEMS} more problems")
     return f"Invalid input for {name}: " + "; ".join(problems)
 
 

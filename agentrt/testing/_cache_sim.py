@@ -29,7 +29,8 @@ _TTL_SECONDS = {"5m": 300.0, "1h": 3600.0}
 
 
 def canonical(value: Any) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
+        "utf-8", "surrogatepass")
 
 
 def estimate_tokens(value: Any) -> int:

@@ -24,7 +24,7 @@ from ._script import (
     Step,
     StreamError,
 )
-from ._sse import build_message, encode, message_events, new_id
+from ._sse import build_message, encode, message_events, new_id, splice_raw_inputs
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -203,7 +203,7 @@ class FakeAnthropicServer:
         message, input_texts = build_message(reply, body["model"], self.cache.account(prompt),
                                              body.get("tools"))
         if not request.stream:
-            return step, json.dumps(message).encode()
+            return step, splice_raw_inputs(json.dumps(message)).encode()
         events = message_events(message, input_texts)
         if isinstance(step, MalformedEvent):
             broken = f"event: {step.event_name}\ndata: {step.data}\n\n".encode()

@@ -11,7 +11,6 @@ import json
 import math
 import secrets
 import string
-from contextlib import suppress
 from typing import TYPE_CHECKING, Any
 
 from ._cache_sim import estimate_tokens
@@ -70,8 +69,13 @@ def build_message(
             if call.raw_input_json is not None:
                 input_texts[len(content)] = tool_input = call.raw_input_json
                 # A JSON body cannot carry broken JSON: then the text itself stands in.
-                with suppress(ValueError):
+                # JSON too deep to parse here goes into the body as it is (see RAW_INPUT).
+                try:
                     tool_input = json.loads(call.raw_input_json)
+                except RecursionError:
+                    tool_input = raw_input_marker(call.raw_input_json)
+                except ValueError:
+                    pass
             block = {"type": "tool_use", "id": call.id or new_id("toolu_01"), "name": call.name}
             content.append({**block, "input": tool_input})
     has_tool_use = any(block.get("type") == "tool_use" for block in content)
@@ -100,6 +104,28 @@ def _pieces(text: str, parts: int = 3) -> list[str]:
     """At most `parts` fragments; a 2-character text still yields two, which is the point."""
     size = max(1, math.ceil(len(text) / parts))
     return [text[i : i + size] for i in range(0, len(text), size)]
+
+
+RAW_INPUT = "\x00agentrt-raw-input:"
+
+
+def raw_input_marker(text: str) -> str:
+    """A stand-in for tool input text that cannot be parsed and re-encoded (nested
+    deeper than the interpreter's recursion limit): :func:`splice_raw_inputs` puts the
+    text itself in its place in the encoded body, as the API would send it."""
+    return f"{RAW_INPUT}{text}"
+
+
+def splice_raw_inputs(body: str) -> str:
+    """``body`` (JSON text) with every raw-input stand-in replaced by its text."""
+    opening = json.dumps(RAW_INPUT)[:-1]  # the quote and the escaped marker, no closing quote
+    while (start := body.find(opening)) >= 0:
+        end = start + len(opening)
+        while body[end] != '"':  # the stand-in's closing quote: the first unescaped one
+            end += 2 if body[end] == "\\" else 1
+        text = json.loads(body[start:end + 1])[len(RAW_INPUT):]
+        body = body[:start] + text + body[end + 1:]
+    return body
 
 
 def message_events(message: Mapping[str, Any], input_texts: Mapping[int, str]) -> list[Event]:
