@@ -46,7 +46,7 @@ if _typing.TYPE_CHECKING:
     from ._result import RunResult
     from .agent import Agent
     from .jit import GuideCache, JITConfig, MemoryGuideCache, ToolRule
-    from .llm._usage import Usage
+    from .llm._usage import Usage, UsageLimits
     from .log import configure_logging
     from .pipeline import CallContext, RunStats, Stage, ToolCall, ToolHandler, ToolOutcome
     from .runtime import Runtime
@@ -66,6 +66,7 @@ _USER_API = {
     "RunResult": "._result",
     "RunStats": ".pipeline._types",
     "Usage": ".llm._usage",
+    "UsageLimits": ".llm._usage",
     "RunEvent": "._events",
     "RunFinished": "._events",
     "TextDelta": "._events",
@@ -162,6 +163,7 @@ __all__ = [
     "TurnFinished",
     "Usage",
     "UsageError",
+    "UsageLimits",
     "__version__",
     "configure_logging",
     "function",

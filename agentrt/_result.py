@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .llm._usage import Usage
+    from .llm._usage import Limit, Usage
     from .pipeline._types import RunStats
 
 __all__ = ["RunResult"]
@@ -14,7 +14,8 @@ __all__ = ["RunResult"]
 
 @dataclass(frozen=True, slots=True)
 class RunResult:
-    """``stop_reason`` is the API's (``end_turn``, ``refusal``, ...) or ``max_iterations``."""
+    """``stop_reason`` is the API's (``end_turn``, ``refusal``, ...), ``max_iterations``,
+    or ``usage_limit`` (then ``limit`` names the :class:`~agentrt.UsageLimits` bound)."""
 
     text: str
     thread_id: str
@@ -23,6 +24,7 @@ class RunResult:
     usage: Usage
     stats: RunStats
     iterations: int
+    limit: Limit | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -31,6 +33,7 @@ class RunResult:
             "run_id": self.run_id,
             "stop_reason": self.stop_reason,
             "iterations": self.iterations,
+            "limit": self.limit,
             "usage": self.usage.to_json(),
             "stats": self.stats.to_json(),
         }

@@ -16,6 +16,7 @@ from ._context import RunContext
 from ._errors import AgentRtError, ConfigError
 from ._events import RunEvent, RunFinished
 from .llm._request import RequestBuilder
+from .llm._usage import UsageLimits
 from .loop import ThreadManager
 from .pipeline._builder import build_pipeline, configured_stages
 from .pipeline.execute import Execute
@@ -71,6 +72,8 @@ class Agent(AsyncClosing):
     system: ClassVar[str | None] = None
     tools: ClassVar[Sequence[type[Tool] | Tool]] = ()
     max_iterations: ClassVar[int | None] = None
+    # Per-run bounds on tokens and tool calls (each unset bound falls back to settings).
+    usage_limits: ClassVar[UsageLimits | None] = None
     max_tokens: ClassVar[int | None] = None
     parallel_tool_calls: ClassVar[bool | None] = None
     tool_timeout: ClassVar[float | None] = None
@@ -88,6 +91,9 @@ class Agent(AsyncClosing):
             value = getattr(cls, field)
             _check(cls, field, value, value is None or (type(value) is int and value > 0),
                    "a positive int")
+        _check(cls, "usage_limits", cls.usage_limits,
+               cls.usage_limits is None or isinstance(cls.usage_limits, UsageLimits),
+               "a UsageLimits")
         _check(cls, "tool_timeout", cls.tool_timeout,
                cls.tool_timeout is None or (isinstance(cls.tool_timeout, int | float)
                                             and cls.tool_timeout > 0), "a positive number")
@@ -165,23 +171,35 @@ class Agent(AsyncClosing):
         return ThreadManager(store=self.runtime.store, model=self.runtime.model, builder=builder,
                              processor=processor, tools=self._tool_provider(),
                              max_iterations=self.max_iterations or settings.max_iterations,
-                             stream=settings.stream)
+                             stream=settings.stream, limits=self._limits(None))
 
-    async def stream(self, task: str | list[ContentBlock], *,
-                     thread_id: str | None = None) -> AsyncGenerator[RunEvent, None]:
+    def _limits(self, given: UsageLimits | None) -> UsageLimits:
+        """A run's limits: those given for the run, else the agent's, else the settings'."""
+        settings = self.runtime.settings
+        chosen = given or self.usage_limits or UsageLimits()
+        return UsageLimits(
+            input_tokens=chosen.input_tokens or settings.run_max_input_tokens,
+            output_tokens=chosen.output_tokens or settings.run_max_output_tokens,
+            tool_calls=chosen.tool_calls or settings.run_max_tool_calls)
+
+    async def stream(self, task: str | list[ContentBlock], *, thread_id: str | None = None,
+                     usage_limits: UsageLimits | None = None
+                     ) -> AsyncGenerator[RunEvent, None]:
         """Events as they happen; the last is ``RunFinished`` carrying the result.
 
         Stopping early (``break``) is safe: the thread is consistent at every event.
         Close the iterator (``contextlib.aclosing``) to release it promptly.
         """
-        async with aclosing(self._events(task, thread_id)) as events:
+        async with aclosing(self._events(task, thread_id, usage_limits)) as events:
             async for event in events:
                 yield event
 
-    def _events(self, task: str | list[ContentBlock],
-                thread_id: str | None) -> AsyncGenerator[RunEvent, None]:
+    def _events(self, task: str | list[ContentBlock], thread_id: str | None,
+                usage_limits: UsageLimits | None) -> AsyncGenerator[RunEvent, None]:
         return self._manager.run(task, thread_id=thread_id, agent=self.name,
-                                 identity=self.identity, deps=self.deps)
+                                 identity=self.identity, deps=self.deps,
+                                 limits=None if usage_limits is None
+                                 else self._limits(usage_limits))
 
     async def tools_for(self, thread_id: str | None = None) -> RunTools:
         """This thread's tools as its next run would open them (``agentrt chat``'s ``/tools``).
@@ -197,10 +215,11 @@ class Agent(AsyncClosing):
                          identity=dict(self.identity), deps=dict(self.deps))
         return await self._manager.tools.open_run(run, history)
 
-    async def run(self, task: str | list[ContentBlock], *,
-                  thread_id: str | None = None) -> RunResult:
+    async def run(self, task: str | list[ContentBlock], *, thread_id: str | None = None,
+                  usage_limits: UsageLimits | None = None) -> RunResult:
+        """Run ``task`` to its end; ``usage_limits`` bound this run (see :class:`UsageLimits`)."""
         # the loop's own events, not stream()'s re-yield: one generator hop fewer per event
-        async with aclosing(self._events(task, thread_id)) as events:
+        async with aclosing(self._events(task, thread_id, usage_limits)) as events:
             async for event in events:
                 if isinstance(event, RunFinished):
                     return event.result

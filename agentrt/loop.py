@@ -13,7 +13,7 @@ valid conversation, and a run cancelled or crashed anywhere resumes from it.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -28,7 +28,7 @@ from ._events import (
     TurnFinished,
 )
 from ._result import RunResult
-from .llm._usage import Usage
+from .llm._usage import Usage, UsageLimits, estimate_tokens
 from .log import get_logger
 from .pipeline._types import CallContext, ToolOutcome
 from .pipeline.processor import ResponseProcessor, TurnOutcomes
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
     from .llm._client import ModelClient, ModelReply
     from .llm._request import RequestBuilder
+    from .llm._usage import Limit
     from .thread._store import ThreadStore
     from .tools._provider import RunTools, ToolProvider
 
@@ -58,6 +59,8 @@ _INTERRUPTED = ToolOutcome("An earlier run stopped before this call's result was
 _CUT_OFF = ToolOutcome("This call was cut off at the output token limit (max_tokens), so its "
                        "input may be incomplete; it was not run. Call it again, with shorter "
                        "input if need be.", is_error=True, source="rejected")
+_LIMITED = ToolOutcome("This call was not run: the run reached its limit on tool calls.",
+                       is_error=True, source="rejected")
 _FINAL = frozenset({"end_turn", "stop_sequence", "refusal", "model_context_window_exceeded"})
 
 
@@ -81,9 +84,14 @@ def _merge(turn: TurnOutcomes, part: TurnOutcomes) -> None:
 class _RunState:
     context: CallContext
     tools: RunTools
-    usage: Usage
-    texts: list[str]
+    history: list[Message]
+    limits: UsageLimits
+    usage: Usage = field(default_factory=Usage)
+    texts: list[str] = field(default_factory=list)
     iterations: int = 0
+    limit: Limit | None = None
+    last_prompt: int = 0  # prompt tokens of the last request
+    sent: int = 0  # messages of the history the last request carried
 
 
 class ThreadManager:
@@ -97,6 +105,7 @@ class ThreadManager:
         tools: ToolProvider,
         max_iterations: int,
         stream: bool = True,
+        limits: UsageLimits | None = None,
     ) -> None:
         self.store = store
         self.model = model
@@ -105,6 +114,7 @@ class ThreadManager:
         self.tools = tools
         self.max_iterations = max_iterations
         self.stream = stream
+        self.limits = limits or UsageLimits()
 
     async def run(
         self,
@@ -114,49 +124,44 @@ class ThreadManager:
         agent: str = "agent",
         identity: Mapping[str, str] | None = None,
         deps: Mapping[str, Any] | None = None,
+        limits: UsageLimits | None = None,
     ) -> AsyncGenerator[RunEvent, None]:
-        """Events of one run; the last is always ``RunFinished`` unless an error is raised."""
-        info = await self.store.create_thread(thread_id, exist_ok=True)
-        run = RunContext(thread_id=info.id, run_id=f"run_{uuid.uuid4().hex[:16]}", agent=agent,
-                         identity=dict(identity or {}), deps=dict(deps or {}))
-        history = await self.store.messages(run.thread_id)
-        tools = await self.tools.open_run(run, history)
-        bound = log.bind(thread_id=run.thread_id, run_id=run.run_id, agent=agent)
-        state = _RunState(CallContext(run, log=bound), tools, Usage(), [])
-        await self.processor.replay(history, state.context, tools)
-        await self._answer_dangling(history, state)
-        await self._persist(state, history, Message(role="user", content=user_input))
-        bound.info("run.started", messages=len(history))
+        """Events of one run; the last is always ``RunFinished`` unless an error is raised.
 
+        Steps, each persisting what the next depends on: open the thread (replay what a
+        stored thread teaches the pipeline and the tools, answer calls a crash left
+        dangling, store the user's message); then per turn ask the model, store its
+        reply, run its tool calls and store their results, and decide whether to go on.
+        """
+        state = await self._open(user_input, thread_id, agent, identity, deps,
+                                 limits or self.limits)
+        run, log = state.context.run, state.context.log
         stop_reason = "max_iterations"
         while state.iterations < self.max_iterations:
+            request = self._request(state)
+            if request is None:
+                stop_reason = "usage_limit"
+                break
             state.iterations += 1
             reply: ModelReply | None = None
-            request = self.builder.build(tools.definitions(), history)
-            async for item in self.model.turn(request, stream=self.stream, logger=bound):
+            async for item in self.model.turn(request, stream=self.stream, logger=log):
                 if isinstance(item, TextDelta):
                     yield item
                 else:
                     reply = item
             assert reply is not None
-            state.usage += reply.usage
-            if reply.content:
-                await self._persist(state, history, Message(
-                    role="assistant", content=reply.content, id=reply.id,
-                    metadata={"stop_reason": reply.stop_reason, "model": reply.model,
-                              "usage": reply.usage.to_json()}))
-            state.texts.append(_text_of(reply.content))
+            await self._store_reply(state, reply)
 
             calls = _tool_uses(reply.content)
             if calls:
                 for block in calls:
                     yield ToolCallStarted(str(block.get("id")), str(block.get("name")),
                                           dict(block.get("input") or {}))
-                # max_tokens ending on a tool_use: that call's input may be truncated
-                # (a streamed partial JSON still parses), so it must not run.
-                cut = (reply.stop_reason == "max_tokens"
-                       and reply.content[-1].get("type") == "tool_use")
-                turn = await self._run_tools(calls, history, state, cut=cut)
+                turn = await self._run_tools(calls, state, cut=(
+                    # max_tokens ending on a tool_use: that call's input may be truncated
+                    # (a streamed partial JSON still parses), so it must not run.
+                    reply.stop_reason == "max_tokens"
+                    and reply.content[-1].get("type") == "tool_use"))
                 for block, outcome, duration in zip(
                         turn.blocks, turn.outcomes, turn.durations, strict=True):
                     assert outcome is not None
@@ -164,9 +169,12 @@ class ThreadManager:
                                            outcome.is_error, outcome.source, outcome.content,
                                            duration)
             elif reply.stop_reason == "max_tokens":
-                await self._persist(state, history, Message(role="user",
-                                                     content=_CONTINUE_AFTER_MAX_TOKENS))
+                await self._persist(state, Message(role="user",
+                                                   content=_CONTINUE_AFTER_MAX_TOKENS))
             yield TurnFinished(state.iterations, reply.stop_reason, reply.usage)
+            if state.limit is not None:
+                stop_reason = "usage_limit"
+                break
             if not calls and reply.stop_reason in _FINAL:
                 stop_reason = reply.stop_reason
                 break
@@ -174,42 +182,103 @@ class ThreadManager:
 
         result = RunResult(text="".join(state.texts).strip(), thread_id=run.thread_id,
                            run_id=run.run_id, stop_reason=stop_reason, usage=state.usage,
-                           stats=state.context.stats.snapshot(), iterations=state.iterations)
-        bound.info("run.finished", stop_reason=stop_reason, iterations=state.iterations,
-                   **result.stats.to_json())
+                           stats=state.context.stats.snapshot(), iterations=state.iterations,
+                           limit=state.limit)
+        if stop_reason in ("max_iterations", "usage_limit"):
+            log.warning("run.stopped", stop_reason=stop_reason, limit=state.limit,
+                        iterations=state.iterations, max_iterations=self.max_iterations,
+                        **state.usage.to_json())
+        log.info("run.finished", stop_reason=stop_reason, iterations=state.iterations,
+                 **result.stats.to_json())
         yield RunFinished(result)
 
-    async def _persist(self, state: _RunState, history: list[Message], message: Message) -> None:
-        await self.store.append(state.context.run.thread_id, [message])
-        history.append(message)
+    async def _open(self, user_input: str | list[ContentBlock], thread_id: str | None,
+                    agent: str, identity: Mapping[str, str] | None,
+                    deps: Mapping[str, Any] | None, limits: UsageLimits) -> _RunState:
+        """The run's state, its thread brought up to date and the user's message stored."""
+        info = await self.store.create_thread(thread_id, exist_ok=True)
+        run = RunContext(thread_id=info.id, run_id=f"run_{uuid.uuid4().hex[:16]}", agent=agent,
+                         identity=dict(identity or {}), deps=dict(deps or {}))
+        history = await self.store.messages(run.thread_id)
+        tools = await self.tools.open_run(run, history)
+        bound = log.bind(thread_id=run.thread_id, run_id=run.run_id, agent=agent)
+        state = _RunState(CallContext(run, log=bound), tools, history, limits)
+        await self.processor.replay(history, state.context, tools)
+        await self._answer_dangling(state)
+        bound.info("run.started", messages=len(history))
+        await self._persist(state, Message(role="user", content=user_input))
+        return state
 
-    async def _run_tools(self, calls: list[ContentBlock], history: list[Message],
-                         state: _RunState, *, cut: bool = False) -> TurnOutcomes:
-        """Runs the calls (all but the last when ``cut``: it is answered with an error);
-        on cancellation, stores what finished before re-raising."""
+    def _request(self, state: _RunState) -> dict[str, Any] | None:
+        """The next request, or None when sending it would go past a usage limit."""
+        request = self.builder.build(state.tools.definitions(), state.history)
+        limits = state.limits
+        if not limits.bounded:
+            return request
+        if limits.output_tokens is not None:
+            left = limits.output_tokens - state.usage.output_tokens
+            if left <= 0:
+                state.limit = "output_tokens"
+                return None
+            request["max_tokens"] = min(request["max_tokens"], left)
+        if limits.input_tokens is not None:
+            added = [m.to_param() for m in state.history[state.sent:]]
+            prompt = (state.last_prompt + estimate_tokens(added) if state.last_prompt
+                      else estimate_tokens(request))
+            if state.usage.prompt_tokens + prompt > limits.input_tokens:
+                state.limit = "input_tokens"
+                return None
+        state.sent = len(state.history)
+        return request
+
+    async def _store_reply(self, state: _RunState, reply: ModelReply) -> None:
+        state.usage += reply.usage
+        state.last_prompt = reply.usage.prompt_tokens
+        if reply.content:  # the API refuses an empty assistant message back
+            await self._persist(state, Message(
+                role="assistant", content=reply.content, id=reply.id,
+                metadata={"stop_reason": reply.stop_reason, "model": reply.model,
+                          "usage": reply.usage.to_json()}))
+        state.texts.append(_text_of(reply.content))
+
+    async def _persist(self, state: _RunState, message: Message) -> None:
+        await self.store.append(state.context.run.thread_id, [message])
+        state.history.append(message)
+
+    async def _run_tools(self, calls: list[ContentBlock], state: _RunState, *,
+                         cut: bool = False) -> TurnOutcomes:
+        """Runs the calls and stores their results; on cancellation, stores what finished
+        before re-raising. Calls that do not run are answered with why: the last one when
+        ``cut``, and those past the run's ``tool_calls`` limit."""
+        runnable = len(calls) - cut
+        bound = state.limits.tool_calls
+        if bound is not None and state.context.stats.tool_calls + runnable > bound:
+            runnable = max(0, bound - state.context.stats.tool_calls)
+            state.limit = "tool_calls"
         turn = TurnOutcomes(calls)
-        runnable = TurnOutcomes(calls[:-1]) if cut else turn
-        if cut:
-            turn.outcomes[-1] = _CUT_OFF
-            state.context.stats.record(_CUT_OFF)
+        ran = TurnOutcomes(calls[:runnable]) if runnable < len(calls) else turn
+        for index in range(runnable, len(calls)):
+            skipped = _CUT_OFF if cut and index == len(calls) - 1 else _LIMITED
+            turn.outcomes[index] = skipped
+            state.context.stats.record(skipped)
         try:
-            await self.processor.process(runnable, state.context, state.tools)
+            await self.processor.process(ran, state.context, state.tools)
         except anyio.get_cancelled_exc_class():
-            _merge(turn, runnable)
+            _merge(turn, ran)
             with anyio.CancelScope(shield=True):
-                await self._persist(state, history, Message(role="user",
-                                                     content=turn.result_blocks(_CANCELLED)))
+                await self._persist(state, Message(role="user",
+                                                   content=turn.result_blocks(_CANCELLED)))
             raise
-        _merge(turn, runnable)
-        await self._persist(state, history,
-                            Message(role="user", content=turn.result_blocks(_CANCELLED)))
+        _merge(turn, ran)
+        await self._persist(state, Message(role="user", content=turn.result_blocks(_CANCELLED)))
         state.texts.clear()
         return turn
 
-    async def _answer_dangling(self, history: list[Message], state: _RunState) -> None:
+    async def _answer_dangling(self, state: _RunState) -> None:
         """A thread whose last message asks for tools was cut off before their results
         were stored. Read-only calls are safe to run again; a side-effecting one may
         already have happened, so the model is told its outcome is unknown."""
+        history = state.history
         if not history or history[-1].role != "assistant":
             return
         calls = _tool_uses(history[-1].blocks())
@@ -227,9 +296,9 @@ class ThreadManager:
         done = {str(b.get("id")): o for b, o in zip(turn.blocks, turn.outcomes, strict=True)}
         blocks = TurnOutcomes(calls)
         blocks.outcomes = [done.get(str(c.get("id"))) for c in calls]
-        log.warning("run.resumed_dangling_calls", thread_id=state.context.run.thread_id,
-                    rerun=len(safe), unknown=len(unknown))
-        await self._persist(state, history, Message(role="user",
-                                             content=blocks.result_blocks(_INTERRUPTED)))
+        state.context.log.warning("run.resumed_dangling_calls", rerun=len(safe),
+                                  unknown=len(unknown))
+        await self._persist(state, Message(role="user",
+                                           content=blocks.result_blocks(_INTERRUPTED)))
         # the memo was fed before these answers existed: give it the reads just run
         await self.processor.replay(history[-2:], state.context, state.tools)

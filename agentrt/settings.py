@@ -56,6 +56,16 @@ class Settings(BaseSettings):
     max_iterations: int = Field(
         20, gt=0, le=1000, description="Model turns per run before it stops with max_iterations."
     )
+    run_max_input_tokens: int | None = Field(
+        None, gt=0, description="Prompt tokens one run may send in all (its requests' "
+        "input, cached tokens included) before it stops with stop_reason usage_limit; unset: "
+        "no bound.")
+    run_max_output_tokens: int | None = Field(
+        None, gt=0, description="Output tokens one run may use in all; each request's "
+        "max_tokens is capped to what is left. Unset: no bound.")
+    run_max_tool_calls: int | None = Field(
+        None, gt=0, description="Tool calls one run may make; the calls past it are answered "
+        "as not run and the run stops. Unset: no bound.")
     stream: bool = Field(True, description="Stream replies (SSE); false uses plain requests.")
     parallel_tools: bool = Field(
         True, description="Run the tool calls of one reply concurrently."

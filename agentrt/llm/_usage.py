@@ -1,11 +1,14 @@
-"""Token usage, summed over the turns of a run."""
+"""Token usage, summed over the turns of a run, and the limits a run may be held to."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, TypeAlias
 
-__all__ = ["Usage"]
+__all__ = ["Limit", "Usage", "UsageLimits", "estimate_tokens"]
+
+Limit: TypeAlias = Literal["input_tokens", "output_tokens", "tool_calls"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,3 +50,38 @@ class Usage:
             "cache_creation_input_tokens": self.cache_creation_input_tokens,
             "cache_read_input_tokens": self.cache_read_input_tokens,
         }
+
+
+def estimate_tokens(value: Any) -> int:
+    """About how many tokens ``value`` (JSON) costs: a character count over four, the
+    usual rule for English and code. Used only to stop a run *before* a request that
+    would go past a limit, never for billing."""
+    return len(json.dumps(value, ensure_ascii=False, default=str)) // 4 + 1
+
+
+@dataclass(frozen=True, slots=True)
+class UsageLimits:
+    """What one run may use at most (``None``: no bound), checked before each request,
+    as pydantic-ai's ``UsageLimits`` are: a run that would go past one ends with
+    ``stop_reason="usage_limit"`` and ``RunResult.limit`` naming it, its thread whole.
+
+    ``input_tokens`` counts every prompt token of the run's requests (cached ones
+    included: they fill the context window all the same); ``output_tokens`` caps each
+    request's ``max_tokens`` to what is left; ``tool_calls`` counts the calls the
+    model makes (the ones past the bound are answered as not run).
+    """
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    tool_calls: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("input_tokens", "output_tokens", "tool_calls"):
+            value = getattr(self, name)
+            if value is not None and (type(value) is not int or value <= 0):
+                raise ValueError(f"UsageLimits.{name} must be a positive int or None, "
+                                 f"not {value!r}")
+
+    @property
+    def bounded(self) -> bool:
+        return (self.input_tokens, self.output_tokens, self.tool_calls) != (None, None, None)
