@@ -21,8 +21,11 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import anyio
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import (
     ClusterDownError,
+    ConnectionError,
     OutOfMemoryError,
     ReadOnlyError,
     RedisClusterException,
@@ -81,8 +84,11 @@ class RedisGate:
         self.cluster = cluster
         self._clock = clock
         options: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+        # A pooled connection Redis closed (a restart) fails once: one immediate retry on
+        # a fresh connection. Not on a timeout: a stalled Redis would cost it twice.
+        single = {**options, "retry": Retry(NoBackoff(), 1, supported_errors=(ConnectionError,))}
         self.client: Any = (RedisCluster.from_url(url, **options) if cluster
-                            else aioredis.Redis.from_url(url, **options))
+                            else aioredis.Redis.from_url(url, **single))
         # Cluster: classic PUBLISH reaches every node, so one plain connection to the seed
         # node hears every channel (redis-py's asyncio cluster pub/sub is not dependable).
         self._node: Any = (aioredis.Redis.from_url(url, socket_connect_timeout=timeout)

@@ -6,6 +6,7 @@ connections are pooled and closed once. An Agent made without one opens its own.
 
 from __future__ import annotations
 
+import functools
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any, Self
 
@@ -135,11 +136,14 @@ class Runtime:
 
     async def __aenter__(self) -> Self:
         self._tasks = await self._exit.enter_async_context(anyio.create_task_group())
-        if self.redis is not None and "shared_cache" in configured_stages(self.settings):
+        pending = self.pipeline.pending
+        if (self.redis is not None and pending is not None
+                and "shared_cache" in configured_stages(self.settings)):
             from .pipeline.shared_cache import listen_for_invalidations
 
-            self._tasks.start_soon(listen_for_invalidations, self.redis,
-                                   self.pipeline.local_cache)
+            self._tasks.start_soon(functools.partial(
+                listen_for_invalidations, self.redis, self.pipeline.local_cache, pending,
+                retry_after=self.settings.redis_retry_after))
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None,

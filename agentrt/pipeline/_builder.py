@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     from .._redis import RedisGate
     from ..settings import Settings
+    from ._invalidations import PendingInvalidations
     from ._stage import Stage
     from ._types import ToolHandler, ToolOutcome
 
@@ -74,6 +75,7 @@ class PipelineResources:
     batcher: Batcher
     spawn: Callable[[Callable[[], Awaitable[None]]], bool] | None = None
     redis: RedisGate | None = None
+    pending: PendingInvalidations | None = None  # with Redis: what it has not taken yet
 
     @classmethod
     def from_settings(cls, settings: Settings, *,
@@ -90,6 +92,7 @@ class PipelineResources:
                             max_result_chars=settings.max_result_chars),
             spawn=spawn,
             redis=redis,
+            pending=_pending() if redis is not None else None,
         )
 
     def gate(self, stage: str) -> RedisGate:
@@ -99,10 +102,16 @@ class PipelineResources:
         return self.redis
 
 
+def _pending() -> PendingInvalidations:
+    from ._invalidations import PendingInvalidations
+
+    return PendingInvalidations()
+
+
 def _local(res: PipelineResources, nxt: ToolHandler) -> Stage:
     return LocalCache(nxt, res.local_cache, default_ttl=res.settings.cache_ttl,
                       stale_while_revalidate=res.settings.stale_while_revalidate,
-                      spawn=res.spawn)
+                      spawn=res.spawn, pending=res.pending)
 
 
 # The Redis stages are imported when used: an agent without Redis never loads redis-py.
@@ -121,8 +130,10 @@ def _shared_flight_class() -> type[Stage]:
 def _shared_cache(res: PipelineResources, nxt: ToolHandler) -> Stage:
     from .shared_cache import SharedCache
 
-    return SharedCache(nxt, res.gate("shared_cache"), default_ttl=res.settings.cache_ttl,
-                       max_bytes=res.settings.shared_cache_max_bytes)
+    gate = res.gate("shared_cache")
+    assert res.pending is not None  # made with the gate
+    return SharedCache(nxt, gate, default_ttl=res.settings.cache_ttl,
+                       max_bytes=res.settings.shared_cache_max_bytes, pending=res.pending)
 
 
 def _shared_flight(res: PipelineResources, nxt: ToolHandler) -> Stage:

@@ -113,6 +113,13 @@ class TTLCache(Generic[V]):
         self._invalidations += len(keys)
         return len(keys)
 
+    def clear(self) -> None:
+        """Drop every entry (counted as invalidations)."""
+        self._invalidations += len(self._data)
+        self._data.clear()
+        self._tags.clear()
+        self._bytes = 0
+
     def statistics(self) -> CacheStatistics:
         return CacheStatistics(len(self._data), self._bytes, self._hits, self._stale_hits,
                                self._misses, self._evictions, self._expirations,

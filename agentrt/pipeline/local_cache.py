@@ -14,6 +14,7 @@ from ._stage import Stage
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
 
+    from ._invalidations import PendingInvalidations
     from ._lru import CacheStatistics, TTLCache
     from ._types import CallContext, ToolCall, ToolHandler, ToolOutcome
 
@@ -28,9 +29,13 @@ class LocalCache(Stage):
 
     def __init__(self, next_handler: ToolHandler, store: TTLCache[ToolOutcome], *,
                  default_ttl: float, stale_while_revalidate: float = 0.0,
-                 spawn: Callable[[Callable[[], Awaitable[None]]], bool] | None = None) -> None:
-        """``spawn`` starts a background task (False if it cannot): needed for refreshes."""
+                 spawn: Callable[[Callable[[], Awaitable[None]]], bool] | None = None,
+                 pending: PendingInvalidations | None = None) -> None:
+        """``spawn`` starts a background task (False if it cannot): needed for refreshes.
+        ``pending``: invalidations Redis has not taken yet; results under their tags are
+        neither served nor kept until it has."""
         super().__init__(next_handler)
+        self.pending = pending
         self.store = store
         self.default_ttl = default_ttl
         self.stale = stale_while_revalidate if spawn is not None else 0.0
@@ -40,7 +45,8 @@ class LocalCache(Stage):
         key = call.key
         if key is None:
             return await self.pass_side_effect(call, ctx)
-        if call.options.scope not in self.scopes:
+        if call.options.scope not in self.scopes or (
+                self.pending and self.pending.blocks(call.options.cache_tags)):
             return await self.next(call, ctx)
         found = self.store.get(key)
         if found is not None:

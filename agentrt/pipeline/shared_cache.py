@@ -15,7 +15,6 @@ Redis failing or slow makes this stage step aside (see ``RedisGate``).
 from __future__ import annotations
 
 import json
-import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +23,7 @@ from redis.exceptions import ResponseError
 
 from .._errors import BackendUnavailableError
 from ..log import get_logger
+from ._invalidations import bump_tags, generation_key, tag_key
 from ._redis_codec import decode_outcome, encode_outcome, namespace, other_format, tag_versions
 from ._stage import Stage
 
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from .._redis import RedisGate
+    from ._invalidations import PendingInvalidations
     from ._lru import TTLCache
     from ._types import CallContext, ToolCall, ToolHandler, ToolOutcome
 
@@ -58,19 +59,17 @@ def value_key(gate: RedisGate, call: ToolCall, identity: dict[str, str]) -> str:
     return gate.key("v", namespace(identity, call.options.public), "{" + call.key + "}")
 
 
-def tag_key(gate: RedisGate, tag: str) -> str:
-    return gate.key("tagv", "{tags}", tag)
-
-
 class SharedCache(Stage):
     """Read-only results in Redis for every process, per tenant."""
 
     name = "shared_cache"
 
     def __init__(self, next_handler: ToolHandler, gate: RedisGate, *, default_ttl: float,
-                 max_bytes: int) -> None:
+                 max_bytes: int, pending: PendingInvalidations) -> None:
+        """``pending``: the runtime's invalidations Redis has not taken yet."""
         super().__init__(next_handler)
         self.gate = gate
+        self.pending = pending
         self.misses = self.writes = self.skipped = self.unavailable = 0
         self.invalidations = self.invalidations_lost = 0
         self.default_ttl = default_ttl
@@ -81,6 +80,10 @@ class SharedCache(Stage):
         if call.key is None:
             return await self.pass_side_effect(call, ctx)
         if call.options.scope != "shared":
+            return await self.next(call, ctx)
+        if self.pending and not await self.pending.flush(self.gate):
+            # writes Redis has not heard of: what it holds may predate them
+            self.unavailable += 1
             return await self.next(call, ctx)
         key = value_key(self.gate, call, dict(ctx.run.identity))
         tags = call.options.cache_tags
@@ -158,44 +161,59 @@ class SharedCache(Stage):
 
     async def forget(self, tags: Sequence[str], ctx: CallContext) -> None:
         """Bumps the tags' counters (every stored result under them is then stale, in
-        every process) and tells the other processes' local caches."""
-        async def bump(r: Any) -> None:
-            pipe = r.pipeline(transaction=False)
-            for tag in tags:
-                pipe.incr(tag_key(self.gate, tag))
-            counters = await pipe.execute(raise_on_error=False)
-            for tag, counter in zip(tags, counters, strict=True):
-                if isinstance(counter, ResponseError):  # not an integer: reset it to a
-                    # value no stored result can carry, so every one of them is stale
-                    log.warning("tool.shared_corrupt", key=tag_key(self.gate, tag),
-                                what="tag counter", action="reset")
-                    await r.set(tag_key(self.gate, tag), secrets.randbits(62))
-                elif isinstance(counter, Exception):
-                    raise counter
-            await r.publish(self.gate.key("invalidate"), json.dumps(list(tags)))
-
+        every process) and tells the other processes' local caches. If Redis cannot
+        take it now, the tags wait in ``pending`` until it can."""
         try:
             # shielded: a cancelled write may have happened too (gate.run has a timeout)
             with anyio.CancelScope(shield=True):
-                await self.gate.run(bump, what="shared cache invalidate")
+                await self.gate.run(lambda r: bump_tags(self.gate, r, list(tags),
+                                                        generation=False),
+                                    what="shared cache invalidate")
             self.invalidations += 1
         except BackendUnavailableError:
             self.invalidations_lost += 1
-            log.warning("tool.invalidate_lost", tags=list(tags),
-                        reason="redis unavailable; shared results expire by their TTL")
+            self.pending.add(tags)
+            log.warning("tool.invalidate_pending", tags=list(tags),
+                        reason="redis unavailable; applied when it answers again")
 
 
-async def listen_for_invalidations(gate: RedisGate, local: TTLCache[ToolOutcome], *,
+def _generation(raw: Any) -> int:
+    """The generation as stored: 0 before the first flush, -1 for a value that is not a
+    number (not ours: a changed value, so the safe answer, dropping the cache)."""
+    try:
+        return 0 if raw is None else int(raw)
+    except (TypeError, ValueError):
+        return -1
+
+
+async def listen_for_invalidations(gate: RedisGate, local: TTLCache[ToolOutcome],
+                                   pending: PendingInvalidations, *,
                                    retry_after: float = 1.0) -> None:
     """Runs for the runtime's lifetime: other processes' invalidations reach this
-    process's local cache. Reconnects after a failure; never raises (but cancellation)."""
+    process's local cache. On every (re)connection it first gives Redis the
+    invalidations it missed, then reads the generation: a change means flushes it may
+    not have heard of, and the local cache is dropped whole. While it listens it tries
+    again every ``retry_after`` to hand over what is still pending (a stalled Redis
+    does not break the subscription). Reconnects after a failure; never raises (but
+    cancellation)."""
     channel = gate.key("invalidate")
     while True:
         try:
             async with gate.subscribed(channel) as pubsub:
+                await pending.flush(gate)
+                raw = await gate.run(lambda r: r.get(generation_key(gate)),
+                                     what="invalidation generation")
+                if pending.changed(_generation(raw)):
+                    dropped = len(local)
+                    local.clear()
+                    log.warning("tool.local_cache_cleared", entries=dropped,
+                                reason="invalidations made while this process was not "
+                                       "listening")
                 while True:
                     message = await pubsub.get_message(ignore_subscribe_messages=True,
-                                                       timeout=5.0)
+                                                       timeout=min(5.0, retry_after))
+                    if pending:  # a stalled Redis keeps this connection: try again now
+                        await pending.flush(gate)
                     if message is None:
                         continue
                     try:
@@ -205,5 +223,6 @@ async def listen_for_invalidations(gate: RedisGate, local: TTLCache[ToolOutcome]
                     if isinstance(tags, list) and all(isinstance(t, str) for t in tags):
                         local.invalidate(tags)
         except Exception as exc:
-            gate.trip(exc, "invalidation listener")
+            if not isinstance(exc, BackendUnavailableError):
+                gate.trip(exc, "invalidation listener")
         await anyio.sleep(retry_after)

@@ -24,9 +24,9 @@ import anyio
 
 from .._errors import BackendUnavailableError
 from ..log import get_logger
+from ._invalidations import tag_key
 from ._redis_codec import decode_outcome, encode_outcome, tag_versions
 from ._stage import Stage
-from .shared_cache import tag_key
 
 if TYPE_CHECKING:
     from .._redis import RedisGate

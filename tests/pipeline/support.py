@@ -110,11 +110,12 @@ class Upstream(Tool):
         return 1.1
 
 
-def resources(clock: FakeClock | None = None, **settings: Any) -> PipelineResources:
+def resources(clock: FakeClock | None = None, *, redis: Any = None,
+              **settings: Any) -> PipelineResources:
     kwargs: dict[str, Any] = {"thread_store": "memory", **settings}
     if clock is None:
-        return PipelineResources.from_settings(load_settings(**kwargs))
-    return PipelineResources.from_settings(load_settings(**kwargs), clock=clock)
+        return PipelineResources.from_settings(load_settings(**kwargs), redis=redis)
+    return PipelineResources.from_settings(load_settings(**kwargs), clock=clock, redis=redis)
 
 
 def processor(res: PipelineResources, stages: Any = DEFAULT_STAGES, *,

@@ -36,8 +36,7 @@ def gate(any_redis_gate: RedisGate) -> RedisGate:
 
 
 def _stack(gate: RedisGate, stages: list[str] = SHARED, **settings: Any) -> tuple[Any, Any]:
-    res = resources(**settings)
-    res.redis = gate
+    res = resources(redis=gate, **settings)
     return processor(res, stages), res
 
 
@@ -80,7 +79,8 @@ async def test_a_write_invalidates_the_shared_layer_and_other_local_caches(
     writer, _ = _stack(gate)
     reader, reader_res = _stack(gate)
     async with anyio.create_task_group() as tg:
-        tg.start_soon(listen_for_invalidations, gate, reader_res.local_cache)
+        tg.start_soon(listen_for_invalidations, gate, reader_res.local_cache,
+                      reader_res.pending)
         await turn(reader, tools, context("r"), use("get_product", product_id=5))
         assert len(reader_res.local_cache) == 1
         await anyio.sleep(0.1)  # the listener subscribes

@@ -42,8 +42,7 @@ class Planted:
 
 
 def _stack(gate: RedisGate) -> Any:
-    res = resources()
-    res.redis = gate
+    res = resources(redis=gate)
     return processor(res, SHARED)
 
 
