@@ -128,6 +128,8 @@ class Agent(AsyncClosing):
         self.deps = dict(deps or {})
         self.registry = ToolRegistry(self._construct(tool) for tool in self.tools)
         self._manager = self._build_manager()
+        if not self.identity:
+            self._warn_shared_results()
 
     @property
     def name(self) -> str:
@@ -146,6 +148,21 @@ class Agent(AsyncClosing):
     def tool_pipeline(self) -> Pipeline:
         """This agent's tool-call pipeline (its stages, their statistics)."""
         return self._manager.processor.pipeline
+
+    def _warn_shared_results(self) -> None:
+        """With no identity, a result is kept within its thread unless its function is
+        public; with a shared cache, say once which functions every caller shares."""
+        if "shared_cache" not in self.tool_pipeline.names:
+            return
+        public = sorted(spec.name for tool in self.registry
+                        for spec in type(tool).functions().values()
+                        if spec.read_only and spec.options.public)
+        self.runtime.warn_once(
+            ("shared_results", self.name), "agent.results_shared_across_callers",
+            agent=self.name, functions=public,
+            hint="this agent has no identity: these public functions' results are shared "
+                 "with every caller of every process on this Redis; every other result stays "
+                 "in its thread. Give the agent an identity to share per caller.")
 
     def _tool_provider(self) -> ToolProvider:
         """Where the loop gets each run's tools: this agent's fixed set, or the JIT loader."""

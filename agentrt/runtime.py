@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Self
 import anyio
 
 from ._errors import ConfigError
+from .log import get_logger
 from .pipeline._builder import PipelineResources, configured_stages
 from .settings import Settings, effective_thread_store, load_settings
 
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
     from .thread._store import ThreadStore
 
 __all__ = ["Runtime"]
+
+log = get_logger("agentrt.runtime")
 
 
 def _store_from(settings: Settings, redis: RedisGate | None) -> ThreadStore:
@@ -105,8 +108,15 @@ class Runtime:
         self.pipeline = PipelineResources.from_settings(self.settings, spawn=self._spawn,
                                                         redis=self.redis)
         self._tasks: TaskGroup | None = None
+        self._warned: set[object] = set()
         self._exit = AsyncExitStack()
         self._closed = False
+
+    def warn_once(self, key: object, event: str, **fields: Any) -> None:
+        """Log ``event`` at warning the first time ``key`` is seen by this runtime."""
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning(event, **fields)
 
     def _spawn(self, fn: Callable[[], Awaitable[None]]) -> bool:
         if self._tasks is None:
