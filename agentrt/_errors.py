@@ -25,6 +25,8 @@ they become ``tool_result`` blocks with ``is_error: true`` that the model can re
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "AgentRtError",
     "BackendUnavailableError",
@@ -41,6 +43,7 @@ __all__ = [
     "ToolError",
     "ToolExecutionError",
     "UsageError",
+    "config_error",
 ]
 
 
@@ -125,6 +128,20 @@ class MissingParameterError(UsageError):
                          f"{detail}")
         self.tool = tool
         self.parameter = parameter
+
+
+def config_error(exc: Any, *, prefix: str = "", field: str | None = None) -> ConfigError:
+    """The first problem of a pydantic ``ValidationError`` as a ConfigError naming its field
+    (``prefix`` + the field's path: ``AGENTRT_MAX_TOKENS``; or under ``field``: a config
+    file's ``tools.files.methods``) and the value it got."""
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    if prefix:
+        where = prefix + where.replace(".", "_").upper()
+    elif field:
+        where = f"{field}.{where}" if where else field
+    got = f" (got {first['input']!r:.200})" if first["type"] != "missing" else ""
+    return ConfigError(f"{first['msg']}{got}", field=where or None)
 
 
 class TargetError(UsageError):

@@ -24,7 +24,7 @@ from ._redis import mask_url
 from ._render import call_label
 from .pipeline import configured_stages
 from .runtime import _redis_from, _store_from
-from .settings import Settings, effective_thread_store, load_settings
+from .settings import Settings, config_file, effective_thread_store, load_settings
 
 if TYPE_CHECKING:
     import argparse
@@ -36,14 +36,6 @@ if TYPE_CHECKING:
 __all__ = ["config_show", "render_messages", "threads_command"]
 
 _SECRET = "***"
-
-
-def _config_file() -> Path | None:
-    named = os.environ.get("AGENTRT_CONFIG_FILE")
-    if named:
-        return Path(named)
-    default = Path("configs/agentrt.toml")
-    return default if default.is_file() else None
 
 
 def _origins(file: Path | None) -> dict[str, str]:
@@ -84,7 +76,7 @@ def _toml_value(value: Any) -> str:
 
 def config_show(args: argparse.Namespace, out: TextIO) -> int:
     settings = load_settings()
-    file = _config_file()
+    file = config_file()
     origins = _origins(file)
     values = {name: _shown(name, getattr(settings, name)) for name in Settings.model_fields}
     derived = {"pipeline": configured_stages(settings),

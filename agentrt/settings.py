@@ -1,18 +1,23 @@
 """Runtime settings: constructor arguments > AGENTRT_* environment > .env > TOML file > defaults.
 
 The TOML file is ``configs/agentrt.toml`` relative to the working directory, or
-the path in ``AGENTRT_CONFIG_FILE``; a file named explicitly must exist. A bad
-value fails at start-up with the field named (see :func:`load_settings`).
+the path in ``AGENTRT_CONFIG_FILE``; a file named explicitly must exist. What the
+settings do not understand is refused: an unknown argument or TOML key fails at
+start-up naming it, where it came from and the closest valid name; an unknown
+``AGENTRT_*`` environment variable (the environment holds much that is not ours) is
+logged at warning. A bad value fails naming the field. A relative ``sqlite_path`` in
+the TOML file is relative to that file; elsewhere to the working directory.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import AliasChoices, Field, SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -20,20 +25,33 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from ._errors import ConfigError
+from ._errors import ConfigError, config_error
+from .log import get_logger
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from importlib.resources.abc import Traversable
 
 __all__ = [
     "DEFAULT_MODEL",
     "Settings",
+    "config_file",
     "effective_thread_store",
     "load_settings",
 ]
 
 DEFAULT_MODEL = "claude-haiku-5-5"
 _DEFAULT_TOML = Path("configs/agentrt.toml")
+# Variables with the prefix that agentrt reads but that are not settings.
+_NOT_SETTINGS = frozenset({"AGENTRT_CONFIG_FILE", "AGENTRT_FAKE_BASE_URL"})
+_NOT_SETTINGS_PREFIXES = ("AGENTRT_TEST_", "AGENTRT_CRASH_")
+
+log = get_logger("agentrt.settings")
 
 
-def _toml_path() -> Path | None:
+def config_file() -> Path | None:
+    """The settings file in effect: ``AGENTRT_CONFIG_FILE`` (which must exist), else
+    ``configs/agentrt.toml`` when there is one."""
     named = os.environ.get("AGENTRT_CONFIG_FILE")
     if named:
         path = Path(named)
@@ -43,15 +61,60 @@ def _toml_path() -> Path | None:
     return _DEFAULT_TOML if _DEFAULT_TOML.is_file() else None
 
 
+def _unknown(names: Iterable[str], source: str) -> None:
+    """A ConfigError for the first name that is not a setting, if any."""
+    import difflib
+
+    fields = list(Settings.model_fields)
+    for name in names:
+        if name not in Settings.model_fields:
+            close = difflib.get_close_matches(name, fields, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"unknown setting {name!r} ({source}){hint}", field=name)
+
+
+class _TomlFile(TomlConfigSettingsSource):
+    """The settings file, parsed here so that a syntax error names the file, line and
+    column, an unknown key is refused, and a relative path is taken from the file."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path) -> None:
+        self._path = path
+        super().__init__(settings_cls, toml_file=path)
+
+    def _read_file(self, file_path: Path | Traversable) -> dict[str, Any]:
+        try:
+            data = tomllib.loads(file_path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"cannot read it: {exc}", field=str(file_path)) from exc
+        except tomllib.TOMLDecodeError as exc:  # its message ends "(at line L, column C)"
+            raise ConfigError(f"invalid TOML: {exc}", field=str(file_path)) from exc
+        _unknown(data, f"in {file_path}")
+        sqlite = data.get("sqlite_path")
+        if isinstance(sqlite, str) and not Path(sqlite).is_absolute():
+            data["sqlite_path"] = str(self._path.parent / sqlite)
+        return data
+
+
 class Settings(BaseSettings):
     """Every knob of the runtime, documented where it is declared."""
 
     model_config = SettingsConfigDict(
         env_prefix="AGENTRT_", env_file=".env", env_file_encoding="utf-8",
-        extra="ignore", validate_default=True,
+        extra="ignore", validate_default=True, populate_by_name=True,
     )
 
-    model: str = Field(DEFAULT_MODEL, description="Default model for agents that name none.")
+    def __init__(self, **values: Any) -> None:
+        """Arguments are checked by name first (pydantic-settings' own ``_env_file`` and
+        friends aside), then the sources are merged and validated; any failure is a
+        ConfigError naming the culprit."""
+        _unknown((k for k in values if not k.startswith("_")), "argument")
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise config_error(exc, prefix="AGENTRT_") from exc
+
+    model: str = Field(DEFAULT_MODEL, min_length=1,
+                       description="Default model for agents that name none.")
     max_tokens: int = Field(4096, gt=0, le=128_000, description="max_tokens of each request.")
     max_iterations: int = Field(
         20, gt=0, le=1000, description="Model turns per run before it stops with max_iterations."
@@ -103,8 +166,10 @@ class Settings(BaseSettings):
         Path(".agentrt/threads.db"), description="SQLite file of the sqlite thread store."
     )
     anthropic_api_key: SecretStr | None = Field(
-        None, description="API key; unset means the SDK's own ANTHROPIC_API_KEY lookup."
-    )
+        None, validation_alias=AliasChoices("anthropic_api_key", "AGENTRT_ANTHROPIC_API_KEY",
+                                            "ANTHROPIC_API_KEY"),
+        description="API key: AGENTRT_ANTHROPIC_API_KEY or ANTHROPIC_API_KEY, from the "
+        "environment or .env; unset means the SDK's own lookup.")
     anthropic_base_url: str | None = Field(
         None, description="Messages API base URL; unset means the SDK's ANTHROPIC_BASE_URL."
     )
@@ -135,8 +200,8 @@ class Settings(BaseSettings):
         None, gt=0, description="Seconds an idle thread lives in the Redis store (unset: "
         "forever).")
     log_level: Literal["debug", "info", "warning", "error"] = Field(
-        "info", description="Lowest level logged."
-    )
+        "warning", description="Lowest level the CLI logs (and configure_logging(), called "
+        "without one); a library embedding agentrt leaves this to its logging set-up.")
     log_format: Literal["auto", "console", "json"] = Field(
         "auto", description="console on a TTY and JSON otherwise when auto."
     )
@@ -151,9 +216,9 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings, dotenv_settings]
-        toml = _toml_path()
+        toml = config_file()
         if toml is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml))
+            sources.append(_TomlFile(settings_cls, toml))
         return tuple(sources)
 
 
@@ -164,13 +229,25 @@ def effective_thread_store(settings: Settings) -> str:
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Settings, or a :class:`ConfigError` naming the first bad field and its source value."""
-    try:
-        return Settings(**overrides)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = "AGENTRT_" + "_".join(str(p) for p in first["loc"]).upper()
-        raise ConfigError(f"{first['msg']} (got {first.get('input')!r})", field=field) from exc
+    """Settings, or a :class:`ConfigError` naming the first bad key or field, where it came
+    from and (for a misspelled key) the closest valid name. Unknown ``AGENTRT_*``
+    variables in the environment or ``.env`` are logged at warning."""
+    _warn_unknown_variables()
+    return Settings(**overrides)
+
+
+def _warn_unknown_variables() -> None:
+    names = {k for k in os.environ if k.startswith("AGENTRT_")}
+    if Path(".env").is_file():
+        from dotenv import dotenv_values
+
+        names.update(k.upper() for k in dotenv_values(".env") if k.upper().startswith("AGENTRT_"))
+    unknown = sorted(
+        n for n in names if n not in _NOT_SETTINGS and not n.startswith(_NOT_SETTINGS_PREFIXES)
+        and n[len("AGENTRT_"):].lower() not in Settings.model_fields)
+    if unknown:
+        log.warning("settings.unknown_variables", variables=unknown,
+                    hint="not agentrt settings (see configs/agentrt.example.toml); ignored")
 
 
 def example_toml() -> str:
