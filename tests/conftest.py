@@ -5,6 +5,8 @@ from typing import TYPE_CHECKING
 import pytest
 import structlog
 
+from agentrt.testing import FakeAnthropicServer
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
@@ -15,8 +17,9 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-# The Redis fixtures (real server, private servers, local cluster, fakeredis).
-pytest_plugins = ["redis_support"]
+# The Redis fixtures (real server, private servers, local cluster, fakeredis), and every
+# child process started through `processes`, reaped after each test.
+pytest_plugins = ["redis_support", "processes", "pytester"]
 
 
 @pytest.fixture(autouse=True)
@@ -27,3 +30,21 @@ def _restore_structlog_config() -> Iterator[None]:
     saved = structlog.get_config()
     yield
     structlog.configure(**saved)
+
+
+@pytest.fixture(autouse=True)
+def _http_servers_are_marked(request: pytest.FixtureRequest,
+                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """`make test-fast` (``-m "not integration and not redis"``) starts no real part: a test
+    that starts the fake Messages API server (real HTTP) must say so with ``integration``.
+    Unit tests of the loop use ``agentrt.testing.ScriptedModel`` instead."""
+    if request.node.get_closest_marker("integration") is not None:
+        return
+    nodeid = request.node.nodeid
+
+    async def refuse(self: FakeAnthropicServer) -> FakeAnthropicServer:
+        pytest.fail(f"{nodeid} starts FakeAnthropicServer (real HTTP): mark it "
+                    "@pytest.mark.integration, or use agentrt.testing.ScriptedModel",
+                    pytrace=False)
+
+    monkeypatch.setattr(FakeAnthropicServer, "__aenter__", refuse)

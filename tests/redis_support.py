@@ -54,6 +54,7 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+import anyio
 import pytest
 import redis
 import redis.asyncio as aioredis
@@ -73,6 +74,8 @@ __all__ = [
     "delete_keys",
     "free_port",
     "make_fake_gate",
+    "subscribers",
+    "until_subscribed",
 ]
 
 DEFAULT_TEST_REDIS_URL = "redis://127.0.0.1:6379/15"
@@ -360,6 +363,22 @@ async def delete_keys(urls: list[str], pattern: str) -> int:
     return deleted
 
 
+async def subscribers(gate: RedisGate, pattern: str) -> int:
+    """How many subscriptions the channels matching ``pattern`` have, over every node."""
+    channels = await gate.client.pubsub_channels(pattern)
+    counts = await gate.client.pubsub_numsub(*channels) if channels else []
+    return sum(count for _, count in counts)
+
+
+async def until_subscribed(gate: RedisGate, pattern: str, count: int = 1, *,
+                           timeout: float = 30.0) -> None:
+    """Wait until ``count`` subscribers listen on channels matching ``pattern``: a message
+    published before then would be lost, and pub/sub has no event to wait on but this."""
+    with anyio.fail_after(timeout):
+        while await subscribers(gate, pattern) < count:
+            await anyio.sleep(0.01)
+
+
 def make_fake_gate(server: Any, **options: Any) -> RedisGate:
     """A RedisGate (any options) whose client talks to ``server``, a fakeredis.FakeServer."""
     import fakeredis
@@ -494,10 +513,13 @@ async def redis_cluster_gate(redis_cluster_nodes: LocalRedisCluster,
         await gates.aclose()
 
 
-@pytest.fixture(params=["server", "cluster", "fakeredis"])
+@pytest.fixture(params=[pytest.param("server", marks=pytest.mark.redis),
+                        pytest.param("cluster", marks=pytest.mark.integration),
+                        "fakeredis"])
 def any_redis_gate(request: pytest.FixtureRequest) -> RedisGate:
     """The same test on a real redis-server, a local 3-master Redis Cluster and fakeredis
-    (the fast layer; never the only proof)."""
+    (the fast layer; never the only proof). The real cases carry the marks of what they
+    start (``redis``, ``integration``), so ``make test-fast`` runs only fakeredis."""
     if request.param == "fakeredis":
         found: RedisGate = request.getfixturevalue("fake_redis_gate")
         return found
