@@ -19,7 +19,7 @@ def anyio_backend() -> str:
 
 # The Redis fixtures (real server, private servers, local cluster, fakeredis), and every
 # child process started through `processes`, reaped after each test.
-pytest_plugins = ["redis_support", "processes", "pytester"]
+pytest_plugins = ["processes", "redis_support"]
 
 
 @pytest.fixture(autouse=True)

@@ -55,6 +55,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
+import processes
 import pytest
 import redis
 import redis.asyncio as aioredis
@@ -175,6 +176,7 @@ class RedisServerProcess:
             self.args += ["--cluster-enabled", "yes",
                           "--cluster-config-file", f"nodes-{self.port}.conf"]
         self.args += list(extra)
+        self.lasting = cluster  # the cluster is the session's: reaped at its end, not a test's
         self._process: subprocess.Popen[bytes] | None = None
         self.paused = False
 
@@ -199,9 +201,9 @@ class RedisServerProcess:
         if self.running:
             raise RuntimeError(f"{self!r} is already running")
         with self.log_path.open("ab") as log_file:
-            self._process = subprocess.Popen(self.args, stdout=log_file,
-                                             stderr=subprocess.STDOUT,
-                                             stdin=subprocess.DEVNULL)
+            self._process = processes.popen(self.args, stdout=log_file,
+                                            stderr=subprocess.STDOUT,
+                                            stdin=subprocess.DEVNULL, lasting=self.lasting)
         _LIVE.add(self)
         self.paused = False
         deadline = time.monotonic() + timeout
@@ -280,11 +282,11 @@ class LocalRedisCluster:
         try:
             for node in self.nodes:
                 node.start()
-            created = subprocess.run(
+            created = processes.run(
                 [_require("redis-cli"), "--cluster", "create",
                  *(f"127.0.0.1:{node.port}" for node in self.nodes),
                  "--cluster-replicas", "0", "--cluster-yes"],
-                capture_output=True, timeout=timeout, check=False, stdin=subprocess.DEVNULL)
+                capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
             if created.returncode != 0:
                 raise RuntimeError("redis-cli --cluster create failed:\n"
                                    + created.stdout.decode(errors="replace")

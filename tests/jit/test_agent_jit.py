@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import anyio
+import processes
 import pytest
 
 from agentrt import (
@@ -202,6 +202,7 @@ async def test_a_resumed_thread_gets_the_same_tools_list(tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize("loading", ["append", "deferred"])
+@pytest.mark.integration
 async def test_a_thread_resumes_in_another_process(tmp_path: Path, loading: str) -> None:
     manifest, db = write_manifest(tmp_path), str(tmp_path / "threads.db")
     steps = [call("initialize_tools", tool_names=["presentation"]), call("read_file", path="p"),
@@ -213,7 +214,7 @@ async def test_a_thread_resumes_in_another_process(tmp_path: Path, loading: str)
         live = prefix(server.requests[2])
         child = Path(__file__).with_name("resume_child.py")
         env = {**os.environ, "PYTHONHASHSEED": "12345"}
-        done = await anyio.run_process(
+        done = await processes.run_process(
             [sys.executable, str(child), str(manifest), db, result.thread_id, server.base_url,
              "continue", loading], env=env, check=False)
         assert done.returncode == 0, done.stderr.decode(errors="replace")

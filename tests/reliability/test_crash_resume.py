@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import processes
 import pytest
 
 from agentrt import Runtime, SQLiteThreadStore, load_settings
@@ -83,9 +84,9 @@ class Zygote:
 
     def __init__(self) -> None:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self.process = subprocess.Popen([sys.executable, str(HERE / "crash_child.py")],
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        stderr=subprocess.PIPE, env=env, text=True)
+        self.process = processes.popen([sys.executable, str(HERE / "crash_child.py")],
+                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                       stderr=subprocess.PIPE, env=env, text=True)
 
     async def run(self, job: dict[str, Any]) -> dict[str, Any]:
         assert self.process.stdin is not None and self.process.stdout is not None
