@@ -33,7 +33,7 @@ from ._messages import ContentBlock, Message
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Mapping, Sequence
 
-    from ..llm._client import ModelClient, ModelReply
+    from ..llm._model import Model, ModelReply
     from ..llm._request import RequestBuilder
     from ..tools._provider import RunTools, ToolProvider
     from ._store import ThreadStore
@@ -87,7 +87,7 @@ class ThreadManager:
         self,
         *,
         store: ThreadStore,
-        model: ModelClient,
+        model: Model,
         builder: RequestBuilder,
         processor: ResponseProcessor,
         tools: ToolProvider,
