@@ -25,7 +25,7 @@ from agentrt import (
     function,
     load_settings,
 )
-from agentrt.testing import CutStream, FakeAnthropicServer, Fault, Reply, Step, ToolCall
+from agentrt.testing import CutStream, FakeAnthropicServer, Fault, Reply, Step, ToolUse
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
@@ -102,7 +102,7 @@ def _results(request_body: dict[str, Any]) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("stream", [True, False])
 async def test_tool_call_then_answer(stream: bool) -> None:
-    steps = [Reply(text="Checking.", tool_calls=[ToolCall("get_weather", {"city": "Paris"})]),
+    steps = [Reply(text="Checking.", tool_calls=[ToolUse("get_weather", {"city": "Paris"})]),
              Reply(text="It is 15 C in Paris.")]
     async with harness(steps, stream=stream) as (agent, server, tool):
         result = await agent.run("Weather in Paris?")
@@ -123,7 +123,7 @@ async def test_tool_call_then_answer(stream: bool) -> None:
 
 async def test_stream_yields_typed_events_in_order() -> None:
     steps = [Reply(text="Let me check the weather.",
-                   tool_calls=[ToolCall("get_weather", {"city": "Oslo"})]),
+                   tool_calls=[ToolUse("get_weather", {"city": "Oslo"})]),
              Reply(text="Cold.")]
     async with harness(steps) as (agent, _, _):
         events = [event async for event in agent.stream("Oslo?")]
@@ -154,7 +154,7 @@ async def test_second_run_continues_the_thread() -> None:
 
 
 async def test_seed_scenario_duplicates_in_one_message_and_repeats_across_turns() -> None:
-    paris, oslo = ToolCall("get_weather", {"city": "Paris"}), ToolCall("get_weather",
+    paris, oslo = ToolUse("get_weather", {"city": "Paris"}), ToolUse("get_weather",
                                                                          {"city": "Oslo"})
     steps = [Reply(tool_calls=[paris, oslo, paris, oslo]), Reply(tool_calls=[paris]),
              Reply(text="done")]
@@ -167,7 +167,7 @@ async def test_seed_scenario_duplicates_in_one_message_and_repeats_across_turns(
 
 
 async def test_call_and_model_events_carry_the_run_ids() -> None:
-    paris = ToolCall("get_weather", {"city": "Paris"})
+    paris = ToolUse("get_weather", {"city": "Paris"})
     async with harness([Reply(tool_calls=[paris, paris]), Reply(text="done")]) as (agent, _, _):
         with capture_logs() as logs:
             result = await agent.run("weather")
@@ -178,7 +178,7 @@ async def test_call_and_model_events_carry_the_run_ids() -> None:
 
 
 async def test_parallel_calls_answered_in_order_in_one_message() -> None:
-    calls = [ToolCall("get_weather", {"city": c}) for c in ("Paris", "Oslo", "Rome")]
+    calls = [ToolUse("get_weather", {"city": c}) for c in ("Paris", "Oslo", "Rome")]
     async with harness([Reply(tool_calls=calls), Reply(text="done")]) as (agent, server, _):
         await agent.run("three cities")
     results = _results(server.requests[1].body)
@@ -188,8 +188,8 @@ async def test_parallel_calls_answered_in_order_in_one_message() -> None:
 
 
 async def test_tool_failures_become_error_results_and_the_run_finishes() -> None:
-    calls = [ToolCall("explode"), ToolCall("stall"), ToolCall("no_such_fn", {"x": 1}),
-             ToolCall("get_weather", {"town": "Paris"}), ToolCall("get_weather", {"city": "Rome"})]
+    calls = [ToolUse("explode"), ToolUse("stall"), ToolUse("no_such_fn", {"x": 1}),
+             ToolUse("get_weather", {"town": "Paris"}), ToolUse("get_weather", {"city": "Rome"})]
     async with harness([Reply(tool_calls=calls), Reply(text="Sorry.")]) as (agent, server, _):
         result = await agent.run("go")
     results = _results(server.requests[1].body)
@@ -204,7 +204,7 @@ async def test_tool_failures_become_error_results_and_the_run_finishes() -> None
 
 async def test_max_iterations_stops_cleanly() -> None:
     def always_a_tool(_: Any) -> Reply:
-        return Reply(text="again", tool_calls=[ToolCall("get_weather", {"city": "Paris"})])
+        return Reply(text="again", tool_calls=[ToolUse("get_weather", {"city": "Paris"})])
 
     async with harness(always_a_tool) as (agent, server, _):
         result = await agent.run("loop forever")
@@ -234,8 +234,8 @@ async def test_cut_stream_raises_and_leaves_the_thread_intact() -> None:
 
 async def test_cancelling_mid_tool_stores_what_happened_and_leaves_no_task() -> None:
     store = MemoryThreadStore()
-    async with harness([Reply(tool_calls=[ToolCall("get_weather", {"city": "Oslo"}),
-                                          ToolCall("block_forever")])],
+    async with harness([Reply(tool_calls=[ToolUse("get_weather", {"city": "Oslo"}),
+                                          ToolUse("block_forever")])],
                        store=store) as (agent, _, tool):
         with anyio.CancelScope() as scope:
             async with anyio.create_task_group() as tg:
@@ -288,7 +288,7 @@ async def test_max_tokens_and_pause_turn_continue_refusal_stops() -> None:
 
 
 async def test_prompt_prefix_is_read_from_cache_on_the_next_turn() -> None:
-    steps = [Reply(tool_calls=[ToolCall("get_weather", {"city": "Paris"})]), Reply(text="ok")]
+    steps = [Reply(tool_calls=[ToolUse("get_weather", {"city": "Paris"})]), Reply(text="ok")]
     async with harness(steps, min_cache_tokens=1) as (agent, _, _):
         result = await agent.run("Paris")
     assert result.usage.cache_creation_input_tokens > 0
@@ -297,7 +297,7 @@ async def test_prompt_prefix_is_read_from_cache_on_the_next_turn() -> None:
 
 @pytest.mark.parametrize("anyio_backend", ["trio"])
 async def test_the_loop_runs_on_trio() -> None:
-    steps = [Reply(tool_calls=[ToolCall("whoami")]), Reply(text="fine")]
+    steps = [Reply(tool_calls=[ToolUse("whoami")]), Reply(text="fine")]
     async with harness(steps) as (agent, server, _):
         result = await agent.run("who?")
     assert result.text == "fine"

@@ -11,7 +11,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from agentrt import Agent, MemoryThreadStore, Runtime, Tool, function, load_settings
-from agentrt.testing import FakeAnthropicServer, RecordedRequest, Reply, ToolCall
+from agentrt.testing import FakeAnthropicServer, RecordedRequest, Reply, ToolUse
 
 if TYPE_CHECKING:
     from redis_support import RedisServerProcess
@@ -36,7 +36,7 @@ class ForecastAgent(Agent):
 
 
 def _call(city: str) -> Reply:
-    return Reply(tool_calls=[ToolCall("forecast", {"city": city})])
+    return Reply(tool_calls=[ToolUse("forecast", {"city": city})])
 
 
 async def _run(server_proc: RedisServerProcess, steps: Any, tool: Forecasts, *,

@@ -21,7 +21,7 @@ from agentrt import (
     Tool,
     function,
 )
-from agentrt.testing import Reply, ToolCall
+from agentrt.testing import Reply, ToolUse
 
 from .agents import TOOLS, Notes, research_agent
 from .fixtures import IMPORTS, PACKAGE
@@ -53,7 +53,7 @@ def results(request: RecordedRequest) -> list[dict[str, Any]]:
 
 
 def call(name: str, **arguments: Any) -> Reply:
-    return Reply(tool_calls=[ToolCall(name, arguments)])
+    return Reply(tool_calls=[ToolUse(name, arguments)])
 
 
 async def test_the_first_request_carries_only_core_tools_and_imports_nothing(
@@ -76,10 +76,10 @@ async def test_the_first_request_carries_only_core_tools_and_imports_nothing(
 
 async def test_initialize_tools_then_auto_activation_then_a_refusal(tmp_path: Path) -> None:
     steps = [call("initialize_tools", tool_names=["presentation", "browser"]),
-             Reply(tool_calls=[ToolCall("web_search", {"query": "jit"}),
-                               ToolCall("send_mail", {"to": "a@b", "body": "x"}),
-                               ToolCall("open_url", {"url": "https://x"}),
-                               ToolCall("delete_file", {"path": "a"})]),
+             Reply(tool_calls=[ToolUse("web_search", {"query": "jit"}),
+                               ToolUse("send_mail", {"to": "a@b", "body": "x"}),
+                               ToolUse("open_url", {"url": "https://x"}),
+                               ToolUse("delete_file", {"path": "a"})]),
              Reply(text="done")]
     agent_cls = research_agent(write_manifest(tmp_path), **APPEND)
     async with harness(agent_cls, steps, identity=ACME) as (agent, server):
@@ -186,9 +186,9 @@ async def test_a_resumed_thread_gets_the_same_tools_list(tmp_path: Path) -> None
     including tools activated concurrently by one message."""
     store = MemoryThreadStore()
     manifest = write_manifest(tmp_path)
-    first = [Reply(tool_calls=[ToolCall("read_file", {"path": "p"}),
-                               ToolCall("initialize_tools", {"tool_names": ["presentation"]}),
-                               ToolCall("fetch_page", {"url": "u"})]),
+    first = [Reply(tool_calls=[ToolUse("read_file", {"path": "p"}),
+                               ToolUse("initialize_tools", {"tool_names": ["presentation"]}),
+                               ToolUse("fetch_page", {"url": "u"})]),
              call("send_mail", to="x", body="y"),  # fails: not activated, not restored
              Reply(text="ok")]
     async with harness(research_agent(manifest), first, store=store,

@@ -14,7 +14,7 @@ from structlog.testing import capture_logs
 
 from agentrt import Agent, ConfigError, MemoryThreadStore
 from agentrt.jit import read_manifest
-from agentrt.testing import Reply, ToolCall, ToolSearch
+from agentrt.testing import Reply, ToolSearch, ToolUse
 from agentrt.testing._cache_sim import estimate_tokens
 
 from .agents import TOOLS, research_agent
@@ -53,7 +53,7 @@ def results(request: RecordedRequest) -> list[dict[str, Any]]:
 
 
 def call(name: str, **arguments: Any) -> Reply:
-    return Reply(tool_calls=[ToolCall(name, arguments)])
+    return Reply(tool_calls=[ToolUse(name, arguments)])
 
 
 def without_marker(block: dict[str, Any]) -> dict[str, Any]:
@@ -129,7 +129,7 @@ async def test_a_deferred_function_is_activated_on_its_first_call(tmp_path: Path
 async def test_server_search_finds_a_tool_the_model_then_calls(tmp_path: Path,
                                                                stream: bool) -> None:
     steps = [Reply(text="Looking.", searches=[ToolSearch("slide")],
-                   tool_calls=[ToolCall("make_slides", {"title": "T", "bullets": []})]),
+                   tool_calls=[ToolUse("make_slides", {"title": "T", "bullets": []})]),
              Reply(text="done")]
     store = MemoryThreadStore()
     agent_cls = research_agent(write_manifest(tmp_path), tool_loading="server_search")
@@ -222,8 +222,8 @@ async def test_a_forbidden_tool_is_never_sent_referenced_or_activated(
     searches = [ToolSearch("open_url|browser|delete_file")] if loading == "server_search" else []
     steps: list[Step] = [
         call("initialize_tools", tool_names=["browser"]),
-        Reply(searches=searches, tool_calls=[ToolCall("open_url", {"url": "u"}),
-                                             ToolCall("delete_file", {"path": "p"})]),
+        Reply(searches=searches, tool_calls=[ToolUse("open_url", {"url": "u"}),
+                                             ToolUse("delete_file", {"path": "p"})]),
         Reply(text="no")]
     agent_cls = research_agent(write_manifest(tmp_path), tool_loading=loading,
                                tools={**TOOLS, "tool_loader": True})
@@ -250,7 +250,7 @@ def _conversation(loading: str) -> list[Reply]:
 
     def load(tool: str, query: str) -> Reply:
         if loading == "server_search":
-            return Reply(searches=[ToolSearch(query)], tool_calls=[ToolCall("read_notes")])
+            return Reply(searches=[ToolSearch(query)], tool_calls=[ToolUse("read_notes")])
         return call("initialize_tools", tool_names=[tool])
 
     return [

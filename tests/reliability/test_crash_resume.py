@@ -33,7 +33,7 @@ import processes
 import pytest
 
 from agentrt import Runtime, SQLiteThreadStore, load_settings
-from agentrt.testing import FakeAnthropicServer, RecordedRequest, Reply, ToolCall
+from agentrt.testing import FakeAnthropicServer, RecordedRequest, Reply, ToolUse
 
 from .crash_child import Warehouse, WarehouseAgent, read_lines
 from .support import check_thread
@@ -72,10 +72,10 @@ def warehouse_model(request: RecordedRequest) -> Reply:
     for item in items:
         if state.get(item) == "unknown":
             return Reply(text=f"Checking {item}.",
-                         tool_calls=[ToolCall("order_status", {"item": item})])
+                         tool_calls=[ToolUse("order_status", {"item": item})])
         if state.get(item) != "done":
             return Reply(text=f"Shipping {item}.", tool_calls=[
-                ToolCall("stock", {"item": item}), ToolCall("ship", {"item": item})])
+                ToolUse("stock", {"item": item}), ToolUse("ship", {"item": item})])
     return Reply(text="All shipped: " + ", ".join(items))
 
 

@@ -34,14 +34,14 @@ from agentrt.testing import (
     RecordedRequest,
     Reply,
     StreamError,
-    ToolCall,
+    ToolUse,
 )
 
 from .support import Shop, check_thread, harness, shop_agent, tool_results
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 
-SHIP = ToolCall("ship", {"item": "lamp", "qty": 2})
+SHIP = ToolUse("ship", {"item": "lamp", "qty": 2})
 
 
 @pytest.mark.parametrize("status", [429, 529, 500, 503, 408])
@@ -140,7 +140,7 @@ async def test_tool_input_that_is_not_a_json_object_is_a_typed_error(stream: boo
                                                                      raw: str) -> None:
     """Failed before: a raw ValueError/TypeError escaped (streamed), or the reply was
     stored with a non-object input the API refuses to take back (a poisoned thread)."""
-    bad = Reply(text="Shipping.", tool_calls=[ToolCall("ship", raw_input_json=raw)])
+    bad = Reply(text="Shipping.", tool_calls=[ToolUse("ship", raw_input_json=raw)])
     async with harness([bad, Reply(text="sorry")], stream=stream) as (agent, _, tool):
         with pytest.raises(MalformedReplyError, match="ship"):
             await agent.run("ship")
@@ -156,11 +156,11 @@ async def test_a_tool_call_cut_at_max_tokens_is_not_run(stream: bool) -> None:
     """Failed before: the truncated input {"item": "lamp", "qty": 10 (meant 100) parsed
     and the shipment of 10 ran."""
     cut = Reply(text="Shipping.", tool_calls=[
-        ToolCall("stock", {"item": "lamp"}),
-        ToolCall("ship", {"item": "lamp", "qty": 10} if not stream else {},
+        ToolUse("stock", {"item": "lamp"}),
+        ToolUse("ship", {"item": "lamp", "qty": 10} if not stream else {},
                  raw_input_json='{"item": "lamp", "qty": 10' if stream else None)],
         stop_reason="max_tokens")
-    steps = [cut, Reply(tool_calls=[ToolCall("ship", {"item": "lamp", "qty": 100})]),
+    steps = [cut, Reply(tool_calls=[ToolUse("ship", {"item": "lamp", "qty": 100})]),
              Reply(text="Shipped 100.")]
     async with harness(steps, stream=stream) as (agent, server, tool):
         result = await agent.run("ship a hundred lamps")
@@ -174,7 +174,7 @@ async def test_a_tool_call_cut_at_max_tokens_is_not_run(stream: bool) -> None:
 
 
 async def test_a_tool_that_never_existed_gets_an_error_result_and_the_run_goes_on() -> None:
-    steps = [Reply(tool_calls=[ToolCall("launch_rocket", {"target": "moon"})]),
+    steps = [Reply(tool_calls=[ToolUse("launch_rocket", {"target": "moon"})]),
              Reply(text="I cannot do that.")]
     async with harness(steps) as (agent, server, _):
         result = await agent.run("launch")
