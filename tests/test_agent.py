@@ -1,4 +1,6 @@
-"""The loop end to end: the real anthropic SDK over HTTP to the fake Messages API server."""
+"""The loop end to end, on the in-process model double (agentrt.testing.ScriptedModel);
+the tests marked ``integration`` run it on the real anthropic SDK over HTTP to the fake
+Messages API server instead (streaming and not, retries, logging, trio)."""
 
 from __future__ import annotations
 
@@ -25,12 +27,15 @@ from agentrt import (
     function,
     load_settings,
 )
-from agentrt.testing import CutStream, FakeAnthropicServer, Fault, Reply, Step, ToolUse
+from agentrt.testing import CutStream, FakeAnthropicServer, Fault, Reply, ScriptedModel, ToolUse
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
 
-pytestmark = [pytest.mark.anyio, pytest.mark.integration]
+    from agentrt.testing import Step
+
+pytestmark = pytest.mark.anyio
+SDK = pytest.mark.integration  # the real SDK over HTTP: see harness(sdk=True)
 
 
 class Weather(Tool):
@@ -85,14 +90,24 @@ class WeatherAgent(Agent):
 
 
 @asynccontextmanager
-async def harness(steps: Sequence[Step] | Any, *, stream: bool = True,
-                  store: MemoryThreadStore | None = None, **server_kwargs: Any
-                  ) -> AsyncIterator[tuple[WeatherAgent, FakeAnthropicServer, Weather]]:
+async def harness(steps: Sequence[Step] | Any, *, stream: bool = True, sdk: bool = False,
+                  store: MemoryThreadStore | None = None, min_cache_tokens: int = 1024
+                  ) -> AsyncIterator[tuple[WeatherAgent, Any, Weather]]:
+    """The agent, what answered it (``.requests`` as the model saw them) and its tool.
+
+    ``sdk``: the real SDK over HTTP to FakeAnthropicServer (mark the test ``SDK``);
+    else ScriptedModel, in process, with the same steps."""
     tool = Weather()
     WeatherAgent.tools = (tool,)
     settings = load_settings(stream=stream, thread_store="memory", llm_max_retries=2)
-    async with FakeAnthropicServer(steps, **server_kwargs) as server, server.client(
-    ) as client, Runtime(settings, client=client, store=store or MemoryThreadStore()) as rt:
+    store = store or MemoryThreadStore()
+    if not sdk:
+        model = ScriptedModel(steps, min_cache_tokens=min_cache_tokens)
+        async with Runtime(settings, model=model, store=store) as rt:
+            yield WeatherAgent(rt), model, tool
+        return
+    async with FakeAnthropicServer(steps, min_cache_tokens=min_cache_tokens) as server, \
+            server.client() as client, Runtime(settings, client=client, store=store) as rt:
         yield WeatherAgent(rt), server, tool
 
 
@@ -100,11 +115,12 @@ def _results(request_body: dict[str, Any]) -> list[dict[str, Any]]:
     return [b for b in request_body["messages"][-1]["content"] if b["type"] == "tool_result"]
 
 
+@pytest.mark.parametrize("sdk", [pytest.param(True, marks=SDK), False], ids=["sdk", "double"])
 @pytest.mark.parametrize("stream", [True, False])
-async def test_tool_call_then_answer(stream: bool) -> None:
+async def test_tool_call_then_answer(stream: bool, sdk: bool) -> None:
     steps = [Reply(text="Checking.", tool_calls=[ToolUse("get_weather", {"city": "Paris"})]),
              Reply(text="It is 15 C in Paris.")]
-    async with harness(steps, stream=stream) as (agent, server, tool):
+    async with harness(steps, stream=stream, sdk=sdk) as (agent, server, tool):
         result = await agent.run("Weather in Paris?")
         stored = await agent.runtime.store.messages(result.thread_id)
     assert result.text == "It is 15 C in Paris."
@@ -166,9 +182,11 @@ async def test_seed_scenario_duplicates_in_one_message_and_repeats_across_turns(
     assert len(_results(server.requests[1].body)) == 4
 
 
+@SDK
 async def test_call_and_model_events_carry_the_run_ids() -> None:
     paris = ToolUse("get_weather", {"city": "Paris"})
-    async with harness([Reply(tool_calls=[paris, paris]), Reply(text="done")]) as (agent, _, _):
+    async with harness([Reply(tool_calls=[paris, paris]), Reply(text="done")],
+                       sdk=True) as (agent, _, _):
         with capture_logs() as logs:
             result = await agent.run("weather")
     by_event = {e["event"]: e for e in logs}
@@ -212,9 +230,10 @@ async def test_max_iterations_stops_cleanly() -> None:
     assert result.iterations == WeatherAgent.max_iterations == len(server.requests)
 
 
+@SDK
 async def test_overloaded_and_rate_limited_are_retried() -> None:
     steps = [Fault(429, retry_after_ms=10), Fault(529, retry_after_ms=10), Reply(text="ok")]
-    async with harness(steps) as (agent, server, _):
+    async with harness(steps, sdk=True) as (agent, server, _):
         result = await agent.run("hi")
     assert result.text == "ok" and len(server.requests) == 3
 
@@ -295,10 +314,11 @@ async def test_prompt_prefix_is_read_from_cache_on_the_next_turn() -> None:
     assert result.usage.cache_read_input_tokens > 0
 
 
+@pytest.mark.parametrize("sdk", [pytest.param(True, marks=SDK), False], ids=["sdk", "double"])
 @pytest.mark.parametrize("anyio_backend", ["trio"])
-async def test_the_loop_runs_on_trio() -> None:
+async def test_the_loop_runs_on_trio(sdk: bool) -> None:
     steps = [Reply(tool_calls=[ToolUse("whoami")]), Reply(text="fine")]
-    async with harness(steps) as (agent, server, _):
+    async with harness(steps, sdk=sdk) as (agent, server, _):
         result = await agent.run("who?")
     assert result.text == "fine"
     assert _results(server.requests[1].body)[0]["content"] == result.thread_id
