@@ -30,7 +30,7 @@ from .helpers import CATALOG, harness, write_manifest
 if TYPE_CHECKING:
     from agentrt.testing import RecordedRequest
 
-pytestmark = [pytest.mark.anyio, pytest.mark.integration]
+pytestmark = pytest.mark.anyio
 
 ACME = {"account": "acme"}
 # The JIT issue's behaviour: activated tools are appended to the tools list. The
@@ -209,7 +209,7 @@ async def test_a_thread_resumes_in_another_process(tmp_path: Path, loading: str)
              Reply(text="first"), call("fetch_page", url="u"), Reply(text="second")]
     async with SQLiteThreadStore(db) as store, harness(
             research_agent(manifest, tool_loading=loading), steps, store=store,
-            identity=ACME) as (agent, server):
+            identity=ACME, sdk=True) as (agent, server):
         result = await agent.run("go")
         live = prefix(server.requests[2])
         child = Path(__file__).with_name("resume_child.py")

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     from agentrt.testing import RecordedRequest, Step
 
-pytestmark = [pytest.mark.anyio, pytest.mark.integration]
+pytestmark = pytest.mark.anyio
 
 ACME = {"account": "acme"}
 # Allowed by TOOLS, by tool name then class order; browser (blocked) and files'
@@ -60,11 +60,12 @@ def without_marker(block: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in block.items() if k != "cache_control"}
 
 
+@pytest.mark.integration  # count_tokens through the real SDK
 async def test_every_allowed_function_is_sent_deferred_and_nothing_is_imported(
         tmp_path: Path) -> None:
     manifest = write_manifest(tmp_path)
     async with harness(research_agent(manifest), [Reply(text="hello")],
-                       identity=ACME) as (agent, server):
+                       identity=ACME, sdk=True) as (agent, server):
         result = await agent.run("hi")
         body = {k: v for k, v in server.requests[0].body.items() if k != "max_tokens"}
         loaded_only = [t for t in body["tools"] if not t.get("defer_loading")]
@@ -337,13 +338,14 @@ async def test_a_function_the_manifest_does_not_describe_is_appended(tmp_path: P
     assert [(e["tool"], e["functions"]) for e in appended] == [("web_search", ["fetch_page"])]
 
 
+@pytest.mark.integration  # count_tokens through the real SDK
 async def test_referenced_definitions_count_once_from_where_they_are_revealed(
         tmp_path: Path) -> None:
     """Through the agent: the request after initialize_tools costs its new blocks plus
     each referenced definition, once, and count_tokens agrees with the usage."""
     steps = [call("initialize_tools", tool_names=["mailer"]), Reply(text="ok")]
     async with harness(research_agent(write_manifest(tmp_path)), steps, identity=ACME,
-                       deps={"api_key": "k", "sender": "s"}) as (agent, server):
+                       deps={"api_key": "k", "sender": "s"}, sdk=True) as (agent, server):
         await agent.run("mail")
         second = {k: v for k, v in server.requests[1].body.items() if k != "max_tokens"}
         async with server.client() as client:
