@@ -4,11 +4,19 @@ from typing import TYPE_CHECKING
 
 import pytest
 import structlog
+from hypothesis import HealthCheck, settings
 
 from agentrt.testing import FakeAnthropicServer
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+
+# Properties, not stopwatches: hypothesis's per-example deadline (200 ms) and its "data
+# generation is too slow" check fail on a busy machine for reasons that are not the code's.
+settings.register_profile("agentrt", deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("agentrt")
 
 
 @pytest.fixture

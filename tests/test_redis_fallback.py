@@ -94,7 +94,7 @@ async def test_a_stalled_redis_costs_a_timeout_not_a_hang(
 
     tool = Forecasts()
     try:
-        with anyio.fail_after(10):
+        with anyio.fail_after(40):  # the 0.2 s timeouts, however busy the machine: no hang
             result, (logs, _, _) = await _run(redis_server_process, responder, tool,
                                               retry_after=30)
     finally:
