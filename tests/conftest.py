@@ -44,9 +44,10 @@ def _restore_structlog_config() -> Iterator[None]:
 def _http_servers_are_marked(request: pytest.FixtureRequest,
                              monkeypatch: pytest.MonkeyPatch) -> None:
     """`make test-fast` (``-m "not integration and not redis"``) starts no real part: a test
-    that starts the fake Messages API server (real HTTP) must say so with ``integration``.
+    that starts the fake Messages API server (real HTTP) must say so with ``integration``
+    (or ``redis``, which test-fast leaves out too).
     Unit tests of the loop use ``agentrt.testing.ScriptedModel`` instead."""
-    if request.node.get_closest_marker("integration") is not None:
+    if any(request.node.get_closest_marker(m) for m in ("integration", "redis")):
         return
     nodeid = request.node.nodeid
 

@@ -16,8 +16,8 @@ finalizers still run. What outlives a test's own clean-up is killed there; what 
 the session (a long-lived server started with ``lasting=True``, the local Redis Cluster)
 at interpreter exit.
 
-A test that starts a child must be marked ``integration`` (``make test-fast`` runs none):
-starting one from an unmarked test fails it with a message saying so.
+A test that starts a child must be marked ``integration`` (or ``redis``: ``make test-fast``
+runs neither): starting one from an unmarked test fails it with a message saying so.
 """
 
 from __future__ import annotations
@@ -306,9 +306,9 @@ atexit.register(reap, lasting=True)
 @pytest.fixture(autouse=True)
 def _children_are_reaped(request: pytest.FixtureRequest) -> Iterator[None]:
     """Kills and waits for whatever the test started, however it ended. Refuses children
-    to a test not marked ``integration``."""
+    to a test marked neither ``integration`` nor ``redis``."""
     global _allowed_for
-    marked = request.node.get_closest_marker("integration") is not None
+    marked = any(request.node.get_closest_marker(m) for m in ("integration", "redis"))
     _allowed_for = None if marked else request.node.nodeid
     since = len(_CHILDREN)
     try:
