@@ -81,7 +81,7 @@ async def main() -> None:
     configure_logging(level="warning", fmt="json", stream=sys.stderr)
     url, prefix, calls, lease_ttl, hold = sys.argv[1:6]
     settings = load_settings(thread_store="memory", lease_ttl=float(lease_ttl))
-    gate = RedisGate(url, prefix=prefix, timeout=2.0)
+    gate = RedisGate(url, prefix=prefix, timeout=15.0)  # only a hang, not a busy box
     resources = PipelineResources.from_settings(settings, redis=gate)
     handler = build_pipeline(["local_cache", "single_flight", "shared_cache", "shared_flight"],
                              resources, Execute(timeout=60, max_result_chars=10_000))
