@@ -21,8 +21,12 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)  ## create .venv and install agentrt with its dev extras
 
+# Workers for `make test` (pytest-xdist); the suite is CPU-bound, so one per core of the
+# 2-core machines it is timed on. TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
+
 test: $(STAMP)  ## run the whole test suite (needs redis-server on 127.0.0.1:6379 for -m redis)
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal
 
 test-fast: $(STAMP)  ## unit tests only (no HTTP server, Redis or child processes)
 	$(PY) -m pytest -m "not integration and not redis"

@@ -37,7 +37,7 @@ from .thread._messages import ContentBlock, Message
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Mapping, Sequence
 
-    from .llm._client import ModelClient, ModelReply
+    from .llm._model import Model, ModelReply
     from .llm._request import RequestBuilder
     from .llm._usage import Limit
     from .thread._store import ThreadStore
@@ -99,7 +99,7 @@ class ThreadManager:
         self,
         *,
         store: ThreadStore,
-        model: ModelClient,
+        model: Model,
         builder: RequestBuilder,
         processor: ResponseProcessor,
         tools: ToolProvider,

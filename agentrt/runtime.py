@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 import anyio
 
-from ._errors import ConfigError
+from ._errors import ConfigError, UsageError
 from .log import get_logger
 from .pipeline._builder import PipelineResources, configured_stages
 from .settings import Settings, effective_thread_store, load_settings
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from anyio.abc import TaskGroup
 
     from ._redis import RedisGate
+    from .llm._model import Model
     from .thread._store import ThreadStore
 
 __all__ = ["Runtime"]
@@ -91,17 +92,27 @@ class Runtime:
         settings: Settings | None = None,
         *,
         client: anthropic.AsyncAnthropic | None = None,
+        model: Model | None = None,
         store: ThreadStore | None = None,
     ) -> None:
-        """``client`` and ``store`` given here stay the caller's to close."""
-        from .llm._client import ModelClient
+        """``client``, ``model`` and ``store`` given here stay the caller's to close.
 
+        ``model`` replaces the SDK path altogether (no client, no API key needed): an
+        in-process double such as ``agentrt.testing.ScriptedModel`` for unit tests."""
+        from .llm._client import ModelClient  # the SDK is loaded by the first Runtime
+
+        if client is not None and model is not None:
+            raise UsageError("Runtime: pass client= (an SDK client) or model= (a Model), "
+                             "not both")
         self.settings = settings or load_settings()
         # First: a missing API key fails here, before anything needing a close is opened.
-        self.model = (ModelClient(client, max_retry_wait=self.settings.llm_max_retry_wait)
-                      if client is not None else
-                      ModelClient(_client_from(self.settings), owned=True,
-                                  max_retry_wait=self.settings.llm_max_retry_wait))
+        self._owns_model = model is None
+        self.model: Model = (
+            model if model is not None else
+            ModelClient(client, max_retry_wait=self.settings.llm_max_retry_wait)
+            if client is not None else
+            ModelClient(_client_from(self.settings), owned=True,
+                        max_retry_wait=self.settings.llm_max_retry_wait))
         self.redis = _redis_from(self.settings)
         self._owns_store = store is None
         self.store = store if store is not None else _store_from(self.settings, self.redis)
@@ -135,7 +146,8 @@ class Runtime:
                 await self._exit.aclose()
         finally:
             try:
-                await self.model.aclose()
+                if self._owns_model:
+                    await self.model.aclose()
             finally:
                 try:
                     if self._owns_store:

@@ -202,20 +202,20 @@ open(sys.argv[2], "w", encoding="utf-8").write(
 
 
 LOADING_CHILD = CHILD_SETUP + """
-from agentrt.testing import ToolCall, ToolSearch
+from agentrt.testing import ToolUse, ToolSearch
 mode, search, min_cache = sys.argv[3], sys.argv[4], int(sys.argv[5])
 needed = json.loads(sys.argv[6])  # three tool names, e.g. tool_0012
 queries = {"regex": lambda t: t + "_", "bm25": lambda t: f"{t} search records"}
 
 def use(name, **arguments):
-    return Reply(tool_calls=[ToolCall(name, arguments)])
+    return Reply(tool_calls=[ToolUse(name, arguments)])
 
 def load(tool, first_call):
     # append and deferred: initialize_tools, then the call; server_search: one reply
     # searches for the tool and calls it (the API runs the search in the same turn)
     if mode == "server_search":
         return [Reply(searches=[ToolSearch(queries[search](tool))],
-                      tool_calls=[ToolCall(*first_call)])]
+                      tool_calls=[ToolUse(*first_call)])]
     return [use("initialize_tools", tool_names=[tool]), use(first_call[0], **first_call[1])]
 
 a, b, c = needed

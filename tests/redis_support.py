@@ -54,6 +54,8 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+import anyio
+import processes
 import pytest
 import redis
 import redis.asyncio as aioredis
@@ -73,10 +75,12 @@ __all__ = [
     "delete_keys",
     "free_port",
     "make_fake_gate",
+    "subscribers",
+    "until_subscribed",
 ]
 
 DEFAULT_TEST_REDIS_URL = "redis://127.0.0.1:6379/15"
-TEST_GATE_TIMEOUT = 2.0  # generous: a loaded CI machine must not trip the circuit
+TEST_GATE_TIMEOUT = 15.0  # a starved machine stalled calls over 2 s: only a hang may trip it
 _LIVE: set[RedisServerProcess] = set()
 
 
@@ -172,6 +176,7 @@ class RedisServerProcess:
             self.args += ["--cluster-enabled", "yes",
                           "--cluster-config-file", f"nodes-{self.port}.conf"]
         self.args += list(extra)
+        self.lasting = cluster  # the cluster is the session's: reaped at its end, not a test's
         self._process: subprocess.Popen[bytes] | None = None
         self.paused = False
 
@@ -196,9 +201,9 @@ class RedisServerProcess:
         if self.running:
             raise RuntimeError(f"{self!r} is already running")
         with self.log_path.open("ab") as log_file:
-            self._process = subprocess.Popen(self.args, stdout=log_file,
-                                             stderr=subprocess.STDOUT,
-                                             stdin=subprocess.DEVNULL)
+            self._process = processes.popen(self.args, stdout=log_file,
+                                            stderr=subprocess.STDOUT,
+                                            stdin=subprocess.DEVNULL, lasting=self.lasting)
         _LIVE.add(self)
         self.paused = False
         deadline = time.monotonic() + timeout
@@ -277,11 +282,11 @@ class LocalRedisCluster:
         try:
             for node in self.nodes:
                 node.start()
-            created = subprocess.run(
+            created = processes.run(
                 [_require("redis-cli"), "--cluster", "create",
                  *(f"127.0.0.1:{node.port}" for node in self.nodes),
                  "--cluster-replicas", "0", "--cluster-yes"],
-                capture_output=True, timeout=timeout, check=False, stdin=subprocess.DEVNULL)
+                capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
             if created.returncode != 0:
                 raise RuntimeError("redis-cli --cluster create failed:\n"
                                    + created.stdout.decode(errors="replace")
@@ -358,6 +363,22 @@ async def delete_keys(urls: list[str], pattern: str) -> int:
         finally:
             await client.aclose()
     return deleted
+
+
+async def subscribers(gate: RedisGate, pattern: str) -> int:
+    """How many subscriptions the channels matching ``pattern`` have, over every node."""
+    channels = await gate.client.pubsub_channels(pattern)
+    counts = await gate.client.pubsub_numsub(*channels) if channels else []
+    return sum(count for _, count in counts)
+
+
+async def until_subscribed(gate: RedisGate, pattern: str, count: int = 1, *,
+                           timeout: float = 30.0) -> None:
+    """Wait until ``count`` subscribers listen on channels matching ``pattern``: a message
+    published before then would be lost, and pub/sub has no event to wait on but this."""
+    with anyio.fail_after(timeout):
+        while await subscribers(gate, pattern) < count:
+            await anyio.sleep(0.01)
 
 
 def make_fake_gate(server: Any, **options: Any) -> RedisGate:
@@ -494,10 +515,13 @@ async def redis_cluster_gate(redis_cluster_nodes: LocalRedisCluster,
         await gates.aclose()
 
 
-@pytest.fixture(params=["server", "cluster", "fakeredis"])
+@pytest.fixture(params=[pytest.param("server", marks=pytest.mark.redis),
+                        pytest.param("cluster", marks=pytest.mark.integration),
+                        "fakeredis"])
 def any_redis_gate(request: pytest.FixtureRequest) -> RedisGate:
     """The same test on a real redis-server, a local 3-master Redis Cluster and fakeredis
-    (the fast layer; never the only proof)."""
+    (the fast layer; never the only proof). The real cases carry the marks of what they
+    start (``redis``, ``integration``), so ``make test-fast`` runs only fakeredis."""
     if request.param == "fakeredis":
         found: RedisGate = request.getfixturevalue("fake_redis_gate")
         return found

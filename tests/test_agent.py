@@ -1,4 +1,6 @@
-"""The loop end to end: the real anthropic SDK over HTTP to the fake Messages API server."""
+"""The loop end to end, on the in-process model double (agentrt.testing.ScriptedModel);
+the tests marked ``integration`` run it on the real anthropic SDK over HTTP to the fake
+Messages API server instead (streaming and not, retries, logging, trio)."""
 
 from __future__ import annotations
 
@@ -29,15 +31,18 @@ from agentrt.testing import (
     FakeAnthropicServer,
     Fault,
     Reply,
-    Step,
-    ToolCall,
+    ScriptedModel,
+    ToolUse,
     capture_events,
 )
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
 
-pytestmark = [pytest.mark.anyio, pytest.mark.integration]
+    from agentrt.testing import Step
+
+pytestmark = pytest.mark.anyio
+SDK = pytest.mark.integration  # the real SDK over HTTP: see harness(sdk=True)
 
 
 class Weather(Tool):
@@ -92,14 +97,24 @@ class WeatherAgent(Agent):
 
 
 @asynccontextmanager
-async def harness(steps: Sequence[Step] | Any, *, stream: bool = True,
-                  store: MemoryThreadStore | None = None, **server_kwargs: Any
-                  ) -> AsyncIterator[tuple[WeatherAgent, FakeAnthropicServer, Weather]]:
+async def harness(steps: Sequence[Step] | Any, *, stream: bool = True, sdk: bool = False,
+                  store: MemoryThreadStore | None = None, min_cache_tokens: int = 1024
+                  ) -> AsyncIterator[tuple[WeatherAgent, Any, Weather]]:
+    """The agent, what answered it (``.requests`` as the model saw them) and its tool.
+
+    ``sdk``: the real SDK over HTTP to FakeAnthropicServer (mark the test ``SDK``);
+    else ScriptedModel, in process, with the same steps."""
     tool = Weather()
     WeatherAgent.tools = (tool,)
     settings = load_settings(stream=stream, thread_store="memory", llm_max_retries=2)
-    async with FakeAnthropicServer(steps, **server_kwargs) as server, server.client(
-    ) as client, Runtime(settings, client=client, store=store or MemoryThreadStore()) as rt:
+    store = store or MemoryThreadStore()
+    if not sdk:
+        model = ScriptedModel(steps, min_cache_tokens=min_cache_tokens)
+        async with Runtime(settings, model=model, store=store) as rt:
+            yield WeatherAgent(rt), model, tool
+        return
+    async with FakeAnthropicServer(steps, min_cache_tokens=min_cache_tokens) as server, \
+            server.client() as client, Runtime(settings, client=client, store=store) as rt:
         yield WeatherAgent(rt), server, tool
 
 
@@ -107,11 +122,12 @@ def _results(request_body: dict[str, Any]) -> list[dict[str, Any]]:
     return [b for b in request_body["messages"][-1]["content"] if b["type"] == "tool_result"]
 
 
+@pytest.mark.parametrize("sdk", [pytest.param(True, marks=SDK), False], ids=["sdk", "double"])
 @pytest.mark.parametrize("stream", [True, False])
-async def test_tool_call_then_answer(stream: bool) -> None:
-    steps = [Reply(text="Checking.", tool_calls=[ToolCall("get_weather", {"city": "Paris"})]),
+async def test_tool_call_then_answer(stream: bool, sdk: bool) -> None:
+    steps = [Reply(text="Checking.", tool_calls=[ToolUse("get_weather", {"city": "Paris"})]),
              Reply(text="It is 15 C in Paris.")]
-    async with harness(steps, stream=stream) as (agent, server, tool):
+    async with harness(steps, stream=stream, sdk=sdk) as (agent, server, tool):
         result = await agent.run("Weather in Paris?")
         stored = await agent.runtime.store.messages(result.thread_id)
     assert result.text == "It is 15 C in Paris."
@@ -130,7 +146,7 @@ async def test_tool_call_then_answer(stream: bool) -> None:
 
 async def test_stream_yields_typed_events_in_order() -> None:
     steps = [Reply(text="Let me check the weather.",
-                   tool_calls=[ToolCall("get_weather", {"city": "Oslo"})]),
+                   tool_calls=[ToolUse("get_weather", {"city": "Oslo"})]),
              Reply(text="Cold.")]
     async with harness(steps) as (agent, _, _):
         events = [event async for event in agent.stream("Oslo?")]
@@ -161,7 +177,7 @@ async def test_second_run_continues_the_thread() -> None:
 
 
 async def test_seed_scenario_duplicates_in_one_message_and_repeats_across_turns() -> None:
-    paris, oslo = ToolCall("get_weather", {"city": "Paris"}), ToolCall("get_weather",
+    paris, oslo = ToolUse("get_weather", {"city": "Paris"}), ToolUse("get_weather",
                                                                          {"city": "Oslo"})
     steps = [Reply(tool_calls=[paris, oslo, paris, oslo]), Reply(tool_calls=[paris]),
              Reply(text="done")]
@@ -173,9 +189,11 @@ async def test_seed_scenario_duplicates_in_one_message_and_repeats_across_turns(
     assert len(_results(server.requests[1].body)) == 4
 
 
+@SDK
 async def test_call_and_model_events_carry_the_run_ids() -> None:
-    paris = ToolCall("get_weather", {"city": "Paris"})
-    async with harness([Reply(tool_calls=[paris, paris]), Reply(text="done")]) as (agent, _, _):
+    paris = ToolUse("get_weather", {"city": "Paris"})
+    async with harness([Reply(tool_calls=[paris, paris]), Reply(text="done")],
+                       sdk=True) as (agent, _, _):
         with capture_events() as logs:
             result = await agent.run("weather")
     by_event = {e["event"]: e for e in logs}
@@ -185,7 +203,7 @@ async def test_call_and_model_events_carry_the_run_ids() -> None:
 
 
 async def test_parallel_calls_answered_in_order_in_one_message() -> None:
-    calls = [ToolCall("get_weather", {"city": c}) for c in ("Paris", "Oslo", "Rome")]
+    calls = [ToolUse("get_weather", {"city": c}) for c in ("Paris", "Oslo", "Rome")]
     async with harness([Reply(tool_calls=calls), Reply(text="done")]) as (agent, server, _):
         await agent.run("three cities")
     results = _results(server.requests[1].body)
@@ -195,8 +213,8 @@ async def test_parallel_calls_answered_in_order_in_one_message() -> None:
 
 
 async def test_tool_failures_become_error_results_and_the_run_finishes() -> None:
-    calls = [ToolCall("explode"), ToolCall("stall"), ToolCall("no_such_fn", {"x": 1}),
-             ToolCall("get_weather", {"town": "Paris"}), ToolCall("get_weather", {"city": "Rome"})]
+    calls = [ToolUse("explode"), ToolUse("stall"), ToolUse("no_such_fn", {"x": 1}),
+             ToolUse("get_weather", {"town": "Paris"}), ToolUse("get_weather", {"city": "Rome"})]
     async with harness([Reply(tool_calls=calls), Reply(text="Sorry.")]) as (agent, server, _):
         result = await agent.run("go")
     results = _results(server.requests[1].body)
@@ -211,7 +229,7 @@ async def test_tool_failures_become_error_results_and_the_run_finishes() -> None
 
 async def test_max_iterations_stops_cleanly() -> None:
     def always_a_tool(_: Any) -> Reply:
-        return Reply(text="again", tool_calls=[ToolCall("get_weather", {"city": "Paris"})])
+        return Reply(text="again", tool_calls=[ToolUse("get_weather", {"city": "Paris"})])
 
     async with harness(always_a_tool) as (agent, server, _):
         result = await agent.run("loop forever")
@@ -219,9 +237,10 @@ async def test_max_iterations_stops_cleanly() -> None:
     assert result.iterations == WeatherAgent.max_iterations == len(server.requests)
 
 
+@SDK
 async def test_overloaded_and_rate_limited_are_retried() -> None:
     steps = [Fault(429, retry_after_ms=10), Fault(529, retry_after_ms=10), Reply(text="ok")]
-    async with harness(steps) as (agent, server, _):
+    async with harness(steps, sdk=True) as (agent, server, _):
         result = await agent.run("hi")
     assert result.text == "ok" and len(server.requests) == 3
 
@@ -241,8 +260,8 @@ async def test_cut_stream_raises_and_leaves_the_thread_intact() -> None:
 
 async def test_cancelling_mid_tool_stores_what_happened_and_leaves_no_task() -> None:
     store = MemoryThreadStore()
-    async with harness([Reply(tool_calls=[ToolCall("get_weather", {"city": "Oslo"}),
-                                          ToolCall("block_forever")])],
+    async with harness([Reply(tool_calls=[ToolUse("get_weather", {"city": "Oslo"}),
+                                          ToolUse("block_forever")])],
                        store=store) as (agent, _, tool):
         with anyio.CancelScope() as scope:
             async with anyio.create_task_group() as tg:
@@ -295,17 +314,18 @@ async def test_max_tokens_and_pause_turn_continue_refusal_stops() -> None:
 
 
 async def test_prompt_prefix_is_read_from_cache_on_the_next_turn() -> None:
-    steps = [Reply(tool_calls=[ToolCall("get_weather", {"city": "Paris"})]), Reply(text="ok")]
+    steps = [Reply(tool_calls=[ToolUse("get_weather", {"city": "Paris"})]), Reply(text="ok")]
     async with harness(steps, min_cache_tokens=1) as (agent, _, _):
         result = await agent.run("Paris")
     assert result.usage.cache_creation_input_tokens > 0
     assert result.usage.cache_read_input_tokens > 0
 
 
+@pytest.mark.parametrize("sdk", [pytest.param(True, marks=SDK), False], ids=["sdk", "double"])
 @pytest.mark.parametrize("anyio_backend", ["trio"])
-async def test_the_loop_runs_on_trio() -> None:
-    steps = [Reply(tool_calls=[ToolCall("whoami")]), Reply(text="fine")]
-    async with harness(steps) as (agent, server, _):
+async def test_the_loop_runs_on_trio(sdk: bool) -> None:
+    steps = [Reply(tool_calls=[ToolUse("whoami")]), Reply(text="fine")]
+    async with harness(steps, sdk=sdk) as (agent, server, _):
         result = await agent.run("who?")
     assert result.text == "fine"
     assert _results(server.requests[1].body)[0]["content"] == result.thread_id

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+import processes
 import pytest
 
 from agentrt.cli import main
@@ -165,9 +166,9 @@ def test_ctrl_c_cancels_the_turn_not_the_thread(tmp_path: Path) -> None:
         {"tool_calls": [{"name": "slow_lookup", "input": {"topic": "archive", "seconds": 60}}]},
         {"text": "Here is a quicker answer."}])
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "agentrt", "chat", SLOW, "--replay", script],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+    proc = processes.popen([sys.executable, "-m", "agentrt", "chat", SLOW, "--replay", script],
+                           stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, env=env)
     assert proc.stdin is not None and proc.stdout is not None
 
     def say(text: str) -> None:
@@ -231,8 +232,8 @@ def test_on_a_terminal_a_prompt_and_a_live_progress_line(tmp_path: Path) -> None
         {"tool_calls": [{"name": "slow_lookup", "input": {"topic": "archive", "seconds": 0.6}}]},
         {"text": "Found it."}])
     master, slave = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "agentrt", "chat", SLOW, "--replay", script],
-                            stdin=slave, stdout=slave, stderr=subprocess.DEVNULL)
+    proc = processes.popen([sys.executable, "-m", "agentrt", "chat", SLOW, "--replay", script],
+                           stdin=slave, stdout=slave, stderr=subprocess.DEVNULL)
     os.close(slave)
     try:
         _read_until(master, b"you> ")

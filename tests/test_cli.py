@@ -7,8 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import anyio
+import processes
 import pytest
 
+from agentrt import SQLiteThreadStore
 from agentrt.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,35 +82,28 @@ def test_bad_replay_file_is_a_usage_error(tmp_path: Path,
 def test_thread_written_by_one_process_is_resumed_by_another(tmp_path: Path) -> None:
     """Two OS processes share the SQLite store: the second continues the first's thread."""
     env = {**os.environ, "AGENTRT_SQLITE_PATH": str(tmp_path / "threads.db")}
-    first = subprocess.run(
+    first = processes.run(
         [sys.executable, "-m", "agentrt", "run", SHOP, "Is 42 in stock?", "--replay", REPLAY,
-         "--json"], capture_output=True, text=True, env=env, timeout=60, check=True)
+         "--json"], capture_output=True, text=True, env=env, timeout=120, check=True)
     thread_id = json.loads(first.stdout)["thread_id"]
     replay = tmp_path / "again.json"
     replay.write_text(json.dumps({"replies": [
         {"tool_calls": [{"name": "get_product", "input": {"product_id": 42}}]},
         {"text": "Still 3 left."}]}))
-    second = subprocess.run(
+    second = processes.run(
         [sys.executable, "-m", "agentrt", "run", SHOP, "And now?", "--thread", thread_id,
          "--replay", str(replay), "--json"],
-        capture_output=True, text=True, env=env, timeout=60, check=True)
+        capture_output=True, text=True, env=env, timeout=120, check=True)
     resumed = json.loads(second.stdout)
     assert resumed["thread_id"] == thread_id
     # the memo is rebuilt from the stored thread: the repeat is not executed again
     assert resumed["stats"]["executed"] == 0 and resumed["stats"]["hits"] == {"memo": 1}
-    verify = (
-        "import anyio, json, sys\n"
-        "from agentrt import SQLiteThreadStore\n"
-        "async def main():\n"
-        "    async with SQLiteThreadStore(sys.argv[1]) as store:\n"
-        "        msgs = await store.messages(sys.argv[2])\n"
-        "    print(json.dumps([m.role for m in msgs]))\n"
-        "anyio.run(main)\n")
-    roles = subprocess.run([sys.executable, "-c", verify, env["AGENTRT_SQLITE_PATH"], thread_id],
-                           capture_output=True, text=True, timeout=60, check=True)
-    assert json.loads(roles.stdout) == ["user", "assistant", "user", "assistant", "user",
-                                        "assistant", "user", "assistant", "user", "assistant",
-                                        "user", "assistant"]
+
+    async def stored_roles() -> list[str]:  # read here: a third process, in effect
+        async with SQLiteThreadStore(env["AGENTRT_SQLITE_PATH"]) as store:
+            return [m.role for m in await store.messages(thread_id)]
+
+    assert anyio.run(stored_roles) == ["user", "assistant"] * 6
 
 
 def test_pipeline_command_lists_the_stages_in_order(capsys: pytest.CaptureFixture[str]) -> None:
@@ -123,8 +119,8 @@ def test_an_api_key_from_the_config_file_is_enough(tmp_path: Path) -> None:
     configs/agentrt.toml was refused with "no API key" before the Runtime could read it."""
     replay = tmp_path / "replay.json"
     replay.write_text(json.dumps({"replies": [{"text": "configured"}]}))
-    server = subprocess.Popen([sys.executable, "-m", "agentrt.testing", "--replay", str(replay)],
-                              stdout=subprocess.PIPE, text=True)
+    server = processes.popen([sys.executable, "-m", "agentrt.testing", "--replay", str(replay)],
+                             stdout=subprocess.PIPE, text=True)
     try:
         assert server.stdout is not None
         url = server.stdout.readline().strip().split("=", 1)[1]

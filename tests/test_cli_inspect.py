@@ -164,6 +164,7 @@ def test_threads_in_redis(monkeypatch: pytest.MonkeyPatch, redis_url: str,
 # errors ---------------------------------------------------------------------------------
 
 
+@pytest.mark.integration  # --replay serves the fake Messages API over HTTP
 def test_an_unexpected_error_is_one_line_with_a_hint(capsys: pytest.CaptureFixture[str]
                                                      ) -> None:
     assert run("run", BROKEN, "hi", "--replay", REPLAY) == (1, "")

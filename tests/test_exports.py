@@ -8,10 +8,9 @@ import pytest
 
 import agentrt
 import agentrt.pipeline
-import agentrt.testing
 
 
-@pytest.mark.parametrize("module", [agentrt, agentrt.pipeline, agentrt.testing])
+@pytest.mark.parametrize("module", [agentrt, agentrt.pipeline])
 def test_all_matches_the_public_names(module: types.ModuleType) -> None:
     """httpx's test_exported_members: ``__all__`` and what the module offers agree (the
     top level loads its names on first use, so it is asked through ``dir``)."""
@@ -22,7 +21,7 @@ def test_all_matches_the_public_names(module: types.ModuleType) -> None:
     assert len(module.__all__) == len(set(module.__all__))
 
 
-@pytest.mark.parametrize("module", [agentrt, agentrt.pipeline, agentrt.testing])
+@pytest.mark.parametrize("module", [agentrt, agentrt.pipeline])
 def test_every_export_is_importable(module: types.ModuleType) -> None:
     for name in module.__all__:
         assert getattr(module, name) is not None, name

@@ -146,7 +146,7 @@ async def test_a_paused_server_trips_the_timeout_instead_of_hanging(
             with pytest.raises(BackendUnavailableError, match="Timeout") as caught:
                 await gate.run(lambda r: r.set("k", "v"), what="set")
             elapsed = anyio.current_time() - started
-        assert elapsed < 2.0
+        assert elapsed < 10.0  # the 0.3 s timeout (on a busy machine), not a hang
         assert isinstance(caught.value.__cause__, TimeoutError)  # redis's or the gate's own
         assert [e["event"] for e in logs] == ["redis.unavailable"]
         # a fresh gate, whose connection must be opened while the server is paused

@@ -81,8 +81,12 @@ async def test_a_progress_line_on_a_terminal_redrawn_in_place() -> None:
     out.truncate(0)
     out.seek(0)
     clock.now += 1.25
-    with anyio.move_on_after(0.25):
-        await view.animate(interval=0.1)
+    async with anyio.create_task_group() as tg:  # until it drew a frame, however late
+        tg.start_soon(view.animate, 0.01)
+        with anyio.fail_after(30):
+            while "\r\x1b[2K" not in out.getvalue():
+                await anyio.sleep(0.005)
+        tg.cancel_scope.cancel()
     frames = out.getvalue().split("\r\x1b[2K")[1:]
     assert len(frames) >= 1
     assert frames[0] == ("  / running slow_lookup(topic='x'), get_user(user_id='u-7') · 1.2 s")

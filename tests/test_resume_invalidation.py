@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from agentrt import Agent, MemoryThreadStore, Message, Runtime, Tool, function, load_settings
-from agentrt.testing import FakeAnthropicServer, Reply, ToolCall
+from agentrt.testing import FakeAnthropicServer, Reply, ToolUse
 
 if TYPE_CHECKING:
     from redis_support import GateFactory
@@ -52,7 +52,7 @@ class StockAgent(Agent):
 
 
 def _read() -> list[Reply]:
-    return [Reply(tool_calls=[ToolCall("get_stock", {"sku": "lamp"})]), Reply(text="noted")]
+    return [Reply(tool_calls=[ToolUse("get_stock", {"sku": "lamp"})]), Reply(text="noted")]
 
 
 @pytest.mark.parametrize("resumed_by", ["the caching runtime", "a runtime on Redis alone"])

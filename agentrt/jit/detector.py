@@ -77,13 +77,14 @@ class RuntimeSources:
                 names.setdefault(f"{key}_id", value)
         if self.runtime is not None:
             runtime = self.runtime
+            sdk = getattr(runtime.model, "sdk", None)  # None with a model double
             objects = {"runtime": runtime, "settings": runtime.settings, "store": runtime.store,
-                       "client": runtime.model.sdk}
+                       "client": sdk}
             gate = getattr(runtime, "redis", None)  # set when AGENTRT_REDIS_URL is
             if gate is not None:
                 objects["redis"] = getattr(gate, "client", gate)  # redis.asyncio client
                 objects["redis_gate"] = gate  # the same, behind the circuit breaker
-            names.update(objects, thread_store=runtime.store, anthropic_client=runtime.model.sdk)
+            names.update(objects, thread_store=runtime.store, anthropic_client=sdk)
             typed += [(type(v), v) for v in objects.values()]
         if self.manager is not None or placeholder_manager:
             from ..loop import ThreadManager

@@ -20,7 +20,6 @@ import email.utils
 import json
 import random
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import anthropic
@@ -30,6 +29,7 @@ import httpx2
 from .._errors import MalformedReplyError, ModelError, StreamInterruptedError
 from .._events import TextDelta
 from ..log import get_logger
+from ._model import ModelReply
 from ._usage import Usage
 
 if TYPE_CHECKING:
@@ -47,16 +47,7 @@ _INITIAL_BACKOFF = 0.5
 _MAX_BACKOFF = 8.0
 
 
-@dataclass(frozen=True, slots=True)
-class ModelReply:
-    id: str
-    content: list[dict[str, Any]]
-    stop_reason: str
-    usage: Usage
-    model: str
-
-
-def _reply_from(message: anthropic.types.Message,
+def reply_from_message(message: anthropic.types.Message,
                 raw_inputs: Mapping[int, list[str]] | None = None) -> ModelReply:
     """``raw_inputs``: a streamed tool call's JSON text by block index. It is parsed
     strictly here: the SDK's snapshot is a lenient partial parse that silently drops
@@ -187,7 +178,8 @@ def _where(events: Any) -> str:
 
 
 class ModelClient:
-    """Wraps an ``AsyncAnthropic``; owns it only when it created it.
+    """The :class:`~agentrt.llm._model.Model` over an ``AsyncAnthropic``; owns the SDK
+    client only when it created it.
 
     ``max_retries`` defaults to the client's own setting; ``max_retry_wait`` bounds
     the ``retry-after`` the runtime obeys.
@@ -271,7 +263,7 @@ class ModelClient:
             raise _translate(exc) from exc
         except RecursionError as exc:  # the SDK's JSON parse of a body nested too deep
             raise MalformedReplyError("the model's reply is nested too deep to read") from exc
-        return _reply_from(message)
+        return reply_from_message(message)
 
     async def _stream(self, request: dict[str, Any]) -> AsyncIterator[TextDelta | ModelReply]:
         stopped = False
@@ -302,4 +294,4 @@ class ModelClient:
             raise _translate(exc) from exc
         if snapshot is None:
             raise StreamInterruptedError("the model's stream ended before message_stop")
-        yield _reply_from(snapshot, raw_inputs)
+        yield reply_from_message(snapshot, raw_inputs)

@@ -1,13 +1,20 @@
-"""Test doubles for agentrt: a fake Anthropic Messages API served over real HTTP.
+"""Test doubles for agentrt: a fake Anthropic Messages API served over real HTTP, and
+in-process models for unit tests of the loop.
 
 Point the real `anthropic.AsyncAnthropic` at `FakeAnthropicServer.base_url` (or use
-`server.client()`), script its replies with `Reply`, `Fault`, `CutStream`, `StreamError` and
-`MalformedEvent`, and assert on `server.requests`. `python -m agentrt.testing --replay FILE`
-runs it standalone. The server keeps the API's rules for deferred tools (`defer_loading`,
-`tool_reference`) and emulates its server-side tool search (`Reply(searches=[ToolSearch(...)])`).
+`server.client()`), script its replies with `Reply` (its tool calls are `ToolUse`), `Fault`,
+`CutStream`, `StreamError` and `MalformedEvent`, and assert on `server.requests`.
+`python -m agentrt.testing --replay FILE` runs it standalone. The server keeps the API's
+rules for deferred tools (`defer_loading`, `tool_reference`) and emulates its server-side
+tool search (`Reply(searches=[ToolSearch(...)])`).
+
+`Runtime(model=ScriptedModel(steps))` answers with the same steps without HTTP or the SDK's
+request path, and `FunctionModel(fn)` with `fn(request)`: the loop's unit tests use them,
+the SDK path's integration tests use the server.
 """
 
 from ._logs import capture_events
+from ._model import FunctionModel, ScriptedModel
 from ._script import (
     CutStream,
     Fault,
@@ -20,6 +27,7 @@ from ._script import (
     StreamError,
     ToolCall,
     ToolSearch,
+    ToolUse,
 )
 from ._server import FakeAnthropicServer
 
@@ -27,14 +35,17 @@ __all__ = [
     "CutStream",
     "FakeAnthropicServer",
     "Fault",
+    "FunctionModel",
     "MalformedEvent",
     "RecordedRequest",
     "Reply",
     "Responder",
     "Script",
+    "ScriptedModel",
     "Step",
     "StreamError",
     "ToolCall",
     "ToolSearch",
+    "ToolUse",
     "capture_events",
 ]

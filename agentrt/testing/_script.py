@@ -21,8 +21,9 @@ _T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
-class ToolCall:
-    """One `tool_use` block the fake model emits.
+class ToolUse:
+    """One `tool_use` block the fake model emits (`agentrt.ToolCall` is the runtime's view
+    of such a call once it is validated; this is the block as scripted).
 
     `raw_input_json` sends exactly that text as the tool input, to test how a client copes with
     malformed arguments: streamed, it is the concatenated `input_json_delta` text; non-streaming,
@@ -34,6 +35,11 @@ class ToolCall:
     input: dict[str, Any] = field(default_factory=dict)
     id: str | None = None
     raw_input_json: str | None = None
+
+
+ToolCall = ToolUse
+"""`ToolUse`'s first name, kept so existing scripts keep working; new code writes `ToolUse`
+(`agentrt.ToolCall` is another thing: the runtime's validated call)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +71,7 @@ class Reply:
     """
 
     text: str | None = None
-    tool_calls: Sequence[ToolCall] = ()
+    tool_calls: Sequence[ToolUse] = ()
     stop_reason: str | None = None
     stop_details: dict[str, Any] | None = None
     latency: float = 0.0
@@ -175,7 +181,8 @@ _STEP_TYPES = (Reply, Fault, CutStream, StreamError, MalformedEvent)
 
 @dataclass(frozen=True, slots=True)
 class RecordedRequest:
-    """A request as the server saw it. `received_at` is on the `time.monotonic()` clock."""
+    """A request as the server (or a `ScriptedModel`) saw it. `received_at` is on the
+    `time.monotonic()` clock; a model double records no headers."""
 
     method: str
     path: str
@@ -183,6 +190,26 @@ class RecordedRequest:
     body: dict[str, Any]
     stream: bool
     received_at: float
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        """The conversation sent, oldest first (`body["messages"]`)."""
+        messages = self.body.get("messages")
+        return messages if isinstance(messages, list) else []
+
+    @property
+    def tools(self) -> list[dict[str, Any]]:
+        """The tool definitions sent (`body["tools"]`, empty when there were none)."""
+        tools = self.body.get("tools")
+        return tools if isinstance(tools, list) else []
+
+    @property
+    def system(self) -> str:
+        """The system prompt's text (its blocks joined), "" without one."""
+        system = self.body.get("system")
+        if isinstance(system, list):
+            return "".join(b.get("text", "") for b in system if isinstance(b, dict))
+        return system if isinstance(system, str) else ""
 
 
 Responder = Callable[[RecordedRequest], Step | Awaitable[Step]]
@@ -290,7 +317,7 @@ def _build(cls: type[_T], entry: object, path: str) -> _T:
             raise ValueError(f"{path}.{name}: expected {expected}, got {type(value).__name__}")
         if name == "tool_calls":
             calls = enumerate(entry[name])
-            value = tuple(_build(ToolCall, c, f"{path}.{name}[{i}]") for i, c in calls)
+            value = tuple(_build(ToolUse, c, f"{path}.{name}[{i}]") for i, c in calls)
         elif name == "searches":
             searches = enumerate(entry[name])
             value = tuple(_build(ToolSearch, c, f"{path}.{name}[{i}]") for i, c in searches)

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
     import anthropic
 
+    from ._cache_sim import Prompt
+
 MESSAGES, COUNT_TOKENS = "/v1/messages", "/v1/messages/count_tokens"
 _SSE_HEADERS = {"content-type": "text/event-stream", "cache-control": "no-cache"}
 _ERRORS: dict[int, tuple[str, str]] = {
@@ -179,18 +181,7 @@ class FakeAnthropicServer:
         headers = request.headers
         if self.require_auth and not (headers.get("authorization") or headers.get("x-api-key")):
             raise _Rejected(401, "missing credentials: send Authorization: Bearer or x-api-key")
-        if not isinstance(body, dict):
-            raise _Rejected(400, "The request body is not valid JSON, or not a JSON object")
-        for key in ("model", "max_tokens", "messages"):
-            if key not in body and not (key == "max_tokens" and request.path == COUNT_TOKENS):
-                raise _Rejected(400, f"{key}: Field required")
-        if not isinstance(body["messages"], list):
-            raise _Rejected(400, "messages: Input should be a valid list")
-        _check_tool_pairing(body["messages"])
-        try:
-            prompt = parse_prompt(body)
-        except ValueError as exc:
-            raise _Rejected(400, str(exc)) from None
+        prompt = checked_prompt(body, request.path)
         if request.path == COUNT_TOKENS:
             return None, json.dumps({"input_tokens": prompt.total_tokens}).encode()
         step = await self.script.next_step(request)
@@ -215,6 +206,23 @@ class FakeAnthropicServer:
             error = {"type": step.error_type, "message": step.message}
             events.append(("error", {"type": "error", "error": error}))
         return step, [encode(name, data) for name, data in events]
+
+
+def checked_prompt(body: Any, path: str = MESSAGES) -> Prompt:
+    """The request's prompt, once it passes the checks the API makes before answering
+    (required fields, tool_use/tool_result pairing, deferred tools): else `_Rejected`."""
+    if not isinstance(body, dict):
+        raise _Rejected(400, "The request body is not valid JSON, or not a JSON object")
+    for key in ("model", "max_tokens", "messages"):
+        if key not in body and not (key == "max_tokens" and path == COUNT_TOKENS):
+            raise _Rejected(400, f"{key}: Field required")
+    if not isinstance(body["messages"], list):
+        raise _Rejected(400, "messages: Input should be a valid list")
+    _check_tool_pairing(body["messages"])
+    try:
+        return parse_prompt(body)
+    except ValueError as exc:
+        raise _Rejected(400, str(exc)) from None
 
 
 def _check_tool_pairing(messages: list[Any]) -> None:

@@ -44,7 +44,7 @@ from workload import (
     unique_turns,
 )
 
-from agentrt.testing import FakeAnthropicServer, Reply, Script, ToolCall
+from agentrt.testing import FakeAnthropicServer, Reply, Script, ToolUse
 from agentrt.testing._cache_sim import parse_prompt  # the estimate behind count_tokens
 
 if TYPE_CHECKING:
@@ -134,7 +134,7 @@ class Responder:
         else:
             return Reply(text=f"fake server: no bench tag in the task ({tag})")
         if turn < len(script):
-            return Reply(tool_calls=[ToolCall(n, a) for n, a in script[turn]], latency=latency)
+            return Reply(tool_calls=[ToolUse(n, a) for n, a in script[turn]], latency=latency)
         return Reply(text=FINAL_TEXT, latency=latency)
 
     def _many_tools(self, n: int, body: dict[str, Any], messages: list[Any]) -> Reply:
@@ -169,7 +169,7 @@ class Responder:
                 *calls])
         if "initialize_tools" in visible:
             names = [tool_name(i) for i in need]
-            return Reply(tool_calls=[ToolCall("initialize_tools", {"tool_names": names})])
+            return Reply(tool_calls=[ToolUse("initialize_tools", {"tool_names": names})])
         return Reply(text="fake server: the needed tools are not in the request")
 
 

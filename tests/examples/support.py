@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import processes
+
+if TYPE_CHECKING:
+    import subprocess
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -24,8 +29,8 @@ def offline_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 def run_example(name: str, *args: str, env: dict[str, str], timeout: float = 120,
                 expect: int = 0) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([sys.executable, str(EXAMPLES / f"{name}.py"), *args], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    proc = processes.run([sys.executable, str(EXAMPLES / f"{name}.py"), *args], cwd=ROOT,
+                         env=env, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == expect, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
     return proc
 

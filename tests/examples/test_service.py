@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import httpx2
+import processes
 import pytest
 import redis
 import uvicorn
@@ -153,7 +154,7 @@ def test_the_service_process_starts_serves_and_stops_on_sigterm(tmp_path: Path) 
     port = free_port()
     log_path = tmp_path / "service.log"
     with log_path.open("w") as log:
-        proc = subprocess.Popen(
+        proc = processes.popen(
             [sys.executable, str(EXAMPLES / "service.py"), "--port", str(port)], cwd=ROOT,
             env=offline_env(tmp_path), stdout=log, stderr=subprocess.STDOUT)
     try:

@@ -37,7 +37,10 @@ def test_weather_stocks_duplicates_in_one_turn_run_once(tmp_path: Path) -> None:
 
 
 def test_products_batch_is_one_upstream_call(tmp_path: Path) -> None:
-    out = run_example("products_batch", env=offline_env(tmp_path)).stdout
+    # The batch closes when its three products have joined (batch_max), not when a 2 ms
+    # window runs out: a loaded machine cannot split it.
+    env = offline_env(tmp_path, AGENTRT_BATCH_WINDOW="60", AGENTRT_BATCH_MAX="3")
+    out = run_example("products_batch", env=env).stdout
     assert [line.strip() for line in out.splitlines() if "->" in line] == [
         f"-> get_product(product_id={pid})" for pid in (10, 20, 10, 30)]
     assert stats_lines(out) == [{"tool_calls": 4, "executed": 1, "errors": 0,

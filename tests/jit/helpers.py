@@ -1,5 +1,6 @@
 """Shared by the JIT tests: a manifest of the fixture tools, written without leaving
-any fixture module imported, and an agent harness on the fake Messages API."""
+any fixture module imported, and an agent harness on the in-process model double (or,
+``sdk=True``, on the real SDK over HTTP to the fake Messages API)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from agentrt import Agent, MemoryThreadStore, Runtime, load_settings
 from agentrt.jit import describe, render_manifest
 from agentrt.jit.catalog import import_tool
-from agentrt.testing import FakeAnthropicServer
+from agentrt.testing import FakeAnthropicServer, ScriptedModel
 
 from .fixtures import path, reset
 
@@ -43,9 +44,17 @@ def write_manifest(directory: Path, paths: Sequence[str] = CATALOG,
 @asynccontextmanager
 async def harness(agent_cls: type[Agent], steps: Sequence[Step] | Any, *,
                   store: ThreadStore | None = None, identity: dict[str, str] | None = None,
-                  deps: dict[str, Any] | None = None, stream: bool = False, **server: Any,
-                  ) -> AsyncIterator[tuple[Agent, FakeAnthropicServer]]:
+                  deps: dict[str, Any] | None = None, stream: bool = False, sdk: bool = False,
+                  min_cache_tokens: int = 1024) -> AsyncIterator[tuple[Agent, Any]]:
+    """The agent and what answered it (``.requests``): a ScriptedModel, or with ``sdk``
+    (mark the test ``integration``) a FakeAnthropicServer the real SDK talks to."""
     settings = load_settings(thread_store="memory", stream=stream, llm_max_retries=0)
-    async with FakeAnthropicServer(steps, **server) as fake, fake.client() as client, Runtime(
-            settings, client=client, store=store or MemoryThreadStore()) as runtime:
+    store = store or MemoryThreadStore()
+    if not sdk:
+        model = ScriptedModel(steps, min_cache_tokens=min_cache_tokens)
+        async with Runtime(settings, model=model, store=store) as runtime:
+            yield agent_cls(runtime, identity=identity, deps=deps), model
+        return
+    async with FakeAnthropicServer(steps, min_cache_tokens=min_cache_tokens) as fake, \
+            fake.client() as client, Runtime(settings, client=client, store=store) as runtime:
         yield agent_cls(runtime, identity=identity, deps=deps), fake

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import anyio
+import processes
 import pytest
 
 from agentrt import (
@@ -21,7 +21,7 @@ from agentrt import (
     Tool,
     function,
 )
-from agentrt.testing import Reply, ToolCall
+from agentrt.testing import Reply, ToolUse
 
 from .agents import TOOLS, Notes, research_agent
 from .fixtures import IMPORTS, PACKAGE
@@ -30,7 +30,7 @@ from .helpers import CATALOG, harness, write_manifest
 if TYPE_CHECKING:
     from agentrt.testing import RecordedRequest
 
-pytestmark = [pytest.mark.anyio, pytest.mark.integration]
+pytestmark = pytest.mark.anyio
 
 ACME = {"account": "acme"}
 # The JIT issue's behaviour: activated tools are appended to the tools list. The
@@ -53,7 +53,7 @@ def results(request: RecordedRequest) -> list[dict[str, Any]]:
 
 
 def call(name: str, **arguments: Any) -> Reply:
-    return Reply(tool_calls=[ToolCall(name, arguments)])
+    return Reply(tool_calls=[ToolUse(name, arguments)])
 
 
 async def test_the_first_request_carries_only_core_tools_and_imports_nothing(
@@ -76,10 +76,10 @@ async def test_the_first_request_carries_only_core_tools_and_imports_nothing(
 
 async def test_initialize_tools_then_auto_activation_then_a_refusal(tmp_path: Path) -> None:
     steps = [call("initialize_tools", tool_names=["presentation", "browser"]),
-             Reply(tool_calls=[ToolCall("web_search", {"query": "jit"}),
-                               ToolCall("send_mail", {"to": "a@b", "body": "x"}),
-                               ToolCall("open_url", {"url": "https://x"}),
-                               ToolCall("delete_file", {"path": "a"})]),
+             Reply(tool_calls=[ToolUse("web_search", {"query": "jit"}),
+                               ToolUse("send_mail", {"to": "a@b", "body": "x"}),
+                               ToolUse("open_url", {"url": "https://x"}),
+                               ToolUse("delete_file", {"path": "a"})]),
              Reply(text="done")]
     agent_cls = research_agent(write_manifest(tmp_path), **APPEND)
     async with harness(agent_cls, steps, identity=ACME) as (agent, server):
@@ -186,9 +186,9 @@ async def test_a_resumed_thread_gets_the_same_tools_list(tmp_path: Path) -> None
     including tools activated concurrently by one message."""
     store = MemoryThreadStore()
     manifest = write_manifest(tmp_path)
-    first = [Reply(tool_calls=[ToolCall("read_file", {"path": "p"}),
-                               ToolCall("initialize_tools", {"tool_names": ["presentation"]}),
-                               ToolCall("fetch_page", {"url": "u"})]),
+    first = [Reply(tool_calls=[ToolUse("read_file", {"path": "p"}),
+                               ToolUse("initialize_tools", {"tool_names": ["presentation"]}),
+                               ToolUse("fetch_page", {"url": "u"})]),
              call("send_mail", to="x", body="y"),  # fails: not activated, not restored
              Reply(text="ok")]
     async with harness(research_agent(manifest), first, store=store,
@@ -202,18 +202,19 @@ async def test_a_resumed_thread_gets_the_same_tools_list(tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize("loading", ["append", "deferred"])
+@pytest.mark.integration
 async def test_a_thread_resumes_in_another_process(tmp_path: Path, loading: str) -> None:
     manifest, db = write_manifest(tmp_path), str(tmp_path / "threads.db")
     steps = [call("initialize_tools", tool_names=["presentation"]), call("read_file", path="p"),
              Reply(text="first"), call("fetch_page", url="u"), Reply(text="second")]
     async with SQLiteThreadStore(db) as store, harness(
             research_agent(manifest, tool_loading=loading), steps, store=store,
-            identity=ACME) as (agent, server):
+            identity=ACME, sdk=True) as (agent, server):
         result = await agent.run("go")
         live = prefix(server.requests[2])
         child = Path(__file__).with_name("resume_child.py")
         env = {**os.environ, "PYTHONHASHSEED": "12345"}
-        done = await anyio.run_process(
+        done = await processes.run_process(
             [sys.executable, str(child), str(manifest), db, result.thread_id, server.base_url,
              "continue", loading], env=env, check=False)
         assert done.returncode == 0, done.stderr.decode(errors="replace")

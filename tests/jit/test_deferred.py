@@ -13,7 +13,7 @@ import pytest
 
 from agentrt import Agent, ConfigError, MemoryThreadStore
 from agentrt.jit import read_manifest
-from agentrt.testing import Reply, ToolCall, ToolSearch, capture_events
+from agentrt.testing import Reply, ToolSearch, ToolUse, capture_events
 from agentrt.testing._cache_sim import estimate_tokens
 
 from .agents import TOOLS, research_agent
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from agentrt.testing import RecordedRequest, Step
 
-pytestmark = [pytest.mark.anyio, pytest.mark.integration]
+pytestmark = pytest.mark.anyio
 
 ACME = {"account": "acme"}
 # Allowed by TOOLS, by tool name then class order; browser (blocked) and files'
@@ -52,18 +52,19 @@ def results(request: RecordedRequest) -> list[dict[str, Any]]:
 
 
 def call(name: str, **arguments: Any) -> Reply:
-    return Reply(tool_calls=[ToolCall(name, arguments)])
+    return Reply(tool_calls=[ToolUse(name, arguments)])
 
 
 def without_marker(block: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in block.items() if k != "cache_control"}
 
 
+@pytest.mark.integration  # count_tokens through the real SDK
 async def test_every_allowed_function_is_sent_deferred_and_nothing_is_imported(
         tmp_path: Path) -> None:
     manifest = write_manifest(tmp_path)
     async with harness(research_agent(manifest), [Reply(text="hello")],
-                       identity=ACME) as (agent, server):
+                       identity=ACME, sdk=True) as (agent, server):
         result = await agent.run("hi")
         body = {k: v for k, v in server.requests[0].body.items() if k != "max_tokens"}
         loaded_only = [t for t in body["tools"] if not t.get("defer_loading")]
@@ -128,7 +129,7 @@ async def test_a_deferred_function_is_activated_on_its_first_call(tmp_path: Path
 async def test_server_search_finds_a_tool_the_model_then_calls(tmp_path: Path,
                                                                stream: bool) -> None:
     steps = [Reply(text="Looking.", searches=[ToolSearch("slide")],
-                   tool_calls=[ToolCall("make_slides", {"title": "T", "bullets": []})]),
+                   tool_calls=[ToolUse("make_slides", {"title": "T", "bullets": []})]),
              Reply(text="done")]
     store = MemoryThreadStore()
     agent_cls = research_agent(write_manifest(tmp_path), tool_loading="server_search")
@@ -221,8 +222,8 @@ async def test_a_forbidden_tool_is_never_sent_referenced_or_activated(
     searches = [ToolSearch("open_url|browser|delete_file")] if loading == "server_search" else []
     steps: list[Step] = [
         call("initialize_tools", tool_names=["browser"]),
-        Reply(searches=searches, tool_calls=[ToolCall("open_url", {"url": "u"}),
-                                             ToolCall("delete_file", {"path": "p"})]),
+        Reply(searches=searches, tool_calls=[ToolUse("open_url", {"url": "u"}),
+                                             ToolUse("delete_file", {"path": "p"})]),
         Reply(text="no")]
     agent_cls = research_agent(write_manifest(tmp_path), tool_loading=loading,
                                tools={**TOOLS, "tool_loader": True})
@@ -249,7 +250,7 @@ def _conversation(loading: str) -> list[Reply]:
 
     def load(tool: str, query: str) -> Reply:
         if loading == "server_search":
-            return Reply(searches=[ToolSearch(query)], tool_calls=[ToolCall("read_notes")])
+            return Reply(searches=[ToolSearch(query)], tool_calls=[ToolUse("read_notes")])
         return call("initialize_tools", tool_names=[tool])
 
     return [
@@ -336,13 +337,14 @@ async def test_a_function_the_manifest_does_not_describe_is_appended(tmp_path: P
     assert [(e["tool"], e["functions"]) for e in appended] == [("web_search", ["fetch_page"])]
 
 
+@pytest.mark.integration  # count_tokens through the real SDK
 async def test_referenced_definitions_count_once_from_where_they_are_revealed(
         tmp_path: Path) -> None:
     """Through the agent: the request after initialize_tools costs its new blocks plus
     each referenced definition, once, and count_tokens agrees with the usage."""
     steps = [call("initialize_tools", tool_names=["mailer"]), Reply(text="ok")]
     async with harness(research_agent(write_manifest(tmp_path)), steps, identity=ACME,
-                       deps={"api_key": "k", "sender": "s"}) as (agent, server):
+                       deps={"api_key": "k", "sender": "s"}, sdk=True) as (agent, server):
         await agent.run("mail")
         second = {k: v for k, v in server.requests[1].body.items() if k != "max_tokens"}
         async with server.client() as client:

@@ -76,7 +76,7 @@ def _edges_respected(order: tuple[str, ...], edges: dict[str, list[str]],
                 assert dep in position and position[dep] < position[node], (node, dep, order)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=100)
 @given(edges=dags(), data=st.data())
 def test_for_random_dags_every_edge_is_respected(edges: dict[str, list[str]],
                                                  data: st.DataObject) -> None:
@@ -104,7 +104,7 @@ def test_for_random_dags_every_edge_is_respected(edges: dict[str, list[str]],
     assert DependencyGraph(edges).plan(requested, lambda n: n in allowed) == plan
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=100)
 @given(edges=dags(), data=st.data())
 def test_requested_tools_come_before_plain_dependencies_of_their_layer(
         edges: dict[str, list[str]], data: st.DataObject) -> None:
@@ -121,7 +121,7 @@ def test_requested_tools_come_before_plain_dependencies_of_their_layer(
     assert firsts == by_layer  # within a layer, in the order they were asked for
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=100)
 @given(edges=dags(), data=st.data())
 def test_random_graphs_with_a_cycle_are_rejected(edges: dict[str, list[str]],
                                                  data: st.DataObject) -> None:

@@ -83,7 +83,7 @@ async def test_two_processes_send_byte_identical_guides_through_redis(
     the second reads the guides the first rendered from Redis instead of rendering them."""
     import agentrt.jit.thread_tools as thread_tools
     from agentrt import MemoryThreadStore, Runtime, load_settings
-    from agentrt.testing import FakeAnthropicServer, Reply, ToolCall
+    from agentrt.testing import FakeAnthropicServer, Reply, ToolUse
 
     from .agents import research_agent
     from .helpers import write_manifest
@@ -100,7 +100,7 @@ async def test_two_processes_send_byte_identical_guides_through_redis(
     agent_cls = research_agent(write_manifest(tmp_path))
     answers, renders_per_run = [], []
     for _ in range(2):
-        steps = [Reply(tool_calls=[ToolCall("initialize_tools",
+        steps = [Reply(tool_calls=[ToolUse("initialize_tools",
                                             {"tool_names": ["presentation"]})]),
                  Reply(text="ok")]
         settings = load_settings(thread_store="memory", stream=False, redis_url=redis_url,

@@ -1,11 +1,15 @@
 """One OS process of the cross-process single-flight tests.
 
-argv: redis_url prefix calls lease_ttl first_call_seconds. Counts itself ready in
-Redis and waits for the parent's go (so every process starts together), makes
-``calls`` concurrent identical calls of a slow read (each from its own thread),
-and prints one JSON line of results.
+argv: redis_url prefix calls lease_ttl hold. Counts itself ready in Redis and waits
+for the parent's go (so every process starts together), makes ``calls`` concurrent
+identical calls of a read (each from its own thread), and prints one JSON line of
+results.
 The read counts executions in Redis (INCR) so the parent can count them across
-processes; the first execution announces its PID and stalls, so a test can kill it.
+processes. The first execution announces its PID and holds the flight open: with
+``hold`` a number N, until N other processes wait on it (subscribed to its channel)
+and this process's other callers have joined it, so who answers whom does not depend
+on the scheduler; with ``hold`` "forever", until a test kills it. A child never waits
+longer than ``GIVE_UP`` seconds for anything, so none can outlive a failed test for long.
 """
 
 from __future__ import annotations
@@ -32,36 +36,57 @@ from agentrt.tools import ToolRegistry
 
 from .support import context
 
+GIVE_UP = 120.0
+
+
+async def until(condition: Any) -> None:
+    """Poll Redis (nothing else crosses the process boundary) until ``await condition()``."""
+    with anyio.fail_after(GIVE_UP):
+        while not await condition():
+            await anyio.sleep(0.01)
+
 
 class Slow(Tool):
     name = "slow"
 
-    def __init__(self, gate: RedisGate, first_call_seconds: float) -> None:
+    def __init__(self, gate: RedisGate, hold: str) -> None:
         self.gate = gate
-        self.first_call_seconds = first_call_seconds
+        self.hold = hold
+
+    async def _waiters(self) -> int:
+        """Processes waiting on a flight of this test: subscribers of its done channels."""
+        channels = await self.gate.client.pubsub_channels(self.gate.key("done", "*"))
+        counts = await self.gate.client.pubsub_numsub(*channels) if channels else []
+        return sum(count for _, count in counts)
 
     @function(read_only=True, ttl=60)
     async def report(self, day: str) -> dict[str, Any]:
-        """A slow report."""
+        """A report whose first execution is held open."""
         count = await self.gate.client.incr(self.gate.key("executions"))
         if count == 1:
             await self.gate.client.set(self.gate.key("leader_pid"), os.getpid())
-            await anyio.sleep(self.first_call_seconds)
-        else:
-            await anyio.sleep(0.2)
+            if self.hold == "forever":
+                await anyio.sleep(GIVE_UP)
+            else:
+                others = int(self.hold)
+                await until(lambda: self._waiter_count_is(others))
+                await anyio.wait_all_tasks_blocked()  # this process's callers joined too
         return {"day": day, "total": 42}
+
+    async def _waiter_count_is(self, others: int) -> bool:
+        return await self._waiters() >= others
 
 
 async def main() -> None:
     configure_logging(level="warning", fmt="json", stream=sys.stderr)
-    url, prefix, calls, lease_ttl, first = sys.argv[1:6]
+    url, prefix, calls, lease_ttl, hold = sys.argv[1:6]
     settings = load_settings(thread_store="memory", lease_ttl=float(lease_ttl))
-    gate = RedisGate(url, prefix=prefix, timeout=2.0)
+    gate = RedisGate(url, prefix=prefix, timeout=15.0)  # only a hang, not a busy box
     resources = PipelineResources.from_settings(settings, redis=gate)
     handler = build_pipeline(["local_cache", "single_flight", "shared_cache", "shared_flight"],
                              resources, Execute(timeout=60, max_result_chars=10_000))
     processor = ResponseProcessor(handler)
-    tools = ToolRegistry([Slow(gate, float(first))])
+    tools = ToolRegistry([Slow(gate, hold)])
     results: list[dict[str, Any]] = []
 
     async def one(i: int) -> None:
@@ -75,8 +100,7 @@ async def main() -> None:
                         "is_error": outcome.is_error})
 
     await gate.client.incr(gate.key("ready"))
-    while not await gate.client.exists(gate.key("go")):  # the parent says go once all are ready
-        await anyio.sleep(0.005)
+    await until(lambda: gate.client.exists(gate.key("go")))  # once all are ready
     started = time.monotonic()
     async with anyio.create_task_group() as tg:
         for i in range(int(calls)):

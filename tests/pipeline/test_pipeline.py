@@ -20,7 +20,7 @@ from agentrt.pipeline import (
     describe_pipeline,
     stage_names,
 )
-from agentrt.testing import FakeAnthropicServer, Reply, ToolCall
+from agentrt.testing import Reply, ScriptedModel, ToolUse
 from agentrt.thread.memory import MemoryThreadStore
 from agentrt.tools import ToolRegistry
 
@@ -117,8 +117,7 @@ async def test_statistics_of_every_built_in_stage() -> None:
     assert stats["memo"] == StageStatistics(answered=0)
 
 
-async def test_an_agent_takes_custom_stages_and_resumes_through_the_replay_hook(
-        tmp_path: Any) -> None:
+async def test_an_agent_takes_custom_stages_and_resumes_through_the_replay_hook() -> None:
     """A resumed thread reaches every stage's replay hook through the Pipeline (the memo
     among them), with no special case for the memo anywhere."""
 
@@ -126,13 +125,12 @@ async def test_an_agent_takes_custom_stages_and_resumes_through_the_replay_hook(
         tools = (Upstream,)
         pipeline = ("turn_dedup", Echo, "memo")
 
-    script = [Reply(tool_calls=[ToolCall("get_weather", {"city": "Oslo"})]),
+    script = [Reply(tool_calls=[ToolUse("get_weather", {"city": "Oslo"})]),
               Reply(text="Mild."),
-              Reply(tool_calls=[ToolCall("get_weather", {"city": "Oslo"})]),
+              Reply(tool_calls=[ToolUse("get_weather", {"city": "Oslo"})]),
               Reply(text="Still mild.")]
-    store = MemoryThreadStore()
-    async with FakeAnthropicServer(script) as fake, fake.client() as client, \
-            Runtime(resources().settings, client=client, store=store) as runtime:
+    async with Runtime(resources().settings, model=ScriptedModel(script),
+                       store=MemoryThreadStore()) as runtime:
         first = await Quotes(runtime).run("Oslo?")
         agent = Quotes(runtime)
         second = await agent.run("And again?", thread_id=first.thread_id)

@@ -413,7 +413,9 @@ async def _cancellable(scopes: list[anyio.CancelScope], proc: Any, tools: ToolRe
 # batch -----------------------------------------------------------------------------------
 
 async def test_seed_scenario_products_batched_into_one_upstream_call() -> None:
-    proc, tools, up, _ = _setup()
+    # closed by batch_max once the three products joined, never by a window running out
+    # (a 2 ms window split [10, 20, 30] into [10] and [20, 30] on a loaded machine)
+    proc, tools, up, _ = _setup(batch_window=60, batch_max=3)
     results = await turn(proc, tools, context(), *(use("get_product", product_id=p)
                                                     for p in (10, 20, 10, 30)))
     assert [(w, sorted(ids)) for w, ids in up.calls] == [("products", [10, 20, 30])]
@@ -421,8 +423,8 @@ async def test_seed_scenario_products_batched_into_one_upstream_call() -> None:
     assert sorted(r["source"] for r in results) == ["batch", "batch", "batch", "turn_dedup"]
 
 
-async def test_batch_gathers_concurrent_threads_within_the_window() -> None:
-    proc, tools, up, _ = _setup(batch_window=0.05)
+async def test_batch_gathers_the_calls_of_concurrent_threads() -> None:
+    proc, tools, up, _ = _setup(batch_window=60, batch_max=3)  # closed by the third call
     async with anyio.create_task_group() as tg:
         for thread, pid in (("a", 1), ("b", 2), ("c", 3)):
             tg.start_soon(turn, proc, tools, context(thread), use("get_product", product_id=pid))

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
 
     from agentrt import TextDelta
-    from agentrt.llm._client import ModelClient, ModelReply
+    from agentrt.llm._model import Model, ModelReply
 
 
 def append_line(path: str, record: dict[str, Any]) -> None:
@@ -137,9 +137,9 @@ class JournaledStore(SQLiteThreadStore):
 
 
 class TrappedModel:
-    """The runtime's ModelClient with kill points before a request and mid-stream."""
+    """The runtime's model (a ModelClient) with kill points before a request and mid-stream."""
 
-    def __init__(self, inner: ModelClient, trap: Trap) -> None:
+    def __init__(self, inner: Model, trap: Trap) -> None:
         self.inner = inner
         self.trap = trap
 
@@ -173,7 +173,7 @@ async def run_job(job: dict[str, Any]) -> None:
                                         max_retries=0) as client, JournaledStore(
             job["db"], job["journal"], trap) as store, Runtime(
             settings, client=client, store=store) as runtime:
-        runtime.model = TrappedModel(runtime.model, trap)  # type: ignore[assignment]
+        runtime.model = TrappedModel(runtime.model, trap)
         agent = type("WarehouseAgent", (WarehouseAgent,),
                      {"tools": (Warehouse(job["log"], trap),)})(runtime)
         await agent.run(job["task"], thread_id=job["thread"])

@@ -24,8 +24,10 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-if __name__ == "__main__":  # run as a script: make `reliability` importable
+if __name__ == "__main__":  # run as a script: make `reliability` and `processes` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import processes
 
 from agentrt import (
     Agent,
@@ -109,7 +111,7 @@ class Monitor:
 
 @asynccontextmanager
 async def fake_server(turns: int, calls: int, latency: float) -> AsyncIterator[str]:
-    process = subprocess.Popen(
+    process = processes.popen(
         [sys.executable, str(HERE / "load_server.py"), str(turns), str(calls), str(latency)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:

@@ -12,7 +12,7 @@ import sys
 
 import anyio
 
-from agentrt.testing import FakeAnthropicServer, RecordedRequest, Reply, ToolCall
+from agentrt.testing import FakeAnthropicServer, RecordedRequest, Reply, ToolUse
 
 
 def load_model(turns: int, calls: int):  # type: ignore[no-untyped-def]
@@ -23,9 +23,9 @@ def load_model(turns: int, calls: int):  # type: ignore[no-untyped-def]
         turn = sum(1 for m in messages if m["role"] == "assistant")
         if turn >= turns:
             return Reply(text=f"done {run}")
-        tool_calls = [ToolCall("lookup", {"run": run, "turn": turn, "index": i})
+        tool_calls = [ToolUse("lookup", {"run": run, "turn": turn, "index": i})
                       for i in range(calls - 1)]
-        tool_calls.append(ToolCall("record", {"run": run, "turn": turn}))
+        tool_calls.append(ToolUse("record", {"run": run, "turn": turn}))
         return Reply(text=f"turn {turn}", tool_calls=tool_calls)
 
     return respond

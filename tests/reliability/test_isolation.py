@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from typing import Any
 
+import processes
 import pytest
 
 from agentrt import Agent, Runtime, Tool, function, load_settings
@@ -20,7 +20,7 @@ def _call(url: str, prefix: str, function: str, thread: str, user: str,
           identity: dict[str, str] | None = None) -> dict[str, Any]:
     args = [sys.executable, "-m", "tests.reliability.isolation_child", url, prefix, function,
             thread, user, *([json.dumps(identity)] if identity is not None else [])]
-    done = subprocess.run(args, capture_output=True, text=True, timeout=60, check=True)
+    done = processes.run(args, capture_output=True, text=True, timeout=60, check=True)
     answer: dict[str, Any] = json.loads(done.stdout)
     return answer
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from agentrt import UsageLimits
-from agentrt.testing import Reply, ToolCall, capture_events
+from agentrt.testing import Reply, ToolUse, capture_events
 
 from .support import check_thread, harness
 
@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 
 
 def _reads(n: int, first: int = 0) -> Reply:
-    return Reply(tool_calls=[ToolCall("stock", {"item": f"item{i}"})
+    return Reply(tool_calls=[ToolUse("stock", {"item": f"item{i}"})
                              for i in range(first, first + n)])
 
 
@@ -48,8 +48,8 @@ async def test_the_input_token_limit_stops_before_the_request_that_would_pass_it
 
 
 async def test_output_tokens_cap_max_tokens_then_stop() -> None:
-    steps = [Reply(tool_calls=[ToolCall("stock", {"item": "a"})], output_tokens=40),
-             Reply(tool_calls=[ToolCall("stock", {"item": "b"})], output_tokens=40),
+    steps = [Reply(tool_calls=[ToolUse("stock", {"item": "a"})], output_tokens=40),
+             Reply(tool_calls=[ToolUse("stock", {"item": "b"})], output_tokens=40),
              Reply(text="never sent")]
     async with harness(steps) as (agent, server, _):
         result = await agent.run("go", usage_limits=UsageLimits(output_tokens=70))

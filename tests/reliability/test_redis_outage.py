@@ -6,11 +6,13 @@ redis-server that the test stops (SIGSTOP) and lets go again (SIGCONT)."""
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import processes
 import pytest
 
 if TYPE_CHECKING:
@@ -48,15 +50,13 @@ class Worker:
 
 @asynccontextmanager
 async def worker(redis: RedisServerProcess, prefix: str, stock: Path) -> AsyncIterator[Worker]:
-    process = await anyio.open_process(
-        [sys.executable, "-m", "tests.reliability.outage_child", redis.url, prefix,
-         str(stock)], stderr=None)
-    try:
+    async with processes.opened(
+            [sys.executable, "-m", "tests.reliability.outage_child", redis.url, prefix,
+             str(stock)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=None) as process:
         yield Worker(process)
-    finally:  # reaped however the test ends
-        process.kill()
-        with anyio.CancelScope(shield=True):
-            await process.wait()
+        assert process.stdin is not None
+        await process.stdin.aclose()  # its end of input: it exits
 
 
 async def _until_flushed(process: Worker) -> None:

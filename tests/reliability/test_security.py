@@ -23,7 +23,7 @@ from agentrt import (
     function,
     load_settings,
 )
-from agentrt.testing import FakeAnthropicServer, Fault, Reply, ToolCall
+from agentrt.testing import FakeAnthropicServer, Fault, Reply, ToolUse
 
 from .support import check_thread, tool_results
 
@@ -97,11 +97,11 @@ async def _run(steps: list[Step], *, history: list[Message] | None = None,
 async def test_a_method_the_config_does_not_allow_is_never_reached() -> None:
     RAN.clear()
     steps = [
-        Reply(tool_calls=[ToolCall("delete_file", {"path": "/etc"})]),  # auto-activation
-        Reply(tool_calls=[ToolCall("initialize_tools", {"tool_names": ["files", "browser"]})]),
-        Reply(tool_calls=[ToolCall("delete_file", {"path": "/etc"}),  # active tool now
-                          ToolCall("read_file", {"path": "a.txt"}),
-                          ToolCall("open_url", {"url": "http://x"})]),
+        Reply(tool_calls=[ToolUse("delete_file", {"path": "/etc"})]),  # auto-activation
+        Reply(tool_calls=[ToolUse("initialize_tools", {"tool_names": ["files", "browser"]})]),
+        Reply(tool_calls=[ToolUse("delete_file", {"path": "/etc"}),  # active tool now
+                          ToolUse("read_file", {"path": "a.txt"}),
+                          ToolUse("open_url", {"url": "http://x"})]),
         Reply(text="done"),
     ]
     result, bodies, _ = await _run(steps)
@@ -132,12 +132,12 @@ async def test_a_disallowed_call_in_the_stored_history_is_not_replayed() -> None
 async def test_model_input_cannot_set_injected_parameters_or_identity() -> None:
     RAN.clear()
     steps = [
-        Reply(tool_calls=[ToolCall("read_file", {"path": "a", "account": "globex"}),
-                          ToolCall("read_file", {"path": "b"}),
-                          ToolCall("whoami", {"ctx": {"identity": {"account": "globex"}}}),
-                          ToolCall("whoami", {"identity": {"account": "globex"}}),
-                          ToolCall("whoami", {}),
-                          ToolCall("initialize_tools", {"tool_names": ["files"],
+        Reply(tool_calls=[ToolUse("read_file", {"path": "a", "account": "globex"}),
+                          ToolUse("read_file", {"path": "b"}),
+                          ToolUse("whoami", {"ctx": {"identity": {"account": "globex"}}}),
+                          ToolUse("whoami", {"identity": {"account": "globex"}}),
+                          ToolUse("whoami", {}),
+                          ToolUse("initialize_tools", {"tool_names": ["files"],
                                                         "account": "globex"})]),
         Reply(text="done"),
     ]
@@ -151,8 +151,8 @@ async def test_model_input_cannot_set_injected_parameters_or_identity() -> None:
 
 
 async def test_tenants_never_share_cached_results() -> None:
-    steps: list[Step] = [Reply(tool_calls=[ToolCall("read_file", {"path": "same"}),
-                                           ToolCall("whoami", {})]), Reply(text="done")]
+    steps: list[Step] = [Reply(tool_calls=[ToolUse("read_file", {"path": "same"}),
+                                           ToolUse("whoami", {})]), Reply(text="done")]
     store = MemoryThreadStore()
     seen = {}
     async with FakeAnthropicServer(steps * 2) as server, server.client() as client, Runtime(
@@ -212,7 +212,7 @@ async def test_secrets_never_appear_in_logs(tmp_path: Path,
                 f"redis://:{REDIS_PASSWORD}@127.0.0.1:{free_port()}/0",  # nobody there
                 f"redis://127.0.0.1:{server.port}/0?password={REDIS_PASSWORD}"]
         for url in urls:
-            steps: list[Step] = [Reply(tool_calls=[ToolCall("echo", {"text": "hi"})]),
+            steps: list[Step] = [Reply(tool_calls=[ToolUse("echo", {"text": "hi"})]),
                                  Reply(text="ok"), Fault(401), Fault(500, should_retry=False)]
             async with FakeAnthropicServer(steps) as fake:
                 settings = load_settings(thread_store="memory", redis_url=url,

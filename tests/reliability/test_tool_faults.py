@@ -11,7 +11,7 @@ import anyio
 import pytest
 
 from agentrt import Agent, Runtime, Tool, ToolError, function, load_settings
-from agentrt.testing import FakeAnthropicServer, Reply, ToolCall
+from agentrt.testing import FakeAnthropicServer, Reply, ToolUse
 
 from .support import check_thread, tool_results
 
@@ -104,7 +104,7 @@ EXPECTED = {  # function -> (is_error, text in the result)
 async def test_every_tool_fault_becomes_a_result_and_the_run_finishes() -> None:
     """Failed before: ``unprintable`` crashed the whole run (its ``__str__`` raised
     inside the error handler), and ``huge_error`` logged its 50 MB message."""
-    calls = [ToolCall(name) for name in EXPECTED]
+    calls = [ToolUse(name) for name in EXPECTED]
     steps = [Reply(tool_calls=calls), Reply(text="Reported.")]
     settings = load_settings(thread_store="memory")
     tracemalloc.start()

@@ -11,7 +11,7 @@ import anyio
 import pytest
 
 from agentrt import MalformedReplyError, SQLiteThreadStore, Tool, ToolContent, function
-from agentrt.testing import Reply, ToolCall, capture_events
+from agentrt.testing import Reply, ToolUse, capture_events
 
 from .support import check_thread, harness
 
@@ -27,7 +27,7 @@ async def test_a_lone_surrogate_in_tool_input_is_refused_and_the_thread_stays_us
         stream: bool, tmp_path: Any) -> None:
     """Failed before: the call key raised a bare UnicodeEncodeError, and the stored reply
     made every later request of the thread fail (the SDK sends UTF-8 only)."""
-    steps = [Reply(tool_calls=[ToolCall("stock", {"item": "lamp\ud800"})]),
+    steps = [Reply(tool_calls=[ToolUse("stock", {"item": "lamp\ud800"})]),
              Reply(text="Here again."), Reply(text="Still here.")]
     async with SQLiteThreadStore(tmp_path / "t.db") as store, harness(
             steps, store=store, stream=stream) as (agent, _, shop):
@@ -47,7 +47,7 @@ async def test_a_lone_surrogate_in_tool_input_is_refused_and_the_thread_stays_us
 async def test_tool_input_nested_too_deep_is_a_malformed_reply(stream: bool, depth: int) -> None:
     """Failed before (non-streamed): a bare ValueError ("Maximum serialization depth
     exceeded") at 900, a bare RecursionError from the SDK's parse at 10,000."""
-    steps = [Reply(tool_calls=[ToolCall("stock", raw_input_json=_nested(depth))]),
+    steps = [Reply(tool_calls=[ToolUse("stock", raw_input_json=_nested(depth))]),
              Reply(text="ok")]
     async with harness(steps, stream=stream) as (agent, _, shop):
         with pytest.raises(MalformedReplyError):
@@ -100,7 +100,7 @@ def _results(server: Any) -> list[dict[str, Any]]:
     return [b for b in body["messages"][-1]["content"] if b["type"] == "tool_result"]
 
 
-async def _run_tool(*calls: ToolCall, **settings: Any) -> tuple[list[dict[str, Any]], Any,
+async def _run_tool(*calls: ToolUse, **settings: Any) -> tuple[list[dict[str, Any]], Any,
                                                                  list[dict[str, Any]]]:
     tool = Hostile()
     steps = [Reply(tool_calls=list(calls)), Reply(text="done")]
@@ -114,20 +114,20 @@ async def _run_tool(*calls: ToolCall, **settings: Any) -> tuple[list[dict[str, A
 
 async def test_a_result_nested_too_deep_is_an_error_result_and_the_run_goes_on() -> None:
     """Failed before: json.dumps raised RecursionError out of the pipeline, ending the run."""
-    results, _, _ = await _run_tool(ToolCall("deep"))
+    results, _, _ = await _run_tool(ToolUse("deep"))
     assert results[0]["is_error"] and "nested too deep" in results[0]["content"]
 
 
 async def test_an_error_result_is_bounded_like_a_result() -> None:
     """Failed before: the validation error quoted the 10 MB argument whole."""
-    results, _, _ = await _run_tool(ToolCall("echo", {"text": "y",
+    results, _, _ = await _run_tool(ToolUse("echo", {"text": "y",
                                                       "count": "many" * 2_500_000}))
     assert results[0]["is_error"] and len(results[0]["content"]) < 1_000
 
 
 async def test_an_exception_with_a_huge_message_is_logged_bounded() -> None:
     """Failed before: the traceback (with the 20 MB message) was logged whole."""
-    results, tool, events = await _run_tool(ToolCall("ship"))
+    results, tool, events = await _run_tool(ToolUse("ship"))
     assert tool.shipped == 1 and results[0]["is_error"] and len(results[0]["content"]) < 1_000
     logged = [e for e in events if e["event"] == "tool.error"]
     assert logged and all(len(repr(e)) < 50_000 for e in logged)
@@ -137,7 +137,7 @@ async def test_an_exception_with_a_huge_message_is_logged_bounded() -> None:
 async def test_every_block_counts_against_the_result_limit() -> None:
     """Failed before: an 8 MB image went out with max_result_chars=1000 and the local
     cache counted 690 bytes for it."""
-    results, _, _ = await _run_tool(ToolCall("picture"), max_result_chars=1000)
+    results, _, _ = await _run_tool(ToolUse("picture"), max_result_chars=1000)
     blocks = results[0]["content"]
     assert [b["type"] for b in blocks] == ["text", "text"]
     assert "image block of 8,000,0" in blocks[1]["text"] and len(str(blocks)) < 2_000
@@ -156,7 +156,7 @@ async def test_the_local_cache_counts_an_image_by_its_size() -> None:
 async def test_a_tools_own_cancellation_is_an_error_result_not_the_runs() -> None:
     """Failed before: the stray CancelledError ended the whole run as if it had been
     cancelled by its caller."""
-    results, _, _ = await _run_tool(ToolCall("stray_cancel"), ToolCall("echo", {
+    results, _, _ = await _run_tool(ToolUse("stray_cancel"), ToolUse("echo", {
         "text": "a", "count": 2}))
     assert results[0]["is_error"] and "Cancel" in results[0]["content"]
     assert results[1]["content"] == "aa"
@@ -173,7 +173,7 @@ async def test_a_cancelled_run_is_still_cancelled_while_a_tool_runs() -> None:
             await anyio.sleep(60)
             return "never"
 
-    steps = [Reply(tool_calls=[ToolCall("wait")]), Reply(text="done")]
+    steps = [Reply(tool_calls=[ToolUse("wait")]), Reply(text="done")]
     async with harness(steps, agent_attrs={"tools": (Slow(),)}) as (agent, _, _):
         async with anyio.create_task_group() as tg:
             tg.start_soon(agent.run, "go")

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import anthropic
 import anyio
+import processes
 import pytest
 
 from agentrt.testing.__main__ import main
@@ -39,7 +40,7 @@ async def test_standalone_process_serves_and_stops_on_signal(
     replay.write_text(json.dumps(REPLAY))
     command = [sys.executable, "-m", "agentrt.testing", "--replay", str(replay)]
     env = {**os.environ, "NO_PROXY": "127.0.0.1"}
-    async with await anyio.open_process(command, env=env) as process:
+    async with processes.opened(command, env=env) as process:
         line = await _ready_line(process)
         assert line.startswith("AGENTRT_FAKE_BASE_URL=http://127.0.0.1:")
         base_url = line.strip().split("=", 1)[1]

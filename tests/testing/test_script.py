@@ -13,7 +13,7 @@ from agentrt.testing import (
     Reply,
     Script,
     StreamError,
-    ToolCall,
+    ToolUse,
 )
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ async def test_from_json_builds_every_step_kind() -> None:
     assert steps == [
         Reply(
             text="Let me look.",
-            tool_calls=(ToolCall("get_product", {"product_id": 42}),),
+            tool_calls=(ToolUse("get_product", {"product_id": 42}),),
             latency=0.01,
         ),
         Fault(529, should_retry=True),

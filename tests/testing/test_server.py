@@ -19,7 +19,7 @@ from agentrt.testing import (
     Reply,
     Step,
     StreamError,
-    ToolCall,
+    ToolUse,
 )
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
@@ -32,7 +32,7 @@ ASK: dict[str, Any] = {
 }
 LOOKUP = Reply(
     text="Let me look that up for you.",
-    tool_calls=[ToolCall("get_product", {"product_id": 42, "fields": ["price"]}, id="toolu_01A")],
+    tool_calls=[ToolUse("get_product", {"product_id": 42, "fields": ["price"]}, id="toolu_01A")],
 )
 
 
@@ -65,7 +65,7 @@ async def test_text_reply(anyio_backend: str) -> None:
 
 async def test_tool_use_reply() -> None:
     async with (
-        FakeAnthropicServer([LOOKUP, Reply(tool_calls=[ToolCall("x")])]) as server,
+        FakeAnthropicServer([LOOKUP, Reply(tool_calls=[ToolUse("x")])]) as server,
         server.client() as client,
     ):
         message = await client.messages.create(**ASK)
@@ -136,7 +136,7 @@ async def _raw_stream(server: FakeAnthropicServer, body: dict[str, Any]) -> http
 
 
 async def test_sse_wire_format() -> None:
-    reply = Reply(text="Let me look.", tool_calls=[ToolCall("get_product", {"id": 42})])
+    reply = Reply(text="Let me look.", tool_calls=[ToolUse("get_product", {"id": 42})])
     async with FakeAnthropicServer([reply]) as server:
         response = await _raw_stream(server, {**ASK, "stream": True})
     assert response.status_code == 200
@@ -176,7 +176,7 @@ async def test_sse_wire_format() -> None:
 
 async def test_raw_input_json_is_sent_verbatim() -> None:
     broken = '{"product_id": 4'
-    calls = [ToolCall("a", raw_input_json=broken), ToolCall("b", raw_input_json='{"ok": 1}')]
+    calls = [ToolUse("a", raw_input_json=broken), ToolUse("b", raw_input_json='{"ok": 1}')]
     async with (
         FakeAnthropicServer([Reply(tool_calls=calls), Reply(tool_calls=calls)]) as server,
         server.client() as client,

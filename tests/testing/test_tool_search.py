@@ -8,7 +8,7 @@ from typing import Any
 import anthropic
 import pytest
 
-from agentrt.testing import FakeAnthropicServer, Reply, Script, ToolCall, ToolSearch
+from agentrt.testing import FakeAnthropicServer, Reply, Script, ToolSearch, ToolUse
 from agentrt.testing._cache_sim import PromptCache, estimate_tokens, parse_prompt
 from agentrt.testing._search import run_search
 
@@ -173,7 +173,7 @@ def test_bm25_ranks_by_relevance() -> None:
 @pytest.mark.parametrize("search_tool", [REGEX, BM25])
 async def test_a_scripted_search_streams_and_not_alike(search_tool: dict[str, Any]) -> None:
     step = Reply(text="Let me find a tool.", searches=[ToolSearch("weather", id="srvtoolu_01S")],
-                 tool_calls=[ToolCall("get_weather", {"city": "Paris"}, id="toolu_01W")])
+                 tool_calls=[ToolUse("get_weather", {"city": "Paris"}, id="toolu_01W")])
     tools = [search_tool, ECHO, WEATHER, FORECAST, TIME]
     async with FakeAnthropicServer([step, step]) as server, server.client() as client:
         plain = await client.messages.create(model=MODEL, max_tokens=100, tools=tools,

@@ -27,7 +27,7 @@ def _emit(payload: object) -> None:
 
 
 async def append(url: str, prefix: str, thread_id: str, tag: str, count: str) -> None:
-    gate = RedisGate(url, prefix=prefix, timeout=5.0)
+    gate = RedisGate(url, prefix=prefix, timeout=15.0)  # only a hang, not a busy box
     try:
         async with RedisThreadStore(gate) as store:
             await store.create_thread(thread_id, exist_ok=True)

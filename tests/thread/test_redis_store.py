@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
+from processes import opened, start_together_and_finish
 from redis.crc import key_slot
 from redis_support import ManualClock, make_fake_gate
 
@@ -22,7 +23,6 @@ from agentrt.thread._messages import Message
 from agentrt.thread.redis import RedisThreadStore
 
 from .conformance import ThreadStoreConformance, assert_same_messages, batch, ids, tricky_messages
-from .processes import start_together_and_finish
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -476,8 +476,8 @@ async def test_two_processes_appending_to_one_thread(redis_url: str,
                 str(count)]
 
     with anyio.fail_after(50):
-        async with (await anyio.open_process(command("A"), env=dict(os.environ)) as a,
-                    await anyio.open_process(command("B"), env=dict(os.environ)) as b):
+        async with (opened(command("A"), env=dict(os.environ)) as a,
+                    opened(command("B"), env=dict(os.environ)) as b):
             await start_together_and_finish(a, b)
 
     stored = await store.messages("t1")

@@ -10,12 +10,12 @@ from typing import Any
 
 import anyio
 import pytest
+from processes import opened, run_process, start_together_and_finish
 
 from agentrt.thread._messages import Message
 from agentrt.thread.sqlite import SQLiteThreadStore
 
 from .conformance import assert_same_messages, tricky_messages
-from .processes import start_together_and_finish
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 
@@ -37,8 +37,8 @@ def child_env(backend: str = "asyncio") -> dict[str, str]:
 
 async def run_child(*args: str, stdin: bytes = b"") -> Any:
     """Run the helper to completion; its stdout, parsed as JSON (or None)."""
-    result = await anyio.run_process(child_command(*args), input=stdin, check=False,
-                                     env=child_env())
+    result = await run_process(child_command(*args), input=stdin, check=False,
+                               env=child_env())
     assert result.returncode == 0, result.stderr.decode(errors="replace")
     return json.loads(result.stdout) if result.stdout.strip() else None
 
@@ -72,10 +72,10 @@ async def test_two_processes_appending_to_one_thread(tmp_path: Path) -> None:
     # One child on asyncio, one on trio; both open the store, then start together.
     with anyio.fail_after(50):
         async with (
-            await anyio.open_process(child_command("append", db, "t1", "A", str(count)),
-                                     env=child_env("asyncio")) as a,
-            await anyio.open_process(child_command("append", db, "t1", "B", str(count)),
-                                     env=child_env("trio")) as b,
+            opened(child_command("append", db, "t1", "A", str(count)),
+                   env=child_env("asyncio")) as a,
+            opened(child_command("append", db, "t1", "B", str(count)),
+                   env=child_env("trio")) as b,
         ):
             await start_together_and_finish(a, b)
 
