@@ -48,7 +48,7 @@ class Memo(Stage):
         entry = entries.get(call.key)
         if entry is not None:
             if entry.expires is None or self.clock() < entry.expires:
-                return self.answered_from_store(call, ctx, entry.outcome)
+                return self.answer(call, ctx, entry.outcome)
             del entries[call.key]
         outcome = await self.next(call, ctx)
         self._remember(entries, call, outcome, self.clock())
@@ -72,7 +72,9 @@ class Memo(Stage):
                 call.options):
             return
         ttl = outcome.ttl(call.options)
-        entries[call.key] = _Entry(self.attributed(outcome), None if ttl is None else at + ttl,
+        # kept as it came (attributed when served): most remembered results are never
+        # asked for again in their thread, so a copy per miss would mostly be waste
+        entries[call.key] = _Entry(outcome, None if ttl is None else at + ttl,
                                    call.options.cache_tags)
 
     async def forget(self, tags: Sequence[str], ctx: CallContext) -> None:

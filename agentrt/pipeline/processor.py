@@ -161,8 +161,8 @@ class ResponseProcessor:
         if options.read_only:
             key = key_of(plan.head or self._head(tool, spec, options, ctx),
                          arguments.model_dump(mode="json"))
-        return ToolCall(id=str(block.get("id")), tool=tool, spec=spec, arguments=arguments,
-                        options=options, key=key)
+        # positional: a frozen dataclass built by keyword costs twice as much (hot path)
+        return ToolCall(str(block.get("id")), tool, spec, arguments, options, key)
 
     async def process(self, turn: TurnOutcomes, ctx: CallContext, tools: RunTools) -> None:
         """Run every call; results land in ``turn`` in the order of the tool_use blocks."""
