@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from anyio.abc import TaskGroup
 
+    from .jit.cache import CatalogCache
     from .thread._store import ThreadStore
 
 __all__ = ["Runtime"]
@@ -102,6 +103,17 @@ class Runtime:
         self._tasks: TaskGroup | None = None
         self._exit = AsyncExitStack()
         self._closed = False
+        self._catalogs: CatalogCache | None = None
+
+    @property
+    def catalogs(self) -> CatalogCache:
+        """What this runtime's JIT agents share (manifests read, catalogs built), made
+        on first use, so that the Runtime itself does not import ``agentrt.jit``."""
+        if self._catalogs is None:
+            from .jit.cache import CatalogCache
+
+            self._catalogs = CatalogCache()
+        return self._catalogs
 
     def _spawn(self, fn: Callable[[], Awaitable[None]]) -> bool:
         if self._tasks is None:

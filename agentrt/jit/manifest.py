@@ -1,49 +1,38 @@
 """The tool manifest: what each catalog tool offers, known without importing it.
 
-``agentrt tools manifest`` imports every tool once and writes the file; agents
-read it at start-up instead of importing hundreds of modules. It is one JSON
-document laid out one section per line (version 2)::
+``agentrt tools manifest`` imports every tool once and writes the file; agents read
+it instead of importing hundreds of modules. Format version 3 is JSON Lines, one
+JSON document per line::
 
-    {"format": "agentrt-tools-manifest", "version": 2, "startup_bytes": <n>,
-    "paths": ["<import path>", ...],
-    "by_name": {"<tool>": "<import path>"},
-    "requires": {"<tool>": ["<tool>", ...]},
-    "outside": {"<tool>": ["<tool>", ...]},
-    "functions": {"<function>": "<tool>"},
-    "index": {"<import path>": [name, version, summary, [requires], [functions], fingerprint]},
-    "tools": [
-    {"name": ..., "functions": [{"name": ..., "summary": ..., "definition": {...}}], ...},
+    {"format": "agentrt-tools-manifest", "version": 3, "tools": [ROW, ...], "sections": [...]}
+    ENTRY of the first row's tool
+    ENTRY of the second row's tool
     ...
-    ]}
+    SECTION, one line for each name in "sections", in that order
 
-``paths`` lists the values of ``by_name``, both by tool name. ``outside`` is
-the part of ``requires`` that names tools the manifest does not describe (an
-agent's core tool, say). ``tools`` holds each function's full tool definition
-(name, description, input_schema) for whoever needs it (``agentrt tools show``,
-the staleness report).
+The first line is the index, and all that start-up reads: it is parsed whole. It has
+one row per tool, sorted by name, with what the catalog needs to list the tool, map
+its functions to it and order its dependencies::
 
-Start-up cost must not grow with the catalog, so the layout serves it:
+    {"name": "files", "kind": "python", "import_path": "jit_tools.files:Files",
+     "version": "1", "summary": "Read and write files.", "requires": [],
+     "functions": ["read_file", "write_file"], "fingerprint": "444065e2..."}
 
-- ``startup_bytes`` is the length of the lines start-up reads (``paths`` to
-  ``functions``): one ``read`` gets them, where reading long lines one by one
-  costs as much again as parsing them. Each is parsed when needed; ``index``
-  and ``tools`` stay in the file until first used;
-- ``paths`` is all an agent listing every tool of the manifest needs (its catalog
-  is then the whole manifest: one set comparison), and a list parses in a third
-  of the time of the ``by_name`` object it repeats;
-- ``by_name`` and ``functions`` are not parsed at start-up: the few names and
-  functions of an agent's own classes are looked up in their text
-  (:meth:`Manifest.paths_of`, :meth:`Manifest.owners`); each map is parsed on
-  first use, for the O(1) look-ups at run time;
-- what concerns the manifest alone is checked when it is written:
-  :func:`render_manifest` refuses two tools with one name, a function defined by
-  two tools and a dependency cycle. Start-up then checks only what involves other
-  sources: the agent's own classes, and the ``outside`` dependencies.
+Line ``i + 2`` holds row ``i``'s entry: the row's fields, and for each function its
+summary and its tool definition as the Messages API takes it (``name``,
+``description``, ``input_schema``). An entry is parsed only when something needs it
+(the deferred definitions of a first request, ``agentrt tools show``, a staleness
+report), so a request that defers ten tools of a thousand parses ten lines.
 
-A file that does not follow this layout (reformatted, edited by hand so that the
-start-up lines change length, written by version 1) is still read, more slowly,
-as plain JSON, and is then checked in full at start-up (:attr:`Manifest.checked`
-is False); a version this code does not know is a ConfigError naming the file.
+``kind`` says what provides a tool: ``"python"``, a Tool class at ``import_path``;
+``"mcp"``, the tools of the MCP server named ``server`` (each function's entry then
+carries the server's ``annotations`` too). A section is derived data written with
+the entries, such as a search index over them: the line ``{"section": NAME, ...}``,
+read on first use (:meth:`Manifest.section`); a reader that does not use one skips it.
+
+:func:`render_manifest` writes the file and checks what concerns its tools alone (one
+tool per name, one tool per function, no dependency cycle). A file in an older format
+(1 or 2) is refused with a :class:`ConfigError` saying to regenerate it.
 """
 
 from __future__ import annotations
@@ -51,48 +40,31 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from .._errors import ConfigError, ToolDefinitionError
+from ..log import get_logger
 from .dependencies import DependencyGraph
 
 if TYPE_CHECKING:
     import os
-    from collections.abc import Collection, Iterable, Mapping
+    from collections.abc import Iterable, Mapping
 
     from ..tools import Tool
 
-__all__ = ["DEFAULT_MANIFEST", "Manifest", "ManifestRow", "describe", "read_manifest",
-           "render_manifest", "summary_of"]
+__all__ = ["DEFAULT_MANIFEST", "FORMAT", "VERSION", "Manifest", "ManifestTool", "ToolKind",
+           "describe", "read_manifest", "render_manifest", "summary_of"]
+
+log = get_logger("agentrt.jit")
 
 DEFAULT_MANIFEST = Path("configs/tools.manifest.json")
-FORMAT, VERSION = "agentrt-tools-manifest", 2
-_HEAD = f'{{"format": "{FORMAT}", "version": {VERSION}, "startup_bytes": '
-_STARTUP = ("paths", "by_name", "requires", "outside", "functions")  # in one read
+FORMAT, VERSION = "agentrt-tools-manifest", 3
+ToolKind: TypeAlias = Literal["python", "mcp"]
+_ROW_FIELDS = ("name", "kind", "import_path", "server", "version", "summary", "requires",
+               "functions", "fingerprint")
 _REGENERATE = "regenerate it with `agentrt tools manifest`"
-_READ_MEMO_SIZE = 8
-# Looking a key up in an object's text scans it (in C, ~40 times faster per character
-# than parsing it); past this many look-ups, parsing the object is cheaper.
-_SEARCH_LIMIT = 32
-_VALUE_WINDOW = 4096  # bytes decoded after a key found in the text (longer: parsed)
-_PLAIN_KEY = re.compile(r"[\w.-]+")  # written as is by json.dumps(ensure_ascii=False)
-_DECODER = json.JSONDecoder()
-
-
-@dataclass(frozen=True, slots=True)
-class ManifestRow:
-    """One tool's index entry: enough to list it, map its functions and order it."""
-
-    import_path: str
-    name: str
-    version: str
-    summary: str
-    requires: tuple[str, ...]
-    functions: tuple[str, ...]
-    fingerprint: str
 
 
 def summary_of(text: str | None) -> str:
@@ -107,6 +79,7 @@ def describe(cls: type[Tool], import_path: str) -> dict[str, Any]:
     """A tool's full manifest entry, from its class. Deterministic: same class, same bytes."""
     entry: dict[str, Any] = {
         "name": cls.name,
+        "kind": "python",
         "import_path": import_path,
         "version": cls.version,
         "summary": summary_of(cls.__doc__),
@@ -119,347 +92,211 @@ def describe(cls: type[Tool], import_path: str) -> dict[str, Any]:
 
 
 def fingerprint(entry: Mapping[str, Any]) -> str:
-    """sha256 over what the model and the loader see; the import path is not part of it."""
-    content = {k: v for k, v in entry.items() if k not in ("import_path", "fingerprint")}
+    """sha256 over what the model and the loader see (not where the tool is found)."""
+    content = {k: v for k, v in entry.items()
+               if k not in ("kind", "import_path", "server", "fingerprint")}
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
-def render_manifest(entries: Iterable[Mapping[str, Any]]) -> str:
-    """The manifest text for ``entries`` (from :func:`describe`), sorted by tool name.
+@dataclass(frozen=True, slots=True)
+class ManifestTool:
+    """One row of the index. ``import_path`` is set for a ``"python"`` tool, ``server``
+    for an ``"mcp"`` one; ``line`` is where its entry is (0 is the index)."""
 
-    Checks what concerns these tools alone, so that agents need not at start-up:
-    raises :class:`ToolDefinitionError` when two tools share a name or a function
-    name (the function map must point each name at exactly one tool), and
+    name: str
+    kind: ToolKind
+    import_path: str | None
+    server: str | None
+    version: str
+    summary: str
+    requires: tuple[str, ...]
+    functions: tuple[str, ...]
+    fingerprint: str
+    line: int
+
+
+def _row(entry: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: entry[key] for key in _ROW_FIELDS if key in entry}
+
+
+def render_manifest(entries: Iterable[Mapping[str, Any]],
+                    sections: Mapping[str, Mapping[str, Any]] | None = None) -> str:
+    """The manifest text for ``entries`` (from :func:`describe`), sorted by tool name,
+    then ``sections`` (name -> data) in name order.
+
+    Raises :class:`ToolDefinitionError` when two tools share a name or a function name
+    (the function map must point each name at exactly one tool), and
     :class:`DependencyCycleError` when their ``requires`` form a cycle.
     """
-    tools = list({e["import_path"]: e for e in sorted(
-        entries, key=lambda e: (e["name"], e["import_path"]))}.values())
-    names: dict[str, str] = {}
+    by_source = {(e.get("import_path"), e.get("server")): e for e in entries}
+    tools = sorted(by_source.values(), key=lambda e: e["name"])
+    owners: dict[str, str] = {}
     functions: dict[str, str] = {}
     for entry in tools:
-        other = names.setdefault(entry["name"], entry["import_path"])
-        if other != entry["import_path"]:
+        where = entry.get("import_path") or f"MCP server {entry.get('server')!r}"
+        other = owners.setdefault(entry["name"], where)
+        if other != where:
             raise ToolDefinitionError(f"two tools are named {entry['name']!r}: {other} and "
-                                      f"{entry['import_path']}; rename one (class attribute name)")
+                                      f"{where}; rename one (class attribute name)")
         for fn in entry["functions"]:
             owner = functions.setdefault(fn["name"], entry["name"])
             if owner != entry["name"]:
                 raise ToolDefinitionError(
                     f"function {fn['name']!r} is defined by both tool {owner!r} and tool "
                     f"{entry['name']!r}; rename one (function(name=...))")
-    requires = {e["name"]: e["requires"] for e in tools if e["requires"]}
-    DependencyGraph(requires).check()
-    startup = {
-        "paths": [e["import_path"] for e in tools],
-        "by_name": {e["name"]: e["import_path"] for e in tools},
-        "requires": requires,
-        "outside": {name: outside for name, deps in requires.items()
-                    if (outside := [d for d in deps if d not in names])},
-        "functions": functions,
-    }
-    index = {e["import_path"]: [e["name"], e["version"], e["summary"], e["requires"],
-                                [f["name"] for f in e["functions"]], e["fingerprint"]]
-             for e in tools}
-    lines = "".join(f'"{key}": {_dumps(value)},\n' for key, value in startup.items())
-    full = ",\n".join(_dumps(e) for e in tools)
-    return (f'{_HEAD}{len(lines.encode())},\n{lines}"index": {_dumps(index)},\n'
-            f'"tools": [\n{full}\n]}}\n')
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+    DependencyGraph({e["name"]: e["requires"] for e in tools}).check()
+    named = dict(sorted((sections or {}).items()))
+    index = {"format": FORMAT, "version": VERSION,
+             "tools": [{**_row(e), "functions": [f["name"] for f in e["functions"]]}
+                       for e in tools],
+             "sections": list(named)}
+    lines = [index, *tools, *({"section": name, **data} for name, data in named.items())]
+    return "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
 
 
 class Manifest:
-    """A parsed manifest file. ``paths`` and ``outside`` are parsed when it is read;
-    the dependencies, the name and function maps, the index rows and the full
-    entries on first use.
+    """A manifest file's index, parsed whole; entries and sections read on first use.
 
-    ``checked`` is True for a file in the exact layout :func:`render_manifest` writes,
-    which checked it: no two tools share a name or a function, and ``requires`` has
-    no cycle. (A hand edit that keeps the layout, and the length of the start-up
-    lines, is not noticed; ``agentrt tools manifest --check`` notices it.)
+    ``tools`` maps each tool's name to its row (sorted by name), ``by_import_path``
+    each Python tool's import path to its row, ``functions`` each function to its
+    tool, ``requires`` each tool that needs others to their names.
     """
 
-    def __init__(self, path: Path, sections: Mapping[str, Any], *, checked: bool,
-                 block: bytes = b"", index_at: int | None = None,
-                 full: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, path: Path, index_line: bytes, rows: Iterable[ManifestTool],
+                 sections: Iterable[str] = ()) -> None:
         self.path = path
-        self.checked = checked
-        # section -> parsed value, or the slice of ``block`` (the start-up lines) holding
-        # its JSON text; ``index`` missing: it is the line at ``index_at`` in the file.
-        self._sections = dict(sections)
-        self._block = block
-        self._index_at = index_at
-        self._tools = None if full is None else _tools_of(full, path)
-        self._by_path: dict[str, str] | None = None
-        self.paths: list[str] = self._section("paths", list)
-        self.outside: Mapping[str, list[str]] = self._section("outside", dict)
+        self.tools = {row.name: row for row in rows}
+        self.by_import_path = {row.import_path: row for row in self.tools.values()
+                               if row.import_path is not None}
+        self.functions = {fn: row.name for row in self.tools.values() for fn in row.functions}
+        self.requires = {row.name: row.requires for row in self.tools.values() if row.requires}
+        self.sections = tuple(sections)
+        self._index_line = index_line
+        self._lines: list[bytes] | None = None
+        self._entries: dict[str, dict[str, Any] | None] = {}
 
-    def _section(self, key: str, kind: type = dict) -> Any:
-        value = self._sections.get(key)
-        if value is None:
-            value = self._read_line(key)
-        if isinstance(value, slice | bytes):
-            try:
-                value = json.loads(self._block[value] if isinstance(value, slice) else value)
-            except ValueError as exc:
-                raise ConfigError(f"section {key!r} is not valid JSON ({exc}); {_REGENERATE}",
-                                  field=str(self.path)) from exc
-            if not isinstance(value, kind):
-                raise ConfigError(f"section {key!r} must be {_KINDS[kind]}; {_REGENERATE}",
-                                  field=str(self.path))
-            self._sections[key] = value
-        return value
+    def __len__(self) -> int:
+        return len(self.tools)
 
-    def _read_line(self, key: str) -> bytes | dict[str, Any]:
-        """A section start-up left in the file: read from where it was, or, when the
-        file has changed since (regenerated while the agent runs), from the whole of
-        it, as :meth:`details` reads the entries."""
-        prefix = f'"{key}": '.encode()
-        if self._index_at is not None:
+    def import_paths(self) -> list[str]:
+        """The Python tools' import paths, by tool name."""
+        return list(self.by_import_path)
+
+    def entry(self, name: str) -> dict[str, Any] | None:
+        """The tool's full entry (its functions' definitions), parsed on first use; None
+        for a tool the manifest does not describe, or when the file was rewritten since
+        its index was read (regenerated while this process runs: restart it)."""
+        if name not in self._entries:
+            row = self.tools.get(name)
+            self._entries[name] = None if row is None else self._parse_entry(row)
+        return self._entries[name]
+
+    def _parse_entry(self, row: ManifestTool) -> dict[str, Any] | None:
+        lines = self._read_lines()
+        if lines is None or row.line >= len(lines):
+            return None
+        entry = self._parse(lines[row.line], f"line {row.line + 1}")
+        if entry.get("name") != row.name or entry.get("fingerprint") != row.fingerprint:
+            log.warning("jit.manifest_changed", manifest=str(self.path), tool=row.name,
+                        hint="the file changed since its index was read; restart the process")
+            return None
+        return entry
+
+    def section(self, name: str) -> dict[str, Any] | None:
+        """A section's data (without its ``section`` key), or None when there is none."""
+        if name not in self.sections:
+            return None
+        lines = self._read_lines()
+        at = 1 + len(self.tools) + self.sections.index(name)
+        if lines is None or at >= len(lines):
+            return None
+        data = self._parse(lines[at], f"line {at + 1}")
+        if data.pop("section", None) != name:
+            raise ConfigError(f"line {at + 1} is not section {name!r}; {_REGENERATE}",
+                              field=str(self.path))
+        return data
+
+    def _read_lines(self) -> list[bytes] | None:
+        """The file's lines, read once: None when it is no longer the file indexed."""
+        if self._lines is None:
             try:
-                with self.path.open("rb") as file:
-                    file.seek(self._index_at)
-                    line = file.readline()
+                lines = self.path.read_bytes().split(b"\n")
             except OSError as exc:
                 raise ConfigError(f"cannot read the tool manifest ({exc})",
                                   field=str(self.path)) from exc
-            if line.startswith(prefix) and line.endswith(b",\n"):
-                return line[len(prefix):-2]
-        value = _load_json(self.path).get(key)
-        if not isinstance(value, dict):
-            raise ConfigError(f"`{key}` must be an object; {_REGENERATE}", field=str(self.path))
-        return value
+            if lines[0] != self._index_line:
+                log.warning("jit.manifest_changed", manifest=str(self.path),
+                            hint="the file changed since its index was read; restart the "
+                                 "process")
+                lines = []
+            self._lines = lines
+        return self._lines or None
 
-    @property
-    def requires(self) -> Mapping[str, list[str]]:
-        """Tool -> the tools it needs (those that need any), parsed on first use."""
-        found: Mapping[str, list[str]] = self._section("requires")
-        return found
-
-    @property
-    def by_name(self) -> Mapping[str, str]:
-        """Tool name -> import path, parsed on first use."""
-        found: Mapping[str, str] = self._section("by_name")
-        return found
-
-    @property
-    def tool_names(self) -> list[str]:
-        """The tools' names, sorted."""
-        return list(self.by_name)
-
-    @property
-    def by_path(self) -> Mapping[str, str]:
-        """Import path -> tool name, built on first use."""
-        if self._by_path is None:
-            self._by_path = dict(zip(self.by_name.values(), self.by_name, strict=True))
-        return self._by_path
-
-    @property
-    def functions(self) -> Mapping[str, str]:
-        """Function name -> tool name, over every tool of the manifest."""
-        found: Mapping[str, str] = self._section("functions")
-        return found
-
-    def paths_of(self, names: Collection[str]) -> dict[str, str]:
-        """Tool name -> import path for those of ``names`` the manifest describes (an
-        agent's own classes at start-up); see :meth:`_look_up`."""
-        return self._look_up("by_name", names)
-
-    def owners(self, functions: Collection[str]) -> dict[str, str]:
-        """Function -> tool for those of ``functions`` the manifest defines (the
-        functions of an agent's own classes at start-up); see :meth:`_look_up`."""
-        return self._look_up("functions", functions)
-
-    def _look_up(self, section: str, keys: Collection[str]) -> dict[str, str]:
-        """``key -> value`` for those of ``keys`` in the object ``section``.
-
-        While the object is unparsed and the keys are few, each is looked up in its
-        text instead, which costs one C-level search rather than a parse per tool of
-        the manifest: for a key of word characters, dots and dashes (written as is),
-        ``"key":`` right after ``{`` or a space can only be that key (inside a string
-        its quotes would be escaped, and a value is followed by a comma or a brace),
-        and the value after it is decoded alone.
-        """
-        raw = self._sections[section]
-        if (isinstance(raw, slice) and len(keys) <= _SEARCH_LIMIT
-                and all(_PLAIN_KEY.fullmatch(key) for key in keys)):
-            block, found = self._block, {}
-            for key in keys:
-                needle = f'"{key}":'.encode()
-                at = block.find(needle, raw.start, raw.stop)
-                while at > 0 and block[at - 1] not in b"{ ":
-                    at = block.find(needle, at + 1, raw.stop)
-                if at < 0:
-                    continue
-                start = at + len(needle)
-                # the value alone: a name or an import path, well within the window
-                window = block[start:min(start + _VALUE_WINDOW, raw.stop)].decode(
-                    "utf-8", errors="replace")
-                try:
-                    value, _ = _DECODER.raw_decode(window.lstrip(" \t\n\r"))
-                except ValueError:
-                    break  # not what render_manifest writes: parse it, and say what is wrong
-                if not isinstance(value, str):
-                    break
-                found[key] = value
-            else:
-                return found
-        table: Mapping[str, object] = self._section(section)
-        return {key: str(table[key]) for key in keys if key in table}
-
-    def __contains__(self, import_path: object) -> bool:
-        return import_path in self.by_path
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def import_paths(self) -> list[str]:
-        return list(self.paths)
-
-    def row(self, import_path: str) -> ManifestRow | None:
-        raw = self._section("index").get(import_path)
-        if raw is None:
-            return None
+    def _parse(self, line: bytes, where: str) -> dict[str, Any]:
         try:
-            name, version, summary, requires, functions, digest = raw
-            return ManifestRow(import_path, str(name), str(version), str(summary),
-                               tuple(requires), tuple(functions), str(digest))
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"malformed index entry for {import_path!r} ({exc}); "
-                              f"{_REGENERATE}", field=str(self.path)) from exc
-
-    def details(self, import_path: str) -> dict[str, Any] | None:
-        """The full entry (with function definitions); parses the whole file once."""
-        if self._tools is None:
-            self._tools = _tools_of(_load_json(self.path), self.path)
-        return self._tools.get(import_path)
+            found = json.loads(line)
+        except ValueError as exc:
+            raise ConfigError(f"{where} is not JSON ({exc}); {_REGENERATE}",
+                              field=str(self.path)) from exc
+        if not isinstance(found, dict):
+            raise ConfigError(f"{where} is not a JSON object; {_REGENERATE}",
+                              field=str(self.path))
+        return found
 
 
-_KINDS: dict[type, str] = {dict: "an object", list: "a list"}
-
-
-def _tools_of(full: Mapping[str, Any], path: Path) -> dict[str, dict[str, Any]]:
-    tools = full.get("tools")
-    if not isinstance(tools, list) or not all(isinstance(t, dict) for t in tools):
-        raise ConfigError(f"`tools` must be a list of objects; {_REGENERATE}", field=str(path))
-    return {str(t.get("import_path")): t for t in tools}
-
-
-def _load_json(path: Path) -> dict[str, Any]:
+def parse_index(path: Path, line: bytes) -> Manifest:
+    """The manifest whose first line is ``line``: refused, with a ConfigError naming the
+    file, when it is not a version-3 index (an older agentrt wrote it: regenerate it)."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot read the tool manifest ({exc}); {_REGENERATE}",
+        index = json.loads(line)
+    except ValueError:
+        index = None
+    if not (isinstance(index, dict) and index.get("format") == FORMAT):
+        index = _whole(path)  # formats 1 and 2 were one JSON document
+        if not (isinstance(index, dict) and index.get("format") == FORMAT):
+            raise ConfigError(f"not an agentrt tool manifest (expected format {FORMAT!r}); "
+                              f"{_REGENERATE}", field=str(path))
+    if index.get("version") != VERSION:
+        raise ConfigError(f"tool manifest format version {index.get('version')!r} (this "
+                          f"agentrt reads version {VERSION}); {_REGENERATE}", field=str(path))
+    try:
+        rows = [_parse_row(raw, at + 1) for at, raw in enumerate(index["tools"])]
+        sections = [str(name) for name in index.get("sections", ())]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"malformed index ({type(exc).__name__}: {exc}); {_REGENERATE}",
                           field=str(path)) from exc
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise ConfigError(f"not an agentrt tool manifest (expected format {FORMAT!r})",
-                          field=str(path))
-    return data
+    return Manifest(path, line, rows, sections)
 
 
-def _parse(path: Path) -> Manifest:
-    """The start-up lines kept as bytes, parsed on use, when the file has the layout
-    :func:`render_manifest` writes; otherwise the whole file as plain JSON."""
+def _whole(path: Path) -> object:
     try:
-        with path.open("rb") as file:
-            size = _startup_bytes(file.readline())
-            block = file.read(size) if size is not None else b""
-            index_at = file.tell()
-    except OSError as exc:
-        raise ConfigError(f"cannot read the tool manifest ({exc})", field=str(path)) from exc
-    sections = _startup_sections(block) if size is not None and len(block) == size else None
-    if sections is not None:
-        return Manifest(path, sections, checked=True, block=block, index_at=index_at)
-    return _from_json(path, _load_json(path))
+        return json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
 
 
-def _startup_bytes(head: bytes) -> int | None:
-    prefix = _HEAD.encode()
-    if head.startswith(prefix) and head.endswith(b",\n") and head[len(prefix):-2].isdigit():
-        return int(head[len(prefix):-2])
-    return None
-
-
-def _startup_sections(block: bytes) -> dict[str, slice] | None:
-    """Where each start-up section's JSON text is in ``block``, or None when the lines
-    are not the expected ones. Slices, not copies: splitting the block would copy a
-    long line, which costs more than finding its ends."""
-    sections = {}
-    start = 0
-    for key in _STARTUP:
-        prefix = f'"{key}": '.encode()
-        end = block.find(b"\n", start)
-        if end < 0 or not block.startswith(prefix, start) or block[end - 1:end] != b",":
-            return None
-        sections[key] = slice(start + len(prefix), end - 1)
-        start = end + 1
-    return sections if start == len(block) else None
-
-
-def _from_json(path: Path, full: dict[str, Any]) -> Manifest:
-    """A manifest of any layout (version 1 too) from its parsed JSON, checked in full
-    where the layout's checks are skipped; ``checked`` is False: start-up checks the
-    dependencies again."""
-    version = full.get("version")
-    if version == 1:  # names: {path: name}
-        names = full.get("names")
-        if not (isinstance(names, dict) and all(isinstance(n, str) for n in names.values())):
-            raise ConfigError(f"`names` must map import paths to names; {_REGENERATE}",
-                              field=str(path))
-        mapped = {name: p for p, name in names.items()}
-        if len(mapped) < len(names):
-            twice = next(n for i, n in enumerate(names.values()) if n in list(names.values())[:i])
-            raise ConfigError(f"tool {twice!r} is listed twice; {_REGENERATE}",
-                              field=str(path))
-        full = {**full, "paths": list(names), "by_name": mapped}
-    elif version != VERSION:
-        raise ConfigError(f"manifest version {version!r} is not one this agentrt reads "
-                          f"(1 or {VERSION}); {_REGENERATE}", field=str(path))
-    paths, by_name = full.get("paths"), full.get("by_name")
-    if not (isinstance(paths, list) and isinstance(by_name, dict)
-            and all(isinstance(p, str) for p in (*paths, *by_name.values()))
-            and len(set(paths)) == len(paths) == len(by_name)
-            and set(paths) == set(by_name.values())):
-        raise ConfigError(f"`paths` must list the import paths of `by_name`, once each; "
-                          f"{_REGENERATE}", field=str(path))
-    for key in ("requires", "functions", "index"):
-        if not isinstance(full.get(key), dict):
-            raise ConfigError(f"`{key}` must be an object; {_REGENERATE}", field=str(path))
-    requires = full["requires"]
-    if not all(isinstance(deps, list) and all(isinstance(d, str) for d in deps)
-               for deps in requires.values()):
-        raise ConfigError(f"`requires` must map tools to lists of names; {_REGENERATE}",
-                          field=str(path))
-    outside = {name: out for name, deps in requires.items()
-               if (out := [d for d in deps if d not in by_name])}
-    return Manifest(path, {"paths": paths, "by_name": by_name, "requires": requires,
-                           "outside": outside, "functions": full["functions"],
-                           "index": full["index"]}, checked=False, full=full)
-
-
-# Parsed manifests by file identity (path, mtime, size). A memo of immutable file
-# contents, like sys.modules for imports: every agent of the process built from the
-# same file shares one parse, and a regenerated file has a new identity.
-_read: dict[tuple[str, int, int], Manifest] = {}
+def _parse_row(raw: Mapping[str, Any], line: int) -> ManifestTool:
+    kind = raw["kind"]
+    if kind not in ("python", "mcp"):
+        raise ValueError(f"tool {raw['name']!r} has an unknown kind {kind!r}")
+    return ManifestTool(
+        name=str(raw["name"]), kind=kind, import_path=raw.get("import_path"),
+        server=raw.get("server"), version=str(raw["version"]), summary=str(raw["summary"]),
+        requires=tuple(raw["requires"]), functions=tuple(raw["functions"]),
+        fingerprint=str(raw["fingerprint"]), line=line)
 
 
 def read_manifest(path: str | os.PathLike[str]) -> Manifest | None:
-    """The manifest at ``path``, or None when there is no such file."""
+    """The manifest at ``path`` (its index; entries are read on use), or None when there
+    is no such file. Not cached: :class:`~agentrt.jit.cache.CatalogCache` keeps what a
+    Runtime's agents read."""
     file = Path(path)
     try:
-        stat = file.stat()
+        with file.open("rb") as handle:
+            line = handle.readline()
     except FileNotFoundError:
         return None
     except OSError as exc:
         raise ConfigError(f"cannot read the tool manifest ({exc})", field=str(file)) from exc
-    key = (str(file.absolute()), stat.st_mtime_ns, stat.st_size)
-    found = _read.get(key)
-    if found is None:
-        found = _parse(file)
-        if len(_read) >= _READ_MEMO_SIZE:
-            _read.pop(next(iter(_read)))
-        _read[key] = found
-    return found
+    return parse_index(file, line.removesuffix(b"\n"))
