@@ -155,10 +155,11 @@ def _listed_in(target: Path) -> list[str]:
     format is read for them too, so that regenerating it keeps its tools."""
     try:
         current = read_manifest(target)
-    except ConfigError:
+    except ConfigError as exc:
         older = _older_paths(target)
         if older is None:
-            raise
+            raise UsageError(f"{exc} (--fresh writes it anew from the tools named here "
+                             "alone)") from exc
         return older
     return current.import_paths() if current is not None else []
 

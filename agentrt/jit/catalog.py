@@ -63,7 +63,7 @@ class CatalogEntry:
 
     @classmethod
     def of_manifest(cls, row: ManifestTool, source: Source) -> CatalogEntry:
-        return cls(name=row.name, source=source, import_path=row.import_path or "",
+        return cls(name=row.name, source=source, import_path=row.location,
                    summary=row.summary, version=row.version, requires=row.requires,
                    functions=row.functions, fingerprint=row.fingerprint)
 
@@ -154,7 +154,7 @@ class Catalog:
         if found is None:
             source = self._described[name]  # KeyError: not in the catalog
             assert self.manifest is not None
-            found = self._built[name] = CatalogEntry.of_manifest(self.manifest.tools[name],
+            found = self._built[name] = CatalogEntry.of_manifest(self.manifest.tool(name),
                                                                  source)
         return found
 
@@ -248,10 +248,10 @@ def load_catalog(
 
     def in_manifest(path: str, source: Source) -> bool:
         """Take the manifest's tool at ``path`` (True), or say there is none (False)."""
-        row = manifest.by_import_path.get(path) if manifest is not None else None
-        if row is not None:
-            described.setdefault(row.name, source)
-        return row is not None
+        name = manifest.by_import_path.get(path) if manifest is not None else None
+        if name is not None:
+            described.setdefault(name, source)
+        return name is not None
 
     for tool in core:
         add(CatalogEntry.of_class(tool, "core"))
@@ -281,7 +281,7 @@ def load_catalog(
     # replaces the manifest's row), or a clash, which an entry point loses.
     for name in [n for n in explicit if n in described]:
         assert manifest is not None  # described names its tools
-        entry, listed_path = explicit[name], manifest.tools[name].import_path
+        entry, listed_path = explicit[name], manifest.tool(name).location
         if listed_path == entry.import_path:
             del described[name]
         elif entry.source == "entry_point":

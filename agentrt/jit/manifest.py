@@ -4,31 +4,36 @@
 it instead of importing hundreds of modules. Format version 3 is JSON Lines, one
 JSON document per line::
 
-    {"format": "agentrt-tools-manifest", "version": 3, "tools": [ROW, ...], "sections": [...]}
-    ENTRY of the first row's tool
-    ENTRY of the second row's tool
+    {"format": "agentrt-tools-manifest", "version": 3, "tools": INDEX, "sections": [NAME, ...]}
+    the entry of the index's first tool
+    the entry of its second tool
     ...
-    SECTION, one line for each name in "sections", in that order
+    one line for each section named in "sections", in that order
 
-The first line is the index, and all that start-up reads: it is parsed whole. It has
-one row per tool, sorted by name, with what the catalog needs to list the tool, map
-its functions to it and order its dependencies::
+The first line is all that start-up reads, and it is parsed whole. Its index is a
+table stored by columns, which parses into a few lists and maps whatever the number
+of tools (one small object per tool would cost the parse a garbage collection pass
+over the whole process at a thousand tools)::
 
-    {"name": "files", "kind": "python", "import_path": "jit_tools.files:Files",
-     "version": "1", "summary": "Read and write files.", "requires": [],
-     "functions": ["read_file", "write_file"], "fingerprint": "444065e2..."}
+    {"name": ["browser", "files", ...],                  the tools, sorted by name
+     "kind": ["python", "python", ...],                  each column in that order
+     "location": ["jit_tools.browser:Browser", ...],
+     "version": ["1", ...], "summary": [...], "fingerprint": [...],
+     "requires": {"presentation": ["files"]},            the tools that need others
+     "functions": {"open_url": "browser", "read_file": "files", ...}}
 
-Line ``i + 2`` holds row ``i``'s entry: the row's fields, and for each function its
-summary and its tool definition as the Messages API takes it (``name``,
-``description``, ``input_schema``). An entry is parsed only when something needs it
-(the deferred definitions of a first request, ``agentrt tools show``, a staleness
-report), so a request that defers ten tools of a thousand parses ten lines.
+Line ``i + 2`` holds the entry of the index's tool ``i``: the same fields, and each
+function's summary and tool definition as the Messages API takes it (``name``,
+``description``, ``input_schema``). An entry is parsed only when something needs
+it (the deferred definitions of a first request, ``agentrt tools show``, a
+staleness report), so a request that defers ten tools of a thousand parses ten lines.
 
-``kind`` says what provides a tool: ``"python"``, a Tool class at ``import_path``;
-``"mcp"``, the tools of the MCP server named ``server`` (each function's entry then
-carries the server's ``annotations`` too). A section is derived data written with
-the entries, such as a search index over them: the line ``{"section": NAME, ...}``,
-read on first use (:meth:`Manifest.section`); a reader that does not use one skips it.
+``kind`` says what provides a tool, and ``location`` where it is found: for
+``"python"``, a Tool class at that import path (the entry's ``import_path``); for
+``"mcp"``, the tools of the MCP server of that name (the entry's ``server``, and
+each function carries the server's ``annotations``). A section is derived data
+written with the entries, such as a search index over them: the line
+``{"section": NAME, ...}``, read on first use (:meth:`Manifest.section`).
 
 :func:`render_manifest` writes the file and checks what concerns its tools alone (one
 tool per name, one tool per function, no dependency cycle). A file in an older format
@@ -62,8 +67,6 @@ log = get_logger("agentrt.jit")
 DEFAULT_MANIFEST = Path("configs/tools.manifest.json")
 FORMAT, VERSION = "agentrt-tools-manifest", 3
 ToolKind: TypeAlias = Literal["python", "mcp"]
-_ROW_FIELDS = ("name", "kind", "import_path", "server", "version", "summary", "requires",
-               "functions", "fingerprint")
 _REGENERATE = "regenerate it with `agentrt tools manifest`"
 
 
@@ -101,13 +104,12 @@ def fingerprint(entry: Mapping[str, Any]) -> str:
 
 @dataclass(frozen=True, slots=True)
 class ManifestTool:
-    """One row of the index. ``import_path`` is set for a ``"python"`` tool, ``server``
-    for an ``"mcp"`` one; ``line`` is where its entry is (0 is the index)."""
+    """One tool of the index: ``location`` is its import path (``"python"``) or its
+    server's name (``"mcp"``); ``line`` is where its entry is (0 is the index)."""
 
     name: str
     kind: ToolKind
-    import_path: str | None
-    server: str | None
+    location: str
     version: str
     summary: str
     requires: tuple[str, ...]
@@ -116,8 +118,8 @@ class ManifestTool:
     line: int
 
 
-def _row(entry: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: entry[key] for key in _ROW_FIELDS if key in entry}
+def _location(entry: Mapping[str, Any]) -> str:
+    return str(entry["import_path"] if entry["kind"] == "python" else entry["server"])
 
 
 def render_manifest(entries: Iterable[Mapping[str, Any]],
@@ -129,12 +131,12 @@ def render_manifest(entries: Iterable[Mapping[str, Any]],
     (the function map must point each name at exactly one tool), and
     :class:`DependencyCycleError` when their ``requires`` form a cycle.
     """
-    by_source = {(e.get("import_path"), e.get("server")): e for e in entries}
-    tools = sorted(by_source.values(), key=lambda e: e["name"])
+    tools = sorted({(e["kind"], _location(e)): e for e in entries}.values(),
+                   key=lambda e: e["name"])
     owners: dict[str, str] = {}
     functions: dict[str, str] = {}
     for entry in tools:
-        where = entry.get("import_path") or f"MCP server {entry.get('server')!r}"
+        where = _location(entry)
         other = owners.setdefault(entry["name"], where)
         if other != where:
             raise ToolDefinitionError(f"two tools are named {entry['name']!r}: {other} and "
@@ -145,54 +147,86 @@ def render_manifest(entries: Iterable[Mapping[str, Any]],
                 raise ToolDefinitionError(
                     f"function {fn['name']!r} is defined by both tool {owner!r} and tool "
                     f"{entry['name']!r}; rename one (function(name=...))")
-    DependencyGraph({e["name"]: e["requires"] for e in tools}).check()
+    requires = {e["name"]: e["requires"] for e in tools if e["requires"]}
+    DependencyGraph(requires).check()
+    columns: dict[str, Any] = {key: [e[key] for e in tools] for key in ("name", "kind")}
+    columns["location"] = [_location(e) for e in tools]
+    columns.update((key, [e[key] for e in tools]) for key in ("version", "summary",
+                                                              "fingerprint"))
     named = dict(sorted((sections or {}).items()))
     index = {"format": FORMAT, "version": VERSION,
-             "tools": [{**_row(e), "functions": [f["name"] for f in e["functions"]]}
-                       for e in tools],
+             "tools": {**columns, "requires": requires, "functions": functions},
              "sections": list(named)}
     lines = [index, *tools, *({"section": name, **data} for name, data in named.items())]
     return "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
 
 
+_COLUMNS = ("name", "kind", "location", "version", "summary", "fingerprint")
+
+
 class Manifest:
     """A manifest file's index, parsed whole; entries and sections read on first use.
 
-    ``tools`` maps each tool's name to its row (sorted by name), ``by_import_path``
-    each Python tool's import path to its row, ``functions`` each function to its
-    tool, ``requires`` each tool that needs others to their names.
+    ``names`` lists its tools (sorted), ``by_import_path`` maps each Python tool's
+    import path to its name, ``functions`` each function to its tool, ``requires``
+    each tool that needs others to their names; :meth:`tool` gives one tool's row.
     """
 
-    def __init__(self, path: Path, index_line: bytes, rows: Iterable[ManifestTool],
+    def __init__(self, path: Path, index_line: bytes, columns: Mapping[str, list[str]],
+                 requires: Mapping[str, list[str]], functions: Mapping[str, str],
                  sections: Iterable[str] = ()) -> None:
         self.path = path
-        self.tools = {row.name: row for row in rows}
-        self.by_import_path = {row.import_path: row for row in self.tools.values()
-                               if row.import_path is not None}
-        self.functions = {fn: row.name for row in self.tools.values() for fn in row.functions}
-        self.requires = {row.name: row.requires for row in self.tools.values() if row.requires}
+        self.names = columns["name"]
+        self.functions = dict(functions)
+        self.requires = dict(requires)
         self.sections = tuple(sections)
+        self.by_import_path = {location: name for name, kind, location in zip(
+            self.names, columns["kind"], columns["location"], strict=True) if kind == "python"}
+        self._columns = columns
+        self._position = dict(zip(self.names, range(len(self.names)), strict=True))
+        self._tools: dict[str, ManifestTool] = {}
+        self._functions_of: dict[str, list[str]] | None = None
         self._index_line = index_line
         self._lines: list[bytes] | None = None
         self._entries: dict[str, dict[str, Any] | None] = {}
 
     def __len__(self) -> int:
-        return len(self.tools)
+        return len(self.names)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._position
 
     def import_paths(self) -> list[str]:
         """The Python tools' import paths, by tool name."""
         return list(self.by_import_path)
+
+    def tool(self, name: str) -> ManifestTool:
+        """The row of the tool ``name`` (KeyError when the manifest lacks it)."""
+        found = self._tools.get(name)
+        if found is None:
+            at = self._position[name]
+            if self._functions_of is None:
+                self._functions_of = {}
+                for fn, owner in self.functions.items():
+                    self._functions_of.setdefault(owner, []).append(fn)
+            kind, location, version, summary, digest = (
+                self._columns[key][at] for key in _COLUMNS[1:])
+            found = self._tools[name] = ManifestTool(
+                name, kind, location, version, summary,  # type: ignore[arg-type]
+                tuple(self.requires.get(name, ())), tuple(self._functions_of.get(name, ())),
+                digest, at + 1)
+        return found
 
     def entry(self, name: str) -> dict[str, Any] | None:
         """The tool's full entry (its functions' definitions), parsed on first use; None
         for a tool the manifest does not describe, or when the file was rewritten since
         its index was read (regenerated while this process runs: restart it)."""
         if name not in self._entries:
-            row = self.tools.get(name)
-            self._entries[name] = None if row is None else self._parse_entry(row)
+            self._entries[name] = self._parse_entry(name) if name in self else None
         return self._entries[name]
 
-    def _parse_entry(self, row: ManifestTool) -> dict[str, Any] | None:
+    def _parse_entry(self, name: str) -> dict[str, Any] | None:
+        row = self.tool(name)
         lines = self._read_lines()
         if lines is None or row.line >= len(lines):
             return None
@@ -208,7 +242,7 @@ class Manifest:
         if name not in self.sections:
             return None
         lines = self._read_lines()
-        at = 1 + len(self.tools) + self.sections.index(name)
+        at = 1 + len(self.names) + self.sections.index(name)
         if lines is None or at >= len(lines):
             return None
         data = self._parse(lines[at], f"line {at + 1}")
@@ -260,13 +294,37 @@ def parse_index(path: Path, line: bytes) -> Manifest:
     if index.get("version") != VERSION:
         raise ConfigError(f"tool manifest format version {index.get('version')!r} (this "
                           f"agentrt reads version {VERSION}); {_REGENERATE}", field=str(path))
-    try:
-        rows = [_parse_row(raw, at + 1) for at, raw in enumerate(index["tools"])]
-        sections = [str(name) for name in index.get("sections", ())]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ConfigError(f"malformed index ({type(exc).__name__}: {exc}); {_REGENERATE}",
-                          field=str(path)) from exc
-    return Manifest(path, line, rows, sections)
+    table = index.get("tools")
+    problem = _check_table(table)
+    if problem is not None:
+        raise ConfigError(f"malformed index: {problem}; {_REGENERATE}", field=str(path))
+    assert isinstance(table, dict)
+    sections = index.get("sections", [])
+    if not (isinstance(sections, list) and all(isinstance(n, str) for n in sections)):
+        raise ConfigError(f"malformed index: `sections` must list names; {_REGENERATE}",
+                          field=str(path))
+    return Manifest(path, line, {key: table[key] for key in _COLUMNS}, table["requires"],
+                    table["functions"], sections)
+
+
+def _check_table(table: object) -> str | None:
+    """What is wrong with the index's table, if anything. The columns' lengths and the
+    maps' shapes are checked here; each value's type where it is used."""
+    if not isinstance(table, dict):
+        return "`tools` must be an object"
+    for key in _COLUMNS:
+        column = table.get(key)
+        if not isinstance(column, list):
+            return f"`tools.{key}` must be a list"
+        if len(column) != len(table["name"]):
+            return f"`tools.{key}` must have one item per tool"
+    unknown = [kind for kind in table["kind"] if kind not in ("python", "mcp")]
+    if unknown:
+        return f"unknown tool kind {unknown[0]!r}"
+    for key in ("requires", "functions"):
+        if not isinstance(table.get(key), dict):
+            return f"`tools.{key}` must be an object"
+    return None
 
 
 def _whole(path: Path) -> object:
@@ -274,17 +332,6 @@ def _whole(path: Path) -> object:
         return json.loads(path.read_bytes())
     except (OSError, ValueError):
         return None
-
-
-def _parse_row(raw: Mapping[str, Any], line: int) -> ManifestTool:
-    kind = raw["kind"]
-    if kind not in ("python", "mcp"):
-        raise ValueError(f"tool {raw['name']!r} has an unknown kind {kind!r}")
-    return ManifestTool(
-        name=str(raw["name"]), kind=kind, import_path=raw.get("import_path"),
-        server=raw.get("server"), version=str(raw["version"]), summary=str(raw["summary"]),
-        requires=tuple(raw["requires"]), functions=tuple(raw["functions"]),
-        fingerprint=str(raw["fingerprint"]), line=line)
 
 
 def read_manifest(path: str | os.PathLike[str]) -> Manifest | None:

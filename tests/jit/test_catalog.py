@@ -57,8 +57,11 @@ def test_the_index_is_read_at_start_up_and_each_entry_on_demand(tmp_path: Path) 
     lines = file.read_text().splitlines()
     index = json.loads(lines[0])
     assert (index["format"], index["version"]) == ("agentrt-tools-manifest", 3)
-    assert [row["name"] for row in index["tools"]] == sorted(r["name"] for r in index["tools"])
-    assert [json.loads(line)["name"] for line in lines[1:]] == [r["name"] for r in index["tools"]]
+    names = index["tools"]["name"]
+    assert names == sorted(names) and len(names) == len(CATALOG)
+    assert [json.loads(line)["name"] for line in lines[1:]] == names  # an entry a line
+    assert index["tools"]["requires"] == {"presentation": ["files", "web_search"]}
+    assert index["tools"]["functions"]["fetch_page"] == "web_search"
 
 
 def test_an_older_manifest_format_is_refused_in_one_line(tmp_path: Path) -> None:
@@ -219,7 +222,7 @@ def test_edges_leaving_the_manifest_are_checked_at_start_up(tmp_path: Path) -> N
     file = tmp_path / "m.json"
     file.write_text(render_manifest([search]), encoding="utf-8")
     manifest = read_manifest(file)
-    assert manifest is not None and manifest.requires == {"web_search": ("helper",)}
+    assert manifest is not None and manifest.requires == {"web_search": ["helper"]}
     with pytest.raises(ToolDefinitionError, match="'web_search' requires 'helper', which is "
                                                   "not in this agent's catalog"):
         load_catalog(listed=[SEARCH], manifest=manifest)
@@ -235,8 +238,9 @@ def test_a_broken_index_or_entry_is_a_config_error_naming_the_file(tmp_path: Pat
     with pytest.raises(ConfigError, match=r"format version 9 .* reads version 3") as caught:
         read_manifest(file)
     assert caught.value.field == str(file)
-    file.write_text(text.replace('"kind": "python", ', "", 1), encoding="utf-8")
-    with pytest.raises(ConfigError, match=r"malformed index .*'kind'") as caught:
+    file.write_text(text.replace('"kind": ["python", ', '"kind": [', 1), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"malformed index: `tools.kind` must have one item "
+                                          r"per tool") as caught:
         read_manifest(file)
     assert caught.value.field == str(file)
     lines = text.splitlines(keepends=True)
@@ -275,14 +279,12 @@ def test_the_format_has_room_for_mcp_servers_and_sections(tmp_path: Path) -> Non
                     encoding="utf-8")
     manifest = read_manifest(file)
     assert manifest is not None and manifest.sections == ("search",)
-    row = manifest.tools["git"]
-    assert (row.kind, row.server, row.import_path, row.functions) == (
-        "mcp", "git", None, ("git_status",))
+    row = manifest.tool("git")
+    assert (row.kind, row.location, row.functions) == ("mcp", "git", ("git_status",))
     assert manifest.import_paths() == [SEARCH] and manifest.functions["git_status"] == "git"
     assert manifest.entry("git")["functions"][0]["annotations"] == {"readOnlyHint": True}  # type: ignore[index]
     assert manifest.section("search") == {"terms": {"a": [0]}}
     assert manifest.section("other") is None
-    file.write_text(file.read_text().replace('"kind": "mcp"', '"kind": "wasm"', 1),
-                    encoding="utf-8")
-    with pytest.raises(ConfigError, match="unknown kind 'wasm'"):
+    file.write_text(file.read_text().replace('"mcp"', '"wasm"', 1), encoding="utf-8")
+    with pytest.raises(ConfigError, match="unknown tool kind 'wasm'"):
         read_manifest(file)

@@ -29,9 +29,8 @@ def test_manifest_writes_then_checks(tmp_path: Path) -> None:
     target = tmp_path / "configs" / "tools.manifest.json"
     code, out = tools("manifest", *CATALOG, "--manifest", str(target))
     assert code == 0 and out == f"{target}: {len(CATALOG)} tools\n"
-    index = json.loads(target.read_text().splitlines()[0])
-    assert [row["import_path"] for row in index["tools"] if row["name"] == "web_search"] == [
-        SEARCH]
+    index = json.loads(target.read_text().splitlines()[0])["tools"]
+    assert index["location"][index["name"].index("web_search")] == SEARCH
     reset()
     assert tools("manifest", "--check", "--manifest", str(target)) == (
         0, f"{target}: up to date ({len(CATALOG)} tools)\n")  # re-reads the listed paths
@@ -47,8 +46,7 @@ def test_manifest_fresh_drops_tools_not_named_again(tmp_path: Path) -> None:
     tools("manifest", *CATALOG, "--manifest", str(target))
     assert tools("manifest", "--fresh", BROWSER, "--manifest", str(target)) == (
         0, f"{target}: 1 tools\n")
-    assert [row["import_path"] for row in json.loads(target.read_text().splitlines()[0])[
-        "tools"]] == [BROWSER]
+    assert json.loads(target.read_text().splitlines()[0])["tools"]["location"] == [BROWSER]
 
 
 def test_list_and_show_import_nothing(tmp_path: Path) -> None:

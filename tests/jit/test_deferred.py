@@ -82,7 +82,7 @@ async def test_every_allowed_function_is_sent_deferred_and_nothing_is_imported(
     described = read_manifest(manifest)
     assert described is not None
     definitions = {}
-    for name in described.tools:
+    for name in described.names:
         details = described.entry(name)
         assert details is not None
         definitions.update((f["name"], f["definition"]) for f in details["functions"])

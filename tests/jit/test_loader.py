@@ -326,9 +326,9 @@ async def test_a_stale_manifest_warns_and_the_real_class_wins(tmp_path: Path) ->
     file = write_manifest(tmp_path)
     text = file.read_text()
     manifest = read_manifest(file)
-    assert manifest is not None and manifest.tools["web_search"].import_path == SEARCH
+    assert manifest is not None and manifest.tool("web_search").location == SEARCH
     stale = text.replace("Search the web and read pages.", "Old summary.")
-    file.write_text(stale.replace(manifest.tools["web_search"].fingerprint, "0" * 32),
+    file.write_text(stale.replace(manifest.tool("web_search").fingerprint, "0" * 32),
                     encoding="utf-8")
     manifest = read_manifest(file)
     catalog = load_catalog(core=[ToolLoader], listed=CATALOG, manifest=manifest)
