@@ -88,3 +88,24 @@ def test_show_an_unknown_tool(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert tools("show", "web_serch", "--manifest", str(target)) == (2, "")
     assert "no tool 'web_serch' in the catalog (did you mean 'web_search'?)" in \
         capsys.readouterr().err
+
+
+def test_an_older_manifest_is_refused_and_regenerating_it_keeps_its_tools(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "m.json"
+    old = {"format": "agentrt-tools-manifest", "version": 2, "startup_bytes": 0,
+           "paths": [SEARCH, BROWSER], "by_name": {}, "requires": {}, "outside": {},
+           "functions": {}, "index": {}, "tools": []}
+    target.write_text(json.dumps(old), encoding="utf-8")
+    assert tools("list", "--manifest", str(target)) == (2, "")
+    assert capsys.readouterr().err == (
+        f"agentrt: {target}: tool manifest format version 2 (this agentrt reads version 3); "
+        "regenerate it with `agentrt tools manifest`\n")
+    assert tools("manifest", "--manifest", str(target)) == (0, f"{target}: 2 tools\n")
+    assert json.loads(target.read_text().splitlines()[0])["tools"]["location"] == [
+        BROWSER, SEARCH]
+    target.write_text("{broken\n", encoding="utf-8")
+    assert tools("manifest", "--manifest", str(target)) == (2, "")
+    assert "(--fresh writes it anew" in capsys.readouterr().err
+    assert tools("manifest", "--fresh", SEARCH, "--manifest", str(target)) == (
+        0, f"{target}: 1 tools\n")
