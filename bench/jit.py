@@ -13,8 +13,8 @@ definition), writes their manifest, then measures in fresh interpreter processes
   count_tokens on agentrt.testing's fake Messages API server (these first two
   parts with ``tool_loading = "append"``, the JIT issue's behaviour);
 - the first request of a ``deferred`` process: the time to build its tools list,
-  which reads the manifest entry of every allowed tool (all of them here), and the
-  same for the next run of that process;
+  which reads the manifest entry of every tool the config allows (all of them, or
+  an allow-list of ten), and the same for the next run of that process;
 - how catalog tools reach the model (``tool_loading``): one 20-request
   conversation over a 100-tool catalog of which the task needs 3, for ``append``,
   ``deferred`` and ``server_search`` (regex and BM25), on the fake server's
@@ -195,10 +195,12 @@ anyio.run(main)
 """
 
 DEFERRED_CHILD = CHILD_SETUP + """
+allowed = json.loads(sys.argv[3])  # tool names, or null for all of them
 class DeferredAgent(Agent):
     system = "You are a helpful operations assistant."
     tool_catalog = paths
-    tool_config = {"manifest": manifest, "tool_loading": "deferred"}
+    tool_config = {"manifest": manifest, "tool_loading": "deferred",
+                   **({"tools": dict.fromkeys(allowed, True)} if allowed else {})}
 
 async def main():
     async with FakeAnthropicServer([]) as server, server.client() as client:
@@ -380,15 +382,24 @@ def run_children(kind: str, root: Path, catalogs: dict[int, tuple[list[str], Pat
 
 def run_deferred(root: Path, catalogs: dict[int, tuple[list[str], Path]],
                  repeat: int) -> dict[int, dict[str, Any]]:
-    """The tools list of a deferred agent's first run and of its next one (ms, median)."""
-    runs: dict[int, list[dict[str, Any]]] = {n: [] for n in catalogs}
+    """The tools list of a deferred agent's first run and of its next one (ms, median),
+    with every tool allowed and with an allow-list of the first ten."""
+    ten = json.dumps([f"tool_{i:04d}" for i in range(10)])
+    runs: dict[tuple[int, str], list[dict[str, Any]]] = {}
     for _ in range(repeat):
         for n, (paths, manifest) in catalogs.items():
-            runs[n].append(child(DEFERRED_CHILD, root, json.dumps(paths), str(manifest)))
-    return {n: {"deferred_first_ms": statistics.median(r["first"] for r in found) * 1000,
-                "deferred_next_ms": statistics.median(r["next"] for r in found) * 1000,
-                "deferred_definitions": found[0]["definitions"]}
-            for n, found in runs.items()}
+            for allowed in ("null", ten):
+                runs.setdefault((n, allowed), []).append(
+                    child(DEFERRED_CHILD, root, json.dumps(paths), str(manifest), allowed))
+
+    def median_ms(found: list[dict[str, Any]], key: str) -> float:
+        return statistics.median(r[key] for r in found) * 1000
+
+    return {n: {"deferred_first_ms": median_ms(runs[n, "null"], "first"),
+                "deferred_next_ms": median_ms(runs[n, "null"], "next"),
+                "deferred_definitions": runs[n, "null"][0]["definitions"],
+                "deferred_ten_ms": median_ms(runs[n, ten], "first")}
+            for n in catalogs}
 
 
 def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -459,10 +470,11 @@ def report(rows: list[tuple[int, dict[str, Any], dict[str, Any]]]) -> None:
               f"{jit['tokens']:>8,} {1 - jit['tokens'] / eager['tokens']:>8.1%}")
     print()
     print("First request of a deferred process: its tools list (ms, median)")
-    print(f"{'tools':>6} {'definitions':>12} {'first run':>10} {'next run':>9}")
+    print(f"{'tools':>6} {'definitions':>12} {'first run':>10} {'next run':>9} "
+          f"{'10 allowed':>11}")
     for n, jit, _ in rows:
         print(f"{n:>6} {jit['deferred_definitions']:>12,} {jit['deferred_first_ms']:>10.2f} "
-              f"{jit['deferred_next_ms']:>9.3f}")
+              f"{jit['deferred_next_ms']:>9.3f} {jit['deferred_ten_ms']:>11.2f}")
     (small, first, _), (large, last, eager) = rows[0], rows[-1]
     print()
     print("Targets")

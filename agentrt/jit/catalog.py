@@ -231,7 +231,7 @@ def load_catalog(
     """
     explicit: dict[str, CatalogEntry] = {}  # described by a class, or by nothing
     described: dict[str, Source] = {}  # the manifest's tools, by name
-    seen: set[str] = set()  # import paths
+    in_manifest = manifest.by_import_path if manifest is not None else {}
 
     def add(entry: CatalogEntry) -> None:
         known = explicit.get(entry.name)
@@ -246,37 +246,32 @@ def load_catalog(
             raise ToolDefinitionError(f"two tools are named {entry.name!r}: "
                                       f"{known.import_path} and {entry.import_path}")
 
-    def in_manifest(path: str, source: Source) -> bool:
-        """Take the manifest's tool at ``path`` (True), or say there is none (False)."""
-        name = manifest.by_import_path.get(path) if manifest is not None else None
-        if name is not None:
-            described.setdefault(name, source)
-        return name is not None
-
     for tool in core:
         add(CatalogEntry.of_class(tool, "core"))
     for item in listed:
         if not isinstance(item, str):
             add(CatalogEntry.of_class(item, "agent"))
-        elif item not in seen:
-            seen.add(item)
-            if not in_manifest(item, "agent"):
-                add(_imported(item, "agent"))
+    paths: dict[str, Source] = {item: "agent" for item in listed if isinstance(item, str)}
     for path in configured:
-        if path not in seen:
-            seen.add(path)
-            if not in_manifest(path, "config"):
-                add(_imported(path, "config"))
-    seen.update(entry.import_path for entry in explicit.values())
+        paths.setdefault(path, "config")
+    for path, source in paths.items():
+        if path in in_manifest:
+            described.setdefault(in_manifest[path], source)
+        else:
+            add(_imported(path, source))
+    taken = {*paths, *(entry.import_path for entry in explicit.values())}
     for name, path in entry_points:
-        if path not in seen:
-            seen.add(path)
-            if not in_manifest(path, "entry_point"):
-                log.warning("jit.not_in_manifest", import_path=path, tool=name, imported=False,
-                            hint="its functions are unknown until it is activated; run "
-                                 "`agentrt tools manifest`")
-                add(CatalogEntry(name=name, source="entry_point", import_path=path,
-                                 described=False))
+        if path in taken:
+            continue
+        taken.add(path)
+        if path in in_manifest:
+            described.setdefault(in_manifest[path], "entry_point")
+        else:
+            log.warning("jit.not_in_manifest", import_path=path, tool=name, imported=False,
+                        hint="its functions are unknown until it is activated; run "
+                             "`agentrt tools manifest`")
+            add(CatalogEntry(name=name, source="entry_point", import_path=path,
+                             described=False))
     # A class named like a manifest tool the catalog holds: the same tool (the class
     # replaces the manifest's row), or a clash, which an entry point loses.
     for name in [n for n in explicit if n in described]:
