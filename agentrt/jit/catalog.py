@@ -65,7 +65,7 @@ class CatalogEntry:
     def of_manifest(cls, row: ManifestTool, source: Source) -> CatalogEntry:
         return cls(name=row.name, source=source, import_path=row.location,
                    summary=row.summary, version=row.version, requires=row.requires,
-                   functions=row.functions, fingerprint=row.fingerprint)
+                   functions=row.functions, fingerprint=row.fingerprint or None)
 
 
 def import_path_of(tool: type[Tool]) -> str:
@@ -91,7 +91,8 @@ def import_tool(path: str) -> type[Tool]:
 class Catalog:
     """Tool name -> entry and function name -> tool name, both O(1), plus the
     dependency graph. Immutable once built, and checked when built: one tool per
-    function, no unknown dependency, no dependency cycle.
+    function, no unknown dependency, no dependency cycle (what concerns the
+    manifest's tools alone was checked when it was written).
 
     ``entries`` are the tools described by their class (or by nothing: an entry
     point the manifest lacks). ``described`` names the manifest's tools the catalog
@@ -127,7 +128,9 @@ class Catalog:
                         f"tool {name!r} requires {dep!r}, which is not in this agent's "
                         f"catalog{did_you_mean(dep, self.names())}")
         self.graph = DependencyGraph(requires)
-        self.graph.check()
+        # render_manifest refused any cycle among the manifest's tools, so a cycle can only
+        # pass through a tool described by its class: the search starts from those.
+        self.graph.check([e.name for e in self._entries.values() if e.requires])
 
     def _manifest_owner(self, function: str) -> str | None:
         """The manifest tool this catalog holds that defines ``function``, if any."""
@@ -172,6 +175,16 @@ class Catalog:
         held = [] if self.manifest is None else [
             fn for fn, tool in self.manifest.functions.items() if tool in self._described]
         return [*self._functions, *held]
+
+    def functions_of(self, name: str) -> tuple[str, ...] | None:
+        """The tool's function names, without building its entry; None when nothing
+        describes them (an entry point the manifest lacks). KeyError: not in the catalog."""
+        entry = self._entries.get(name)
+        if entry is not None:
+            return entry.functions if entry.described else None
+        if name not in self._described or self.manifest is None:
+            raise KeyError(name)
+        return self.manifest.functions_of(name)
 
     def details(self, name: str) -> dict[str, Any] | None:
         """A manifest tool's full entry (its functions' definitions), None for others."""
@@ -259,7 +272,8 @@ def load_catalog(
             described.setdefault(in_manifest[path], source)
         else:
             add(_imported(path, source))
-    taken = {*paths, *(entry.import_path for entry in explicit.values())}
+    taken = set(paths) if entry_points else set()
+    taken.update(entry.import_path for entry in explicit.values())
     for name, path in entry_points:
         if path in taken:
             continue
@@ -276,7 +290,7 @@ def load_catalog(
     # replaces the manifest's row), or a clash, which an entry point loses.
     for name in [n for n in explicit if n in described]:
         assert manifest is not None  # described names its tools
-        entry, listed_path = explicit[name], manifest.tool(name).location
+        entry, listed_path = explicit[name], manifest.location(name)
         if listed_path == entry.import_path:
             del described[name]
         elif entry.source == "entry_point":

@@ -191,17 +191,18 @@ class JITConfig(BaseModel):
                 raise ConfigError(f"unknown tool {name!r}{did_you_mean(name, catalog.names())}",
                                   field=f"{field}.disabled[{index}]")
         for name, rule in self.tools.items():
-            entry = catalog.get(name)
-            if entry is None:
+            if name not in catalog:
                 raise ConfigError(f"unknown tool {name!r}{did_you_mean(name, catalog.names())}",
                                   field=f"{field}.tools.{name}")
-            if rule.methods is not None and entry.described:
-                for method in rule.methods:
-                    if method not in entry.functions:
-                        raise ConfigError(
-                            f"tool {name!r} has no function {method!r}"
-                            f"{did_you_mean(method, entry.functions)}",
-                            field=f"{field}.tools.{name}.methods")
+            functions = catalog.functions_of(name) if rule.methods is not None else None
+            if functions is None:  # all allowed, or unknown until the tool is imported
+                continue
+            for method in rule.methods or ():
+                if method not in functions:
+                    raise ConfigError(
+                        f"tool {name!r} has no function {method!r}"
+                        f"{did_you_mean(method, functions)}",
+                        field=f"{field}.tools.{name}.methods")
         blocked = frozenset(self.disabled) | frozenset(
             n for n, r in self.tools.items() if not r.enabled)
         # Core tools are the agent's own: an allow-list of catalog tools need not repeat

@@ -5,24 +5,28 @@ it instead of importing hundreds of modules. Format version 3 is JSON Lines, one
 JSON document per line::
 
     {"format": "agentrt-tools-manifest", "version": 3, "tools": INDEX, "sections": [NAME, ...]}
+    DETAILS
     the entry of the index's first tool
     the entry of its second tool
     ...
     one line for each section named in "sections", in that order
 
-The first line is all that start-up reads, and it is parsed whole. Its index is a
-table stored by columns, which parses into a few lists and maps whatever the number
-of tools (one small object per tool would cost the parse a garbage collection pass
-over the whole process at a thousand tools)::
+The first line is all that start-up reads, and it is parsed whole. Its index is what
+building a catalog needs, a table stored by columns, so that it parses into a few
+lists and maps whatever the number of tools (an object per tool would make the parse
+run the garbage collector over the whole process at a thousand tools)::
 
     {"name": ["browser", "files", ...],                  the tools, sorted by name
      "kind": ["python", "python", ...],                  each column in that order
      "location": ["jit_tools.browser:Browser", ...],
-     "version": ["1", ...], "summary": [...], "fingerprint": [...],
      "requires": {"presentation": ["files"]},            the tools that need others
      "functions": {"open_url": "browser", "read_file": "files", ...}}
 
-Line ``i + 2`` holds the entry of the index's tool ``i``: the same fields, and each
+The second line, read when first needed (a listing of the tools, an activation),
+has the columns that only describe them: ``{"version": [...], "summary": [...],
+"fingerprint": [...]}``, in the index's order.
+
+Line ``i + 3`` holds the entry of the index's tool ``i``: its fields, and each
 function's summary and tool definition as the Messages API takes it (``name``,
 ``description``, ``input_schema``). An entry is parsed only when something needs
 it (the deferred definitions of a first request, ``agentrt tools show``, a
@@ -104,8 +108,8 @@ def fingerprint(entry: Mapping[str, Any]) -> str:
 
 @dataclass(frozen=True, slots=True)
 class ManifestTool:
-    """One tool of the index: ``location`` is its import path (``"python"``) or its
-    server's name (``"mcp"``); ``line`` is where its entry is (0 is the index)."""
+    """One tool of the manifest: ``location`` is its import path (``"python"``) or its
+    server's name (``"mcp"``); ``line`` is where its entry is, counting from 0."""
 
     name: str
     kind: ToolKind
@@ -149,23 +153,26 @@ def render_manifest(entries: Iterable[Mapping[str, Any]],
                     f"{entry['name']!r}; rename one (function(name=...))")
     requires = {e["name"]: e["requires"] for e in tools if e["requires"]}
     DependencyGraph(requires).check()
-    columns: dict[str, Any] = {key: [e[key] for e in tools] for key in ("name", "kind")}
-    columns["location"] = [_location(e) for e in tools]
-    columns.update((key, [e[key] for e in tools]) for key in ("version", "summary",
-                                                              "fingerprint"))
     named = dict(sorted((sections or {}).items()))
     index = {"format": FORMAT, "version": VERSION,
-             "tools": {**columns, "requires": requires, "functions": functions},
+             "tools": {"name": [e["name"] for e in tools], "kind": [e["kind"] for e in tools],
+                       "location": [_location(e) for e in tools], "requires": requires,
+                       "functions": functions},
              "sections": list(named)}
-    lines = [index, *tools, *({"section": name, **data} for name, data in named.items())]
+    details = {key: [e[key] for e in tools] for key in _DETAILS}
+    lines = [index, details, *tools,
+             *({"section": name, **data} for name, data in named.items())]
     return "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
 
 
-_COLUMNS = ("name", "kind", "location", "version", "summary", "fingerprint")
+_INDEX = ("name", "kind", "location")
+_DETAILS = ("version", "summary", "fingerprint")
+_FIRST_ENTRY = 2  # the line of the first tool's entry, counting from 0
 
 
 class Manifest:
-    """A manifest file's index, parsed whole; entries and sections read on first use.
+    """A manifest file's index, parsed whole; the details, entries and sections are
+    read on first use.
 
     ``names`` lists its tools (sorted), ``by_import_path`` maps each Python tool's
     import path to its name, ``functions`` each function to its tool, ``requires``
@@ -173,12 +180,13 @@ class Manifest:
     """
 
     def __init__(self, path: Path, index_line: bytes, columns: Mapping[str, list[str]],
-                 requires: Mapping[str, list[str]], functions: Mapping[str, str],
+                 requires: dict[str, list[str]], functions: dict[str, str],
                  sections: Iterable[str] = ()) -> None:
+        """Takes the parsed maps as they are (not copied: a thousand tools' functions)."""
         self.path = path
         self.names = columns["name"]
-        self.functions = dict(functions)
-        self.requires = dict(requires)
+        self.functions = functions
+        self.requires = requires
         self.sections = tuple(sections)
         self.by_import_path = {location: name for name, kind, location in zip(
             self.names, columns["kind"], columns["location"], strict=True) if kind == "python"}
@@ -187,8 +195,10 @@ class Manifest:
         self._tools: dict[str, ManifestTool] = {}
         self._functions_of: dict[str, list[str]] | None = None
         self._index_line = index_line
+        self._details: Mapping[str, list[str]] | None = None
         self._lines: list[bytes] | None = None
         self._entries: dict[str, dict[str, Any] | None] = {}
+        self._stale = False
 
     def __len__(self) -> int:
         return len(self.names)
@@ -200,8 +210,17 @@ class Manifest:
         """The Python tools' import paths, by tool name."""
         return list(self.by_import_path)
 
+    def location(self, name: str) -> str:
+        """Where the tool is found: its import path, or its MCP server's name."""
+        return self._columns["location"][self._position[name]]
+
+    def functions_of(self, name: str) -> tuple[str, ...]:
+        """The tool's functions, in class order (a scan: see :meth:`tool` for many)."""
+        return tuple(fn for fn, owner in self.functions.items() if owner == name)
+
     def tool(self, name: str) -> ManifestTool:
-        """The row of the tool ``name`` (KeyError when the manifest lacks it)."""
+        """The row of the tool ``name`` (KeyError when the manifest lacks it). The first
+        call reads the details line and groups the functions by tool."""
         found = self._tools.get(name)
         if found is None:
             at = self._position[name]
@@ -209,13 +228,48 @@ class Manifest:
                 self._functions_of = {}
                 for fn, owner in self.functions.items():
                     self._functions_of.setdefault(owner, []).append(fn)
-            kind, location, version, summary, digest = (
-                self._columns[key][at] for key in _COLUMNS[1:])
+            details = self._read_details()
+            version, summary, digest = (details[key][at] for key in _DETAILS)
             found = self._tools[name] = ManifestTool(
-                name, kind, location, version, summary,  # type: ignore[arg-type]
-                tuple(self.requires.get(name, ())), tuple(self._functions_of.get(name, ())),
-                digest, at + 1)
+                name, self._columns["kind"][at], self.location(name),  # type: ignore[arg-type]
+                version, summary, tuple(self.requires.get(name, ())),
+                tuple(self._functions_of.get(name, ())), digest, _FIRST_ENTRY + at)
         return found
+
+    def _read_details(self) -> Mapping[str, list[str]]:
+        """The second line: read alone (the entries may never be needed), or, from a
+        file rewritten since its index was read, empty columns."""
+        if self._details is None:
+            if self._lines is not None:
+                head = self._lines[:2]
+            else:
+                try:
+                    with self.path.open("rb") as file:
+                        head = [file.readline().removesuffix(b"\n"),
+                                file.readline().removesuffix(b"\n")]
+                except OSError as exc:
+                    raise ConfigError(f"cannot read the tool manifest ({exc})",
+                                      field=str(self.path)) from exc
+            if len(head) < 2 or head[0] != self._index_line:
+                self._changed()
+                self._details = {key: [""] * len(self.names) for key in _DETAILS}
+            else:
+                details = self._parse(head[1], "line 2")
+                for key in _DETAILS:
+                    column = details.get(key)
+                    if not (isinstance(column, list) and len(column) == len(self.names)):
+                        raise ConfigError(f"line 2: `{key}` must list one item per tool; "
+                                          f"{_REGENERATE}", field=str(self.path))
+                self._details = details
+        return self._details
+
+    def _changed(self) -> None:
+        """Say once that the file is no longer the one indexed."""
+        if self._stale:
+            return
+        self._stale = True
+        log.warning("jit.manifest_changed", manifest=str(self.path),
+                    hint="the file changed since its index was read; restart the process")
 
     def entry(self, name: str) -> dict[str, Any] | None:
         """The tool's full entry (its functions' definitions), parsed on first use; None
@@ -232,8 +286,7 @@ class Manifest:
             return None
         entry = self._parse(lines[row.line], f"line {row.line + 1}")
         if entry.get("name") != row.name or entry.get("fingerprint") != row.fingerprint:
-            log.warning("jit.manifest_changed", manifest=str(self.path), tool=row.name,
-                        hint="the file changed since its index was read; restart the process")
+            self._changed()
             return None
         return entry
 
@@ -242,7 +295,7 @@ class Manifest:
         if name not in self.sections:
             return None
         lines = self._read_lines()
-        at = 1 + len(self.names) + self.sections.index(name)
+        at = _FIRST_ENTRY + len(self.names) + self.sections.index(name)
         if lines is None or at >= len(lines):
             return None
         data = self._parse(lines[at], f"line {at + 1}")
@@ -260,9 +313,7 @@ class Manifest:
                 raise ConfigError(f"cannot read the tool manifest ({exc})",
                                   field=str(self.path)) from exc
             if lines[0] != self._index_line:
-                log.warning("jit.manifest_changed", manifest=str(self.path),
-                            hint="the file changed since its index was read; restart the "
-                                 "process")
+                self._changed()
                 lines = []
             self._lines = lines
         return self._lines or None
@@ -303,7 +354,7 @@ def parse_index(path: Path, line: bytes) -> Manifest:
     if not (isinstance(sections, list) and all(isinstance(n, str) for n in sections)):
         raise ConfigError(f"malformed index: `sections` must list names; {_REGENERATE}",
                           field=str(path))
-    return Manifest(path, line, {key: table[key] for key in _COLUMNS}, table["requires"],
+    return Manifest(path, line, {key: table[key] for key in _INDEX}, table["requires"],
                     table["functions"], sections)
 
 
@@ -312,7 +363,7 @@ def _check_table(table: object) -> str | None:
     maps' shapes are checked here; each value's type where it is used."""
     if not isinstance(table, dict):
         return "`tools` must be an object"
-    for key in _COLUMNS:
+    for key in _INDEX:
         column = table.get(key)
         if not isinstance(column, list):
             return f"`tools.{key}` must be a list"

@@ -44,11 +44,13 @@ def test_the_index_is_read_at_start_up_and_each_entry_on_demand(tmp_path: Path) 
     assert manifest is not None and len(manifest) == len(CATALOG)
     catalog = load_catalog(core=[OtherBrowser], listed=CATALOG, manifest=manifest)
     assert catalog.tool_for("fetch_page") == "web_search"
-    assert catalog.entry("web_search").summary == "Search the web and read pages."
     assert sorted(catalog.names()) == sorted(["other_browser", "web_search", "files",
                                               "presentation", "browser", "mailer", "shouty"])
     assert len(catalog) == 7 and "files" in catalog and "nope" not in catalog
-    assert manifest._lines is None  # start-up read the first line alone
+    assert catalog.functions_of("files") == ("read_file", "write_file", "delete_file")
+    assert manifest._details is None and manifest._lines is None  # the first line alone
+    assert catalog.entry("web_search").summary == "Search the web and read pages."
+    assert manifest._details is not None and manifest._lines is None  # and the second
     details = catalog.details("web_search")
     assert details is not None and details["import_path"] == SEARCH
     assert details["functions"][0]["definition"]["input_schema"]["required"] == ["query"]
@@ -59,7 +61,9 @@ def test_the_index_is_read_at_start_up_and_each_entry_on_demand(tmp_path: Path) 
     assert (index["format"], index["version"]) == ("agentrt-tools-manifest", 3)
     names = index["tools"]["name"]
     assert names == sorted(names) and len(names) == len(CATALOG)
-    assert [json.loads(line)["name"] for line in lines[1:]] == names  # an entry a line
+    assert json.loads(lines[1])["summary"][names.index("web_search")] == (
+        "Search the web and read pages.")
+    assert [json.loads(line)["name"] for line in lines[2:]] == names  # an entry a line
     assert index["tools"]["requires"] == {"presentation": ["files", "web_search"]}
     assert index["tools"]["functions"]["fetch_page"] == "web_search"
 
@@ -244,10 +248,10 @@ def test_a_broken_index_or_entry_is_a_config_error_naming_the_file(tmp_path: Pat
         read_manifest(file)
     assert caught.value.field == str(file)
     lines = text.splitlines(keepends=True)
-    file.write_text("".join([lines[0], "{not json\n", *lines[2:]]), encoding="utf-8")
+    file.write_text("".join([*lines[:2], "{not json\n", *lines[3:]]), encoding="utf-8")
     manifest = read_manifest(file)
     assert manifest is not None and manifest.entry("files") is not None
-    with pytest.raises(ConfigError, match="line 2 is not JSON") as caught:
+    with pytest.raises(ConfigError, match="line 3 is not JSON") as caught:
         manifest.entry("browser")
     assert caught.value.field == str(file)
 
