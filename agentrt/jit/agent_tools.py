@@ -29,10 +29,10 @@ from .initialize_tools import INITIALIZE_TOOLS, ToolLoader
 from .manifest import describe
 
 if TYPE_CHECKING:
-    from collections.abc import Set
+    from collections.abc import Mapping, Set
 
     from ..tools import FunctionSpec, Tool
-    from .catalog import Catalog
+    from .catalog import Catalog, CatalogEntry
     from .config import ToolLoading, ToolPolicy, ToolSearch
     from .detector import ParameterDetector
     from .guides import GuideCache
@@ -146,13 +146,14 @@ class AgentTools:
 
 def deferred_tools(catalog: Catalog, policy: ToolPolicy, core: Set[str]) -> DeferredTools:
     """Every allowed catalog function's definition (the ``core`` tools' excepted), with
-    ``defer_loading: true``, read from the classes at hand or the manifest."""
+    ``defer_loading: true``, from the classes at hand or the manifest's entries of the
+    allowed tools (read in one pass; the others are not read)."""
+    names = [n for n in sorted(catalog.names()) if n not in core and policy.may_activate(n)]
+    details = catalog.details_many(names)
     definitions: list[dict[str, Any]] = []
     undescribed = []
-    for name in sorted(catalog.names()):
-        if name in core or not policy.may_activate(name):
-            continue
-        found = _definitions_of(catalog, name)
+    for name in names:
+        found = _definitions_of(catalog.entry(name), details[name])
         if found is None:
             undescribed.append(name)
             continue
@@ -168,20 +169,19 @@ def deferred_tools(catalog: Catalog, policy: ToolPolicy, core: Set[str]) -> Defe
                          tuple(undescribed))
 
 
-def _definitions_of(catalog: Catalog, name: str) -> list[dict[str, Any]] | None:
+def _definitions_of(entry: CatalogEntry,
+                    details: Mapping[str, Any] | None) -> list[dict[str, Any]] | None:
     """A tool's function definitions without importing it: from its class when the
     catalog holds one, else from its manifest entry; None when neither describes it."""
-    entry = catalog.entry(name)
     if entry.cls is not None:
         return [spec.definition() for spec in entry.cls.functions().values()]
-    details = catalog.details(name)
     functions = details.get("functions") if details is not None else None
     if not isinstance(functions, list):
         return None
     definitions = [f.get("definition") if isinstance(f, dict) else None for f in functions]
     if not all(isinstance(d, dict) and isinstance(d.get("name"), str)
                and isinstance(d.get("input_schema"), dict) for d in definitions):
-        log.warning("jit.manifest_malformed", tool=name, import_path=entry.import_path,
+        log.warning("jit.manifest_malformed", tool=entry.name, import_path=entry.import_path,
                     hint="regenerate it with `agentrt tools manifest`")
         return None
     return [d for d in definitions if isinstance(d, dict)]

@@ -188,9 +188,14 @@ class Catalog:
 
     def details(self, name: str) -> dict[str, Any] | None:
         """A manifest tool's full entry (its functions' definitions), None for others."""
-        if name not in self._described or self.manifest is None:
-            return None
-        return self.manifest.entry(name)
+        return self.details_many([name])[name]
+
+    def details_many(self, names: Iterable[str]) -> dict[str, dict[str, Any] | None]:
+        """:meth:`details` of each name, read in one pass over the manifest."""
+        wanted = list(names)
+        held = [name for name in wanted if name in self._described]
+        found = self.manifest.entries(held) if self.manifest is not None and held else {}
+        return {name: found.get(name) for name in wanted}
 
     def memo(self, key: object, build: Callable[[], _T]) -> _T:
         """What is derived from the whole catalog (a loader's tool listing, its deferred

@@ -59,7 +59,7 @@ from .dependencies import DependencyGraph
 
 if TYPE_CHECKING:
     import os
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Collection, Iterable, Mapping
 
     from ..tools import Tool
 
@@ -196,7 +196,6 @@ class Manifest:
         self._functions_of: dict[str, list[str]] | None = None
         self._index_line = index_line
         self._details: Mapping[str, list[str]] | None = None
-        self._lines: list[bytes] | None = None
         self._entries: dict[str, dict[str, Any] | None] = {}
         self._stale = False
 
@@ -237,24 +236,14 @@ class Manifest:
         return found
 
     def _read_details(self) -> Mapping[str, list[str]]:
-        """The second line: read alone (the entries may never be needed), or, from a
-        file rewritten since its index was read, empty columns."""
+        """The second line's columns; empty ones from a file rewritten since its index
+        was read."""
         if self._details is None:
-            if self._lines is not None:
-                head = self._lines[:2]
-            else:
-                try:
-                    with self.path.open("rb") as file:
-                        head = [file.readline().removesuffix(b"\n"),
-                                file.readline().removesuffix(b"\n")]
-                except OSError as exc:
-                    raise ConfigError(f"cannot read the tool manifest ({exc})",
-                                      field=str(self.path)) from exc
-            if len(head) < 2 or head[0] != self._index_line:
-                self._changed()
+            line = self._read_lines({1}).get(1)
+            if line is None:
                 self._details = {key: [""] * len(self.names) for key in _DETAILS}
             else:
-                details = self._parse(head[1], "line 2")
+                details = self._parse(line, "line 2")
                 for key in _DETAILS:
                     column = details.get(key)
                     if not (isinstance(column, list) and len(column) == len(self.names)):
@@ -263,6 +252,65 @@ class Manifest:
                 self._details = details
         return self._details
 
+    def entry(self, name: str) -> dict[str, Any] | None:
+        """The tool's full entry (its functions' definitions); see :meth:`entries`."""
+        return self.entries([name])[name]
+
+    def entries(self, names: Iterable[str]) -> dict[str, dict[str, Any] | None]:
+        """The full entries of these tools, each parsed once, on first use, in one pass
+        over the file; None for a tool the manifest does not describe, or when the file
+        was rewritten since its index was read (regenerated while this process runs:
+        restart it)."""
+        wanted = list(names)
+        lines = {self.tool(name).line: name for name in wanted
+                 if name in self and name not in self._entries}
+        found = self._read_lines(lines)
+        for number, name in lines.items():
+            line = found.get(number)
+            entry = None if line is None else self._parse(line, f"line {number + 1}")
+            row = self.tool(name)
+            if entry is not None and (entry.get("name"), entry.get("fingerprint")) != (
+                    row.name, row.fingerprint):
+                self._changed()
+                entry = None
+            self._entries[name] = entry
+        return {name: self._entries.get(name) for name in wanted}
+
+    def section(self, name: str) -> dict[str, Any] | None:
+        """A section's data (without its ``section`` key), or None when there is none."""
+        if name not in self.sections:
+            return None
+        at = _FIRST_ENTRY + len(self.names) + self.sections.index(name)
+        line = self._read_lines({at}).get(at)
+        if line is None:
+            return None
+        data = self._parse(line, f"line {at + 1}")
+        if data.pop("section", None) != name:
+            raise ConfigError(f"line {at + 1} is not section {name!r}; {_REGENERATE}",
+                              field=str(self.path))
+        return data
+
+    def _read_lines(self, numbers: Collection[int]) -> dict[int, bytes]:
+        """The lines of these numbers (counting from 0), in one pass over the file that
+        keeps no other line; none when the file is no longer the one indexed."""
+        if not numbers:
+            return {}
+        found: dict[int, bytes] = {}
+        try:
+            with self.path.open("rb") as file:
+                for number, line in enumerate(file):
+                    if number == 0 and line.removesuffix(b"\n") != self._index_line:
+                        self._changed()
+                        return {}
+                    if number in numbers:
+                        found[number] = line
+                        if len(found) == len(numbers):
+                            break
+        except OSError as exc:
+            raise ConfigError(f"cannot read the tool manifest ({exc})",
+                              field=str(self.path)) from exc
+        return found
+
     def _changed(self) -> None:
         """Say once that the file is no longer the one indexed."""
         if self._stale:
@@ -270,53 +318,6 @@ class Manifest:
         self._stale = True
         log.warning("jit.manifest_changed", manifest=str(self.path),
                     hint="the file changed since its index was read; restart the process")
-
-    def entry(self, name: str) -> dict[str, Any] | None:
-        """The tool's full entry (its functions' definitions), parsed on first use; None
-        for a tool the manifest does not describe, or when the file was rewritten since
-        its index was read (regenerated while this process runs: restart it)."""
-        if name not in self._entries:
-            self._entries[name] = self._parse_entry(name) if name in self else None
-        return self._entries[name]
-
-    def _parse_entry(self, name: str) -> dict[str, Any] | None:
-        row = self.tool(name)
-        lines = self._read_lines()
-        if lines is None or row.line >= len(lines):
-            return None
-        entry = self._parse(lines[row.line], f"line {row.line + 1}")
-        if entry.get("name") != row.name or entry.get("fingerprint") != row.fingerprint:
-            self._changed()
-            return None
-        return entry
-
-    def section(self, name: str) -> dict[str, Any] | None:
-        """A section's data (without its ``section`` key), or None when there is none."""
-        if name not in self.sections:
-            return None
-        lines = self._read_lines()
-        at = _FIRST_ENTRY + len(self.names) + self.sections.index(name)
-        if lines is None or at >= len(lines):
-            return None
-        data = self._parse(lines[at], f"line {at + 1}")
-        if data.pop("section", None) != name:
-            raise ConfigError(f"line {at + 1} is not section {name!r}; {_REGENERATE}",
-                              field=str(self.path))
-        return data
-
-    def _read_lines(self) -> list[bytes] | None:
-        """The file's lines, read once: None when it is no longer the file indexed."""
-        if self._lines is None:
-            try:
-                lines = self.path.read_bytes().split(b"\n")
-            except OSError as exc:
-                raise ConfigError(f"cannot read the tool manifest ({exc})",
-                                  field=str(self.path)) from exc
-            if lines[0] != self._index_line:
-                self._changed()
-                lines = []
-            self._lines = lines
-        return self._lines or None
 
     def _parse(self, line: bytes, where: str) -> dict[str, Any]:
         try:

@@ -48,9 +48,9 @@ def test_the_index_is_read_at_start_up_and_each_entry_on_demand(tmp_path: Path) 
                                               "presentation", "browser", "mailer", "shouty"])
     assert len(catalog) == 7 and "files" in catalog and "nope" not in catalog
     assert catalog.functions_of("files") == ("read_file", "write_file", "delete_file")
-    assert manifest._details is None and manifest._lines is None  # the first line alone
+    assert manifest._details is None and not manifest._entries  # the first line alone
     assert catalog.entry("web_search").summary == "Search the web and read pages."
-    assert manifest._details is not None and manifest._lines is None  # and the second
+    assert manifest._details is not None and not manifest._entries  # and the second
     details = catalog.details("web_search")
     assert details is not None and details["import_path"] == SEARCH
     assert details["functions"][0]["definition"]["input_schema"]["required"] == ["query"]
