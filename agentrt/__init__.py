@@ -54,7 +54,7 @@ if _typing.TYPE_CHECKING:
     from .thread import Message, ThreadInfo, ThreadStore
     from .thread.memory import MemoryThreadStore
     from .thread.sqlite import SQLiteThreadStore
-    from .tools import FunctionSpec, Tool, ToolContent, function, tool_reference
+    from .tools import FunctionSpec, ThreadView, Tool, ToolContent, function, tool_reference
 
 __version__ = "0.1.0"
 
@@ -74,6 +74,7 @@ _USER_API = {
     "ToolCallStarted": "._events",
     "TurnFinished": "._events",
     "Tool": ".tools",
+    "ThreadView": ".tools",
     "FunctionSpec": ".tools",
     "ToolContent": ".tools",
     "function": ".tools",
@@ -149,6 +150,7 @@ __all__ = [
     "ThreadInfo",
     "ThreadNotFoundError",
     "ThreadStore",
+    "ThreadView",
     "Tool",
     "ToolCall",
     "ToolCallFinished",

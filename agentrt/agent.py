@@ -170,7 +170,9 @@ class Agent(AsyncClosing):
             return self.registry
         from .jit._agent import build_loader
 
-        return build_loader(self, manager=lambda: self._manager)
+        return build_loader(self.name, identity=self.identity, deps=self.deps,
+                            core=[*self.registry, *self.core_tools], catalog=self.tool_catalog,
+                            config=self.tool_config, runtime=self.runtime)
 
     def _build_manager(self) -> ThreadManager:
         settings = self.runtime.settings

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from anyio.abc import TaskGroup
 
     from ._redis import RedisGate
+    from .jit.cache import CatalogCache
     from .llm._model import Model
     from .thread._store import ThreadStore
 
@@ -122,6 +123,17 @@ class Runtime:
         self._warned: set[object] = set()
         self._exit = AsyncExitStack()
         self._closed = False
+        self._catalogs: CatalogCache | None = None
+
+    @property
+    def catalogs(self) -> CatalogCache:
+        """What this runtime's JIT agents share (manifests read, catalogs built), made
+        on first use, so that the Runtime itself does not import ``agentrt.jit``."""
+        if self._catalogs is None:
+            from .jit.cache import CatalogCache
+
+            self._catalogs = CatalogCache()
+        return self._catalogs
 
     def warn_once(self, key: object, event: str, **fields: Any) -> None:
         """Log ``event`` at warning the first time ``key`` is seen by this runtime."""

@@ -12,6 +12,9 @@ definition), writes their manifest, then measures in fresh interpreter processes
 - the first request's tools+system: characters as sent, and tokens from
   count_tokens on agentrt.testing's fake Messages API server (these first two
   parts with ``tool_loading = "append"``, the JIT issue's behaviour);
+- the first request of a ``deferred`` process: the time to build its tools list,
+  which reads the manifest entry of every tool the config allows (all of them, or
+  an allow-list of ten), and the same for the next run of that process;
 - how catalog tools reach the model (``tool_loading``): one 20-request
   conversation over a 100-tool catalog of which the task needs 3, for ``append``,
   ``deferred`` and ``server_search`` (regex and BM25), on the fake server's
@@ -191,6 +194,28 @@ import statistics
 anyio.run(main)
 """
 
+DEFERRED_CHILD = CHILD_SETUP + """
+allowed = json.loads(sys.argv[3])  # tool names, or null for all of them
+class DeferredAgent(Agent):
+    system = "You are a helpful operations assistant."
+    tool_catalog = paths
+    tool_config = {"manifest": manifest, "tool_loading": "deferred",
+                   **({"tools": dict.fromkeys(allowed, True)} if allowed else {})}
+
+async def main():
+    async with FakeAnthropicServer([]) as server, server.client() as client:
+        runtime = Runtime(load_settings(thread_store="memory", stream=False),
+                          client=client, store=MemoryThreadStore())
+        agent = DeferredAgent(runtime)
+        times = []
+        for _ in range(2):
+            started = time.perf_counter()
+            tools = (await agent.tools_for()).definitions()
+            times.append(time.perf_counter() - started)
+        print(json.dumps({"first": times[0], "next": times[1], "definitions": len(tools)}))
+anyio.run(main)
+"""
+
 MANIFEST_CHILD = """
 import json, sys
 from agentrt.jit import describe, render_manifest
@@ -355,6 +380,28 @@ def run_children(kind: str, root: Path, catalogs: dict[int, tuple[list[str], Pat
     return {n: summarize(found) for n, found in runs.items()}
 
 
+def run_deferred(root: Path, catalogs: dict[int, tuple[list[str], Path]],
+                 repeat: int) -> dict[int, dict[str, Any]]:
+    """The tools list of a deferred agent's first run and of its next one (ms, median),
+    with every tool allowed and with an allow-list of the first ten."""
+    ten = json.dumps([f"tool_{i:04d}" for i in range(10)])
+    runs: dict[tuple[int, str], list[dict[str, Any]]] = {}
+    for _ in range(repeat):
+        for n, (paths, manifest) in catalogs.items():
+            for allowed in ("null", ten):
+                runs.setdefault((n, allowed), []).append(
+                    child(DEFERRED_CHILD, root, json.dumps(paths), str(manifest), allowed))
+
+    def median_ms(found: list[dict[str, Any]], key: str) -> float:
+        return statistics.median(r[key] for r in found) * 1000
+
+    return {n: {"deferred_first_ms": median_ms(runs[n, "null"], "first"),
+                "deferred_next_ms": median_ms(runs[n, "null"], "next"),
+                "deferred_definitions": runs[n, "null"][0]["definitions"],
+                "deferred_ten_ms": median_ms(runs[n, ten], "first")}
+            for n in catalogs}
+
+
 def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     warms = [r["warm"] for r in runs if r["warm"] is not None]
     return {"cold_ms": statistics.median(r["cold"] for r in runs) * 1000,
@@ -394,7 +441,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"written in {time.perf_counter() - started:.1f} s)", file=sys.stderr)
         jit = run_children("jit", root, sized, args.repeat, warm=20)
         eager = run_children("eager", root, sized, max(1, min(args.repeat, 3)), warm=5)
-        rows = [(n, jit[n], eager[n]) for n in sizes]
+        deferred = run_deferred(root, sized, args.repeat)
+        rows = [(n, {**jit[n], **deferred[n]}, eager[n]) for n in sizes]
         if args.loading_tools:
             loading = measure_loading(root, *catalog(args.loading_tools), args.min_cache_tokens)
     if rows:
@@ -420,19 +468,28 @@ def report(rows: list[tuple[int, dict[str, Any], dict[str, Any]]]) -> None:
         print(f"{n:>6} {eager['chars']:>12,} {jit['chars']:>10,} "
               f"{1 - jit['chars'] / eager['chars']:>8.1%} {eager['tokens']:>10,} "
               f"{jit['tokens']:>8,} {1 - jit['tokens'] / eager['tokens']:>8.1%}")
-    first, last = rows[0][1], rows[-1][1]
+    print()
+    print("First request of a deferred process: its tools list (ms, median)")
+    print(f"{'tools':>6} {'definitions':>12} {'first run':>10} {'next run':>9} "
+          f"{'10 allowed':>11}")
+    for n, jit, _ in rows:
+        print(f"{n:>6} {jit['deferred_definitions']:>12,} {jit['deferred_first_ms']:>10.2f} "
+              f"{jit['deferred_next_ms']:>9.3f} {jit['deferred_ten_ms']:>11.2f}")
+    (small, first, _), (large, last, eager) = rows[0], rows[-1]
     print()
     print("Targets")
-    print(f"  JIT cold start-up at {rows[-1][0]} tools < 5 ms: {last['cold_ms']:.2f} ms "
+    print(f"  JIT cold start-up at {large:,} tools < 5 ms: {last['cold_ms']:.2f} ms "
           f"[{'ok' if last['cold_ms'] < 5 else 'MISSED'}]")
+    faster = eager["cold_ms"] / last["cold_ms"]
+    print(f"  at least 500x faster than eager at {large:,} tools: {faster:,.0f}x "
+          f"[{'ok' if faster >= 500 else 'MISSED'}]")
     cold_ratio = last["cold_ms"] / first["cold_ms"]
-    warm_ratio = last["warm_ms"] / first["warm_ms"]
-    print(f"  flat ({rows[-1][0]} vs {rows[0][0]} tools, <= 1.5x): cold {cold_ratio:.2f}x "
-          f"[{'ok' if cold_ratio <= 1.5 else 'MISSED'}], warm {warm_ratio:.2f}x "
-          f"[{'ok' if warm_ratio <= 1.5 else 'MISSED'}]")
-    worst = min(1 - j["chars"] / e["chars"] for _, j, e in rows)
-    print(f"  first request >= 90% smaller than eager: worst {worst:.1%} "
-          f"[{'ok' if worst >= 0.9 else 'MISSED'}]")
+    print(f"  at most 3x the {small}-tool figure at {large:,} tools: {cold_ratio:.2f}x "
+          f"[{'ok' if cold_ratio <= 3 else 'MISSED'}]")
+    for unit, key in (("characters", "chars"), ("tokens", "tokens")):
+        worst = min(1 - j[key] / e[key] for _, j, e in rows)
+        print(f"  first request (append) at least 90% smaller than eager in {unit}: worst "
+              f"{worst:.1%} [{'ok' if worst >= 0.9 else 'MISSED'}]")
 
 
 if __name__ == "__main__":

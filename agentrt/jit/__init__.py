@@ -1,22 +1,36 @@
 """Just-in-time tools: an agent starts with its core tools and loads the rest on demand.
 
-``config`` (JITConfig: what may be activated and called), ``catalog`` and
-``manifest`` (every tool known without importing it), ``dependencies`` (closure
-and load order), ``detector`` (constructor arguments), ``thread_tools`` and
-``loader`` (activation per thread), ``guides`` (usage text and its cache),
-``core`` (the ``initialize_tools`` function).
+The modules, each importing only those listed before it:
+
+- ``dependencies``: tools' ``requires``, checked for cycles, and the order they load in;
+- ``manifest``: the file ``agentrt tools manifest`` writes, a small index read whole
+  at start-up and each tool's definitions read when needed;
+- ``catalog``: every tool an agent may load, known without importing it;
+- ``config``: JITConfig, what may be activated and called, and ToolPolicy, a config
+  checked against a catalog;
+- ``cache``: CatalogCache, the manifests and catalogs a Runtime's agents share;
+- ``detector``: constructor arguments, from the run, the runtime and ``deps``;
+- ``guides`` (and ``redis_guides``): the usage text of a tool, and its cache;
+- ``initialize_tools``: the tool through which the model activates others;
+- ``agent_tools``: what every run of one agent shares (catalog, policy, the class
+  importer, the deferred definitions), built once;
+- ``thread_tools``: ThreadTools, one run's active tools and activations;
+- ``loader``: JITLoader, the agent's ToolProvider, which builds the two above;
+- ``_agent``: ``build_loader``, from an agent's declared values to its loader.
 """
 
 from . import _agent as _agent  # loaded with the package: the first agent pays no import
+from .agent_tools import SEARCH_TOOLS, AgentTools, DeferredTools
+from .cache import CatalogCache
 from .catalog import ENTRY_POINT_GROUP, Catalog, CatalogEntry, load_catalog
 from .config import JITConfig, ToolLoading, ToolPolicy, ToolRule, ToolSearch
-from .core import INITIALIZE_TOOLS, ToolLoader
 from .dependencies import DependencyGraph, LoadPlan
 from .detector import ParameterDetector, Provided, RuntimeSources
 from .guides import GuideCache, GuideCacheStatistics, MemoryGuideCache, render_guide
-from .loader import SEARCH_TOOLS, DeferredTools, JITLoader, JITStatistics
+from .initialize_tools import INITIALIZE_TOOLS, ActivationReport, ToolLoader
+from .loader import JITLoader
 from .manifest import DEFAULT_MANIFEST, Manifest, describe, read_manifest, render_manifest
-from .thread_tools import ActivationReport, ThreadTools
+from .thread_tools import JITStatistics, ThreadTools
 
 __all__ = [
     "DEFAULT_MANIFEST",
@@ -24,7 +38,9 @@ __all__ = [
     "INITIALIZE_TOOLS",
     "SEARCH_TOOLS",
     "ActivationReport",
+    "AgentTools",
     "Catalog",
+    "CatalogCache",
     "CatalogEntry",
     "DeferredTools",
     "DependencyGraph",

@@ -13,10 +13,10 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from .._errors import UsageError
+from .._errors import ConfigError, UsageError
 from .catalog import import_path_of, import_tool, installed_entry_points, load_catalog
 from .config import JITConfig
-from .core import ToolLoader
+from .initialize_tools import ToolLoader
 from .manifest import DEFAULT_MANIFEST, describe, read_manifest, render_manifest
 
 if TYPE_CHECKING:
@@ -93,7 +93,8 @@ def _catalog(args: argparse.Namespace) -> tuple[Catalog, ToolPolicy | None]:
     if manifest is not None and not (args.agent or args.config):
         listed = [*manifest.import_paths()]  # no agent named: what the manifest knows
     catalog = load_catalog(core=core, listed=listed, configured=config.catalog,
-                           manifest=manifest, include_entry_points=config.entry_points)
+                           manifest=manifest, entry_points=installed_entry_points()
+                           if config.entry_points else ())
     policy = config.bind(catalog) if (args.agent or args.config) else None
     return catalog, policy
 
@@ -130,8 +131,8 @@ def _show(catalog: Catalog, policy: ToolPolicy | None, name: str, out: TextIO) -
     details: dict[str, Any] | None = None
     if entry.cls is not None:
         details = describe(entry.cls, entry.import_path)
-    elif catalog.manifest is not None:
-        details = catalog.manifest.details(entry.import_path)
+    else:
+        details = catalog.details(name)
     reason = policy.refusal(name) if policy is not None else None
     out.write(f"{entry.name}: {entry.summary or '(no summary)'}\n"
               f"  import path  {entry.import_path}\n"
@@ -149,14 +150,40 @@ def _show(catalog: Catalog, policy: ToolPolicy | None, name: str, out: TextIO) -
     return 0
 
 
+def _listed_in(target: Path) -> list[str]:
+    """The import paths the manifest at ``target`` describes. A manifest of an older
+    format is read for them too, so that regenerating it keeps its tools."""
+    try:
+        current = read_manifest(target)
+    except ConfigError as exc:
+        older = _older_paths(target)
+        if older is None:
+            raise UsageError(f"{exc} (--fresh writes it anew from the tools named here "
+                             "alone)") from exc
+        return older
+    return current.import_paths() if current is not None else []
+
+
+def _older_paths(target: Path) -> list[str] | None:
+    """Formats 1 and 2 were one JSON document listing the import paths in ``names``
+    (keys) or ``paths``."""
+    try:
+        old = json.loads(target.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    listed = (old.get("paths") or list(old.get("names") or ())) if isinstance(old, dict) else None
+    if isinstance(listed, list) and all(isinstance(path, str) for path in listed):
+        return listed
+    return None
+
+
 def _manifest(args: argparse.Namespace, out: TextIO) -> int:
     config, _, listed = _sources(args)
     target = Path(args.manifest_file) if args.manifest_file else (
         config.manifest or DEFAULT_MANIFEST)
-    current = read_manifest(target)
     paths: dict[str, None] = {}
-    if current is not None and not args.fresh:
-        paths.update(dict.fromkeys(current.import_paths()))
+    if not args.fresh:
+        paths.update(dict.fromkeys(_listed_in(target)))
     paths.update(dict.fromkeys(args.paths))
     paths.update(dict.fromkeys(i if isinstance(i, str) else import_path_of(i) for i in listed))
     paths.update(dict.fromkeys(config.catalog))

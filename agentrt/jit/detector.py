@@ -3,12 +3,15 @@
 What is on offer (:class:`Provided`): the run (``thread_id``, ``run_id``,
 ``agent_name``, the ``RunContext`` itself), the identity (``account`` also as
 ``account_id``, ``project`` as ``project_id``...), the runtime's objects
-(``settings``, ``store``, ``thread_manager``, ``client`` = the
-``anthropic.AsyncAnthropic``, ``runtime``, and with ``AGENTRT_REDIS_URL`` set
-``redis``, the ``redis.asyncio`` client, and ``redis_gate``) and
-everything the application passed in ``Agent(deps={...})``, which wins on a
-name clash. A parameter with a default may go unfilled; a required one nothing
-provides fails the activation with :class:`MissingParameterError`.
+(``settings``, ``store``, ``runtime``, ``thread``, a read-only
+:class:`~agentrt.tools.ThreadView` of the run's thread, ``client`` = the
+``anthropic.AsyncAnthropic`` when the model client has one, and with
+``AGENTRT_REDIS_URL`` set ``redis``, the ``redis.asyncio`` client, and
+``redis_gate``) and everything the application passed in ``Agent(deps={...})``,
+which wins on a name clash. The loop itself (the ``ThreadManager``) is not on
+offer: a tool reads its thread through the view. A parameter with a default may
+go unfilled; a required one nothing provides fails the activation with
+:class:`MissingParameterError`.
 
 Builtin types (``str``, ``int``, ``dict``...) are matched by name only: two
 strings are indistinguishable by type.
@@ -26,11 +29,11 @@ from typing import TYPE_CHECKING, Any, Union
 
 from .._context import RunContext
 from .._errors import MissingParameterError
+from ..tools import ThreadView
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping, Sequence
+    from collections.abc import Mapping, Sequence
 
-    from ..loop import ThreadManager
     from ..runtime import Runtime
 
 __all__ = ["Param", "ParameterDetector", "Provided", "RuntimeSources"]
@@ -57,17 +60,12 @@ class Provided:
 
 
 class RuntimeSources:
-    """What an agent's runs offer, assembled per run (the thread manager is created
-    after the tool provider, so it is fetched lazily)."""
+    """What an agent's runs offer, assembled per run from its runtime."""
 
-    def __init__(self, runtime: Runtime | None = None,
-                 manager: Callable[[], ThreadManager] | None = None) -> None:
+    def __init__(self, runtime: Runtime | None = None) -> None:
         self.runtime = runtime
-        self.manager = manager
 
-    def provided(self, run: RunContext, *, placeholder_manager: bool = False) -> Provided:
-        """For ``run``; ``placeholder_manager`` stands in for a manager not built yet
-        (the start-up check of core tools only asks whether a value exists)."""
+    def provided(self, run: RunContext) -> Provided:
         names: dict[str, Any] = {"thread_id": run.thread_id, "run_id": run.run_id,
                                  "agent_name": run.agent, "identity": dict(run.identity)}
         typed: list[tuple[type, Any]] = [(RunContext, run)]
@@ -77,21 +75,19 @@ class RuntimeSources:
                 names.setdefault(f"{key}_id", value)
         if self.runtime is not None:
             runtime = self.runtime
-            sdk = getattr(runtime.model, "sdk", None)  # None with a model double
-            objects = {"runtime": runtime, "settings": runtime.settings, "store": runtime.store,
-                       "client": sdk}
+            objects: dict[str, Any] = {"runtime": runtime, "settings": runtime.settings,
+                                       "store": runtime.store,
+                                       "thread": ThreadView(run.thread_id, runtime.store)}
+            sdk = getattr(runtime.model, "sdk", None)  # a model double may have none
+            if sdk is not None:
+                objects["client"] = sdk
+                names["anthropic_client"] = sdk
             gate = getattr(runtime, "redis", None)  # set when AGENTRT_REDIS_URL is
             if gate is not None:
                 objects["redis"] = getattr(gate, "client", gate)  # redis.asyncio client
                 objects["redis_gate"] = gate  # the same, behind the circuit breaker
-            names.update(objects, thread_store=runtime.store, anthropic_client=sdk)
+            names.update(objects, thread_store=runtime.store)
             typed += [(type(v), v) for v in objects.values()]
-        if self.manager is not None or placeholder_manager:
-            from ..loop import ThreadManager
-
-            manager = None if placeholder_manager or self.manager is None else self.manager()
-            names["thread_manager"] = manager
-            typed.append((ThreadManager, manager))
         names.update(run.deps)
         typed += [(type(v), v) for v in run.deps.values() if not _name_only(type(v))]
         return Provided(names, typed)

@@ -19,13 +19,17 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..log import get_logger
+
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from ..tools import FunctionSpec, Tool
 
 __all__ = ["GUIDE_FORMAT", "GuideCache", "GuideCacheStatistics", "MemoryGuideCache",
-           "guide_key", "render_guide"]
+           "get_guides", "guide_key", "render_guide", "set_guides"]
+
+log = get_logger("agentrt.jit")
 
 GUIDE_FORMAT = "1"
 
@@ -71,6 +75,36 @@ class MemoryGuideCache:
 
     def statistics(self) -> GuideCacheStatistics:
         return GuideCacheStatistics(self._hits, self._misses, len(self._entries))
+
+
+async def get_guides(cache: GuideCache, keys: list[str]) -> dict[str, str]:
+    """The cached guides of ``keys``; a cache with ``get_many`` (Redis) answers in one
+    round trip. A cache outage costs a re-render, never the call."""
+    try:
+        get_many = getattr(cache, "get_many", None)
+        if get_many is not None:
+            found: dict[str, str] = await get_many(keys)
+            return found
+        values = [await cache.get(key) for key in keys]
+        return {k: v for k, v in zip(keys, values, strict=True) if v is not None}
+    except Exception as exc:
+        log.warning("jit.guide_cache_error", op="get", error=repr(exc))
+        return {}
+
+
+async def set_guides(cache: GuideCache, guides: dict[str, str]) -> None:
+    """Store rendered guides, in one round trip when the cache has ``set_many``."""
+    if not guides:
+        return
+    try:
+        set_many = getattr(cache, "set_many", None)
+        if set_many is not None:
+            await set_many(guides)
+            return
+        for key, value in guides.items():
+            await cache.set(key, value)
+    except Exception as exc:
+        log.warning("jit.guide_cache_error", op="set", error=repr(exc))
 
 
 def guide_key(tool: str, version: str, fingerprint: str, methods: Iterable[str]) -> str:

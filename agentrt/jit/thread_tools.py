@@ -11,18 +11,23 @@ and then by name, whatever order their activations finished in (they may run
 concurrently). Earlier tools never move: the list is append-only, and the
 request prefix changes only when a tool was activated.
 
-With deferred loading the list is the core tools, then the loader's fixed part
+With deferred loading the list is the core tools, then the agent's fixed part
 (the search tool, every allowed function deferred), and nothing is appended on
 activation: ``initialize_tools`` references the functions instead
-(:meth:`ThreadTools.references`). Only a function the loader could not defer
+(:meth:`ThreadTools.references`). Only a function the agent could not defer
 (a tool the manifest does not describe) is still appended.
+
+Everything agent-wide comes in the constructor (:class:`~agentrt.jit.agent_tools.AgentTools`);
+what a run did is reported back by return value: an :class:`ActivationReport` per
+activation and :meth:`ThreadTools.statistics` for the run.
 """
 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from pydantic import ValidationError
@@ -30,38 +35,34 @@ from pydantic import ValidationError
 from .._errors import MissingParameterError, ToolDefinitionError
 from ..log import get_logger
 from ..tools._registry import BoundFunction
+from ..tools._tool import record_injected
 from .catalog import did_you_mean
-from .core import INITIALIZE_TOOLS, ToolLoader
-from .guides import guide_key, render_guide
+from .guides import get_guides, guide_key, render_guide, set_guides
+from .initialize_tools import INITIALIZE_TOOLS, ActivationReport, ToolLoader, Trigger
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Iterable, Sequence
 
     from .._context import RunContext
     from ..thread._messages import Message
     from ..tools import FunctionSpec, Tool
+    from .agent_tools import AgentTools
     from .detector import Provided
-    from .loader import JITLoader
 
-__all__ = ["ActivationReport", "ThreadTools", "Trigger"]
+__all__ = ["JITStatistics", "ThreadTools"]
 
 log = get_logger("agentrt.jit")
 
-Trigger: TypeAlias = Literal["initialize_tools", "auto", "restore", "api"]
-
 
 @dataclass(frozen=True, slots=True)
-class ActivationReport:
-    """The outcome of one activation request. ``ready`` lists, in load order, the tools
-    now usable whose guides the model should read (requested ones and the
-    dependencies this request activated)."""
+class JITStatistics:
+    """What one run's tools did: ``activated`` live activations, ``restored`` replayed
+    from history, ``failed`` activations, ``imported`` tool modules imported."""
 
-    requested: tuple[str, ...]
-    activated: tuple[str, ...] = ()
-    already_active: tuple[str, ...] = ()
-    ready: tuple[str, ...] = ()
-    degraded: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    failed: Mapping[str, str] = field(default_factory=dict)
+    activated: int = 0
+    restored: int = 0
+    failed: int = 0
+    imported: int = 0
 
 
 @dataclass(slots=True)
@@ -78,10 +79,13 @@ class _Flight:
 
 
 class ThreadTools:
-    """Per run: active tools, their instances, and activation (single-flight per tool)."""
+    """Per run: active tools, their instances, and activation (single-flight per tool).
 
-    def __init__(self, loader: JITLoader, run: RunContext, provided: Provided) -> None:
-        self._loader = loader
+    Built with the agent's core tools (and ``initialize_tools``) active; a run's
+    earlier activations are replayed by :meth:`restore`."""
+
+    def __init__(self, agent: AgentTools, run: RunContext, provided: Provided) -> None:
+        self._agent = agent
         self._run = run
         self._provided = provided
         self._active: dict[str, _Active] = {}
@@ -94,21 +98,23 @@ class ThreadTools:
         # Failures that cannot change within a run (import, definition, a missing
         # argument): answered again without retrying, and logged once.
         self._failed: dict[str, str] = {}
+        self._counts: Counter[str] = Counter()
+        self._start()
 
     # -- the RunTools contract -------------------------------------------------
 
     def definitions(self) -> list[dict[str, Any]]:
         self._commit()
-        if not self._loader.deferring:
+        if not self._agent.deferring:
             return list(self._definitions)
-        search = self._loader.search_tool()
-        return [*self._definitions[:self._core_end], *([search] if search else ()),
-                *self._loader.deferred().definitions, *self._definitions[self._core_end:]]
+        search = self._agent.search_tool
+        return [*self._definitions[:self._core_end], *([dict(search)] if search else ()),
+                *self._agent.deferred.definitions, *self._definitions[self._core_end:]]
 
     def references(self, tools: Iterable[str]) -> list[str]:
         """The deferred functions of these active tools, in order: what a
         ``tool_reference`` must name for the model to see them (none in append mode)."""
-        deferred = self._loader.deferred().functions
+        deferred = self._agent.deferred.functions
         return [fn for tool in tools if tool in self._active
                 for fn in self._active[tool].specs if fn in deferred]
 
@@ -116,7 +122,7 @@ class ThreadTools:
         tool = self._owner.get(function_name)
         if tool is not None:
             return self._bind(tool, function_name)
-        catalog, policy = self._loader.catalog, self._loader.policy
+        catalog, policy = self._agent.catalog, self._agent.policy
         tool = catalog.tool_for(function_name)
         if tool is None:
             callable_names = [*self._owner, *catalog.function_names()]
@@ -149,7 +155,7 @@ class ThreadTools:
         Unknown and refused names are reported, not raised: this is what the model
         asked for. Activating an active tool is a no-op (it is never rebuilt).
         """
-        catalog, policy = self._loader.catalog, self._loader.policy
+        catalog, policy = self._agent.catalog, self._agent.policy
         requested = tuple(dict.fromkeys(names))
         failed: dict[str, str] = {}
         allowed: list[str] = []
@@ -213,10 +219,11 @@ class ThreadTools:
     async def _load(self, name: str, trigger: Trigger) -> str | None:
         started = time.perf_counter()
         try:
-            cls = await self._loader.load_class(name)
+            cls, imported = await self._agent.classes.load(name)
         except ToolDefinitionError as exc:
             return self._fail(name, trigger, str(exc), final=True)
-        allowed = self._loader.policy.methods(name)
+        self._counts["imported"] += imported
+        allowed = self._agent.policy.methods(name)
         specs = {fn: s for fn, s in cls.functions().items() if allowed is None or fn in allowed}
         for fn in specs:
             other = self._owner.get(fn)
@@ -225,7 +232,7 @@ class ThreadTools:
                                   f"{other!r} and tool {name!r}", final=True)
         active = _Active(cls, specs)
         try:  # the same answer at restore as live, without building the instance yet
-            self._loader.detector.arguments(cls, name, self._provided)
+            self._agent.detector.arguments(cls, name, self._provided)
         except MissingParameterError as exc:
             return self._fail(name, trigger, str(exc), final=True)
         if trigger != "restore":  # construct now, so a failure is reported to the model now
@@ -233,7 +240,7 @@ class ThreadTools:
             if error is not None:
                 return self._fail(name, trigger, error, final=False)
         self._add(name, active)
-        self._loader.count("restored" if trigger == "restore" else "activated")
+        self._counts["restored" if trigger == "restore" else "activated"] += 1
         self._log("debug" if trigger == "restore" else "info", "jit.activate", tool=name,
                   trigger=trigger, constructed=active.instance is not None,
                   duration_ms=round((time.perf_counter() - started) * 1000, 3))
@@ -244,16 +251,18 @@ class ThreadTools:
             self._failed[name] = error
         self._log("debug" if trigger == "restore" else "error", "jit.activation_failed",
                   tool=name, trigger=trigger, error=error)
-        self._loader.count("failed")
+        self._counts["failed"] += 1
         return error
 
     def _construct(self, name: str, active: _Active) -> str | None:
         try:
-            kwargs = self._loader.detector.arguments(active.cls, name, self._provided)
+            kwargs = self._agent.detector.arguments(active.cls, name, self._provided)
         except MissingParameterError as exc:
             return str(exc)
         try:
             active.instance = active.cls(**kwargs)
+            # a read-only result of a tool built for alice is alice's: part of its keys
+            record_injected(active.instance, kwargs)
         except Exception as exc:
             log.warning("jit.construct_failed", tool=name, error=repr(exc), exc_info=True)
             return f"constructing tool {name!r} failed: {type(exc).__name__}: {exc}"
@@ -282,34 +291,36 @@ class ThreadTools:
         return BoundFunction(instance, self._active[tool].specs[function_name])
 
     def _method_refusal(self, tool: str, function_name: str) -> str:
-        enabled = sorted(self._loader.policy.methods(tool) or ())
+        enabled = sorted(self._agent.policy.methods(tool) or ())
         return (f"Function {function_name!r} of tool {tool!r} is not enabled for this agent "
                 f"(enabled: {', '.join(enabled) or 'none'}).")
 
     def _commit(self, *, keep_order: bool = False) -> None:
         """Append what was activated since the last request: dependencies first, then by
         name (core tools, ``keep_order``, in their declared order)."""
-        graph = self._loader.catalog.graph
+        graph = self._agent.catalog.graph
         names = self._pending if keep_order else sorted(
             self._pending, key=lambda n: (graph.layer(n), n))
-        deferred = self._loader.deferred().functions
+        deferred = self._agent.deferred.functions
         for name in names:
             self._order.append(name)
             specs = [s for s in self._active[name].specs.values() if s.name not in deferred]
-            if specs and self._loader.deferring and not keep_order:
+            if specs and self._agent.deferring and not keep_order:
                 self._log("info", "jit.appended", tool=name,
                           functions=[s.name for s in specs],
                           reason="the manifest does not describe them, so they could not be "
                                  "deferred; the request prefix changes")
-            self._definitions += [self._loader.definition(spec) for spec in specs]
+            self._definitions += [self._agent.definition(spec) for spec in specs]
         self._pending.clear()
 
     # -- start of a run -----------------------------------------------------------
 
-    def start(self, core: Sequence[Tool | type[Tool]], *, with_loader: bool) -> None:
+    def _start(self) -> None:
         """Core tools (instances shared, classes built on first call), then the loader."""
-        policy = self._loader.policy
-        items: list[Tool | type[Tool]] = [*core, ToolLoader(self)] if with_loader else [*core]
+        policy = self._agent.policy
+        items: list[Tool | type[Tool]] = [*self._agent.core]
+        if self._agent.with_loader:
+            items.append(ToolLoader(self))
         for item in items:
             cls = item if isinstance(item, type) else type(item)
             allowed = policy.methods(cls.name)
@@ -341,9 +352,9 @@ class ThreadTools:
                 return
             await self.activate_many(getattr(names, "tool_names", []), trigger="restore")
         elif function_name not in self._owner:
-            tool = self._loader.catalog.tool_for(function_name)
+            tool = self._agent.catalog.tool_for(function_name)
             if (tool is not None and tool not in self._active
-                    and self._loader.policy.allows(tool, function_name)):
+                    and self._agent.policy.allows(tool, function_name)):
                 await self.activate_many([tool], trigger="restore")
 
     # -- guides ------------------------------------------------------------------
@@ -356,9 +367,9 @@ class ThreadTools:
             active = self._active.get(name)
             if active is not None:
                 keyed.append((name, guide_key(name, active.cls.version,
-                                              self._loader.fingerprint(active.cls),
+                                              self._agent.classes.fingerprint(active.cls),
                                               active.specs)))
-        cached = await self._loader.guide_get_many([key for _, key in keyed])
+        cached = await get_guides(self._agent.guide_cache, [key for _, key in keyed])
         rendered: dict[str, str] = {}
         out = []
         for name, key in keyed:
@@ -370,12 +381,17 @@ class ThreadTools:
                     continue
                 text = rendered[key] = render_guide(instance, self._active[name].specs.values())
             out.append(text)
-        await self._loader.guide_set_many(rendered)
+        await set_guides(self._agent.guide_cache, rendered)
         return out
 
     def active_tools(self) -> list[str]:
         """Active tool names in tools-list order (pending ones last)."""
         return [*self._order, *self._pending]
+
+    def statistics(self) -> JITStatistics:
+        """What this run's activations did so far."""
+        return JITStatistics(**{k: self._counts[k] for k in
+                                ("activated", "restored", "failed", "imported")})
 
     def _log(self, level: str, event: str, **fields: Any) -> None:
         getattr(log, level)(event, thread_id=self._run.thread_id, run_id=self._run.run_id,

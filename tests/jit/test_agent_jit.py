@@ -29,6 +29,7 @@ from .helpers import CATALOG, harness, write_manifest
 
 if TYPE_CHECKING:
     from agentrt.testing import RecordedRequest
+    from agentrt.tools import ThreadView
 
 pytestmark = pytest.mark.anyio
 
@@ -309,7 +310,7 @@ def test_agent_attributes_are_checked_when_the_class_is_defined() -> None:
             tool_catalog = ("not-a-path",)
     paths = [f"pkg.m{i}:T{i}" for i in range(100)]
     with pytest.raises(ConfigError, match=r"Many.tool_catalog\[37\]: expected .* got 'pkg.m37:'"):
-        class Many(Agent):  # checked in bulk, then item by item to name the culprit
+        class Many(Agent):  # checked as a whole, then item by item to name the culprit
             tool_catalog = [*paths[:37], "pkg.m37:", *paths[38:]]
     with pytest.raises(ConfigError, match=r"Mixed.tool_catalog\[2\]: expected"):
         class Mixed(Agent):
@@ -320,3 +321,29 @@ def test_agent_attributes_are_checked_when_the_class_is_defined() -> None:
     with pytest.raises(ConfigError, match=r"Bad3.core_tools\[1\]: expected a Tool subclass"):
         class Bad3(Agent):
             core_tools = (Notes, 3)  # type: ignore[assignment]
+
+
+class Recall(Tool):
+    """Reads the thread it runs in, through the read-only view tools are given."""
+
+    def __init__(self, thread: ThreadView) -> None:
+        self.thread = thread
+
+    @function(read_only=True)
+    async def count_messages(self) -> str:
+        """How many messages the thread holds, and who wrote the first."""
+        messages = await self.thread.messages()
+        return f"{len(messages)} messages, first by {messages[0].role}"
+
+
+async def test_a_tool_reads_its_thread_through_the_view() -> None:
+    class Remembering(Agent):
+        core_tools = (Recall,)
+        tool_config = {"entry_points": False, "manifest": None, "tool_loading": "append"}
+
+    steps = [call("count_messages"), Reply(text="done")]
+    async with harness(Remembering, steps) as (agent, server):
+        result = await agent.run("how long is this thread?")
+    # the user's message and the assistant's tool call are stored before the tool runs
+    assert results(server.requests[1])[0]["content"] == "2 messages, first by user"
+    assert result.stats.errors == 0

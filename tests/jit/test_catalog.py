@@ -8,7 +8,7 @@ import pytest
 
 from agentrt import ConfigError, DependencyCycleError, Tool, ToolDefinitionError, function
 from agentrt.jit import describe, load_catalog, read_manifest, render_manifest
-from agentrt.jit.catalog import import_tool
+from agentrt.jit.catalog import import_tool, installed_entry_points
 from agentrt.testing import capture_events
 
 from .fixtures import IMPORTS, PACKAGE
@@ -25,7 +25,7 @@ def _not_imported(*modules: str) -> None:
 
 def test_the_catalog_knows_every_tool_without_importing_any(tmp_path: Path) -> None:
     manifest = read_manifest(write_manifest(tmp_path))
-    catalog = load_catalog(listed=CATALOG, manifest=manifest, include_entry_points=False)
+    catalog = load_catalog(listed=CATALOG, manifest=manifest)
     _not_imported("search", "files", "presentation", "browser", "mailer", "shouty")
     search = catalog.entry("web_search")
     assert search.import_path == SEARCH and search.cls is None and search.version == "1"
@@ -38,25 +38,52 @@ def test_the_catalog_knows_every_tool_without_importing_any(tmp_path: Path) -> N
     assert catalog.graph.layer("presentation") == 1
 
 
-def test_the_manifest_is_read_index_first_and_details_on_demand(tmp_path: Path) -> None:
+def test_the_index_is_read_at_start_up_and_each_entry_on_demand(tmp_path: Path) -> None:
     file = write_manifest(tmp_path)
     manifest = read_manifest(file)
     assert manifest is not None and len(manifest) == len(CATALOG)
-    assert manifest._tools is None  # start-up read its first lines, not the definitions
-    details = manifest.details(SEARCH)
-    assert details is not None
+    catalog = load_catalog(core=[OtherBrowser], listed=CATALOG, manifest=manifest)
+    assert catalog.tool_for("fetch_page") == "web_search"
+    assert sorted(catalog.names()) == sorted(["other_browser", "web_search", "files",
+                                              "presentation", "browser", "mailer", "shouty"])
+    assert len(catalog) == 7 and "files" in catalog and "nope" not in catalog
+    assert catalog.functions_of("files") == ("read_file", "write_file", "delete_file")
+    assert manifest._details is None and not manifest._entries  # the first line alone
+    assert catalog.entry("web_search").summary == "Search the web and read pages."
+    assert manifest._details is not None and not manifest._entries  # and the second
+    details = catalog.details("web_search")
+    assert details is not None and details["import_path"] == SEARCH
     assert details["functions"][0]["definition"]["input_schema"]["required"] == ["query"]
-    assert read_manifest(file) is manifest  # one parse per file version per process
-    assert json.loads(file.read_text())["format"] == "agentrt-tools-manifest"
+    assert list(manifest._entries) == ["web_search"]  # one entry parsed, not the others
+    assert catalog.details("other_browser") is None  # described by its class
+    lines = file.read_text().splitlines()
+    index = json.loads(lines[0])
+    assert (index["format"], index["version"]) == ("agentrt-tools-manifest", 3)
+    names = index["tools"]["name"]
+    assert names == sorted(names) and len(names) == len(CATALOG)
+    assert json.loads(lines[1])["summary"][names.index("web_search")] == (
+        "Search the web and read pages.")
+    assert [json.loads(line)["name"] for line in lines[2:]] == names  # an entry a line
+    assert index["tools"]["requires"] == {"presentation": ["files", "web_search"]}
+    assert index["tools"]["functions"]["fetch_page"] == "web_search"
 
 
-def test_a_reformatted_manifest_still_reads(tmp_path: Path) -> None:
-    file = write_manifest(tmp_path)
-    original = read_manifest(file)
-    file.write_text(json.dumps(json.loads(file.read_text()), indent=2), encoding="utf-8")
-    again = read_manifest(file)
-    assert again is not original and again is not None
-    assert again.row(SEARCH) == original.row(SEARCH)  # type: ignore[union-attr]
+def test_an_older_manifest_format_is_refused_in_one_line(tmp_path: Path) -> None:
+    file = tmp_path / "tools.manifest.json"
+    version_2 = ('{"format": "agentrt-tools-manifest", "version": 2, "startup_bytes": 20,\n'
+                 '"paths": [],\n"by_name": {},\n"requires": {},\n"outside": {},\n'
+                 '"functions": {},\n"index": {},\n"tools": [\n\n]}\n')
+    version_1 = json.dumps({"format": "agentrt-tools-manifest", "version": 1, "names": {},
+                            "requires": {}, "functions": {}, "index": {}, "tools": []},
+                           indent=2)
+    for version, text in ((2, version_2), (1, version_1)):
+        file.write_text(text, encoding="utf-8")
+        with pytest.raises(ConfigError) as caught:
+            read_manifest(file)
+        assert caught.value.field == str(file)
+        assert str(caught.value) == (
+            f"{file}: tool manifest format version {version} (this agentrt reads version 3); "
+            "regenerate it with `agentrt tools manifest`")
 
 
 def test_a_file_that_is_not_a_manifest_is_a_config_error(tmp_path: Path) -> None:
@@ -85,8 +112,7 @@ class OtherSearch(Tool):
 def test_duplicate_function_names_fail_naming_both_tools(tmp_path: Path) -> None:
     manifest = read_manifest(write_manifest(tmp_path))
     with pytest.raises(ToolDefinitionError) as caught:
-        load_catalog(listed=[SEARCH, OtherSearch], manifest=manifest,
-                     include_entry_points=False)
+        load_catalog(listed=[SEARCH, OtherSearch], manifest=manifest)
     assert "'web_search' is defined by both tool 'web_search'" in str(caught.value)
     assert "tool 'other_search'" in str(caught.value)
     with pytest.raises(ToolDefinitionError, match="both tool 'other_search' and tool 'web_search'"):
@@ -98,8 +124,7 @@ def test_an_unknown_dependency_fails_at_start_up(tmp_path: Path) -> None:
     manifest = read_manifest(write_manifest(tmp_path))
     with pytest.raises(ToolDefinitionError, match="'presentation' requires 'files', which is "
                                                   "not in this agent's catalog"):
-        load_catalog(listed=[PRESENTATION, SEARCH], manifest=manifest,
-                     include_entry_points=False)
+        load_catalog(listed=[PRESENTATION, SEARCH], manifest=manifest)
 
 
 def test_two_classes_with_one_name_fail(tmp_path: Path) -> None:
@@ -108,14 +133,13 @@ def test_two_classes_with_one_name_fail(tmp_path: Path) -> None:
 
     manifest = read_manifest(write_manifest(tmp_path))
     with pytest.raises(ToolDefinitionError, match="two tools are named 'web_search'"):
-        load_catalog(listed=[SEARCH, Impostor], manifest=manifest, include_entry_points=False)
+        load_catalog(listed=[SEARCH, Impostor], manifest=manifest)
 
 
 def test_a_path_missing_from_the_manifest_is_imported_with_a_warning(tmp_path: Path) -> None:
     manifest = read_manifest(write_manifest(tmp_path, [SEARCH]))
     with capture_events() as logs:
-        catalog = load_catalog(listed=[SEARCH, FILES], manifest=manifest,
-                               include_entry_points=False)
+        catalog = load_catalog(listed=[SEARCH, FILES], manifest=manifest)
     assert IMPORTS["files"] == 1 and IMPORTS["search"] == 0
     assert catalog.entry("files").cls is not None
     warning = next(e for e in logs if e["event"] == "jit.not_in_manifest")
@@ -138,7 +162,8 @@ def plugins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_entry_points_add_tools_lazily(plugins: Path) -> None:
     manifest = read_manifest(write_manifest(plugins, [SEARCH, BROWSER]))
     with capture_events() as logs:
-        catalog = load_catalog(listed=[SEARCH], manifest=manifest)
+        catalog = load_catalog(listed=[SEARCH], manifest=manifest,
+                               entry_points=installed_entry_points())
     _not_imported("browser", "mailer", "search")
     browser, mailer = catalog.entry("browser"), catalog.entry("mailer")
     assert browser.source == "entry_point" and browser.functions == ("open_url",)
@@ -155,28 +180,12 @@ def test_an_explicit_tool_shadows_an_entry_point_of_the_same_name(plugins: Path)
         name = "browser"
 
     with capture_events() as logs:
-        catalog = load_catalog(listed=[MyBrowser], manifest=None)
+        catalog = load_catalog(listed=[MyBrowser], entry_points=installed_entry_points())
     assert catalog.entry("browser").cls is MyBrowser
     assert any(e["event"] == "jit.tool_shadowed" and e["tool"] == "browser" for e in logs)
 
 
 # -- the manifest's layout: what start-up reads, parses and checks ------------------
-
-
-def test_start_up_parses_no_map_of_a_manifest_listing_every_tool(tmp_path: Path) -> None:
-    manifest = read_manifest(write_manifest(tmp_path))
-    assert manifest is not None and manifest.checked
-    catalog = load_catalog(core=[OtherBrowser], listed=CATALOG, manifest=manifest,
-                           include_entry_points=False)
-    # the core tool's name and function were looked up in the sections' text
-    assert {k: type(v) for k, v in manifest._sections.items()} == {
-        "paths": list, "by_name": slice, "requires": slice, "outside": dict,
-        "functions": slice}
-    assert catalog.tool_for("fetch_page") == "web_search"  # parses the map, on first use
-    assert catalog.entry("web_search").summary == "Search the web and read pages."
-    assert sorted(catalog.names()) == sorted(["other_browser", "web_search", "files",
-                                              "presentation", "browser", "mailer", "shouty"])
-    assert len(catalog) == 7 and "files" in catalog and "nope" not in catalog
 
 
 class OtherBrowser(Tool):
@@ -194,21 +203,7 @@ def test_a_core_function_clashing_with_the_manifest_fails_naming_both(tmp_path: 
     manifest = read_manifest(write_manifest(tmp_path))
     with pytest.raises(ToolDefinitionError, match=r"'web_search' is defined by both tool "
                                                   r"'web_search'.* and tool 'other_search'"):
-        load_catalog(core=[OtherSearch], listed=CATALOG, manifest=manifest,
-                     include_entry_points=False)
-
-
-def test_look_ups_in_the_text_agree_with_the_parsed_maps(tmp_path: Path) -> None:
-    manifest = read_manifest(write_manifest(tmp_path))
-    assert manifest is not None
-    # "web_search" is a tool, a function and an owner; "files" a tool and a value
-    wanted = ["web_search", "files", "make_slides", "Search", "nope", "open_url"]
-    found = manifest.owners(wanted), manifest.paths_of(wanted)
-    assert isinstance(manifest._sections["functions"], slice)  # still unparsed
-    assert found == ({k: v for k, v in manifest.functions.items() if k in wanted},
-                     {k: v for k, v in manifest.by_name.items() if k in wanted})
-    assert found[0] == {"web_search": "web_search", "make_slides": "presentation",
-                        "open_url": "browser"}
+        load_catalog(core=[OtherSearch], listed=CATALOG, manifest=manifest)
 
 
 def test_a_manifest_cycle_fails_when_it_is_written(tmp_path: Path) -> None:
@@ -231,48 +226,69 @@ def test_edges_leaving_the_manifest_are_checked_at_start_up(tmp_path: Path) -> N
     file = tmp_path / "m.json"
     file.write_text(render_manifest([search]), encoding="utf-8")
     manifest = read_manifest(file)
-    assert manifest is not None and manifest.outside == {"web_search": ["helper"]}
+    assert manifest is not None and manifest.requires == {"web_search": ["helper"]}
     with pytest.raises(ToolDefinitionError, match="'web_search' requires 'helper', which is "
                                                   "not in this agent's catalog"):
-        load_catalog(listed=[SEARCH], manifest=manifest, include_entry_points=False)
+        load_catalog(listed=[SEARCH], manifest=manifest)
     # with the helper as a class: a cycle through it and the manifest, found from it
     with pytest.raises(DependencyCycleError, match="helper -> web_search -> helper"):
-        load_catalog(listed=[SEARCH, Helper], manifest=manifest, include_entry_points=False)
+        load_catalog(listed=[SEARCH, Helper], manifest=manifest)
 
 
-def _version_1(file: Path) -> None:
-    """Rewrite a manifest as version 1 wrote it (names: {path: name}, no lists)."""
-    data = json.loads(file.read_text())
-    names = {path: name for name, path in data.pop("by_name").items()}
-    del data["paths"], data["outside"], data["startup_bytes"]
-    file.write_text(json.dumps({**data, "version": 1, "names": names}), encoding="utf-8")
-
-
-def test_a_version_1_manifest_still_reads_and_is_checked_in_full(tmp_path: Path) -> None:
-    file = write_manifest(tmp_path)
-    _version_1(file)
-    manifest = read_manifest(file)
-    assert manifest is not None and not manifest.checked
-    catalog = load_catalog(listed=CATALOG, manifest=manifest, include_entry_points=False)
-    assert catalog.entry("presentation").requires == ("files", "web_search")
-    assert catalog.tool_for("read_file") == "files"
-    with pytest.raises(ToolDefinitionError, match="'presentation' requires 'files'"):
-        load_catalog(listed=[PRESENTATION, SEARCH], manifest=manifest,
-                     include_entry_points=False)
-
-
-def test_an_unknown_version_or_a_broken_layout_is_a_config_error(tmp_path: Path) -> None:
+def test_a_broken_index_or_entry_is_a_config_error_naming_the_file(tmp_path: Path) -> None:
     file = write_manifest(tmp_path)
     text = file.read_text()
-    file.write_text(text.replace('"version": 2', '"version": 9'), encoding="utf-8")
-    with pytest.raises(ConfigError, match="manifest version 9 is not one") as caught:
+    file.write_text(text.replace('"version": 3', '"version": 9', 1), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"format version 9 .* reads version 3") as caught:
         read_manifest(file)
     assert caught.value.field == str(file)
-    # an edit that changes the start-up lines' length: read as plain JSON, checked in full
-    file.write_text(text.replace('"requires": {', '"requires":  {'), encoding="utf-8")
+    file.write_text(text.replace('"kind": ["python", ', '"kind": [', 1), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"malformed index: `tools.kind` must have one item "
+                                          r"per tool") as caught:
+        read_manifest(file)
+    assert caught.value.field == str(file)
+    lines = text.splitlines(keepends=True)
+    file.write_text("".join([*lines[:2], "{not json\n", *lines[3:]]), encoding="utf-8")
     manifest = read_manifest(file)
-    assert manifest is not None and not manifest.checked and len(manifest) == len(CATALOG)
-    file.write_text(text.replace('"paths": [', '"paths": [3, '), encoding="utf-8")
-    with pytest.raises(ConfigError, match="`paths` must list the import paths") as caught:
-        read_manifest(file)
+    assert manifest is not None and manifest.entry("files") is not None
+    with pytest.raises(ConfigError, match="line 3 is not JSON") as caught:
+        manifest.entry("browser")
     assert caught.value.field == str(file)
+
+
+def test_an_entry_of_a_file_rewritten_since_its_index_was_read_is_not_used(
+        tmp_path: Path) -> None:
+    file = write_manifest(tmp_path)
+    manifest = read_manifest(file)
+    assert manifest is not None
+    write_manifest(tmp_path, [SEARCH])  # regenerated while the process runs
+    with capture_events() as logs:
+        assert manifest.entry("web_search") is None
+    assert [e["event"] for e in logs] == ["jit.manifest_changed"]
+
+
+def test_the_format_has_room_for_mcp_servers_and_sections(tmp_path: Path) -> None:
+    """What the MCP issue records (a server's tools, with their annotations) and what
+    the client-side search caches (a section), read back without importing anything."""
+    git = {"name": "git", "kind": "mcp", "server": "git", "version": "1.2",
+           "summary": "Git over MCP.", "requires": [],
+           "functions": [{"name": "git_status", "summary": "Status.",
+                          "annotations": {"readOnlyHint": True},
+                          "definition": {"name": "git_status", "description": "Status.",
+                                         "input_schema": {"type": "object"}}}],
+           "fingerprint": "f" * 32}
+    search = describe(import_tool(SEARCH), SEARCH)
+    file = tmp_path / "m.json"
+    file.write_text(render_manifest([git, search], sections={"search": {"terms": {"a": [0]}}}),
+                    encoding="utf-8")
+    manifest = read_manifest(file)
+    assert manifest is not None and manifest.sections == ("search",)
+    row = manifest.tool("git")
+    assert (row.kind, row.location, row.functions) == ("mcp", "git", ("git_status",))
+    assert manifest.import_paths() == [SEARCH] and manifest.functions["git_status"] == "git"
+    assert manifest.entry("git")["functions"][0]["annotations"] == {"readOnlyHint": True}  # type: ignore[index]
+    assert manifest.section("search") == {"terms": {"a": [0]}}
+    assert manifest.section("other") is None
+    file.write_text(file.read_text().replace('"mcp"', '"wasm"', 1), encoding="utf-8")
+    with pytest.raises(ConfigError, match="unknown tool kind 'wasm'"):
+        read_manifest(file)

@@ -29,7 +29,8 @@ def test_manifest_writes_then_checks(tmp_path: Path) -> None:
     target = tmp_path / "configs" / "tools.manifest.json"
     code, out = tools("manifest", *CATALOG, "--manifest", str(target))
     assert code == 0 and out == f"{target}: {len(CATALOG)} tools\n"
-    assert json.loads(target.read_text())["index"][SEARCH][0] == "web_search"
+    index = json.loads(target.read_text().splitlines()[0])["tools"]
+    assert index["location"][index["name"].index("web_search")] == SEARCH
     reset()
     assert tools("manifest", "--check", "--manifest", str(target)) == (
         0, f"{target}: up to date ({len(CATALOG)} tools)\n")  # re-reads the listed paths
@@ -45,7 +46,7 @@ def test_manifest_fresh_drops_tools_not_named_again(tmp_path: Path) -> None:
     tools("manifest", *CATALOG, "--manifest", str(target))
     assert tools("manifest", "--fresh", BROWSER, "--manifest", str(target)) == (
         0, f"{target}: 1 tools\n")
-    assert list(json.loads(target.read_text())["index"]) == [BROWSER]
+    assert json.loads(target.read_text().splitlines()[0])["tools"]["location"] == [BROWSER]
 
 
 def test_list_and_show_import_nothing(tmp_path: Path) -> None:
@@ -87,3 +88,24 @@ def test_show_an_unknown_tool(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert tools("show", "web_serch", "--manifest", str(target)) == (2, "")
     assert "no tool 'web_serch' in the catalog (did you mean 'web_search'?)" in \
         capsys.readouterr().err
+
+
+def test_an_older_manifest_is_refused_and_regenerating_it_keeps_its_tools(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "m.json"
+    old = {"format": "agentrt-tools-manifest", "version": 2, "startup_bytes": 0,
+           "paths": [SEARCH, BROWSER], "by_name": {}, "requires": {}, "outside": {},
+           "functions": {}, "index": {}, "tools": []}
+    target.write_text(json.dumps(old), encoding="utf-8")
+    assert tools("list", "--manifest", str(target)) == (2, "")
+    assert capsys.readouterr().err == (
+        f"agentrt: {target}: tool manifest format version 2 (this agentrt reads version 3); "
+        "regenerate it with `agentrt tools manifest`\n")
+    assert tools("manifest", "--manifest", str(target)) == (0, f"{target}: 2 tools\n")
+    assert json.loads(target.read_text().splitlines()[0])["tools"]["location"] == [
+        BROWSER, SEARCH]
+    target.write_text("{broken\n", encoding="utf-8")
+    assert tools("manifest", "--manifest", str(target)) == (2, "")
+    assert "(--fresh writes it anew" in capsys.readouterr().err
+    assert tools("manifest", "--fresh", SEARCH, "--manifest", str(target)) == (
+        0, f"{target}: 1 tools\n")

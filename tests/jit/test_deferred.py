@@ -66,20 +66,24 @@ async def test_every_allowed_function_is_sent_deferred_and_nothing_is_imported(
     async with harness(research_agent(manifest), [Reply(text="hello")],
                        identity=ACME, sdk=True) as (agent, server):
         result = await agent.run("hi")
+        read = agent.runtime.catalogs.manifest(manifest)
         body = {k: v for k, v in server.requests[0].body.items() if k != "max_tokens"}
         loaded_only = [t for t in body["tools"] if not t.get("defer_loading")]
         async with server.client() as client:
             counted = await client.messages.count_tokens(**body)
             counted_bare = await client.messages.count_tokens(**{**body, "tools": loaded_only})
     assert not IMPORTS
+    # the definitions came from the entries of the allowed tools alone: browser's unread
+    assert read is not None and sorted(read._entries) == [
+        "files", "mailer", "presentation", "shouty", "web_search"]
     request = server.requests[0]  # then the two count_tokens calls
     assert loaded(request) == ["read_notes", "initialize_tools"]
     assert deferred(request) == DEFERRED
     described = read_manifest(manifest)
     assert described is not None
     definitions = {}
-    for path in described.import_paths():
-        details = described.details(path)
+    for name in described.names:
+        details = described.entry(name)
         assert details is not None
         definitions.update((f["name"], f["definition"]) for f in details["functions"])
     for tool in request.body["tools"][2:]:  # exactly the manifest's definitions, deferred
@@ -319,10 +323,12 @@ async def test_a_function_the_manifest_does_not_describe_is_appended(tmp_path: P
     """Only a described function can be deferred; another one joins the tools list when
     its tool is activated (a prefix change, logged), and is not referenced."""
     manifest = write_manifest(tmp_path)
-    data = json.loads(manifest.read_text(encoding="utf-8"))
-    entry = next(t for t in data["tools"] if t["import_path"] == SEARCH)
+    lines = manifest.read_text(encoding="utf-8").splitlines()
+    at = next(i for i, line in enumerate(lines) if json.loads(line).get("import_path") == SEARCH)
+    entry = json.loads(lines[at])  # its entry line; the index still lists fetch_page
     entry["functions"] = [f for f in entry["functions"] if f["name"] != "fetch_page"]
-    manifest.write_text(json.dumps(data), encoding="utf-8")
+    lines[at] = json.dumps(entry)
+    manifest.write_text("\n".join(lines) + "\n", encoding="utf-8")
     steps = [call("initialize_tools", tool_names=["web_search"]), Reply(text="ok")]
     with capture_events() as logs:
         async with harness(research_agent(manifest), steps, identity=ACME) as (agent, server):

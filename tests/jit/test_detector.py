@@ -5,14 +5,22 @@ from typing import TYPE_CHECKING, Any
 import anthropic
 import pytest
 
-from agentrt import MemoryThreadStore, MissingParameterError, RunContext, Runtime, load_settings
+from agentrt import (
+    MemoryThreadStore,
+    Message,
+    MissingParameterError,
+    RunContext,
+    Runtime,
+    load_settings,
+)
 from agentrt.jit import ParameterDetector, Provided, RuntimeSources
-from agentrt.loop import ThreadManager
+from agentrt.tools import ThreadView
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
     import redis.asyncio as aioredis
+    from agentrt.thread.manager import ThreadManager
 
     from agentrt import Settings, ThreadStore
 
@@ -23,7 +31,7 @@ class Database:
 
 class Everything:
     def __init__(self, thread_id: str, account_id: str, project_id: str, run: RunContext,
-                 settings: Settings, store: ThreadStore, manager: ThreadManager,
+                 settings: Settings, store: ThreadStore, view: ThreadView,
                  llm: anthropic.AsyncAnthropic, db: Database, agent_name: str,
                  timeout: float = 3.0) -> None:
         self.__dict__.update(locals())
@@ -47,15 +55,14 @@ def _run(**deps: Any) -> RunContext:
 
 @pytest.mark.anyio
 async def test_fills_by_name_and_by_type(runtime: Runtime) -> None:
-    manager = object.__new__(ThreadManager)
     db = Database()
-    provided = RuntimeSources(runtime, lambda: manager).provided(_run(db_handle=db))
+    provided = RuntimeSources(runtime).provided(_run(db_handle=db))
     kwargs = ParameterDetector().arguments(Everything, "everything", provided)
     assert kwargs["thread_id"] == "thr_1" and kwargs["agent_name"] == "Helper"
     assert kwargs["account_id"] == "acme" and kwargs["project_id"] == "p9"
     assert kwargs["run"].run_id == "run_1"
     assert kwargs["settings"] is runtime.settings and kwargs["store"] is runtime.store
-    assert kwargs["manager"] is manager and kwargs["llm"] is runtime.model.sdk
+    assert kwargs["view"].thread_id == "thr_1" and kwargs["llm"] is runtime.model.sdk
     assert kwargs["db"] is db  # registered under another name: found by its type
     assert "timeout" not in kwargs  # has a default; nothing named it
 
@@ -64,7 +71,7 @@ async def test_fills_by_name_and_by_type(runtime: Runtime) -> None:
 async def test_application_deps_win_by_name(runtime: Runtime) -> None:
     provided = RuntimeSources(runtime).provided(_run(thread_id="override", timeout=9.5))
     kwargs = ParameterDetector().arguments(Everything, "x", Provided(
-        {**provided.by_name, "manager": None, "db": None}, provided.by_type))
+        {**provided.by_name, "view": None, "db": None}, provided.by_type))
     assert kwargs["thread_id"] == "override" and kwargs["timeout"] == 9.5
 
 
@@ -120,19 +127,49 @@ def test_introspection_happens_once_per_class(monkeypatch: pytest.MonkeyPatch) -
     for _ in range(3):
         detector.arguments(Everything, "x", RuntimeSources().provided(_run()).__class__(
             {n: None for n in ("thread_id", "account_id", "project_id", "run", "settings",
-                               "store", "manager", "llm", "db", "agent_name")}, []))
+                               "store", "view", "llm", "db", "agent_name")}, []))
     assert calls == [Everything]
     assert detector.parameters(NoInit) == ()
 
 
-def test_the_start_up_check_has_a_placeholder_manager() -> None:
-    class Needs:
+@pytest.mark.anyio
+async def test_the_thread_is_offered_read_only_and_the_loop_is_not(runtime: Runtime) -> None:
+    class Summarizer:
+        def __init__(self, thread: ThreadView) -> None:
+            self.thread = thread
+
+    class ByType:
+        def __init__(self, history: ThreadView) -> None:
+            self.history = history
+
+    class WantsTheLoop:
         def __init__(self, thread_manager: ThreadManager) -> None: ...
 
-    provided = RuntimeSources().provided(_run(), placeholder_manager=True)
-    assert ParameterDetector().arguments(Needs, "n", provided) == {"thread_manager": None}
-    with pytest.raises(MissingParameterError):
-        ParameterDetector().arguments(Needs, "n", RuntimeSources().provided(_run()))
+    info = await runtime.store.create_thread()
+    await runtime.store.append(info.id, [Message(role="user", content="hello")])
+    run = RunContext(thread_id=info.id, run_id="r", agent="A")
+    provided = RuntimeSources(runtime).provided(run)
+    view = ParameterDetector().arguments(Summarizer, "s", provided)["thread"]
+    assert isinstance(view, ThreadView) and view.thread_id == info.id
+    assert [m.content for m in await view.messages()] == ["hello"]
+    assert not hasattr(view, "append")
+    assert ParameterDetector().arguments(ByType, "b", provided)["history"].thread_id == info.id
+    with pytest.raises(MissingParameterError, match="'thread_manager'"):
+        ParameterDetector().arguments(WantsTheLoop, "w", provided)
+
+
+@pytest.mark.anyio
+async def test_the_sdk_client_is_offered_only_when_the_model_has_one(runtime: Runtime) -> None:
+    class Needs:
+        def __init__(self, client: anthropic.AsyncAnthropic) -> None: ...
+
+    assert ParameterDetector().arguments(Needs, "n", RuntimeSources(runtime).provided(
+        _run()))["client"] is runtime.model.sdk
+    runtime.model = type("ModelDouble", (), {})()  # type: ignore[assignment]  # no .sdk
+    provided = RuntimeSources(runtime).provided(_run())
+    assert "client" not in provided.by_name and "anthropic_client" not in provided.by_name
+    with pytest.raises(MissingParameterError, match="'client'"):
+        ParameterDetector().arguments(Needs, "n", provided)
 
 
 @pytest.mark.anyio

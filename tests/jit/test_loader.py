@@ -10,8 +10,15 @@ import anyio
 import pytest
 
 from agentrt import JITConfig, MemoryGuideCache, MissingParameterError, RunContext, Tool, function
-from agentrt.jit import Catalog, CatalogEntry, JITLoader, ThreadTools, load_catalog, read_manifest
-from agentrt.jit.core import ToolLoader
+from agentrt.jit import (
+    Catalog,
+    CatalogEntry,
+    JITLoader,
+    ThreadTools,
+    ToolLoader,
+    load_catalog,
+    read_manifest,
+)
 from agentrt.testing import capture_events
 from agentrt.tools._registry import BoundFunction
 
@@ -31,8 +38,8 @@ def make_loader(tmp_path: Path, config: dict[str, Any] | None = None, *,
                 extra: tuple[CatalogEntry, ...] = (), **kwargs: Any) -> JITLoader:
     manifest = read_manifest(write_manifest(tmp_path))
     base = load_catalog(core=[*(c if isinstance(c, type) else type(c) for c in core), ToolLoader],
-                        listed=CATALOG, manifest=manifest, include_entry_points=False)
-    catalog = Catalog([*base, *extra], manifest) if extra else base
+                        listed=CATALOG, manifest=manifest)
+    catalog = Catalog([*base, *extra]) if extra else base
     policy = JITConfig.parse(config or {}, field="config").bind(catalog)
     kwargs.setdefault("loading", "append")  # these tests watch the tools list grow
     return JITLoader(catalog, policy, core=core, prototype=RUN, **kwargs)
@@ -141,7 +148,7 @@ async def test_a_constructor_that_raises_is_an_error_result(tmp_path: Path) -> N
 
 
 def loader_stats(tools: ThreadTools) -> dict[str, int]:
-    stats = tools._loader.statistics()
+    stats = tools.statistics()  # this run's
     return {"activated": stats.activated, "failed": stats.failed, "imported": stats.imported}
 
 
@@ -318,13 +325,13 @@ async def test_a_stale_manifest_warns_and_the_real_class_wins(tmp_path: Path) ->
 
     file = write_manifest(tmp_path)
     text = file.read_text()
-    row = read_manifest(file).row(SEARCH)  # type: ignore[union-attr]
-    assert row is not None
-    stale = text.replace("Search the web and read pages.", "Old summary.")
-    file.write_text(stale.replace(row.fingerprint, "0" * 32), encoding="utf-8")
     manifest = read_manifest(file)
-    catalog = load_catalog(core=[ToolLoader], listed=CATALOG, manifest=manifest,
-                           include_entry_points=False)
+    assert manifest is not None and manifest.tool("web_search").location == SEARCH
+    stale = text.replace("Search the web and read pages.", "Old summary.")
+    file.write_text(stale.replace(manifest.tool("web_search").fingerprint, "0" * 32),
+                    encoding="utf-8")
+    manifest = read_manifest(file)
+    catalog = load_catalog(core=[ToolLoader], listed=CATALOG, manifest=manifest)
     assert catalog.entry("web_search").summary == "Old summary."
     loader = JITLoader(catalog, JITConfig().bind(catalog), prototype=RUN)
     tools = await open_tools(loader)

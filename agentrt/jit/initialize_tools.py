@@ -11,23 +11,52 @@ With deferred loading the functions' definitions are in the request already,
 marked ``defer_loading``: the answer then carries a ``tool_reference`` block for
 each function of the loaded tools, which makes them visible to the model from
 that result on without changing the request prefix.
+
+The tool works on its thread's tools through :class:`Activator`, the three
+methods of :class:`~agentrt.jit.thread_tools.ThreadTools` it calls.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Final, Literal, Protocol, TypeAlias
 
 from .._errors import ToolError
 from ..tools import Tool, ToolContent, function, tool_reference
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterable, Mapping, Sequence
 
-    from .thread_tools import ActivationReport, ThreadTools
-
-__all__ = ["INITIALIZE_TOOLS", "ToolLoader", "render_report"]
+__all__ = ["INITIALIZE_TOOLS", "ActivationReport", "Activator", "ToolLoader", "Trigger",
+           "render_report"]
 
 INITIALIZE_TOOLS: Final = "initialize_tools"
+Trigger: TypeAlias = Literal["initialize_tools", "auto", "restore", "api"]
+
+
+@dataclass(frozen=True, slots=True)
+class ActivationReport:
+    """The outcome of one activation request. ``ready`` lists, in load order, the tools
+    now usable whose guides the model should read (requested ones and the
+    dependencies this request activated)."""
+
+    requested: tuple[str, ...]
+    activated: tuple[str, ...] = ()
+    already_active: tuple[str, ...] = ()
+    ready: tuple[str, ...] = ()
+    degraded: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    failed: Mapping[str, str] = field(default_factory=dict)
+
+
+class Activator(Protocol):
+    """What ``initialize_tools`` needs of its thread's tools."""
+
+    async def activate_many(self, names: Iterable[str], *,
+                            trigger: Trigger = "api") -> ActivationReport: ...
+
+    async def guides(self, names: Iterable[str]) -> list[str]: ...
+
+    def references(self, tools: Iterable[str]) -> list[str]: ...
 
 
 class ToolLoader(Tool):
@@ -35,7 +64,7 @@ class ToolLoader(Tool):
 
     name = "tool_loader"
 
-    def __init__(self, tools: ThreadTools) -> None:
+    def __init__(self, tools: Activator) -> None:
         self._tools = tools
 
     @function
