@@ -85,3 +85,23 @@ async def test_an_agent_without_identity_on_a_shared_cache_names_its_public_func
                 Shop(runtime, identity={"account": "acme"})  # has one: nothing to say
     warned = [e for e in events if e["event"] == "agent.results_shared_across_callers"]
     assert len(warned) == 1 and warned[0]["functions"] == ["opening_hours"]
+
+
+def _injected(url: str, prefix: str, account: str, thread: str) -> dict[str, Any]:
+    args = [sys.executable, "-m", "tests.reliability.injected_child", url, prefix, account,
+            thread]
+    done = processes.run(args, capture_output=True, text=True, timeout=60, check=True)
+    answer: dict[str, Any] = json.loads(done.stdout)
+    return answer
+
+
+def test_a_tool_built_for_one_caller_never_answers_another(redis_url: str,
+                                                            redis_prefix: str) -> None:
+    """Same tenant identity, a tool constructed with the caller's injected account id: the
+    injected value is part of the key, so bob never gets alice's balance."""
+    alice = _injected(redis_url, redis_prefix, "alice", "thr_a")
+    bob = _injected(redis_url, redis_prefix, "bob", "thr_b")
+    again = _injected(redis_url, redis_prefix, "alice", "thr_c")
+    assert (alice["content"], bob["content"]) == ("balance-of-alice", "balance-of-bob")
+    assert (alice["source"], bob["source"]) == ("executed", "executed")
+    assert (again["content"], again["source"]) == ("balance-of-alice", "shared_cache")
