@@ -9,7 +9,10 @@ Three families, kept apart because callers handle them differently::
     │                                that is not a JSON object)
     ├── ToolExecutionError        a tool raised or timed out (becomes an is_error result)
     ├── StoreError                a thread store failed
-    │   └── ThreadNotFoundError
+    │   ├── ThreadNotFoundError
+    │   └── ThreadChangedError       the thread changed under a writer (optimistic check)
+    ├── ThreadBusyError           another run holds the thread (waited, then refused)
+    ├── ThreadOwnerError          the run's identity is not the thread's owner
     └── BackendUnavailableError   an optional backend (Redis) cannot be reached
     UsageError                    the developer's mistake, raised at start-up
     ├── ConfigError               a setting or config file is invalid (names the field)
@@ -38,7 +41,10 @@ __all__ = [
     "StoreError",
     "StreamInterruptedError",
     "TargetError",
+    "ThreadBusyError",
+    "ThreadChangedError",
     "ThreadNotFoundError",
+    "ThreadOwnerError",
     "ToolDefinitionError",
     "ToolError",
     "ToolExecutionError",
@@ -88,6 +94,39 @@ class StoreError(AgentRtError):
 class ThreadNotFoundError(StoreError):
     def __init__(self, thread_id: str) -> None:
         super().__init__(f"thread {thread_id!r} does not exist in this store")
+        self.thread_id = thread_id
+
+
+class ThreadChangedError(StoreError):
+    """A conditional write found the thread other than its writer last saw it: another
+    run wrote to it meanwhile. Nothing of the write was stored; the writer's view of
+    the thread is stale, so it must not retry blindly but start again from the store."""
+
+    def __init__(self, thread_id: str, detail: str) -> None:
+        super().__init__(f"thread {thread_id!r} changed under this writer: {detail}; "
+                         "nothing was stored")
+        self.thread_id = thread_id
+        self.detail = detail
+
+
+class ThreadBusyError(AgentRtError):
+    """Another run holds the thread (one run per thread, across processes), and it was
+    not released within the wait allowed (``thread_wait``). Try again later."""
+
+    def __init__(self, thread_id: str, waited: float) -> None:
+        super().__init__(f"thread {thread_id!r} is busy: another run holds it (waited "
+                         f"{waited:g} s; raise thread_wait to wait longer)")
+        self.thread_id = thread_id
+        self.waited = waited
+
+
+class ThreadOwnerError(AgentRtError):
+    """The run's identity is not the one that created the thread. The owner is not
+    named: the message must not tell one tenant who another is."""
+
+    def __init__(self, thread_id: str) -> None:
+        super().__init__(f"thread {thread_id!r} belongs to another identity: this run's "
+                         "identity may not read or continue it")
         self.thread_id = thread_id
 
 

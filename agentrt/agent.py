@@ -190,7 +190,9 @@ class Agent(AsyncClosing):
         return ThreadManager(store=self.runtime.store, model=self.runtime.model, builder=builder,
                              processor=processor, tools=self._tool_provider(),
                              max_iterations=self.max_iterations or settings.max_iterations,
-                             stream=settings.stream, limits=self._limits(None))
+                             stream=settings.stream, limits=self._limits(None),
+                             claims=self.runtime.claims,
+                             claim_unowned_threads=settings.claim_unowned_threads)
 
     def _limits(self, given: UsageLimits | None) -> UsageLimits:
         """A run's limits: those given for the run, else the agent's, else the settings'."""

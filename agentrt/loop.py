@@ -12,7 +12,7 @@ valid conversation, and a run cancelled or crashed anywhere resumes from it.
 
 from __future__ import annotations
 
-import uuid
+import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +32,9 @@ from .llm._usage import Usage, UsageLimits, estimate_tokens
 from .log import get_logger
 from .pipeline._types import CallContext, ToolOutcome
 from .pipeline.processor import ResponseProcessor, TurnOutcomes
+from .thread._claims import Claim, ThreadClaims
 from .thread._messages import ContentBlock, Message
+from .thread._owners import open_thread
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Mapping, Sequence
@@ -92,6 +94,7 @@ class _RunState:
     limit: Limit | None = None
     last_prompt: int = 0  # prompt tokens of the last request
     sent: int = 0  # messages of the history the last request carried
+    claim: Claim | None = None  # the run's hold on its thread
 
 
 class ThreadManager:
@@ -106,8 +109,14 @@ class ThreadManager:
         max_iterations: int,
         stream: bool = True,
         limits: UsageLimits | None = None,
+        claims: ThreadClaims | None = None,
+        claim_unowned_threads: bool = False,
     ) -> None:
+        """``claims``: share the runtime's, so that runs of all its agents on one thread
+        queue together (one is made for this manager otherwise)."""
         self.store = store
+        self.claims = claims if claims is not None else ThreadClaims(store)
+        self.claim_unowned_threads = claim_unowned_threads
         self.model = model
         self.builder = builder
         self.processor = processor
@@ -133,76 +142,80 @@ class ThreadManager:
         dangling, store the user's message); then per turn ask the model, store its
         reply, run its tool calls and store their results, and decide whether to go on.
         """
-        state = await self._open(user_input, thread_id, agent, identity, deps,
-                                 limits or self.limits)
-        run, log = state.context.run, state.context.log
-        stop_reason = "max_iterations"
-        while state.iterations < self.max_iterations:
-            request = self._request(state)
-            if request is None:
-                stop_reason = "usage_limit"
-                break
-            state.iterations += 1
-            reply: ModelReply | None = None
-            async for item in self.model.turn(request, stream=self.stream, logger=log):
-                if isinstance(item, TextDelta):
-                    yield item
-                else:
-                    reply = item
-            assert reply is not None
-            await self._store_reply(state, reply)
+        # the owner first: a foreign identity must not even hold the thread up
+        info = await open_thread(self.store, thread_id, identity=identity,
+                                 claim_unowned=self.claim_unowned_threads)
+        run = RunContext(thread_id=info.id, run_id=f"run_{os.urandom(8).hex()}", agent=agent,
+                         identity=dict(identity or {}), deps=dict(deps or {}))
+        # One run per thread, for the whole run (a second one waits, or is refused with
+        # ThreadBusyError); every append checks the thread is still as this run read it.
+        async with self.claims.hold(run.thread_id, run.run_id) as claim:
+            state = await self._open(run, claim, user_input, limits or self.limits)
+            log = state.context.log
+            stop_reason = "max_iterations"
+            while state.iterations < self.max_iterations:
+                request = self._request(state)
+                if request is None:
+                    stop_reason = "usage_limit"
+                    break
+                state.iterations += 1
+                reply: ModelReply | None = None
+                async for item in self.model.turn(request, stream=self.stream, logger=log):
+                    if isinstance(item, TextDelta):
+                        yield item
+                    else:
+                        reply = item
+                assert reply is not None
+                await self._store_reply(state, reply)
 
-            calls = _tool_uses(reply.content)
-            if calls:
-                for block in calls:
-                    yield ToolCallStarted(str(block.get("id")), str(block.get("name")),
-                                          dict(block.get("input") or {}))
-                turn = await self._run_tools(calls, state, cut=(
-                    # max_tokens ending on a tool_use: that call's input may be truncated
-                    # (a streamed partial JSON still parses), so it must not run.
-                    reply.stop_reason == "max_tokens"
-                    and reply.content[-1].get("type") == "tool_use"))
-                for block, outcome, duration in zip(
-                        turn.blocks, turn.outcomes, turn.durations, strict=True):
-                    assert outcome is not None
-                    yield ToolCallFinished(str(block.get("id")), str(block.get("name")),
-                                           outcome.is_error, outcome.source, outcome.content,
-                                           duration)
-            elif reply.stop_reason == "max_tokens":
-                await self._persist(state, Message(role="user",
-                                                   content=_CONTINUE_AFTER_MAX_TOKENS))
-            yield TurnFinished(state.iterations, reply.stop_reason, reply.usage)
-            if state.limit is not None:
-                stop_reason = "usage_limit"
-                break
-            if not calls and reply.stop_reason in _FINAL:
-                stop_reason = reply.stop_reason
-                break
-            # tool_use, pause_turn (resend unchanged) and max_tokens go round again
+                calls = _tool_uses(reply.content)
+                if calls:
+                    for block in calls:
+                        yield ToolCallStarted(str(block.get("id")), str(block.get("name")),
+                                              dict(block.get("input") or {}))
+                    turn = await self._run_tools(calls, state, cut=(
+                        # max_tokens ending on a tool_use: that call's input may be truncated
+                        # (a streamed partial JSON still parses), so it must not run.
+                        reply.stop_reason == "max_tokens"
+                        and reply.content[-1].get("type") == "tool_use"))
+                    for block, outcome, duration in zip(
+                            turn.blocks, turn.outcomes, turn.durations, strict=True):
+                        assert outcome is not None
+                        yield ToolCallFinished(str(block.get("id")), str(block.get("name")),
+                                               outcome.is_error, outcome.source, outcome.content,
+                                               duration)
+                elif reply.stop_reason == "max_tokens":
+                    await self._persist(state, Message(role="user",
+                                                       content=_CONTINUE_AFTER_MAX_TOKENS))
+                yield TurnFinished(state.iterations, reply.stop_reason, reply.usage)
+                if state.limit is not None:
+                    stop_reason = "usage_limit"
+                    break
+                if not calls and reply.stop_reason in _FINAL:
+                    stop_reason = reply.stop_reason
+                    break
+                # tool_use, pause_turn (resend unchanged) and max_tokens go round again
 
-        result = RunResult(text="".join(state.texts).strip(), thread_id=run.thread_id,
-                           run_id=run.run_id, stop_reason=stop_reason, usage=state.usage,
-                           stats=state.context.stats.snapshot(), iterations=state.iterations,
-                           limit=state.limit)
-        if stop_reason in ("max_iterations", "usage_limit"):
-            log.warning("run.stopped", stop_reason=stop_reason, limit=state.limit,
-                        iterations=state.iterations, max_iterations=self.max_iterations,
-                        **state.usage.to_json())
-        log.info("run.finished", stop_reason=stop_reason, iterations=state.iterations,
-                 **result.stats.to_json())
+            result = RunResult(text="".join(state.texts).strip(), thread_id=run.thread_id,
+                               run_id=run.run_id, stop_reason=stop_reason, usage=state.usage,
+                               stats=state.context.stats.snapshot(), iterations=state.iterations,
+                               limit=state.limit)
+            if stop_reason in ("max_iterations", "usage_limit"):
+                log.warning("run.stopped", stop_reason=stop_reason, limit=state.limit,
+                            iterations=state.iterations, max_iterations=self.max_iterations,
+                            **state.usage.to_json())
+            log.info("run.finished", stop_reason=stop_reason, iterations=state.iterations,
+                     **result.stats.to_json())
+        # released first: a run started on this event finds the thread free
         yield RunFinished(result)
 
-    async def _open(self, user_input: str | list[ContentBlock], thread_id: str | None,
-                    agent: str, identity: Mapping[str, str] | None,
-                    deps: Mapping[str, Any] | None, limits: UsageLimits) -> _RunState:
+    async def _open(self, run: RunContext, claim: Claim,
+                    user_input: str | list[ContentBlock], limits: UsageLimits) -> _RunState:
         """The run's state, its thread brought up to date and the user's message stored."""
-        info = await self.store.create_thread(thread_id, exist_ok=True)
-        run = RunContext(thread_id=info.id, run_id=f"run_{uuid.uuid4().hex[:16]}", agent=agent,
-                         identity=dict(identity or {}), deps=dict(deps or {}))
         history = await self.store.messages(run.thread_id)
         tools = await self.tools.open_run(run, history)
-        bound = log.bind(thread_id=run.thread_id, run_id=run.run_id, agent=agent)
-        state = _RunState(CallContext(run, log=bound), tools, history, limits)
+        bound = log.bind(thread_id=run.thread_id, run_id=run.run_id, agent=run.agent)
+        state = _RunState(CallContext(run, log=bound), tools, history, limits, claim=claim)
         await self.processor.replay(history, state.context, tools)
         await self._answer_dangling(state)
         bound.info("run.started", messages=len(history))
@@ -242,8 +255,13 @@ class ThreadManager:
         state.texts.append(_text_of(reply.content))
 
     async def _persist(self, state: _RunState, message: Message) -> None:
-        await self.store.append(state.context.run.thread_id, [message])
+        # expected_count: a run that lost its claim (stalled past its lease) fails with
+        # ThreadChangedError instead of interleaving with the run that took over
+        await self.store.append(state.context.run.thread_id, [message],
+                                expected_count=len(state.history))
         state.history.append(message)
+        if state.claim is not None:
+            await state.claim.refresh()
 
     async def _run_tools(self, calls: list[ContentBlock], state: _RunState, *,
                          cut: bool = False) -> TurnOutcomes:

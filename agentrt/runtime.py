@@ -16,6 +16,7 @@ from ._errors import ConfigError, UsageError
 from .log import get_logger
 from .pipeline._builder import PipelineResources, configured_stages
 from .settings import Settings, effective_thread_store, load_settings
+from .thread._claims import ThreadClaims
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -46,7 +47,8 @@ def _store_from(settings: Settings, redis: RedisGate | None) -> ThreadStore:
                               field="AGENTRT_THREAD_STORE")
         from .thread.redis import RedisThreadStore
 
-        return RedisThreadStore(redis, ttl=settings.thread_ttl)
+        return RedisThreadStore(redis, ttl=settings.thread_ttl,
+                                retry_for=settings.redis_store_retry_for)
     from .thread.sqlite import SQLiteThreadStore
 
     return SQLiteThreadStore(settings.sqlite_path)
@@ -117,6 +119,11 @@ class Runtime:
         self.redis = _redis_from(self.settings)
         self._owns_store = store is None
         self.store = store if store is not None else _store_from(self.settings, self.redis)
+        # one per runtime: runs of all its agents on one thread queue together; claims
+        # are renewed in the background while the runtime is entered
+        self.claims = ThreadClaims(self.store, lease=self.settings.thread_lease,
+                                   wait=self.settings.thread_wait,
+                                   queue=self.settings.thread_queue, spawn=self._spawn)
         self.pipeline = PipelineResources.from_settings(self.settings, spawn=self._spawn,
                                                         redis=self.redis)
         self._tasks: TaskGroup | None = None

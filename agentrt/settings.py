@@ -199,6 +199,25 @@ class Settings(BaseSettings):
     thread_ttl: float | None = Field(
         None, gt=0, description="Seconds an idle thread lives in the Redis store (unset: "
         "forever).")
+    thread_wait: float = Field(
+        5.0, ge=0, description="Seconds a run waits for another run of the same thread (in "
+        "any process) to finish before it is refused with ThreadBusyError (0: at once).")
+    thread_queue: int = Field(
+        16, gt=0, description="Runs of this process that may wait for one thread at once; "
+        "one more is refused with ThreadBusyError at once (a flood of messages to one "
+        "thread is refused, not buffered without end).")
+    thread_lease: float = Field(
+        10.0, gt=0, description="Seconds a run's claim on its thread lives without renewal "
+        "(renewed every third of it while the run goes on): how long a thread stays held "
+        "after its process was killed.")
+    claim_unowned_threads: bool = Field(
+        False, description="Let a run with an identity continue a thread that has no owner "
+        "(one created before threads had owners, or by a run without identity), which then "
+        "becomes its own; off, such a run is refused with ThreadOwnerError.")
+    redis_store_retry_for: float = Field(
+        5.0, ge=0, description="Seconds an operation of the Redis thread store keeps "
+        "retrying through a hiccup (a timeout, a lost connection) before the run fails with "
+        "StoreError.")
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "warning", description="Lowest level the CLI logs (and configure_logging(), called "
         "without one); a library embedding agentrt leaves this to its logging set-up.")

@@ -45,12 +45,59 @@ def events(logs: list[dict[str, Any]], *names: str) -> list[dict[str, Any]]:
      "redis://host:6379/0?password=***&socket_timeout=1"),
     ("unix:///run/redis.sock?password=s3cret", "unix:///run/redis.sock?password=***"),
     ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
-    ("redis://user@host", "redis://user@host"),
+    # a lone userinfo may be the secret (some URL forms put the password there)
+    ("redis://user@host", "redis://***@host"),
     ("unix:///run/redis.sock", "unix:///run/redis.sock"),
+    # a password with '/', '#' or '?' unescaped: a parser cuts the authority short and
+    # shows the rest of the password as the path, fragment or query
+    ("redis://:pa/ss@host:6379/0", "redis://:***@host:6379/0"),
+    ("redis://:pa#ss@host:6379/0", "redis://:***@host:6379/0"),
+    ("redis://admin:pa?ss@host/0", "redis://admin:***@host/0"),
+    ("redis://ad/min:pa#s?s/x@host/0", "redis://***@host/0"),
+    ("redis://h/0?password=a#b", "redis://h/0?password=***#***"),
+    ("redis://:s3cret@[::1/0", "redis://***"),
 ])
 def test_mask_url_hides_passwords(url: str, masked: str) -> None:
     assert mask_url(url) == masked
     assert mask_url(masked) == masked
+
+
+SECRET_URLS = ["redis://:pa/ss3cret@127.0.0.1:6379/0", "redis://:pa#ss3cret@127.0.0.1:6379/0",
+               "redis://u:pa?ss3cret@127.0.0.1:6379/0", "redis://:ss3cret@127.0.0.1:port/0",
+               "redis://:ss3cret@[::1/0", "rediss://u:p/a#s?s3cret@host:6379/0"]
+
+
+@pytest.mark.parametrize("url", SECRET_URLS)
+def test_a_malformed_url_is_a_config_error_that_never_echoes_it(url: str) -> None:
+    """Failed before: an unescaped '/', '#' or '?' in the password made urlsplit see no
+    userinfo, so the URL was kept and logged whole, and redis-py's own error quoted
+    the password ("Port could not be cast to integer value as '<password>'")."""
+    with capture_events() as logs, pytest.raises(ConfigError, match="malformed") as caught:
+        RedisGate(url)
+    assert caught.value.field == "AGENTRT_REDIS_URL"
+    assert "s3cret" not in str(caught.value) and "ss3cret" not in repr(caught.value)
+    # no chained redis-py error (it quotes the password) shown in a traceback
+    assert caught.value.__cause__ is None
+    assert caught.value.__context__ is None or caught.value.__suppress_context__
+    assert "s3cret" not in repr(logs)
+    assert "s3cret" not in mask_url(url)
+
+
+async def test_a_sibling_gate_has_its_own_circuit_on_the_same_pool() -> None:
+    clock = ManualClock()
+    gate = RedisGate(f"redis://:s3cret@127.0.0.1:{free_port()}/0", retry_after=5.0, clock=clock)
+    store = gate.with_own_circuit(retry_after=0.25)
+    assert store.client is gate.client and store.url == gate.url and store.prefix == gate.prefix
+    assert (store.retry_after, store.timeout) == (0.25, gate.timeout)
+    with capture_events():
+        gate.trip(ConnectionError("a cache read timed out"), "cache")
+    assert not gate.available and store.available  # the cache's trouble is not the store's
+    with capture_events():
+        store.trip(ConnectionError("down"), "store")
+    clock.advance(0.25)
+    assert store.available and not gate.available
+    await store.aclose()  # closes nothing: the pool is the first gate's
+    await gate.aclose()
 
 
 @pytest.mark.parametrize("url", ["http://user:s3cret@host:6379", "localhost:6379", "",
@@ -260,3 +307,15 @@ async def test_after_retry_after_only_one_caller_probes() -> None:
     await other()
     assert outcomes == ["stepped aside", "ran"]
     await gate.aclose()
+
+
+async def test_a_caller_that_cannot_step_aside_is_sent_through_an_open_circuit(
+        fake_redis_gate: RedisGate) -> None:
+    with capture_events() as logs:
+        fake_redis_gate.trip(ConnectionError("down"), "cache")
+        with pytest.raises(BackendUnavailableError, match="circuit open"):
+            await fake_redis_gate.run(lambda r: r.ping(), what="cache read")
+        assert await fake_redis_gate.run(lambda r: r.ping(), what="store write",
+                                         step_aside=False) is True
+    assert fake_redis_gate.available  # its success closed the circuit
+    assert [e["event"] for e in logs] == ["redis.unavailable", "redis.recovered"]

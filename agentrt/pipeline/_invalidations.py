@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import ResponseError
 
+from .._redis import execute
 from ..log import get_logger
 
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ async def bump_tags(gate: RedisGate, r: Any, tags: list[str], *, generation: boo
     pipe = r.pipeline(transaction=False)
     for tag in tags:
         pipe.incr(tag_key(gate, tag))
-    counters = await pipe.execute(raise_on_error=False)
+    counters = await execute(pipe, raise_on_error=False)
     for tag, counter in zip(tags, counters, strict=True):
         if isinstance(counter, ResponseError):  # not an integer: reset it to a value no
             # stored result can carry, so every one of them is stale

@@ -22,6 +22,7 @@ import anyio
 from redis.exceptions import ResponseError
 
 from .._errors import BackendUnavailableError
+from .._redis import execute
 from ..log import get_logger
 from ._invalidations import bump_tags, generation_key, tag_key
 from ._redis_codec import decode_outcome, encode_outcome, namespace, other_format, tag_versions
@@ -132,7 +133,7 @@ class SharedCache(Stage):
         pipe.get(key)
         for tag in tags:
             pipe.get(tag_key(self.gate, tag))
-        raw, *counters = await pipe.execute(raise_on_error=False)
+        raw, *counters = await execute(pipe, raise_on_error=False)
         return raw, counters
 
     async def _write(self, call: ToolCall, key: str, outcome: ToolOutcome,

@@ -6,6 +6,11 @@ hands back the very same values, key order, ints vs floats and all. Checking a
 message on the way in, before any write, keeps a bad one from ever being
 stored; checking it on the way out turns a corrupted row into a ``StoreError``
 that names the thread and the message instead of a stray ``ValueError``.
+
+A value nested deeper than the interpreter's recursion limit (a record 100,000
+levels deep) cannot be encoded or decoded by ``json``: that is a
+``RecursionError``, turned into the same ``StoreError`` as any other value that
+cannot be stored or read.
 """
 
 from __future__ import annotations
@@ -18,10 +23,26 @@ from typing import Any
 
 from agentrt._errors import StoreError
 
-from ._messages import Message
+from ._messages import Message, ThreadEvent, ThreadState
 
-__all__ = ["StoredMessage", "decode_message", "decode_metadata", "encode_message",
-           "encode_metadata"]
+__all__ = [
+    "StoredEvent",
+    "StoredMessage",
+    "check_claim",
+    "check_owner",
+    "decode_event",
+    "decode_message",
+    "decode_metadata",
+    "decode_state",
+    "encode_event",
+    "encode_message",
+    "encode_metadata",
+    "encode_state",
+    "loads",
+]
+
+# What json raises on a value it cannot take: RecursionError for one nested too deep.
+_UNENCODABLE = (TypeError, ValueError, RecursionError)
 
 # Compact, unicode kept as is; NaN and Infinity are not JSON and the API refuses them.
 _dumps = functools.partial(json.dumps, separators=(",", ":"), allow_nan=False)
@@ -40,6 +61,14 @@ def dumps(value: Any) -> str:
     except UnicodeEncodeError:
         text = _dumps(value, ensure_ascii=True)
     return text
+
+
+def loads(text: str | bytes) -> Any:
+    """``json.loads``, with a document nested too deep to parse as a ``ValueError``."""
+    try:
+        return json.loads(text)
+    except RecursionError as exc:
+        raise ValueError("it is nested too deeply to parse") from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +102,8 @@ def encode_message(thread_id: str, message: Message) -> StoredMessage:
     try:
         content_json = dumps(content)
         metadata_json = dumps(dict(message.metadata))
+    except RecursionError as exc:
+        raise bad("it is nested too deeply to store") from exc
     except (TypeError, ValueError) as exc:
         raise bad(f"it is not JSON-serializable ({exc})") from exc
     return StoredMessage(message.id, message.role, content_json, float(message.created_at),
@@ -81,8 +112,8 @@ def encode_message(thread_id: str, message: Message) -> StoredMessage:
 
 def decode_message(thread_id: str, stored: StoredMessage) -> Message:
     try:
-        content = json.loads(stored.content)
-        metadata = json.loads(stored.metadata)
+        content = loads(stored.content)
+        metadata = loads(stored.metadata)
         if not isinstance(metadata, dict):
             raise ValueError("metadata is not a JSON object")
         if isinstance(content, list) and not all(isinstance(b, dict) for b in content):
@@ -100,20 +131,80 @@ def decode_message(thread_id: str, stored: StoredMessage) -> Message:
         ) from exc
 
 
-def encode_metadata(thread_id: str, metadata: Mapping[str, Any] | None) -> str:
+def _encode_object(what: str, value: Mapping[str, Any] | None) -> str:
+    if value is not None and not isinstance(value, Mapping):
+        raise StoreError(f"{what} must be a mapping, not {type(value).__name__}")
     try:
-        return dumps(dict(metadata or {}))
-    except (TypeError, ValueError) as exc:
-        raise StoreError(
-            f"metadata of thread {thread_id!r} is not JSON-serializable ({exc})"
-        ) from exc
+        return dumps(dict(value or {}))
+    except RecursionError as exc:
+        raise StoreError(f"{what} is nested too deeply to store") from exc
+    except _UNENCODABLE as exc:
+        raise StoreError(f"{what} is not JSON-serializable ({exc})") from exc
+
+
+def _decode_object(what: str, text: str | bytes) -> dict[str, Any]:
+    try:
+        value = loads(text)
+    except (ValueError, TypeError) as exc:
+        raise StoreError(f"stored {what} is corrupt: {exc}") from exc
+    if not isinstance(value, dict):
+        raise StoreError(f"stored {what} is not a JSON object")
+    return value
+
+
+def encode_metadata(thread_id: str, metadata: Mapping[str, Any] | None) -> str:
+    return _encode_object(f"metadata of thread {thread_id!r}", metadata)
 
 
 def decode_metadata(thread_id: str, text: str) -> dict[str, Any]:
-    try:
-        metadata = json.loads(text)
-    except (ValueError, TypeError) as exc:
-        raise StoreError(f"stored metadata of thread {thread_id!r} is corrupt: {exc}") from exc
-    if not isinstance(metadata, dict):
-        raise StoreError(f"stored metadata of thread {thread_id!r} is not a JSON object")
-    return metadata
+    return _decode_object(f"metadata of thread {thread_id!r}", text)
+
+
+def encode_state(thread_id: str, data: Mapping[str, Any]) -> str:
+    return _encode_object(f"the state of thread {thread_id!r}", data)
+
+
+def decode_state(thread_id: str, text: str | bytes, version: int) -> ThreadState:
+    return ThreadState(_decode_object(f"state of thread {thread_id!r}", text), version)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """One thread event as a store keeps it: scalars and JSON text."""
+
+    id: str
+    kind: str
+    data: str
+    created_at: float
+
+
+def encode_event(thread_id: str, event: ThreadEvent) -> StoredEvent:
+    def bad(reason: str) -> StoreError:
+        return StoreError(f"cannot store event {event.id!r} in thread {thread_id!r}: {reason}")
+
+    if not isinstance(event.id, str) or not event.id:
+        raise bad("its id must be a non-empty string")
+    if not isinstance(event.kind, str) or not event.kind:
+        raise bad("its kind must be a non-empty string")
+    if isinstance(event.created_at, bool) or not isinstance(event.created_at, int | float):
+        raise bad("created_at must be a number of seconds")
+    data = _encode_object(f"the data of event {event.id!r} in thread {thread_id!r}", event.data)
+    return StoredEvent(event.id, event.kind, data, float(event.created_at))
+
+
+def decode_event(thread_id: str, stored: StoredEvent) -> ThreadEvent:
+    data = _decode_object(f"event {stored.id!r} of thread {thread_id!r}", stored.data)
+    return ThreadEvent(kind=stored.kind, data=data, id=stored.id, created_at=stored.created_at)
+
+
+def check_claim(holder: str, lease: float | None = None) -> None:
+    """A claim's holder and lease, checked before any store is asked."""
+    if not isinstance(holder, str) or not holder:
+        raise ValueError(f"a claim's holder must be a non-empty string, not {holder!r}")
+    if lease is not None and not (isinstance(lease, int | float) and 0 < lease < 1e9):
+        raise ValueError(f"a claim's lease must be a positive number of seconds, not {lease!r}")
+
+
+def check_owner(owner: str) -> None:
+    if not isinstance(owner, str):
+        raise ValueError(f"a thread's owner must be a string, not {type(owner).__name__}")

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ["ContentBlock", "Message", "Role", "ThreadInfo", "new_message_id", "new_thread_id"]
+__all__ = ["ContentBlock", "Message", "Role", "ThreadEvent", "ThreadInfo", "ThreadState",
+           "new_event_id", "new_message_id", "new_thread_id"]
 
 Role: TypeAlias = Literal["user", "assistant"]
 ContentBlock: TypeAlias = dict[str, Any]
@@ -27,6 +28,10 @@ def new_thread_id() -> str:
 
 def new_message_id() -> str:
     return f"umsg_{uuid.uuid4().hex}"
+
+
+def new_event_id() -> str:
+    return f"evt_{uuid.uuid4().hex}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,8 +87,35 @@ class Message:
 
 @dataclass(frozen=True, slots=True)
 class ThreadInfo:
+    """A thread's header. ``owner`` is the identity that created it, as
+    :func:`~agentrt.thread.owner_of` writes it ("" for none, and for threads
+    created before threads had owners)."""
+
     id: str
     created_at: float
     updated_at: float
     message_count: int = 0
     metadata: dict[str, Any] = field(default_factory=dict)
+    owner: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadState:
+    """A thread's own JSON document beside its messages (what a paused run waits
+    for, say), with a version that every successful ``set_state`` bumps: the
+    optimistic check that keeps two writers from overwriting each other."""
+
+    data: dict[str, Any] = field(default_factory=dict)
+    version: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadEvent:
+    """Something that happened to a thread and is not a message (a context summary,
+    say): kept in order beside the messages, never sent to the model as such.
+    ``id`` makes appends idempotent, as ``Message.id`` does."""
+
+    kind: str
+    data: dict[str, Any] = field(default_factory=dict)
+    id: str = field(default_factory=new_event_id)
+    created_at: float = field(default_factory=time.time)

@@ -7,14 +7,14 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    from ._messages import Message, ThreadInfo
+    from ._messages import Message, ThreadEvent, ThreadInfo, ThreadState
 
 __all__ = ["ThreadStore"]
 
 
 @runtime_checkable
 class ThreadStore(Protocol):
-    """Durable home of threads and their messages.
+    """Durable home of threads: their messages, owner, state, events and run claims.
 
     Contract (checked for every implementation by ``tests/thread/conformance.py``):
 
@@ -22,7 +22,24 @@ class ThreadStore(Protocol):
       two writers racing never lose or interleave a batch;
     - it is idempotent by ``Message.id``: a message whose id the thread already
       holds is skipped, so a retried append after a crash never duplicates;
-    - ``messages`` returns exactly what was appended (ids, content blocks, order).
+    - with ``expected_count``, a batch that adds anything is stored only if the
+      thread holds exactly that many messages; otherwise ``ThreadChangedError``
+      and nothing is stored (a batch adding nothing, the retry of an append that
+      went through, succeeds whatever the count);
+    - ``messages`` returns exactly what was appended (ids, content blocks, order);
+    - a claim is held by one holder at a time: ``claim`` takes it when it is free,
+      expired, or already the caller's, for ``lease`` seconds from now; ``renew_claims``
+      extends each of a batch only while its holder still has it (one call for all
+      the claims of a process: renewing them one by one cost a store write per claim
+      every few seconds); ``release_claim`` gives one up.
+      Claims are locks on a thread id: they neither need nor create the thread,
+      and ``delete_thread`` leaves them alone;
+    - ``set_state`` and ``set_owner`` are compare-and-set, like ``expected_count``,
+      and safe to retry: one that finds its own write already there succeeds;
+    - ``append_events`` is atomic and idempotent by ``ThreadEvent.id``, as ``append``.
+
+    ``ThreadNotFoundError`` is raised by every per-thread method but ``get_thread``,
+    ``delete_thread`` and the claim methods when the thread does not exist.
     """
 
     async def create_thread(
@@ -31,10 +48,12 @@ class ThreadStore(Protocol):
         *,
         metadata: Mapping[str, Any] | None = None,
         exist_ok: bool = False,
+        owner: str = "",
     ) -> ThreadInfo:
-        """Create a thread (a new id when none is given).
+        """Create a thread (a new id when none is given) owned by ``owner``.
 
-        Raises ``StoreError`` if it exists, unless ``exist_ok``.
+        Raises ``StoreError`` if it exists, unless ``exist_ok`` (then the existing
+        thread is returned as it is: its metadata and owner are not changed).
         """
         ...
 
@@ -44,12 +63,41 @@ class ThreadStore(Protocol):
         """Threads, most recently updated first."""
         ...
 
-    async def append(self, thread_id: str, messages: Sequence[Message]) -> None:
-        """Raises ``ThreadNotFoundError`` if the thread does not exist."""
+    async def append(self, thread_id: str, messages: Sequence[Message], *,
+                     expected_count: int | None = None) -> None: ...
+
+    async def messages(self, thread_id: str) -> list[Message]: ...
+
+    async def set_owner(self, thread_id: str, owner: str, *, expected: str) -> None:
+        """Make ``owner`` the thread's owner if it is ``expected`` (or ``owner``) now,
+        else ``ThreadChangedError``."""
         ...
 
-    async def messages(self, thread_id: str) -> list[Message]:
-        """Raises ``ThreadNotFoundError`` if the thread does not exist."""
+    async def get_state(self, thread_id: str) -> ThreadState: ...
+
+    async def set_state(self, thread_id: str, data: Mapping[str, Any], *,
+                        expected_version: int) -> ThreadState:
+        """Replace the thread's state if its version is ``expected_version`` (else
+        ``ThreadChangedError``); the stored state, with its version bumped by one."""
+        ...
+
+    async def append_events(self, thread_id: str, events: Sequence[ThreadEvent]) -> None: ...
+
+    async def events(self, thread_id: str) -> list[ThreadEvent]: ...
+
+    async def claim(self, thread_id: str, holder: str, *, lease: float) -> bool:
+        """True if ``holder`` now holds the thread's claim for ``lease`` seconds."""
+        ...
+
+    async def renew_claims(self, claims: Sequence[tuple[str, str]], *,
+                           lease: float) -> list[bool]:
+        """For each ``(thread_id, holder)``: True if the holder still held the claim and
+        now holds it ``lease`` seconds more; False if it expired, someone else has it,
+        or its stored form is unreadable."""
+        ...
+
+    async def release_claim(self, thread_id: str, holder: str) -> None:
+        """Give the claim up if ``holder`` holds it; otherwise do nothing."""
         ...
 
     async def delete_thread(self, thread_id: str) -> None: ...

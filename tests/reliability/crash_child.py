@@ -125,11 +125,12 @@ class JournaledStore(SQLiteThreadStore):
         self.journal = journal
         self.trap = trap
 
-    async def append(self, thread_id: str, messages: Sequence[Message]) -> None:
+    async def append(self, thread_id: str, messages: Sequence[Message], *,
+                     expected_count: int | None = None) -> None:
         results = any(b.get("type") == "tool_result" for m in messages for b in m.blocks())
         if results:
             self.trap.visit("before_persist")
-        await super().append(thread_id, messages)
+        await super().append(thread_id, messages, expected_count=expected_count)
         for message in messages:
             append_line(self.journal, {"thread": thread_id, "id": message.id})
         if results:
@@ -168,7 +169,8 @@ async def run_job(job: dict[str, Any]) -> None:
     trap = Trap(job.get("point"), int(job.get("occurrence", 1)))
     if job.get("point") == "random_time":
         threading.Timer(float(job["delay"]), die).start()
-    settings = load_settings(thread_store="memory", llm_max_retries=0)
+    # a short lease: a killed run holds its thread this long, and the resume waits it out
+    settings = load_settings(thread_store="memory", llm_max_retries=0, thread_lease=0.3)
     async with anthropic.AsyncAnthropic(base_url=job["base_url"], api_key="test-key",
                                         max_retries=0) as client, JournaledStore(
             job["db"], job["journal"], trap) as store, Runtime(

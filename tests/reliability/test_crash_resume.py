@@ -124,7 +124,8 @@ async def test_kills_at_every_point_lose_nothing_and_repeat_no_side_effect(
     try:
         async with FakeAnthropicServer(warehouse_model) as server, server.client(
                 max_retries=0) as client, SQLiteThreadStore(db) as store, Runtime(
-                load_settings(thread_store="memory"), client=client, store=store) as runtime:
+                load_settings(thread_store="memory", thread_wait=30), client=client,
+                store=store) as runtime:
             for index, point in enumerate(points):
                 thread = f"thr_crash_{index}"
                 task = "Ship: " + ", ".join(f"item{index}-{n}" for n in range(3))

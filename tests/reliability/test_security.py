@@ -24,6 +24,7 @@ from agentrt import (
     load_settings,
 )
 from agentrt.testing import FakeAnthropicServer, Fault, Reply, ToolUse
+from agentrt.thread import owner_of
 
 from .support import check_thread, tool_results
 
@@ -84,7 +85,8 @@ async def _run(steps: list[Step], *, history: list[Message] | None = None,
     store = MemoryThreadStore()
     thread = None
     if history:
-        thread = (await store.create_thread()).id
+        # the thread is the run's identity's (another identity's would be refused)
+        thread = (await store.create_thread(owner=owner_of({"account": account}))).id
         await store.append(thread, history)
     async with FakeAnthropicServer(steps) as server, server.client() as client, Runtime(
             load_settings(thread_store="memory"), client=client, store=store) as runtime:

@@ -17,14 +17,14 @@ import anyio
 import pytest
 from anyio import wait_all_tasks_blocked
 
-from agentrt._errors import StoreError, ThreadNotFoundError
-from agentrt.thread._messages import Message, ThreadInfo
+from agentrt._errors import StoreError, ThreadChangedError, ThreadNotFoundError
+from agentrt.thread._messages import Message, ThreadEvent, ThreadInfo, ThreadState
 from agentrt.thread._store import ThreadStore
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
 
-__all__ = ["ThreadStoreConformance", "assert_same_messages", "tricky_messages"]
+__all__ = ["ThreadStoreConformance", "assert_same_messages", "deeply_nested", "tricky_messages"]
 
 
 def tricky_messages() -> list[Message]:
@@ -93,8 +93,23 @@ def batch(prefix: str, n: int) -> list[Message]:
     return [Message(role="user", content=f"{prefix} #{i}", id=f"{prefix}-{i}") for i in range(n)]
 
 
-def ids(messages: Sequence[Message]) -> list[str]:
+def ids(messages: Sequence[Message] | Sequence[ThreadEvent]) -> list[str]:
     return [m.id for m in messages]
+
+
+def deeply_nested(depth: int = 100_000) -> list[Any]:
+    """A JSON-shaped value nested ``depth`` lists deep (past any recursion limit)."""
+    value: list[Any] = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+async def until(condition: Any, *, timeout: float = 5.0) -> None:
+    """Poll ``await condition()`` (claims expire on a clock: no event to wait on)."""
+    with anyio.fail_after(timeout):
+        while not await condition():
+            await anyio.sleep(0.01)
 
 
 class ThreadStoreConformance:
@@ -301,6 +316,235 @@ class ThreadStoreConformance:
         assert ids(await store.messages("t1")) in ([], ids(messages))
         await store.append("t1", messages)  # the retry completes it, exactly once
         assert ids(await store.messages("t1")) == ids(messages)
+
+    async def test_deeply_nested_records_are_refused_whole(self, store: ThreadStore) -> None:
+        """Failed before: a record nested 100,000 deep raised a bare RecursionError."""
+        await store.create_thread("t1")
+        deep = Message(role="user", content=[{"type": "text", "text": "x",
+                                              "deep": deeply_nested()}], id="deep")
+        with pytest.raises(StoreError, match=r"'deep'.*nested too deeply"):
+            await store.append("t1", [*batch("ok", 1), deep])
+        odd = Message(role="user", content="x", id="odd", metadata={"deep": deeply_nested()})
+        with pytest.raises(StoreError, match="'odd'"):
+            await store.append("t1", [odd])
+        with pytest.raises(StoreError, match="'t2'"):
+            await store.create_thread("t2", metadata={"deep": deeply_nested()})
+        with pytest.raises(StoreError, match="'t1'"):
+            await store.set_state("t1", {"deep": deeply_nested()}, expected_version=0)
+        with pytest.raises(StoreError, match="'e1'"):
+            await store.append_events("t1", [ThreadEvent("x", {"deep": deeply_nested()},
+                                                         id="e1")])
+        # nothing of it was stored, and the thread goes on
+        assert await store.messages("t1") == []
+        assert await store.events("t1") == []
+        assert await store.get_state("t1") == ThreadState({}, 0)
+        assert await store.get_thread("t2") is None
+        await store.append("t1", batch("m", 1))
+        assert ids(await store.messages("t1")) == ["m-0"]
+
+    # -- the optimistic check ------------------------------------------------
+
+    async def test_append_with_the_expected_count(self, store: ThreadStore) -> None:
+        await store.create_thread("t1")
+        await store.append("t1", batch("a", 2), expected_count=0)
+        await store.append("t1", batch("b", 1), expected_count=2)
+        with pytest.raises(ThreadChangedError, match="expected 2 messages, found 3") as caught:
+            await store.append("t1", batch("c", 2), expected_count=2)
+        assert caught.value.thread_id == "t1"
+        assert isinstance(caught.value, StoreError)
+        assert ids(await store.messages("t1")) == ["a-0", "a-1", "b-0"]  # nothing of it stored
+        # a batch adding nothing (the retry of an append that went through) succeeds
+        await store.append("t1", batch("b", 1), expected_count=2)
+        await store.append("t1", batch("b", 1), expected_count=0)
+        # ... but one adding anything is checked, even if part of it is stored
+        with pytest.raises(ThreadChangedError):
+            await store.append("t1", [*batch("b", 1), *batch("d", 1)], expected_count=2)
+        await store.append("t1", [*batch("b", 1), *batch("d", 1)], expected_count=3)
+        assert ids(await store.messages("t1")) == ["a-0", "a-1", "b-0", "d-0"]
+        with pytest.raises(ThreadNotFoundError):
+            await store.append("missing", batch("m", 1), expected_count=0)
+
+    async def test_racing_writers_with_the_expected_count_never_interleave(
+            self, store: ThreadStore) -> None:
+        """Each writer appends what it believes comes next; exactly one wins each round,
+        the others are told the thread changed, and the thread stays a sequence."""
+        await store.create_thread("t1")
+        go = anyio.Event()
+        outcomes: list[str] = []
+
+        async def writer(n: int) -> None:
+            await go.wait()
+            count = len(await store.messages("t1"))
+            try:
+                await store.append("t1", batch(f"w{n}", 2), expected_count=count)
+                outcomes.append("won")
+            except ThreadChangedError:
+                outcomes.append("lost")
+
+        async with anyio.create_task_group() as tg:
+            for n in range(20):
+                tg.start_soon(writer, n)
+            await wait_all_tasks_blocked()
+            go.set()
+        stored = ids(await store.messages("t1"))
+        assert outcomes.count("won") >= 1 and len(outcomes) == 20
+        assert len(stored) == 2 * outcomes.count("won")
+        for start in range(0, len(stored), 2):  # whole batches, one after the other
+            assert stored[start].endswith("-0") and stored[start + 1] == (
+                stored[start][:-1] + "1")
+
+    # -- owners --------------------------------------------------------------
+
+    async def test_a_thread_has_the_owner_it_was_created_with(self, store: ThreadStore) -> None:
+        owner = '{"account":"ünï","user":"bob"}'
+        info = await store.create_thread("t1", owner=owner)
+        assert info.owner == owner
+        assert (await store.get_thread("t1")) == info
+        # exist_ok returns the thread as it is: another caller's owner does not replace it
+        again = await store.create_thread("t1", exist_ok=True, owner='{"user":"eve"}')
+        assert again.owner == owner
+        assert (await store.create_thread("t2")).owner == ""
+        listed = {t.id: t.owner for t in await store.list_threads()}
+        assert listed == {"t1": owner, "t2": ""}
+
+    async def test_set_owner_is_compare_and_set(self, store: ThreadStore) -> None:
+        await store.create_thread("t1")
+        await store.set_owner("t1", '{"user":"bob"}', expected="")
+        info = await store.get_thread("t1")
+        assert info is not None and info.owner == '{"user":"bob"}'
+        await store.set_owner("t1", '{"user":"bob"}', expected="")  # a retry: already so
+        with pytest.raises(ThreadChangedError, match="owner"):
+            await store.set_owner("t1", '{"user":"eve"}', expected="")
+        info = await store.get_thread("t1")
+        assert info is not None and info.owner == '{"user":"bob"}'
+        with pytest.raises(ThreadNotFoundError):
+            await store.set_owner("missing", "x", expected="")
+
+    # -- state ---------------------------------------------------------------
+
+    async def test_state_is_versioned_json(self, store: ThreadStore) -> None:
+        await store.create_thread("t1")
+        assert await store.get_state("t1") == ThreadState({}, 0)
+        data = {"pending": [{"id": "toolu_1", "input": {"n": 1.0, "big": 2**70}}], "z": None}
+        stored = await store.set_state("t1", data, expected_version=0)
+        assert stored == ThreadState(data, 1)
+        got = await store.get_state("t1")
+        assert repr(got.data) == repr(data) and got.version == 1
+        # the retry of a write that went through succeeds, and changes nothing
+        assert (await store.set_state("t1", data, expected_version=0)).version == 1
+        with pytest.raises(ThreadChangedError, match="expected state version 0, found 1"):
+            await store.set_state("t1", {"other": 1}, expected_version=0)
+        assert (await store.set_state("t1", {}, expected_version=1)).version == 2
+        got.data["pending"].clear()  # what a caller holds is not the stored state
+        assert await store.get_state("t1") == ThreadState({}, 2)
+        with pytest.raises(StoreError, match="JSON"):
+            await store.set_state("t1", {"x": object()}, expected_version=2)
+        with pytest.raises(ThreadNotFoundError):
+            await store.get_state("missing")
+        with pytest.raises(ThreadNotFoundError):
+            await store.set_state("missing", {}, expected_version=0)
+
+    # -- events --------------------------------------------------------------
+
+    async def test_events_round_trip_in_order_and_idempotently(self, store: ThreadStore) -> None:
+        await store.create_thread("t1")
+        assert await store.events("t1") == []
+        first = [ThreadEvent("summary", {"covers": [0, 12], "text": "ü \ud800"}, id="e1",
+                             created_at=1.5),
+                 ThreadEvent("cleared", {"tool_use_ids": ["toolu_1"]}, id="e2", created_at=2)]
+        await store.append_events("t1", first)
+        await store.append_events("t1", [first[1], ThreadEvent("x", {}, id="e3",
+                                                                  created_at=3.0)])
+        got = await store.events("t1")
+        assert ids(got) == ["e1", "e2", "e3"]
+        assert [repr(e.data) for e in got[:2]] == [repr(e.data) for e in first]
+        assert [e.kind for e in got] == ["summary", "cleared", "x"]
+        assert [e.created_at for e in got] == [1.5, 2.0, 3.0]
+        assert ids(await store.messages("t1")) == []  # events are not messages
+        with pytest.raises(StoreError, match="'bad'"):
+            await store.append_events("t1", [ThreadEvent("y", {}, id="e4"),
+                                             ThreadEvent("y", {"v": float("nan")}, id="bad")])
+        assert ids(await store.events("t1")) == ["e1", "e2", "e3"]
+        with pytest.raises(ThreadNotFoundError):
+            await store.events("missing")
+        with pytest.raises(ThreadNotFoundError):
+            await store.append_events("missing", first)
+
+    async def test_a_deleted_thread_takes_its_state_and_events_along(
+            self, store: ThreadStore) -> None:
+        await store.create_thread("t1", owner="bob")
+        await store.set_state("t1", {"a": 1}, expected_version=0)
+        await store.append_events("t1", [ThreadEvent("x", id="e1")])
+        await store.delete_thread("t1")
+        info = await store.create_thread("t1")
+        assert info.owner == "" and info.message_count == 0
+        assert await store.get_state("t1") == ThreadState({}, 0)
+        assert await store.events("t1") == []
+
+    # -- claims --------------------------------------------------------------
+
+    async def test_one_holder_at_a_time(self, store: ThreadStore) -> None:
+        assert await store.claim("t1", "run_a", lease=30)  # no thread needed
+        assert not await store.claim("t1", "run_b", lease=30)
+        assert await store.claim("t1", "run_a", lease=30)  # its own: taken again
+        assert await store.claim("t2", "run_b", lease=30)  # another thread
+        assert await store.renew_claims([("t1", "run_a"), ("t2", "run_b"), ("t1", "run_b"),
+                                         ("t3", "run_c")], lease=30) == [
+            True, True, False, False]
+        assert await store.renew_claims([], lease=30) == []
+        await store.release_claim("t1", "run_b")  # not its claim: nothing happens
+        assert not await store.claim("t1", "run_b", lease=30)
+        await store.release_claim("t1", "run_a")
+        await store.release_claim("t1", "run_a")  # idempotent
+        assert await store.renew_claims([("t1", "run_a")], lease=30) == [False]
+        assert await store.claim("t1", "run_b", lease=30)
+
+    async def test_an_expired_claim_is_taken_over(self, store: ThreadStore) -> None:
+        assert await store.claim("t1", "dead_run", lease=0.05)
+
+        async def taken() -> bool:
+            return await store.claim("t1", "run_b", lease=30)
+
+        await until(taken)
+        assert await store.renew_claims([("t1", "dead_run")], lease=30) == [False]  # lost
+        assert not await store.claim("t1", "dead_run", lease=30)
+        await store.release_claim("t1", "dead_run")  # too late: run_b keeps it
+        assert not await store.claim("t1", "run_c", lease=30)
+
+    async def test_a_renewed_claim_outlives_its_first_lease(self, store: ThreadStore) -> None:
+        assert await store.claim("t1", "run_a", lease=0.2)
+        assert await store.renew_claims([("t1", "run_a")], lease=30) == [True]
+        await anyio.sleep(0.3)
+        assert not await store.claim("t1", "run_b", lease=30)
+
+    async def test_racing_claims_have_one_winner(self, store: ThreadStore) -> None:
+        await store.create_thread("t1")
+        go = anyio.Event()
+        won: list[str] = []
+
+        async def contender(n: int) -> None:
+            await go.wait()
+            if await store.claim("t1", f"run_{n}", lease=30):
+                won.append(f"run_{n}")
+
+        async with anyio.create_task_group() as tg:
+            for n in range(20):
+                tg.start_soon(contender, n)
+            await wait_all_tasks_blocked()
+            go.set()
+        assert len(won) == 1
+
+    async def test_claims_outlive_the_thread_and_check_their_arguments(
+            self, store: ThreadStore) -> None:
+        await store.create_thread("t1")
+        assert await store.claim("t1", "run_a", lease=30)
+        await store.delete_thread("t1")
+        assert not await store.claim("t1", "run_b", lease=30)  # a lock on the id, not a row
+        for holder, lease in (("", 1.0), ("run", 0), ("run", -1.0), ("run", float("nan"))):
+            with pytest.raises(ValueError):
+                await store.claim("t1", holder, lease=lease)
+        with pytest.raises(ValueError):
+            await store.release_claim("t1", "")
 
     # -- isolation -----------------------------------------------------------
 

@@ -19,7 +19,7 @@ from redis_support import ManualClock, make_fake_gate
 
 from agentrt._errors import BackendUnavailableError, StoreError, ThreadNotFoundError
 from agentrt.testing import capture_events
-from agentrt.thread._messages import Message
+from agentrt.thread._messages import Message, ThreadEvent, ThreadState
 from agentrt.thread.redis import RedisThreadStore
 
 from .conformance import ThreadStoreConformance, assert_same_messages, batch, ids, tricky_messages
@@ -411,7 +411,7 @@ async def test_fake_redis_down_raises_store_error_naming_the_operation(
         fake_redis_server: Any, redis_prefix: str) -> None:
     clock = ManualClock()
     gate = make_fake_gate(fake_redis_server, prefix=redis_prefix, clock=clock)
-    store = RedisThreadStore(gate)
+    store = RedisThreadStore(gate, retry_for=0)  # one try: this test is about giving up
     await store.create_thread("t1")
     fake_redis_server.connected = False
     for name, call in [("append", store.append("t1", batch("m", 1))),
@@ -424,7 +424,7 @@ async def test_fake_redis_down_raises_store_error_naming_the_operation(
             await call
         assert isinstance(caught.value.__cause__, BackendUnavailableError)
     fake_redis_server.connected = True
-    clock.advance(gate.retry_after)
+    clock.advance(store.gate.retry_after)
     await store.append("t1", batch("m", 1))
     assert ids(await store.messages("t1")) == ["m-0"]
     await gate.aclose()
@@ -436,7 +436,7 @@ async def test_redis_stopped_raises_store_error_and_the_store_recovers_after_a_r
         redis_server_process: RedisServerProcess, redis_gate: GateFactory) -> None:
     clock = ManualClock()
     gate = redis_gate(url=redis_server_process.url, timeout=1.0, retry_after=5.0, clock=clock)
-    store = RedisThreadStore(gate, ttl=3600)
+    store = RedisThreadStore(gate, ttl=3600, retry_for=0)  # one try: about giving up
     await store.create_thread("t1", metadata={"who": "me"})
     await store.append("t1", batch("m", 1))
 
@@ -445,14 +445,15 @@ async def test_redis_stopped_raises_store_error_and_the_store_recovers_after_a_r
         with pytest.raises(StoreError, match="append of thread 't1' failed") as caught:
             await store.append("t1", batch("m", 2))
         assert isinstance(caught.value.__cause__, BackendUnavailableError)
-        with pytest.raises(StoreError, match=r"messages of thread 't1' failed.*circuit open"):
+        # no "circuit open": the store has nowhere else to go, so it asks Redis each time
+        with pytest.raises(StoreError, match=r"messages of thread 't1' failed.*connecting"):
             await store.messages("t1")
         with pytest.raises(StoreError, match="list_threads failed"):
             await store.list_threads()
     assert [e["event"] for e in logs] == ["redis.unavailable"]
 
     redis_server_process.start()  # same port; the data comes back from its AOF
-    clock.advance(5.0)
+    clock.advance(store.gate.retry_after)
     await store.append("t1", batch("m", 2))  # the same store: no restart, no new gate
     assert ids(await store.messages("t1")) == ["m-0", "m-1"]
     info = await store.get_thread("t1")
@@ -512,3 +513,137 @@ async def test_threads_spread_over_the_cluster_nodes(
         owners.add(gate.client.get_node_from_key(keys[0]).port)
     assert owners == {node.port for node in redis_cluster_nodes.nodes}
     assert len(await store.list_threads()) == 30
+
+
+# -- layout version 1 -> 2 --------------------------------------------------------------
+
+V1_DUMP = Path(__file__).with_name("fixtures") / "redis-v1.json"
+
+
+async def load_v1_threads(gate: RedisGate) -> None:
+    """The keys agentrt's layout-1 store wrote (tests/thread/fixtures), under ``gate``'s prefix."""
+    dump = json.loads(V1_DUMP.read_text())
+    client = gate.client
+    for name, entry in dump["keys"].items():
+        key = (gate.prefix + name.removeprefix(dump["prefix"])).encode("utf-8", "surrogatepass")
+        value = entry["value"]
+        if entry["type"] == "hash":
+            await client.hset(key, mapping=value)
+        elif entry["type"] == "list":
+            await client.rpush(key, *[v.encode("utf-8", "surrogatepass") for v in value])
+        elif entry["type"] == "set":
+            await client.sadd(key, *value)
+        else:
+            await client.zadd(key, dict(value))
+
+
+async def test_a_layout_1_thread_is_upgraded_on_read(gate: RedisGate,
+                                                     store: RedisThreadStore) -> None:
+    await load_v1_threads(gate)
+    meta = store.keys("legacy")[0]
+    assert await gate.client.hget(meta, "v") is None
+    legacy = await store.get_thread("legacy")  # a read upgrades it
+    assert legacy is not None and legacy.owner == ""  # it belongs to runs without identity
+    assert repr(legacy.metadata) == repr({"user": "ünïcode", "n": 1.0})
+    fields = await gate.client.hgetall(meta)
+    assert (fields[b"v"], fields[b"owner"], fields[b"state"], fields[b"state_version"]) == (
+        b"2", b"", b"{}", b"0")
+    assert_same_messages(await store.messages("legacy"), tricky_messages())
+    assert [t.id for t in await store.list_threads()] == ["empty", "legacy"]
+    assert (await store.get_thread("empty")) is not None
+    # and what layout 2 added works on it
+    await store.append("legacy", batch("more", 1), expected_count=len(tricky_messages()))
+    assert await store.get_state("legacy") == ThreadState({}, 0)
+    await store.set_state("legacy", {"pending": []}, expected_version=0)
+    await store.set_owner("legacy", '{"user":"bob"}', expected="")
+    await store.append_events("legacy", [ThreadEvent("summary", id="e1")])
+    assert ids(await store.events("legacy")) == ["e1"]
+    info = await store.get_thread("legacy")
+    assert info is not None and info.owner == '{"user":"bob"}'
+
+
+async def test_a_layout_1_thread_is_upgraded_by_a_write_too(gate: RedisGate,
+                                                            store: RedisThreadStore) -> None:
+    await load_v1_threads(gate)
+    await store.append("empty", batch("m", 1))
+    assert await gate.client.hget(store.keys("empty")[0], "v") == b"2"
+    info = await store.create_thread("empty", exist_ok=True, owner='{"user":"eve"}')
+    assert info.owner == "" and info.message_count == 1
+
+
+async def test_a_newer_layout_is_refused(gate: RedisGate, store: RedisThreadStore) -> None:
+    await store.create_thread("t1")
+    await gate.client.hset(store.keys("t1")[0], "v", "3")
+    for call in (store.get_thread("t1"), store.messages("t1"), store.append("t1", batch("m", 1)),
+                 store.create_thread("t1", exist_ok=True)):
+        with pytest.raises(StoreError, match="layout version 3, newer than this agentrt's 2"):
+            await call
+    assert await gate.client.llen(store.keys("t1")[1]) == 0  # the append wrote nothing
+
+
+async def test_a_missing_owner_is_corrupt_not_unowned(gate: RedisGate,
+                                                      store: RedisThreadStore) -> None:
+    # defaulting it to "" would hand the thread to every run without an identity
+    await store.create_thread("t1", owner='{"user":"bob"}')
+    await gate.client.hdel(store.keys("t1")[0], "owner")
+    with pytest.raises(StoreError, match="owner of thread 't1' is corrupt: it is missing"):
+        await store.get_thread("t1")
+
+
+@pytest.mark.parametrize("key", ["events", "event_ids", "claim"])
+async def test_a_foreign_value_under_a_new_key_raises_store_error(
+        gate: RedisGate, store: RedisThreadStore, key: str) -> None:
+    await store.create_thread("t1")
+    events, event_ids = store.event_keys("t1")
+    target = {"events": events, "event_ids": event_ids}.get(key)
+    if target is None:
+        await gate.client.hset(store.claim_key("t1"), mapping={"x": 1})
+        with pytest.raises(StoreError, match="its claim key holds a hash"):
+            await store.claim("t1", "run_a", lease=30)
+        # in a batch of renewals, it is only not renewed: the others are
+        assert await store.claim("t2", "run_b", lease=30)
+        assert await store.renew_claims([("t1", "run_a"), ("t2", "run_b")], lease=30) == [
+            False, True]
+    else:
+        await gate.client.hset(target, mapping={"x": 1})
+        with pytest.raises(StoreError, match=f"its {key} key holds a hash"):
+            await store.events("t1")
+    assert store.gate.available and store.gate.failures == 0
+
+
+async def test_events_expire_with_their_thread(gate: RedisGate,
+                                               make_store: Callable[..., RedisThreadStore]) -> None:
+    store = make_store(ttl=60)
+    await store.create_thread("t1")
+    await store.append_events("t1", [ThreadEvent("x", id="e1")])
+    for key in store.event_keys("t1"):
+        assert 55_000 < await gate.client.pttl(key) <= 60_000
+    assert await store.claim("t1", "run_a", lease=30)
+    assert 25_000 < await gate.client.pttl(store.claim_key("t1")) <= 30_000  # its own lease
+
+
+@pytest.mark.redis
+async def test_five_hundred_concurrent_writers_queue_instead_of_failing(
+        redis_gate: GateFactory) -> None:
+    """Failed before: past redis-py's 100 pooled connections, commands failed with
+    MaxConnectionsError, which opened the circuit as if Redis were down: 400 of 500
+    concurrent runs' writes failed on a healthy Redis."""
+    gate = redis_gate(timeout=0.5)
+    store = RedisThreadStore(gate, retry_for=0)  # no retries to hide behind
+    failures: list[BaseException] = []
+
+    async def writer(n: int) -> None:
+        try:
+            await store.create_thread(f"t{n}", exist_ok=True)
+            for i in range(3):
+                await store.append(f"t{n}", batch(f"m{i}", 1), expected_count=i)
+        except StoreError as exc:
+            failures.append(exc)
+
+    with capture_events() as logs:
+        async with anyio.create_task_group() as tg:
+            for n in range(500):
+                tg.start_soon(writer, n)
+    assert failures == []
+    assert "redis.unavailable" not in [e["event"] for e in logs]
+    assert (await store.get_thread("t499")) is not None

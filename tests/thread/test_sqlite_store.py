@@ -1,20 +1,22 @@
 from __future__ import annotations
 
+import shutil
 import sqlite3
 from contextlib import closing
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
 
 from agentrt._errors import StoreError
+from agentrt.thread._messages import ThreadEvent, ThreadState
 from agentrt.thread.sqlite import SCHEMA_VERSION, SQLiteThreadStore
 
 from .conformance import ThreadStoreConformance, assert_same_messages, batch, ids, tricky_messages
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
-    from pathlib import Path
 
 
 def raw(path: Path, sql: str, *params: Any) -> list[Any]:
@@ -159,3 +161,71 @@ async def test_in_memory_database() -> None:
         await store.create_thread("t1")
         await store.append("t1", tricky_messages())
         assert_same_messages(await store.messages("t1"), tricky_messages())
+
+
+# -- schema version 1 -> 2 ----------------------------------------------------------------
+
+V1_FILE = Path(__file__).with_name("fixtures") / "threads-v1.db"
+
+
+@pytest.fixture
+def v1_db(tmp_path: Path) -> Path:
+    """A copy of a file written by agentrt's version-1 store (tests/thread/fixtures)."""
+    db = tmp_path / "threads.db"
+    shutil.copyfile(V1_FILE, db)
+    assert raw(db, "PRAGMA user_version") == [(1,)]
+    return db
+
+
+@pytest.mark.anyio
+async def test_a_version_1_file_is_migrated_in_place(v1_db: Path) -> None:
+    before = raw(v1_db, "SELECT id, created_at, updated_at, touch, metadata FROM threads")
+    async with SQLiteThreadStore(v1_db) as store:
+        assert raw(v1_db, "PRAGMA user_version") == [(SCHEMA_VERSION,)] == [(2,)]
+        # everything version 1 stored is there as it was
+        assert [t.id for t in await store.list_threads()] == ["empty", "legacy"]
+        legacy = await store.get_thread("legacy")
+        assert legacy is not None
+        assert repr(legacy.metadata) == repr({"user": "ünïcode", "n": 1.0})
+        assert legacy.message_count == len(tricky_messages())
+        assert_same_messages(await store.messages("legacy"), tricky_messages())
+        # threads from before owners belong to runs without an identity
+        assert legacy.owner == ""
+        assert await store.get_state("legacy") == ThreadState({}, 0)
+        assert await store.events("legacy") == []
+        # and what version 2 added works on them
+        await store.append("legacy", batch("more", 1), expected_count=len(tricky_messages()))
+        await store.set_owner("legacy", '{"user":"bob"}', expected="")
+        await store.set_state("legacy", {"pending": []}, expected_version=0)
+        await store.append_events("legacy", [ThreadEvent("summary", {"text": "hi"}, id="e1")])
+        assert await store.claim("legacy", "run_a", lease=30)
+    after = raw(v1_db, "SELECT id, created_at, updated_at, touch, metadata FROM threads "
+                       "WHERE id = 'empty'")
+    assert after == [row for row in before if row[0] == "empty"]
+    async with SQLiteThreadStore(v1_db) as store:  # reopened: nothing migrates twice
+        info = await store.get_thread("legacy")
+        assert info is not None and info.owner == '{"user":"bob"}'
+        assert ids(await store.events("legacy")) == ["e1"]
+        assert not await store.claim("legacy", "run_b", lease=30)
+
+
+@pytest.mark.anyio
+async def test_two_stores_migrating_one_file_at_once(v1_db: Path) -> None:
+    async with SQLiteThreadStore(v1_db) as a, SQLiteThreadStore(v1_db) as b:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(a.get_thread, "legacy")
+            tg.start_soon(b.get_thread, "legacy")
+        assert_same_messages(await b.messages("legacy"), tricky_messages())
+    assert raw(v1_db, "PRAGMA user_version") == [(2,)]
+    columns = [row[1] for row in raw(v1_db, "PRAGMA table_info(threads)")]
+    assert columns.count("owner") == 1 and columns.count("state") == 1
+
+
+@pytest.mark.anyio
+async def test_a_file_newer_than_version_2_is_refused_without_change(v1_db: Path) -> None:
+    raw(v1_db, "PRAGMA user_version = 3")
+    store = SQLiteThreadStore(v1_db)
+    with pytest.raises(StoreError, match="schema version 3, newer"):
+        await store.get_thread("legacy")
+    await store.aclose()
+    assert "owner" not in [row[1] for row in raw(v1_db, "PRAGMA table_info(threads)")]
