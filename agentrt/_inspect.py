@@ -63,6 +63,8 @@ def _shown(name: str, value: Any) -> Any:
     """A JSON-able value, secrets masked (a Redis URL keeps all but its password)."""
     if isinstance(value, SecretStr):
         return mask_url(value.get_secret_value()) if name == "redis_url" else _SECRET
+    if name == "anthropic_base_url" and isinstance(value, str):
+        return mask_url(value)  # a proxy's ``user:password@`` is a secret too
     if isinstance(value, Path):
         return str(value)
     return value

@@ -174,3 +174,14 @@ def test_an_unexpected_error_is_one_line_with_a_hint(capsys: pytest.CaptureFixtu
     err = capsys.readouterr().err
     assert "Traceback" in err and 'raise RuntimeError("boom")' in err
     assert err.splitlines()[-1] == "agentrt: internal error: RuntimeError: boom"
+
+
+def test_config_show_masks_the_userinfo_of_the_api_base_url(monkeypatch: pytest.MonkeyPatch,
+                                                            tmp_path: Path) -> None:
+    """Failed before: a proxy's ``user:password@`` in the base URL was shown as is."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("AGENTRT_ANTHROPIC_BASE_URL", "https://proxy:s3cr%2Ft@llm.internal/")
+    code, out = run("config", "show")
+    assert code == 0
+    assert "s3cr" not in out
+    assert 'anthropic_base_url = "https://proxy:***@llm.internal/"' in out
