@@ -303,12 +303,31 @@ async def test_a_foreign_index_member_raises_store_error(gate: RedisGate,
         await store.list_threads()
 
 
-async def test_scripts_are_reloaded_after_a_script_flush(gate: RedisGate,
-                                                         store: RedisThreadStore) -> None:
+async def _append_after_a_script_flush(gate: RedisGate) -> None:
+    store = RedisThreadStore(gate)
     await store.create_thread("t1")
     await gate.client.script_flush()  # as after a restart or a failover
     await store.append("t1", batch("m", 1))
     assert ids(await store.messages("t1")) == ["m-0"]
+
+
+async def test_scripts_are_reloaded_after_a_script_flush(fake_redis_gate: RedisGate) -> None:
+    await _append_after_a_script_flush(fake_redis_gate)
+
+
+@pytest.mark.redis
+@pytest.mark.integration
+async def test_scripts_are_reloaded_after_a_script_flush_on_a_real_server(
+        redis_server_process: RedisServerProcess) -> None:
+    """On a private server: SCRIPT FLUSH is server-wide, and on the shared one it
+    failed other tests' scripts mid-call."""
+    from agentrt._redis import RedisGate
+
+    gate = RedisGate(redis_server_process.url, prefix="flush")
+    try:
+        await _append_after_a_script_flush(gate)
+    finally:
+        await gate.aclose()
 
 
 # -- values this store did not write ----------------------------------------------------
