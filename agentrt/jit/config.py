@@ -144,6 +144,8 @@ class JITConfig(BaseModel):
 
     @classmethod
     def from_toml(cls, path: str | os.PathLike[str]) -> JITConfig:
+        """The config in a TOML file; a missing file, a syntax error or a bad field is a
+        ``ConfigError`` naming the file (and line and column, or the field)."""
         file = Path(path)
         try:
             data = tomllib.loads(file.read_text(encoding="utf-8"))

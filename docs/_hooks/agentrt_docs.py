@@ -1,0 +1,143 @@
+"""MkDocs hooks of the agentrt site: the pages that are generated, so they cannot drift.
+
+- ``<!-- settings-reference -->`` in a page becomes the table of every field of
+  :class:`agentrt.Settings` (its TOML key, environment variable, type, default and
+  description), read from the model at build time.
+- ``<!-- api: MODULE -->`` becomes one mkdocstrings entry (``::: MODULE.NAME``) per name
+  of ``MODULE.__all__``, so a name added to a public API appears in the reference.
+- Every public name lacking a docstring is a warning, which ``mkdocs build --strict``
+  turns into a failed build (see :func:`missing_docstrings`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import re
+from typing import Any
+
+log = logging.getLogger("mkdocs.plugins.agentrt_docs")
+
+# The public API: agentrt's own names and its public subpackages'.
+PUBLIC_MODULES = ("agentrt", "agentrt.pipeline", "agentrt.tools", "agentrt.thread",
+                  "agentrt.jit", "agentrt.testing")
+# Protocols whose documented methods document their implementations' (the stores' methods).
+PROTOCOLS = ("agentrt.thread._store.ThreadStore", "agentrt.jit.guides.GuideCache",
+             "agentrt.pipeline._stage.Stage")
+_API = re.compile(r"^<!-- api: ([\w.]+) -->$", re.MULTILINE)
+_SETTINGS = "<!-- settings-reference -->"
+
+
+def public_names(module: str) -> list[str]:
+    """``module.__all__`` without dunders (``__version__``)."""
+    return [n for n in importlib.import_module(module).__all__ if not n.startswith("__")]
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _type_name(annotation: Any) -> str:
+    text = getattr(annotation, "__name__", None) if isinstance(annotation, type) else None
+    text = text or str(annotation).replace("typing.", "").replace("pydantic.types.", "")
+    return text.replace("pathlib.", "").replace("NoneType", "None")
+
+
+def _bounds(info: Any) -> str:
+    parts = []
+    for item in info.metadata:
+        for attr, sign in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<="),
+                           ("min_length", "length >=")):
+            value = getattr(item, attr, None)
+            if value is not None:
+                parts.append(f"{sign} {value:_}" if isinstance(value, int) else f"{sign} {value}")
+    return ", ".join(parts)
+
+
+def _default(info: Any) -> str:
+    default = info.default
+    if default is None:
+        return "unset"
+    if isinstance(default, bool):
+        return f"`{str(default).lower()}`"
+    if isinstance(default, int | float):
+        return f"`{default:_}`" if isinstance(default, int) else f"`{default}`"
+    return f"`{default}`"
+
+
+def settings_reference() -> str:
+    """A Markdown table of every setting, from the Settings model itself."""
+    from agentrt.settings import Settings
+
+    rows = ["| setting | environment variable | type | default | description |",
+            "|---|---|---|---|---|"]
+    for name, info in Settings.model_fields.items():
+        kind = _type_name(info.annotation)
+        bounds = _bounds(info)
+        if bounds:
+            kind = f"{kind} ({bounds})"
+        env = f"`AGENTRT_{name.upper()}`"
+        if name == "anthropic_api_key":
+            env += " or `ANTHROPIC_API_KEY`"
+        rows.append(f"| `{name}` | {env} | `{_cell(kind)}` | {_default(info)} | "
+                    f"{_cell(info.description or '')} |")
+    return "\n".join(rows)
+
+
+def api_entries(module: str) -> str:
+    """One mkdocstrings block per public name of ``module``."""
+    return "\n\n".join(f"::: {module}.{name}" for name in public_names(module))
+
+
+def missing_docstrings() -> list[str]:
+    """Public names without a docstring, as griffe (what mkdocstrings renders) sees them.
+
+    Checked: every name of each public module's ``__all__`` (functions and classes),
+    and every public method of the classes of ``agentrt.__all__``, unless a base class
+    or a protocol it implements (:data:`PROTOCOLS`) documents the same method.
+    """
+    import griffe
+
+    package = griffe.load("agentrt", resolve_aliases=True, resolve_external=False)
+    protocols = [package[p.removeprefix("agentrt.")] for p in PROTOCOLS]
+
+    def final(obj: Any) -> Any:
+        return obj.final_target if obj.is_alias else obj
+
+    def documented_elsewhere(cls: Any, method: str) -> bool:
+        for base in [*cls.mro(), *protocols]:
+            member = base.members.get(method)
+            if member is not None and final(member).docstring:
+                return True
+        return False
+
+    missing: list[str] = []
+    for module in PUBLIC_MODULES:
+        for name in public_names(module):
+            target = final(package[f"{module}.{name}".removeprefix("agentrt.")])
+            if target.is_attribute:
+                continue
+            if not target.docstring:
+                missing.append(f"{module}.{name}")
+            if module != "agentrt" or not target.is_class:
+                continue
+            for member_name, member in target.members.items():
+                if member_name.startswith("_"):
+                    continue
+                member = final(member)
+                if (member.is_function and not member.docstring
+                        and not documented_elsewhere(target, member_name)):
+                    missing.append(f"{module}.{name}.{member_name}")
+    return missing
+
+
+def on_config(config: Any) -> Any:
+    for name in missing_docstrings():
+        log.warning("public name without a docstring: %s", name)
+    return config
+
+
+def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
+    if _SETTINGS in markdown:
+        markdown = markdown.replace(_SETTINGS, settings_reference())
+    return _API.sub(lambda m: api_entries(m[1]), markdown)
