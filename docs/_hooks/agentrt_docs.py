@@ -5,6 +5,7 @@
   description), read from the model at build time.
 - ``<!-- api: MODULE -->`` becomes one mkdocstrings entry (``::: MODULE.NAME``) per name
   of ``MODULE.__all__``, so a name added to a public API appears in the reference.
+- Sphinx roles left in docstrings (``:class:``) are dropped from the rendered pages.
 - Every public name lacking a docstring is a warning, which ``mkdocs build --strict``
   turns into a failed build (see :func:`missing_docstrings`).
 """
@@ -26,6 +27,10 @@ PROTOCOLS = ("agentrt.thread._store.ThreadStore", "agentrt.jit.guides.GuideCache
              "agentrt.pipeline._stage.Stage")
 _API = re.compile(r"^<!-- api: ([\w.]+) -->$", re.MULTILINE)
 _SETTINGS = "<!-- settings-reference -->"
+# Sphinx roles in docstrings (":class:`~agentrt.RunResult`"), as rendered: the role dropped,
+# and a "~" path shortened to its last part, as Sphinx shows it.
+_ROLE = re.compile(r":(?:class|func|meth|mod|data|exc|attr|obj):(?=<code>)")
+_TILDE = re.compile(r"<code>~(?:[\w]+\.)*([\w]+)</code>")
 
 
 def public_names(module: str) -> list[str]:
@@ -141,3 +146,7 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
     if _SETTINGS in markdown:
         markdown = markdown.replace(_SETTINGS, settings_reference())
     return _API.sub(lambda m: api_entries(m[1]), markdown)
+
+
+def on_page_content(html: str, page: Any, config: Any, files: Any) -> str:
+    return _TILDE.sub(r"<code>\1</code>", _ROLE.sub("", html))
