@@ -33,7 +33,7 @@ test-fast: $(STAMP)  ## unit tests only (no HTTP server, Redis or child processe
 	$(PY) -m pytest -m "not integration and not redis"
 
 lint: $(STAMP)  ## ruff
-	$(VENV)/bin/ruff check agentrt tests examples bench
+	$(VENV)/bin/ruff check agentrt tests examples bench docs
 
 typecheck: $(STAMP)  ## mypy --strict on the package
 	$(VENV)/bin/mypy

@@ -11,13 +11,17 @@ languages (``toml``, ``text``) are shown, not run.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import processes
 import pytest
 from test_readme import VENV, _copy, _env
+
+from agentrt.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -72,6 +76,37 @@ def test_a_marker_is_understood() -> None:
     text = "<!-- not-run: needs an API key -->\n```python\nx = 1\n```\n<!-- expect: 1 -->\n"
     m = _FENCE.search(text)
     assert m is not None and m["why"] == "needs an API key" and m["lang"] == "python"
+
+
+def _hooks() -> Any:  # docs/_hooks is not a package: loaded by path, as mkdocs loads it
+    spec = importlib.util.spec_from_file_location("agentrt_docs", DOCS / "_hooks" /
+                                                  "agentrt_docs.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_settings_reference_is_generated_from_the_model() -> None:
+    table = _hooks().settings_reference()
+    for name, info in Settings.model_fields.items():
+        assert f"| `{name}` | `AGENTRT_{name.upper()}`" in table
+        assert (info.description or "").split()[0] in table
+    assert "<!-- settings-reference -->" in (DOCS / "settings.md").read_text()
+
+
+def test_the_api_reference_names_every_public_name() -> None:
+    hooks = _hooks()
+    for module in hooks.PUBLIC_MODULES:
+        page = (DOCS / "api" / f"{module.rpartition('.')[2]}.md").read_text()
+        assert f"<!-- api: {module} -->" in page
+        entries = hooks.api_entries(module)
+        assert all(f"::: {module}.{name}" in entries for name in hooks.public_names(module))
+
+
+def test_every_public_name_has_a_docstring() -> None:
+    pytest.importorskip("griffe", reason="the docs extra (make docs) brings griffe")
+    assert _hooks().missing_docstrings() == []
 
 
 @pytest.mark.integration

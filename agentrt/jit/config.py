@@ -238,6 +238,8 @@ class ToolPolicy:
         return (self._listed, self._blocked, self._disabled, methods, self._allow_unlisted)
 
     def may_activate(self, tool: str) -> bool:
+        """May ``tool`` be activated: in the catalog, not blocked, and listed (or unlisted
+        tools allowed)?"""
         return (tool in self._catalog and tool not in self._blocked
                 and (self._allow_unlisted or tool in self._listed))
 

@@ -109,10 +109,12 @@ class TTLCache(Generic[V]):
         return True
 
     def delete(self, key: str) -> None:
+        """Drop the entry of ``key``, if any."""
         if key in self._data:
             self._drop(key)
 
     def invalidate(self, tags: Iterable[str]) -> int:
+        """Drop every entry tagged with any of ``tags``; the number dropped."""
         keys = set().union(*(self._tags.get(tag, ()) for tag in tags))
         for key in keys:
             self._drop(key)

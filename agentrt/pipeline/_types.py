@@ -122,12 +122,14 @@ class StatsRecorder:
     hits: Counter[str] = field(default_factory=Counter)
 
     def record(self, outcome: ToolOutcome) -> None:
+        """Count one call and the stage that answered it."""
         self.tool_calls += 1
         self.errors += outcome.is_error
         if outcome.source not in NOT_ANSWERED:
             self.hits[outcome.source] += 1
 
     def snapshot(self) -> RunStats:
+        """The counters so far, as an immutable ``RunStats``."""
         return RunStats(self.tool_calls, self.executed, self.errors, dict(self.hits))
 
 

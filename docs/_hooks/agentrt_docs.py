@@ -24,7 +24,8 @@ PUBLIC_MODULES = ("agentrt", "agentrt.pipeline", "agentrt.tools", "agentrt.threa
                   "agentrt.jit", "agentrt.testing")
 # Protocols whose documented methods document their implementations' (the stores' methods).
 PROTOCOLS = ("agentrt.thread._store.ThreadStore", "agentrt.jit.guides.GuideCache",
-             "agentrt.pipeline._stage.Stage")
+             "agentrt.pipeline._stage.Stage", "agentrt.tools._provider.RunTools",
+             "agentrt.tools._provider.ToolProvider")
 _API = re.compile(r"^<!-- api: ([\w.]+) -->$", re.MULTILINE)
 _SETTINGS = "<!-- settings-reference -->"
 # Sphinx roles in docstrings (":class:`~agentrt.RunResult`"), as rendered: the role dropped,
@@ -98,8 +99,8 @@ def missing_docstrings() -> list[str]:
     """Public names without a docstring, as griffe (what mkdocstrings renders) sees them.
 
     Checked: every name of each public module's ``__all__`` (functions and classes),
-    and every public method of the classes of ``agentrt.__all__``, unless a base class
-    or a protocol it implements (:data:`PROTOCOLS`) documents the same method.
+    and every public method of those classes, unless a base class or a protocol it
+    implements (:data:`PROTOCOLS`) documents the same method.
     """
     import griffe
 
@@ -117,6 +118,7 @@ def missing_docstrings() -> list[str]:
         return False
 
     missing: list[str] = []
+    seen: set[str] = set()  # a class exported twice is checked once
     for module in PUBLIC_MODULES:
         for name in public_names(module):
             target = final(package[f"{module}.{name}".removeprefix("agentrt.")])
@@ -124,8 +126,9 @@ def missing_docstrings() -> list[str]:
                 continue
             if not target.docstring:
                 missing.append(f"{module}.{name}")
-            if module != "agentrt" or not target.is_class:
+            if not target.is_class or target.path in seen:
                 continue
+            seen.add(target.path)
             for member_name, member in target.members.items():
                 if member_name.startswith("_"):
                     continue
