@@ -90,7 +90,7 @@ def _hooks() -> Any:  # docs/_hooks is not a package: loaded by path, as mkdocs 
 def test_the_settings_reference_is_generated_from_the_model() -> None:
     table = _hooks().settings_reference()
     for name, info in Settings.model_fields.items():
-        assert f"| `{name}` | `AGENTRT_{name.upper()}`" in table
+        assert f"### `{name}` {{#{name}}}" in table and f"`AGENTRT_{name.upper()}`" in table
         assert (info.description or "").split()[0] in table
     assert "<!-- settings-reference -->" in (DOCS / "settings.md").read_text()
 

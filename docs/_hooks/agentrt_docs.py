@@ -1,8 +1,8 @@
 """MkDocs hooks of the agentrt site: the pages that are generated, so they cannot drift.
 
-- ``<!-- settings-reference -->`` in a page becomes the table of every field of
-  :class:`agentrt.Settings` (its TOML key, environment variable, type, default and
-  description), read from the model at build time.
+- ``<!-- settings-reference -->`` in a page becomes a section per field of
+  :class:`agentrt.Settings` (its TOML key, description, type, default and environment
+  variable), read from the model at build time.
 - ``<!-- api: MODULE -->`` becomes one mkdocstrings entry (``::: MODULE.NAME``) per name
   of ``MODULE.__all__``, so a name added to a public API appears in the reference.
 - Sphinx roles left in docstrings (``:class:``) are dropped from the rendered pages.
@@ -39,24 +39,20 @@ def public_names(module: str) -> list[str]:
     return [n for n in importlib.import_module(module).__all__ if not n.startswith("__")]
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
 def _type_name(annotation: Any) -> str:
     text = getattr(annotation, "__name__", None) if isinstance(annotation, type) else None
     text = text or str(annotation).replace("typing.", "").replace("pydantic.types.", "")
-    return text.replace("pathlib.", "").replace("NoneType", "None")
+    return text.replace("pathlib.", "").replace("NoneType", "None").replace(" | None", "")
 
 
 def _bounds(info: Any) -> str:
-    parts = []
+    parts: list[str] = []
     for item in info.metadata:
         for attr, sign in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<="),
                            ("min_length", "length >=")):
             value = getattr(item, attr, None)
             if value is not None:
-                parts.append(f"{sign} {value:_}" if isinstance(value, int) else f"{sign} {value}")
+                parts.append(f"{sign} {value}")
     return ", ".join(parts)
 
 
@@ -67,27 +63,28 @@ def _default(info: Any) -> str:
     if isinstance(default, bool):
         return f"`{str(default).lower()}`"
     if isinstance(default, int | float):
-        return f"`{default:_}`" if isinstance(default, int) else f"`{default}`"
-    return f"`{default}`"
+        return f"`{default}`"
+    return f'`"{default}"`'
 
 
 def settings_reference() -> str:
-    """A Markdown table of every setting, from the Settings model itself."""
+    """Every setting, from the Settings model itself: a heading (its TOML key, which is
+    also its anchor: ``settings.md#thread_wait``), its description, then its type,
+    bounds, default and environment variable."""
     from agentrt.settings import Settings
 
-    rows = ["| setting | environment variable | type | default | description |",
-            "|---|---|---|---|---|"]
+    sections = []
     for name, info in Settings.model_fields.items():
-        kind = _type_name(info.annotation)
+        kind = f"`{_type_name(info.annotation)}`"
         bounds = _bounds(info)
         if bounds:
-            kind = f"{kind} ({bounds})"
+            kind += f" ({bounds})"
         env = f"`AGENTRT_{name.upper()}`"
         if name == "anthropic_api_key":
             env += " or `ANTHROPIC_API_KEY`"
-        rows.append(f"| `{name}` | {env} | `{_cell(kind)}` | {_default(info)} | "
-                    f"{_cell(info.description or '')} |")
-    return "\n".join(rows)
+        sections.append(f"### `{name}` {{#{name}}}\n\n{info.description or ''}\n\n"
+                        f"Type {kind} · default {_default(info)} · environment {env}")
+    return "\n\n".join(sections)
 
 
 def api_entries(module: str) -> str:
