@@ -4,7 +4,8 @@
   :class:`agentrt.Settings` (its TOML key, description, type, default and environment
   variable), read from the model at build time.
 - ``<!-- api: MODULE -->`` becomes one mkdocstrings entry (``::: MODULE.NAME``) per name
-  of ``MODULE.__all__``, so a name added to a public API appears in the reference.
+  of ``MODULE.__all__``, so a name added to a public API appears in the reference
+  (``agentrt``'s in sections, by the module that defines each name).
 - Sphinx roles left in docstrings (``:class:``) are dropped from the rendered pages.
 - Every public name lacking a docstring is a warning, which ``mkdocs build --strict``
   turns into a failed build (see :func:`missing_docstrings`).
@@ -87,9 +88,33 @@ def settings_reference() -> str:
     return "\n\n".join(sections)
 
 
+# agentrt's own page: its names in sections by the module that defines them
+# (``agentrt._EXPORTS``); a name from a module not listed here goes under "Other".
+_SECTIONS = {
+    ".agent": "Agents and runs", ".runtime": "Agents and runs", "._context": "Agents and runs",
+    "._result": "Agents and runs", ".llm._usage": "Agents and runs",
+    "._events": "Events", ".tools": "Tools", ".jit": "Just-in-time tools",
+    ".thread": "Threads", ".thread.memory": "Threads", ".thread.sqlite": "Threads",
+    ".settings": "Settings and logging", ".log": "Settings and logging", "._errors": "Errors",
+    ".pipeline._types": "Pipeline (extension API)", ".pipeline._stage": "Pipeline (extension API)",
+}
+
+
 def api_entries(module: str) -> str:
-    """One mkdocstrings block per public name of ``module``."""
-    return "\n\n".join(f"::: {module}.{name}" for name in public_names(module))
+    """One mkdocstrings block per public name of ``module``; agentrt's in sections."""
+    names = public_names(module)
+    if module != "agentrt":
+        return "\n\n".join(f"::: {module}.{name}" for name in names)
+    exports = importlib.import_module("agentrt")._EXPORTS
+    sections: dict[str, list[str]] = {}
+    for name in names:
+        sections.setdefault(_SECTIONS.get(exports[name], "Other"), []).append(name)
+    order = [*dict.fromkeys(_SECTIONS.values()), "Other"]
+    return "\n\n".join(
+        f"## {title}\n\n" + "\n\n".join(
+            f"::: agentrt.{name}\n    options:\n      heading_level: 3"
+            for name in sections[title])
+        for title in order if title in sections)
 
 
 def missing_docstrings() -> list[str]:
