@@ -6,8 +6,9 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-dev
 BENCH_STAMP := $(VENV)/.installed-bench
+DOCS_STAMP  := $(VENV)/.installed-docs
 
-.PHONY: help install test test-fast lint typecheck check demo bench load soak clean
+.PHONY: help install test test-fast lint typecheck check docs demo bench load soak clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -32,12 +33,20 @@ test-fast: $(STAMP)  ## unit tests only (no HTTP server, Redis or child processe
 	$(PY) -m pytest -m "not integration and not redis"
 
 lint: $(STAMP)  ## ruff
-	$(VENV)/bin/ruff check agentrt tests examples bench
+	$(VENV)/bin/ruff check agentrt tests examples bench docs
 
 typecheck: $(STAMP)  ## mypy --strict on the package
 	$(VENV)/bin/mypy
 
 check: lint typecheck  ## lint and typecheck
+
+$(DOCS_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e ".[dev,docs]"
+	@touch $(DOCS_STAMP)
+
+# NO_MKDOCS_2_WARNING: silence mkdocs-material's banner about mkdocs 2 (not a warning of ours).
+docs: $(DOCS_STAMP)  ## build the documentation site into site/ (mkdocs --strict: any warning fails)
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
 
 demo: $(STAMP)  ## run the shop example (offline on the fake server unless ANTHROPIC_API_KEY is set)
 	$(PY) examples/shop.py
@@ -56,4 +65,4 @@ soak: $(STAMP)  ## 10 minutes at a steady rate: fails if memory or open sockets 
 	$(PY) tests/reliability/load.py soak --minutes 10
 
 clean:  ## remove the virtual environment and caches
-	rm -rf $(VENV) .mypy_cache .ruff_cache .agentrt
+	rm -rf $(VENV) .mypy_cache .ruff_cache .agentrt site

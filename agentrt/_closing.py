@@ -11,7 +11,10 @@ __all__ = ["AsyncClosing"]
 
 
 class AsyncClosing:
+    """A base for what holds resources: ``async with`` closes it with :meth:`aclose`."""
+
     async def aclose(self) -> None:
+        """Release what the object holds."""
         raise NotImplementedError
 
     async def __aenter__(self) -> Self:

@@ -92,6 +92,8 @@ class StoreError(AgentRtError):
 
 
 class ThreadNotFoundError(StoreError):
+    """The thread id names no thread of this store (``thread_id`` says which)."""
+
     def __init__(self, thread_id: str) -> None:
         super().__init__(f"thread {thread_id!r} does not exist in this store")
         self.thread_id = thread_id

@@ -22,11 +22,16 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class TextDelta:
+    """A piece of the assistant's text as it streams in."""
+
     text: str
 
 
 @dataclass(frozen=True, slots=True)
 class ToolCallStarted:
+    """The model asked for a tool call (``id`` is its ``tool_use`` id); the pipeline
+    is about to answer it."""
+
     id: str
     name: str
     input: dict[str, Any]
@@ -46,6 +51,8 @@ class ToolCallFinished:
 
 @dataclass(frozen=True, slots=True)
 class TurnFinished:
+    """One model turn ended (``stop_reason`` as the API gave it) with its token usage."""
+
     iteration: int
     stop_reason: str
     usage: Usage = field(default_factory=Usage)
@@ -53,6 +60,8 @@ class TurnFinished:
 
 @dataclass(frozen=True, slots=True)
 class RunFinished:
+    """The last event of a run: its :class:`~agentrt.RunResult`."""
+
     result: RunResult
 
 

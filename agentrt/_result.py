@@ -27,6 +27,7 @@ class RunResult:
     limit: Limit | None = None
 
     def to_json(self) -> dict[str, Any]:
+        """The result as JSON, as ``agentrt run --json`` prints it."""
         return {
             "text": self.text,
             "thread_id": self.thread_id,

@@ -247,6 +247,7 @@ class Agent(AsyncClosing):
         raise AgentRtError("the run ended without a result")  # pragma: no cover
 
     async def aclose(self) -> None:
+        """Close the runtime if the agent opened it itself (none was given)."""
         if self._owns_runtime:
             await self.runtime.aclose()
 

@@ -155,6 +155,8 @@ class Runtime:
         return True
 
     async def aclose(self) -> None:
+        """Stop the background tasks and close the store, Redis and the model client.
+        Idempotent; ``async with Runtime()`` calls it."""
         if self._closed:
             return
         self._closed = True

@@ -234,6 +234,8 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The sources, highest precedence first: arguments, environment, ``.env``, then
+        the TOML file when there is one (pydantic-settings' hook)."""
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings, dotenv_settings]
         toml = config_file()
         if toml is not None:

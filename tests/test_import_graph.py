@@ -102,3 +102,29 @@ def test_storage_imports_nothing_above_it() -> None:
         if module.startswith("agentrt.thread"):
             wrong = sorted(i for i in imports if i.startswith(above))
             assert not wrong, f"{module} imports {wrong}"
+
+
+# What each layer must not import (docs/architecture.md states the same direction).
+_LAYERS = {
+    "agentrt.tools": ("agentrt.pipeline", "agentrt.llm", "agentrt.loop", "agentrt.jit",
+                      "agentrt.agent", "agentrt.runtime"),
+    "agentrt.pipeline": ("agentrt.llm", "agentrt.loop", "agentrt.jit", "agentrt.agent",
+                         "agentrt.runtime"),
+    "agentrt.llm": ("agentrt.pipeline", "agentrt.tools", "agentrt.loop", "agentrt.jit",
+                    "agentrt.agent", "agentrt.runtime"),
+    "agentrt.loop": ("agentrt.jit", "agentrt.agent", "agentrt.runtime"),
+    "agentrt.jit": ("agentrt.loop", "agentrt.agent", "agentrt.pipeline", "agentrt.llm"),
+    "agentrt.runtime": ("agentrt.loop", "agentrt.agent"),
+}
+
+
+def test_layers_point_down() -> None:
+    """The dependency direction of docs/architecture.md: each layer imports only below it."""
+    graph = import_graph()
+    for layer, forbidden in _LAYERS.items():
+        for module, imports in graph.items():
+            if module == layer or module.startswith(layer + "."):
+                wrong = sorted(i for i in imports if i.startswith(forbidden))
+                assert not wrong, f"{module} imports {wrong}"
+    importers = {m for m, imports in graph.items() if "agentrt.agent" in imports}
+    assert importers <= {"agentrt", "agentrt._chat", "agentrt._target"}, importers

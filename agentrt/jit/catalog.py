@@ -57,12 +57,14 @@ class CatalogEntry:
 
     @classmethod
     def of_class(cls, tool: type[Tool], source: Source) -> CatalogEntry:
+        """The entry of an imported tool class."""
         return cls(name=tool.name, source=source, import_path=import_path_of(tool),
                    summary=summary_of(tool.__doc__), version=tool.version,
                    requires=tuple(tool.requires), functions=tuple(tool.functions()), cls=tool)
 
     @classmethod
     def of_manifest(cls, row: ManifestTool, source: Source) -> CatalogEntry:
+        """The entry of a tool known from its manifest row (not imported)."""
         return cls(name=row.name, source=source, import_path=row.location,
                    summary=row.summary, version=row.version, requires=row.requires,
                    functions=row.functions, fingerprint=row.fingerprint or None)
@@ -153,6 +155,8 @@ class Catalog:
         return len(self._entries) + len(self._described)
 
     def entry(self, name: str) -> CatalogEntry:
+        """The tool's entry (built from the manifest on first use); ``KeyError`` if the
+        catalog has no such tool."""
         found = self._entries.get(name) or self._built.get(name)
         if found is None:
             source = self._described[name]  # KeyError: not in the catalog
@@ -169,9 +173,11 @@ class Catalog:
         return self._functions.get(function) or self._manifest_owner(function)
 
     def names(self) -> list[str]:
+        """Every tool of the catalog."""
         return [*self._entries, *self._described]
 
     def function_names(self) -> list[str]:
+        """Every function of every catalog tool."""
         held = [] if self.manifest is None else [
             fn for fn, tool in self.manifest.functions.items() if tool in self._described]
         return [*self._functions, *held]

@@ -144,6 +144,8 @@ class JITConfig(BaseModel):
 
     @classmethod
     def from_toml(cls, path: str | os.PathLike[str]) -> JITConfig:
+        """The config in a TOML file; a missing file, a syntax error or a bad field is a
+        ``ConfigError`` naming the file (and line and column, or the field)."""
         file = Path(path)
         try:
             data = tomllib.loads(file.read_text(encoding="utf-8"))
@@ -236,6 +238,8 @@ class ToolPolicy:
         return (self._listed, self._blocked, self._disabled, methods, self._allow_unlisted)
 
     def may_activate(self, tool: str) -> bool:
+        """May ``tool`` be activated: in the catalog, not blocked, and listed (or unlisted
+        tools allowed)?"""
         return (tool in self._catalog and tool not in self._blocked
                 and (self._allow_unlisted or tool in self._listed))
 

@@ -47,6 +47,7 @@ class DependencyGraph:
         self._layers: dict[str, int] = {}
 
     def requires(self, name: str) -> tuple[str, ...]:
+        """The tools ``name`` requires directly."""
         return tuple(self._requires.get(name, ()))
 
     def check(self, roots: Iterable[str] | None = None) -> None:

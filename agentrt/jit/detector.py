@@ -66,6 +66,7 @@ class RuntimeSources:
         self.runtime = runtime
 
     def provided(self, run: RunContext) -> Provided:
+        """What a constructor of this run may be given: by name and by type."""
         names: dict[str, Any] = {"thread_id": run.thread_id, "run_id": run.run_id,
                                  "agent_name": run.agent, "identity": dict(run.identity)}
         typed: list[tuple[type, Any]] = [(RunContext, run)]
@@ -138,6 +139,7 @@ class ParameterDetector:
             weakref.WeakKeyDictionary())
 
     def parameters(self, cls: type) -> tuple[Param, ...]:
+        """The constructor parameters of ``cls``, introspected once per class."""
         found = self._params.get(cls)
         if found is None:
             found = self._params[cls] = self._introspect(cls)

@@ -38,13 +38,19 @@ class GuideCache(Protocol):
     """Rendered guides by versioned key. Implementations must not raise for a backend
     outage: ``get`` answers None and ``set`` does nothing (the guide is re-rendered)."""
 
-    async def get(self, key: str) -> str | None: ...
+    async def get(self, key: str) -> str | None:
+        """The guide stored under ``key``, or None (not there, or the backend is down)."""
+        ...
 
-    async def set(self, key: str, value: str) -> None: ...
+    async def set(self, key: str, value: str) -> None:
+        """Store a rendered guide; a backend outage is ignored."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
 class GuideCacheStatistics:
+    """Look-ups answered (``hits``) and not (``misses``), and the guides held (``size``)."""
+
     hits: int
     misses: int
     size: int
@@ -74,6 +80,7 @@ class MemoryGuideCache:
             self._entries.popitem(last=False)
 
     def statistics(self) -> GuideCacheStatistics:
+        """Its counters and size now."""
         return GuideCacheStatistics(self._hits, self._misses, len(self._entries))
 
 

@@ -46,6 +46,9 @@ log = get_logger("agentrt.jit")
 
 
 class JITLoader:
+    """The ToolProvider of a JIT agent: opens each run's :class:`ThreadTools` over the
+    agent-wide :class:`AgentTools` (built on the first run)."""
+
     def __init__(
         self,
         catalog: Catalog,

@@ -146,6 +146,7 @@ class ThreadTools:
     # -- activation --------------------------------------------------------------
 
     async def activate(self, name: str) -> ActivationReport:
+        """Activate one tool with its dependencies (see :meth:`activate_many`)."""
         return await self.activate_many([name])
 
     async def activate_many(self, names: Iterable[str], *,

@@ -44,6 +44,7 @@ class Usage:
         )
 
     def to_json(self) -> dict[str, int]:
+        """The four token counts, by the API's names."""
         return {
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,

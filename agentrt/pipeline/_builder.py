@@ -82,6 +82,7 @@ class PipelineResources:
                       spawn: Callable[[Callable[[], Awaitable[None]]], bool] | None = None,
                       clock: Callable[[], float] = time.monotonic,
                       redis: RedisGate | None = None) -> PipelineResources:
+        """What the stages of every agent of a runtime share, sized by ``settings``."""
         return cls(
             settings=settings,
             local_cache=TTLCache(max_entries=settings.local_cache_max_entries,
@@ -96,6 +97,7 @@ class PipelineResources:
         )
 
     def gate(self, stage: str) -> RedisGate:
+        """The Redis gate for a shared stage; a ``ConfigError`` when Redis is not configured."""
         if self.redis is None:
             raise ConfigError(f"stage {stage!r} needs Redis: set AGENTRT_REDIS_URL",
                               field="pipeline")

@@ -23,6 +23,9 @@ V = TypeVar("V")
 
 @dataclass(frozen=True, slots=True)
 class CacheStatistics:
+    """A snapshot of a :class:`TTLCache`: what it holds, and its counters since it was
+    made (``stale_hits``: expired entries served within their stale window)."""
+
     entries: int
     bytes: int
     hits: int
@@ -48,6 +51,9 @@ class Entry(Generic[V]):
 
 
 class TTLCache(Generic[V]):
+    """An LRU map with a TTL and tags per entry, bounded by entries and by bytes (the
+    local cache's storage)."""
+
     def __init__(self, *, max_entries: int = 10_000, max_bytes: int = 64 * 1024 * 1024,
                  clock: Callable[[], float] = time.monotonic) -> None:
         if max_entries <= 0 or max_bytes <= 0:
@@ -103,10 +109,12 @@ class TTLCache(Generic[V]):
         return True
 
     def delete(self, key: str) -> None:
+        """Drop the entry of ``key``, if any."""
         if key in self._data:
             self._drop(key)
 
     def invalidate(self, tags: Iterable[str]) -> int:
+        """Drop every entry tagged with any of ``tags``; the number dropped."""
         keys = set().union(*(self._tags.get(tag, ()) for tag in tags))
         for key in keys:
             self._drop(key)

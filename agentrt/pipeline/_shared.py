@@ -29,6 +29,9 @@ log = get_logger("agentrt.pipeline")
 
 
 class SharedExecution(Generic[T]):
+    """One execution that several callers wait for (see the module documentation for
+    how cancellation is shared)."""
+
     def __init__(self, on_abandon: T) -> None:
         """``on_abandon`` is what the execution yields if it is cancelled or raises."""
         self._done: anyio.Event | None = None  # made by the first waiter
@@ -61,6 +64,7 @@ class SharedExecution(Generic[T]):
         return self._result
 
     async def join(self) -> T:
+        """Wait for the execution's result as one more waiter."""
         if self._finished:
             return self._result
         self._waiters += 1

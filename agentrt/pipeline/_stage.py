@@ -44,6 +44,13 @@ class StageStatistics:
 
 
 class Stage:
+    """Base of a pipeline stage: answer a call in ``__call__`` or pass it to ``self.next``.
+
+    Subclass it and set ``name``; override the ``replay``, ``forget`` and
+    ``statistics`` hooks only where the stage keeps something (see the module's
+    documentation above).
+    """
+
     name: ClassVar[str] = "stage"
 
     def __init__(self, next_handler: ToolHandler) -> None:

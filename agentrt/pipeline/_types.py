@@ -77,12 +77,17 @@ class ToolOutcome:
     blocks: tuple[dict[str, Any], ...] | None = None
 
     def answered_by(self, source: str) -> ToolOutcome:
+        """The same outcome, as answered by the stage named ``source``."""
         return ToolOutcome(self.content, self.is_error, source, self.transient, self.blocks)
 
     def cacheable(self, options: FunctionOptions) -> bool:
+        """Whether a stage may keep it: a success, or a deterministic error of a function
+        that opted in with ``error_ttl``."""
         return not self.is_error or (options.error_ttl is not None and not self.transient)
 
     def ttl(self, options: FunctionOptions) -> float | None:
+        """Seconds it may be kept: the function's ``error_ttl`` for an error, else its
+        ``ttl`` (None: the cache's default)."""
         return options.error_ttl if self.is_error else options.ttl
 
 
@@ -98,6 +103,7 @@ class RunStats:
     hits: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
+        """The counters as JSON (``agentrt run --json`` prints them)."""
         return {"tool_calls": self.tool_calls, "executed": self.executed,
                 "errors": self.errors, "hits": dict(self.hits)}
 
@@ -116,12 +122,14 @@ class StatsRecorder:
     hits: Counter[str] = field(default_factory=Counter)
 
     def record(self, outcome: ToolOutcome) -> None:
+        """Count one call and the stage that answered it."""
         self.tool_calls += 1
         self.errors += outcome.is_error
         if outcome.source not in NOT_ANSWERED:
             self.hits[outcome.source] += 1
 
     def snapshot(self) -> RunStats:
+        """The counters so far, as an immutable ``RunStats``."""
         return RunStats(self.tool_calls, self.executed, self.errors, dict(self.hits))
 
 
@@ -163,6 +171,8 @@ class CallContext:
     key_heads: dict[tuple[object, str], bytes] = field(default_factory=dict)
 
     def state(self, slot: RunState[T]) -> T:
+        """A stage's state in this run (or this turn, for a per-turn slot), made by the
+        slot's factory on first use."""
         states = self._turn_state if slot.per == "turn" else self._run_state
         found = states.get(slot)
         if found is None:

@@ -89,6 +89,8 @@ class TurnOutcomes:
         self.durations: list[float] = [0.0] * len(self.blocks)
 
     def result_blocks(self, missing: ToolOutcome) -> list[dict[str, Any]]:
+        """The ``tool_result`` blocks in the order of the calls; ``missing`` answers a call
+        that has no outcome."""
         return [result_block(str(b.get("id")), o or missing)
                 for b, o in zip(self.blocks, self.outcomes, strict=True)]
 
@@ -114,6 +116,7 @@ class ResponseProcessor:
         self._plans: dict[tuple[type[Tool], str], _Plan] = {}
 
     def options_for(self, spec: FunctionSpec) -> FunctionOptions:
+        """The function's options, with the agent's ``function_options`` override applied."""
         override = self.overrides.get(spec.name)
         return replace(spec.options, **override) if override else spec.options
 
@@ -141,6 +144,8 @@ class ResponseProcessor:
 
     async def prepare(self, block: dict[str, Any], tools: RunTools,
                       ctx: CallContext) -> ToolCall | ToolOutcome:
+        """A ``tool_use`` block resolved, validated and keyed into a call, or the error
+        outcome the model gets (unknown function, input that fails the schema)."""
         name = str(block.get("name", ""))
         bound = await tools.resolve(name)
         if isinstance(bound, str):

@@ -22,6 +22,9 @@ ABANDONED = ToolOutcome("The shared execution of this call was cancelled; call i
 
 @dataclass(frozen=True, slots=True)
 class FlightStatistics:
+    """Calls in flight now, and since start the executions led and the calls that joined
+    one."""
+
     in_flight: int
     led: int
     joined: int

@@ -23,14 +23,17 @@ ContentBlock: TypeAlias = dict[str, Any]
 
 
 def new_thread_id() -> str:
+    """A fresh thread id: ``thr_`` and 32 random hex digits."""
     return f"thr_{uuid.uuid4().hex}"
 
 
 def new_message_id() -> str:
+    """A fresh message id, the key that makes appends idempotent."""
     return f"umsg_{uuid.uuid4().hex}"
 
 
 def new_event_id() -> str:
+    """A fresh thread event id, the key that makes event appends idempotent."""
     return f"evt_{uuid.uuid4().hex}"
 
 
@@ -60,6 +63,7 @@ class Message:
         return self.content
 
     def to_json(self) -> dict[str, Any]:
+        """The message as the stores keep it (see :meth:`from_json`)."""
         return {
             "id": self.id,
             "role": self.role,
@@ -70,6 +74,7 @@ class Message:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Message:
+        """A message read back from a store; ``ValueError`` for a malformed one."""
         role = data.get("role")
         if role not in ("user", "assistant"):
             raise ValueError(f"stored message has invalid role {role!r}")

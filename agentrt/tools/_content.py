@@ -55,4 +55,5 @@ class ToolContent:
         return "\n".join(str(b["text"]) for b in self.blocks if b["type"] == "text")
 
     def references(self) -> list[str]:
+        """The tool names of its ``tool_reference`` blocks."""
         return [str(b.get("tool_name")) for b in self.blocks if b["type"] == "tool_reference"]

@@ -32,6 +32,8 @@ class RunTools(Protocol):
 
 
 class ToolProvider(Protocol):
+    """Where the loop gets each run's tools: a ``ToolRegistry`` or a JIT loader."""
+
     async def open_run(self, run: RunContext, history: Sequence[Message]) -> RunTools:
         """Called once per run with the thread's stored history (to restore state)."""
         ...

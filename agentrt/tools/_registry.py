@@ -40,6 +40,8 @@ class ToolRegistry:
             self.add(tool)
 
     def add(self, tool: Tool) -> None:
+        """Register a tool; a ``ToolDefinitionError`` if its name or one of its function
+        names is taken."""
         if tool.name in self._tools:
             raise ToolDefinitionError(f"tool {tool.name!r} is registered twice")
         for name in type(tool).functions():
@@ -71,6 +73,7 @@ class ToolRegistry:
         return self
 
     def tool(self, tool_name: str) -> Tool | None:
+        """The registered tool of that name, or None."""
         return self._tools.get(tool_name)
 
     def definitions(self) -> list[dict[str, Any]]:
@@ -80,6 +83,7 @@ class ToolRegistry:
         return list(self._tools)
 
     def function_names(self) -> list[str]:
+        """Every function the model may call, in registration order."""
         return list(self._functions)
 
     def __iter__(self) -> Iterator[Tool]:
