@@ -26,7 +26,7 @@ import anyio
 
 from ._errors import AgentRtError, ThreadNotFoundError
 from ._inspect import render_messages
-from ._render import RunView, animated, hits_text, is_tty, summary
+from ._render import RunView, animated, hits_text, is_tty, plural, summary
 from .llm._usage import Usage
 
 if TYPE_CHECKING:
@@ -81,7 +81,8 @@ class LineReader:
 
     A pipe or a terminal is read from its descriptor once the loop says it is
     readable; a regular file or an in-memory stream never blocks, so it is read
-    directly (epoll refuses regular files anyway).
+    directly (epoll refuses regular files anyway), and so is a device epoll refuses
+    (``/dev/null``: end of input at once).
     """
 
     def __init__(self, stream: TextIO) -> None:
@@ -89,6 +90,7 @@ class LineReader:
         self._buffer = b""
         self._eof = False
         self._fd: int | None = None
+        self._pollable = True
         try:
             fd = stream.fileno()
             if not stat.S_ISREG(os.fstat(fd).st_mode):
@@ -102,7 +104,11 @@ class LineReader:
             text = self.stream.readline()
             return text.rstrip("\r\n") if text else None
         while b"\n" not in self._buffer and not self._eof:
-            await anyio.wait_readable(self._fd)
+            if self._pollable:
+                try:
+                    await anyio.wait_readable(self._fd)
+                except PermissionError:  # epoll refuses /dev/null; a device read never waits
+                    self._pollable = False
             chunk = os.read(self._fd, 65536)
             if chunk:
                 self._buffer += chunk
@@ -238,7 +244,7 @@ class Chat:
         cache = self.agent.runtime.pipeline.local_cache.statistics()
         flights = self.agent.runtime.pipeline.flights.statistics()
         self.out.write(
-            f"thread {self.thread_id}: {t.turns} turns ({t.cancelled} cancelled)\n"
+            f"thread {self.thread_id}: {plural(t.turns, 'turn')} ({t.cancelled} cancelled)\n"
             f"tool calls {t.tool_calls}: executed {t.executed}, errors {t.errors}, answered "
             f"without running the tool {sum(t.hits.values())} ({hits_text(t.hits)})\n"
             f"tokens: in {u.input_tokens}, out {u.output_tokens}, cache read "

@@ -115,7 +115,7 @@ def test_a_failed_turn_is_reported_and_the_repl_goes_on(
     code, out = chat(INVENTORY, "--replay", script, lines="first\nsecond\n/stats\n")
     assert code == 0
     assert "only one reply" in out
-    assert ": 1 turns (0 cancelled)" in out  # the REPL went on to /stats
+    assert ": 1 turn (0 cancelled)" in out  # the REPL went on to /stats
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and err[0].startswith("agentrt: ")
     assert "script exhausted after 1 replies" in err[0]
@@ -189,7 +189,7 @@ def test_ctrl_c_cancels_the_turn_not_the_thread(tmp_path: Path) -> None:
         out.wait_for("<- error: The run was cancelled before this call finished")
         say("try again")
         out.wait_for("Here is a quicker answer.")
-        out.wait_for("[end_turn · 1 turns")
+        out.wait_for("[end_turn · 1 turn ")
         say("/thread")
         out.wait_for(lambda line: line == thread_id)
         proc.send_signal(signal.SIGINT)  # at the prompt: leave
