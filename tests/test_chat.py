@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parents[1]
 INVENTORY = f"{ROOT / 'examples' / 'inventory_chat.py'}:InventoryAgent"
-INVENTORY_REPLAY = ROOT / "examples" / "inventory_chat.replay.json"
+INVENTORY_REPLAY = ROOT / "examples" / "inventory_chat.py"
 RESEARCH = f"{ROOT / 'examples' / 'research_assistant.py'}:ResearchAssistant"
 SLOW = f"{ROOT / 'tests' / 'cli_agents.py'}:SlowAgent"
 
@@ -121,11 +121,9 @@ def test_a_failed_turn_is_reported_and_the_repl_goes_on(
     assert "script exhausted after 1 replies" in err[0]
 
 
-def test_tools_of_a_jit_agent_before_and_after_activation(monkeypatch: pytest.MonkeyPatch
-                                                          ) -> None:
-    monkeypatch.chdir(ROOT)  # the config names configs/tools.manifest.json
-    code, out = chat(RESEARCH, "--replay", str(ROOT / "examples" /
-                                              "research_assistant.replay.json"),
+def test_tools_of_a_jit_agent_before_and_after_activation() -> None:
+    """From another directory (the test's own): the config's paths are its file's."""
+    code, out = chat(RESEARCH, "--replay", str(ROOT / "examples" / "research_assistant.py"),
                      lines="/tools\nResearch heat pumps.\n/tools\n")
     assert code == 0
     before, after = out.split("Research heat pumps.")[0], out.split("[end_turn")[1]

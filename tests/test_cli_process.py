@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import processes
 import pytest
+
+if TYPE_CHECKING:
+    import subprocess
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOP = f"{ROOT / 'examples' / 'shop.py'}:ShopAgent"
@@ -72,7 +75,9 @@ def test_log_level_and_format_from_the_settings_keep_the_events_fields(tmp_path:
     ["tools", "manifest"], ["config"], ["config", "show"], ["threads"], ["threads", "list"],
     ["threads", "show"]])
 def test_every_help_answers_without_loading_the_sdk(tmp_path: Path, argv: list[str]) -> None:
-    proc = agentrt(tmp_path, *argv, "--help", env={**_env(tmp_path), "PYTHONPROFILEIMPORTTIME": "1"})
+    proc = processes.run([sys.executable, "-X", "importtime", "-m", "agentrt", *argv, "--help"],
+                         cwd=tmp_path, env=_env(tmp_path), capture_output=True, text=True,
+                         timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("usage: agentrt")
     imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()

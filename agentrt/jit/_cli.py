@@ -62,6 +62,7 @@ def _sources(args: argparse.Namespace) -> _Sources:
         config = JITConfig.from_toml(args.config)
     if args.manifest_file:
         config = config.model_copy(update={"manifest": Path(args.manifest_file)})
+    config.add_python_path()
     return config, core, listed
 
 
