@@ -133,3 +133,15 @@ def test_run_refuses_an_unknown_thread_and_says_the_one_it_used(tmp_path: Path) 
     thread_id = said.split()[2]
     assert said == f"agentrt: thread {thread_id} (new; --thread {thread_id} continues it)"
     assert proc.stdout.rstrip().endswith(f"thread {thread_id}]")
+
+
+def test_tools_list_with_a_config_named_from_another_directory(tmp_path: Path) -> None:
+    """The config's manifest and python_path are relative to it: listing reads the
+    manifest, importing nothing, from any working directory."""
+    config = ROOT / "configs" / "research_assistant.toml"
+    proc = agentrt(tmp_path, "tools", "list", "--config", str(config), "-v")
+    assert proc.returncode == 0, proc.stderr
+    status = {line.split()[0]: line.split()[2] for line in proc.stdout.splitlines()[1:]}
+    assert status == {"browser": "blocked", "files": "allowed", "images": "blocked",
+                      "presentation": "allowed", "publisher": "blocked", "web_search": "allowed"}
+    assert "not_in_manifest" not in proc.stderr
