@@ -8,15 +8,13 @@ on from it. Ctrl-C at the prompt, ``/exit`` or end of input leaves.
 
 Input is read from the file descriptor itself, waiting on the event loop, so a
 pending read never blocks the signal watcher or a running turn (a worker thread
-blocked in ``readline`` could not be cancelled).
+blocked in ``readline`` could not be cancelled). On a terminal, lines are typed with
+readline's editing and history (:mod:`._lines`).
 """
 
 from __future__ import annotations
 
-import io
-import os
 import signal
-import stat
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
@@ -26,6 +24,7 @@ import anyio
 
 from ._errors import AgentRtError, ThreadNotFoundError
 from ._inspect import render_messages
+from ._lines import LineReader, TerminalReader, terminal_reader
 from ._render import RunView, animated, hits_text, is_tty, plural, summary
 from .llm._usage import Usage
 
@@ -76,50 +75,6 @@ async def describe_tools(agent: Agent, thread_id: str) -> list[str]:
     return lines
 
 
-class LineReader:
-    """Lines from a text stream without blocking the event loop.
-
-    A pipe or a terminal is read from its descriptor once the loop says it is
-    readable; a regular file or an in-memory stream never blocks, so it is read
-    directly (epoll refuses regular files anyway), and so is a device epoll refuses
-    (``/dev/null``: end of input at once).
-    """
-
-    def __init__(self, stream: TextIO) -> None:
-        self.stream = stream
-        self._buffer = b""
-        self._eof = False
-        self._fd: int | None = None
-        self._pollable = True
-        try:
-            fd = stream.fileno()
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                self._fd = fd
-        except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
-            self._fd = None
-
-    async def readline(self) -> str | None:
-        """The next line without its newline, or None at end of input."""
-        if self._fd is None:
-            text = self.stream.readline()
-            return text.rstrip("\r\n") if text else None
-        while b"\n" not in self._buffer and not self._eof:
-            if self._pollable:
-                try:
-                    await anyio.wait_readable(self._fd)
-                except PermissionError:  # epoll refuses /dev/null; a device read never waits
-                    self._pollable = False
-            chunk = os.read(self._fd, 65536)
-            if chunk:
-                self._buffer += chunk
-            else:
-                self._eof = True
-        if not self._buffer:
-            return None
-        line, _, self._buffer = self._buffer.partition(b"\n")
-        return line.decode(errors="replace").rstrip("\r")
-
-
 @dataclass(slots=True)
 class _Totals:
     turns: int = 0
@@ -144,7 +99,8 @@ class Chat:
                  err: TextIO) -> None:
         self.agent = agent
         self.thread_id = thread_id
-        self.lines = LineReader(stdin)
+        self.terminal = terminal_reader(stdin, out, "you> ")
+        self.lines: LineReader | TerminalReader = self.terminal or LineReader(stdin)
         self.interactive = is_tty(stdin)
         self.out = out
         self.err = err
@@ -159,7 +115,11 @@ class Chat:
             self._session = tg.cancel_scope
             if threading.current_thread() is threading.main_thread():
                 await tg.start(self._watch_interrupts)
-            await self._loop()
+            try:
+                await self._loop()
+            finally:
+                if self.terminal is not None:
+                    self.terminal.close()
             tg.cancel_scope.cancel()
         return 130 if self.interrupted else 0
 
@@ -177,7 +137,7 @@ class Chat:
 
     async def _loop(self) -> None:
         while True:
-            if self.interactive:
+            if self.interactive and self.terminal is None:
                 self.out.write("you> ")
                 self.out.flush()
             line = await self.lines.readline()

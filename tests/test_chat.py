@@ -251,3 +251,28 @@ def test_on_a_terminal_a_prompt_and_a_live_progress_line(tmp_path: Path) -> None
             proc.kill()
             proc.wait()
         os.close(master)
+
+
+def test_on_a_terminal_lines_are_edited_and_recalled(tmp_path: Path) -> None:
+    """readline's editing (a cursor move, then an insert) and history (Up, Enter)."""
+    master, slave = pty.openpty()
+    proc = processes.popen([sys.executable, "-m", "agentrt", "chat", SLOW, "--replay",
+                            replay(tmp_path, [{"text": "Hello."}])],
+                           stdin=slave, stdout=slave, stderr=subprocess.DEVNULL)
+    os.close(slave)
+    try:
+        banner = _read_until(master, b"you> ")
+        thread_id = re.findall(rb"thread (thr_\w+)", banner)[0]
+        os.write(master, b"/thred\x1b[Da\r")  # "/thred", Left, "a": "/thread"
+        first = _read_until(master, b"you> ")
+        assert first.count(thread_id) == 1, first
+        os.write(master, b"\x1b[A\r")  # Up: "/thread" again
+        second = _read_until(master, b"you> ")
+        assert second.count(thread_id) == 1 and b"unknown command" not in first + second
+        os.write(master, b"\x04")  # Ctrl-D: end of input
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
