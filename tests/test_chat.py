@@ -9,6 +9,7 @@ import os
 import pty
 import queue
 import re
+import runpy
 import select
 import signal
 import subprocess
@@ -87,7 +88,7 @@ def test_a_conversation_its_commands_and_a_resume(tmp_path: Path) -> None:
     assert "/tools     the tools the model sees" in out
 
     # a new process resumes the thread: the memo is rebuilt from the SQLite store
-    rest = json.loads(INVENTORY_REPLAY.read_text())["replies"][6:8]
+    rest = runpy.run_path(str(INVENTORY_REPLAY))["REPLIES"][6:8]
     code, out = chat(INVENTORY, "--thread", thread_id, "--replay", replay(tmp_path, rest),
                      lines="Compare the blue and red stock for me.\n")
     assert code == 0
