@@ -183,6 +183,7 @@ def _dispatch(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
     if args.command == "tools":
         from .jit._cli import run_tools_command
 
+        _settings(args)  # for logging
         return run_tools_command(args, stdout=out)
     if args.command == "config":
         from ._inspect import config_show
