@@ -8,8 +8,9 @@ blocked) instead of failing silently later. At the end the model tries to publis
 the post: ``publish_post`` is refused with an error result naming the reason, and
 the model tells the user a person must publish it.
 
-Run it offline on the fake Messages API server (no API key needed), from the
-repository's root (the config names ``configs/tools.manifest.json``)::
+Run it offline on the fake Messages API server (no API key needed), from any
+directory (the config's paths are relative to it: its manifest, the tools in
+``examples/jit_tools``)::
 
     python examples/content_creator.py
 

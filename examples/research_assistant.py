@@ -8,8 +8,9 @@ shown. Later the model calls ``open_url`` of the ``browser`` tool, which the con
 blocks: it gets an error result it can read, and the run goes on. No tool module is
 imported before it is activated; the browser's never is.
 
-Run it offline on the fake Messages API server (no API key needed), from the
-repository's root (the config names ``configs/tools.manifest.json``)::
+Run it offline on the fake Messages API server (no API key needed), from any
+directory (the config's paths are relative to it: its manifest, the tools in
+``examples/jit_tools``)::
 
     python examples/research_assistant.py
 

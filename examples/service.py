@@ -14,7 +14,7 @@ A thread runs one message at a time; a second POST while it runs gets 409.
 
 The agent is a JIT assistant with the default tool config (configs/default.toml).
 Run it (offline on the fake Messages API server unless ANTHROPIC_API_KEY is set;
-``pip install agentrt[service]`` for Starlette and uvicorn), from the repository's root::
+``pip install agentrt[service]`` for Starlette and uvicorn)::
 
     python examples/service.py --port 8000
     curl -s -X POST localhost:8000/threads
