@@ -53,9 +53,10 @@ def _show_pipeline(args: argparse.Namespace, out: TextIO) -> int:
     from ._target import load_agent_class
     from .pipeline import configured_stages, describe_pipeline, stage_names
 
+    settings = _settings(args)
     agent_cls = load_agent_class(args.target)
     configured = (agent_cls.pipeline if agent_cls.pipeline is not None
-                  else configured_stages(_settings(args)))
+                  else configured_stages(settings))
     names = [n if isinstance(n, str) else str(getattr(n, "name", None) or getattr(
         n, "__name__", repr(n))) for n in configured]
     known = [n for n in names if n in stage_names()]
@@ -123,8 +124,8 @@ async def _run(args: argparse.Namespace, out: TextIO) -> int:
     from ._render import RunView, animated, summary
     from ._target import load_agent_class
 
-    agent_cls = load_agent_class(args.target)
     settings = _settings(args)
+    agent_cls = load_agent_class(args.target)
     async with AsyncExitStack() as stack:
         runtime = await _open_runtime(stack, settings, args.replay)
         agent = agent_cls(runtime)
@@ -156,8 +157,8 @@ async def _chat(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
     from ._errors import ThreadNotFoundError
     from ._target import load_agent_class
 
-    agent_cls = load_agent_class(args.target)
     settings = _settings(args)
+    agent_cls = load_agent_class(args.target)
     async with AsyncExitStack() as stack:
         runtime = await _open_runtime(stack, settings, args.replay)
         agent = agent_cls(runtime)
