@@ -273,24 +273,25 @@ def _warn_unknown_variables() -> None:
 def setting_origin(settings: Settings, name: str, variables: Iterable[str] = ()) -> str:
     """Where the value of setting ``name`` in ``settings`` came from, for an error message
     that must send the user to it: the environment variable, ``.env`` entry or settings
-    file key that set it (``variables``: other variables read for it, in the order
-    they are looked up), else an argument or the default."""
+    file key holding that value (``variables``: other variables read for it, in the
+    order they are looked up), else an argument or the default."""
     names = [f"AGENTRT_{name.upper()}", *variables]
     value = getattr(settings, name)
+    text = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
     for variable in names:
-        if os.environ.get(variable):
+        if os.environ.get(variable) == text:
             return f"the environment variable {variable}"
     if Path(".env").is_file():
         from dotenv import dotenv_values
 
-        found = {k.upper() for k, v in dotenv_values(".env").items() if v}
+        found = {k.upper(): v for k, v in dotenv_values(".env").items()}
         for variable in names:
-            if variable in found:
+            if found.get(variable) == text:
                 return f"{variable} in .env"
     file = config_file()
     if file is not None:
         try:
-            if name in tomllib.loads(file.read_text(encoding="utf-8")):
+            if str(tomllib.loads(file.read_text(encoding="utf-8")).get(name)) == text:
                 return f"`{name}` in {file}"
         except (OSError, tomllib.TOMLDecodeError):
             pass  # the settings read it already; this is only a label
