@@ -88,9 +88,8 @@ def terminal_reader(stdin: TextIO, out: TextIO, prompt: str) -> TerminalReader |
 
 
 class TerminalReader:
-    """``await readline()``: the next line typed (editing, history), or None at Ctrl-D."""
-
-    prompts = True  # it writes the prompt itself (readline must know it to redraw it)
+    """``await readline()``: the next line typed (editing, history), or None at Ctrl-D.
+    It writes the prompt itself: readline must know it to redraw the line."""
 
     def __init__(self, prompt: str, fd: int, termios: Any) -> None:
         self._prompt = prompt
@@ -98,7 +97,8 @@ class TerminalReader:
         self._termios = termios
         self._modes = termios.tcgetattr(fd)
         read_end, self._write_end = os.pipe()
-        self._lines = LineReader(os.fdopen(read_end, encoding="utf-8"))
+        self._answers = os.fdopen(read_end, encoding="utf-8")
+        self._lines = LineReader(self._answers)
         self._wanted: queue.SimpleQueue[bool] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
 
@@ -114,12 +114,15 @@ class TerminalReader:
         while self._wanted.get():
             try:
                 line = input(self._prompt)
-            except (EOFError, OSError, ValueError):
-                os.close(self._write_end)  # end of input
+                os.write(self._write_end, line.replace("\n", " ").encode() + b"\n")
+            except (EOFError, OSError, ValueError):  # end of input, or the REPL has ended
+                with contextlib.suppress(OSError):
+                    os.close(self._write_end)
                 return
-            os.write(self._write_end, line.replace("\n", " ").encode() + b"\n")
 
     def close(self) -> None:
-        """Put the terminal's modes back (a read may have been abandoned mid-line)."""
+        """Put the terminal's modes back (a read may have been abandoned mid-line) and
+        stop taking lines."""
         with contextlib.suppress(OSError, self._termios.error):
             self._termios.tcsetattr(self._fd, self._termios.TCSADRAIN, self._modes)
+        self._answers.close()
