@@ -8,15 +8,13 @@ on from it. Ctrl-C at the prompt, ``/exit`` or end of input leaves.
 
 Input is read from the file descriptor itself, waiting on the event loop, so a
 pending read never blocks the signal watcher or a running turn (a worker thread
-blocked in ``readline`` could not be cancelled).
+blocked in ``readline`` could not be cancelled). On a terminal, lines are typed with
+readline's editing and history (:mod:`._lines`).
 """
 
 from __future__ import annotations
 
-import io
-import os
 import signal
-import stat
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
@@ -26,7 +24,8 @@ import anyio
 
 from ._errors import AgentRtError, ThreadNotFoundError
 from ._inspect import render_messages
-from ._render import RunView, animated, hits_text, is_tty, summary
+from ._lines import LineReader, TerminalReader, terminal_reader
+from ._render import RunView, animated, hits_text, is_tty, plural, summary
 from .llm._usage import Usage
 
 if TYPE_CHECKING:
@@ -76,44 +75,6 @@ async def describe_tools(agent: Agent, thread_id: str) -> list[str]:
     return lines
 
 
-class LineReader:
-    """Lines from a text stream without blocking the event loop.
-
-    A pipe or a terminal is read from its descriptor once the loop says it is
-    readable; a regular file or an in-memory stream never blocks, so it is read
-    directly (epoll refuses regular files anyway).
-    """
-
-    def __init__(self, stream: TextIO) -> None:
-        self.stream = stream
-        self._buffer = b""
-        self._eof = False
-        self._fd: int | None = None
-        try:
-            fd = stream.fileno()
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                self._fd = fd
-        except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
-            self._fd = None
-
-    async def readline(self) -> str | None:
-        """The next line without its newline, or None at end of input."""
-        if self._fd is None:
-            text = self.stream.readline()
-            return text.rstrip("\r\n") if text else None
-        while b"\n" not in self._buffer and not self._eof:
-            await anyio.wait_readable(self._fd)
-            chunk = os.read(self._fd, 65536)
-            if chunk:
-                self._buffer += chunk
-            else:
-                self._eof = True
-        if not self._buffer:
-            return None
-        line, _, self._buffer = self._buffer.partition(b"\n")
-        return line.decode(errors="replace").rstrip("\r")
-
-
 @dataclass(slots=True)
 class _Totals:
     turns: int = 0
@@ -138,7 +99,8 @@ class Chat:
                  err: TextIO) -> None:
         self.agent = agent
         self.thread_id = thread_id
-        self.lines = LineReader(stdin)
+        self.terminal = terminal_reader(stdin, out, "you> ")
+        self.lines: LineReader | TerminalReader = self.terminal or LineReader(stdin)
         self.interactive = is_tty(stdin)
         self.out = out
         self.err = err
@@ -153,7 +115,11 @@ class Chat:
             self._session = tg.cancel_scope
             if threading.current_thread() is threading.main_thread():
                 await tg.start(self._watch_interrupts)
-            await self._loop()
+            try:
+                await self._loop()
+            finally:
+                if self.terminal is not None:
+                    self.terminal.close()
             tg.cancel_scope.cancel()
         return 130 if self.interrupted else 0
 
@@ -171,7 +137,7 @@ class Chat:
 
     async def _loop(self) -> None:
         while True:
-            if self.interactive:
+            if self.interactive and self.terminal is None:
                 self.out.write("you> ")
                 self.out.flush()
             line = await self.lines.readline()
@@ -238,7 +204,7 @@ class Chat:
         cache = self.agent.runtime.pipeline.local_cache.statistics()
         flights = self.agent.runtime.pipeline.flights.statistics()
         self.out.write(
-            f"thread {self.thread_id}: {t.turns} turns ({t.cancelled} cancelled)\n"
+            f"thread {self.thread_id}: {plural(t.turns, 'turn')} ({t.cancelled} cancelled)\n"
             f"tool calls {t.tool_calls}: executed {t.executed}, errors {t.errors}, answered "
             f"without running the tool {sum(t.hits.values())} ({hits_text(t.hits)})\n"
             f"tokens: in {u.input_tokens}, out {u.output_tokens}, cache read "

@@ -24,7 +24,7 @@ from ._redis import mask_url
 from ._render import call_label
 from .pipeline import configured_stages
 from .runtime import _redis_from, _store_from
-from .settings import Settings, config_file, effective_thread_store, load_settings
+from .settings import Settings, config_file, effective_thread_store
 
 if TYPE_CHECKING:
     import argparse
@@ -76,8 +76,7 @@ def _toml_value(value: Any) -> str:
     return json.dumps(value)
 
 
-def config_show(args: argparse.Namespace, out: TextIO) -> int:
-    settings = load_settings()
+def config_show(args: argparse.Namespace, out: TextIO, settings: Settings) -> int:
     file = config_file()
     origins = _origins(file)
     values = {name: _shown(name, getattr(settings, name)) for name in Settings.model_fields}
@@ -140,8 +139,7 @@ def render_messages(messages: Iterable[Message]) -> list[str]:
     return lines
 
 
-async def threads_command(args: argparse.Namespace, out: TextIO) -> int:
-    settings = load_settings()
+async def threads_command(args: argparse.Namespace, out: TextIO, settings: Settings) -> int:
     kind = effective_thread_store(settings)
     if kind == "sqlite" and not settings.sqlite_path.exists():
         # Listing must not create an empty database as a side effect.

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from ._events import RunEvent
     from ._result import RunResult
 
-__all__ = ["RunView", "animated", "call_label", "hits_text", "is_tty", "summary"]
+__all__ = ["RunView", "animated", "call_label", "hits_text", "is_tty", "plural", "summary"]
 
 _SPINNER = "|/-\\"
 _CLEAR_LINE = "\r\x1b[2K"
@@ -51,11 +51,17 @@ def hits_text(hits: Mapping[str, int]) -> str:
     return ", ".join(f"{k} {v}" for k, v in sorted(hits.items())) or "none"
 
 
+def plural(count: int, noun: str) -> str:
+    """``1 turn``, ``2 turns``."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def summary(result: RunResult, *, thread: bool = True) -> str:
     stats, usage = result.stats, result.usage
-    text = (f"[{result.stop_reason} · {result.iterations} turns · tool calls {stats.tool_calls}, "
-            f"executed {stats.executed}, errors {stats.errors} ({hits_text(stats.hits)}) · tokens "
-            f"in {usage.input_tokens}, out {usage.output_tokens}, cache read "
+    text = (f"[{result.stop_reason} · {plural(result.iterations, 'turn')} · tool calls "
+            f"{stats.tool_calls}, executed {stats.executed}, errors {stats.errors} "
+            f"({hits_text(stats.hits)}) · tokens in {usage.input_tokens}, out "
+            f"{usage.output_tokens}, cache read "
             f"{usage.cache_read_input_tokens}, cache write {usage.cache_creation_input_tokens}")
     return text + (f" · thread {result.thread_id}]" if thread else "]")
 

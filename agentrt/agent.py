@@ -22,6 +22,7 @@ from .pipeline._builder import build_pipeline, configured_stages
 from .pipeline.execute import Execute
 from .pipeline.processor import ResponseProcessor
 from .runtime import Runtime
+from .settings import setting_origin
 from .tools import Tool, ToolRegistry
 
 if TYPE_CHECKING:
@@ -186,13 +187,20 @@ class Agent(AsyncClosing):
                                       parallel=parallel, overrides=self.function_options)
         builder = RequestBuilder(model=self.model or settings.model,
                                  max_tokens=self.max_tokens or settings.max_tokens,
-                                 system=self.system, prompt_caching=settings.prompt_caching)
+                                 system=self.system, prompt_caching=settings.prompt_caching,
+                                 model_origin=self._model_origin)
         return ThreadManager(store=self.runtime.store, model=self.runtime.model, builder=builder,
                              processor=processor, tools=self._tool_provider(),
                              max_iterations=self.max_iterations or settings.max_iterations,
                              stream=settings.stream, limits=self._limits(None),
                              claims=self.runtime.claims,
                              claim_unowned_threads=settings.claim_unowned_threads)
+
+    def _model_origin(self) -> str:
+        if self.model:
+            owner = next(c for c in type(self).__mro__ if "model" in vars(c))
+            return f"{owner.__name__}.model"
+        return setting_origin(self.runtime.settings, "model")
 
     def _limits(self, given: UsageLimits | None) -> UsageLimits:
         """A run's limits: those given for the run, else the agent's, else the settings'."""

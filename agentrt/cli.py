@@ -5,99 +5,58 @@ Commands: ``run`` (one task), ``chat`` (a REPL on one thread, :mod:`._chat`),
 ``config show`` and ``threads list | show`` (:mod:`._inspect`). Every failure is
 one line on stderr and a non-zero exit (2: the command or the set-up is wrong,
 1: the run failed); ``--verbose`` adds debug logs and the traceback.
+
+The arguments are parsed (:mod:`._cli_args`) before anything else is imported, so
+``--help`` and ``--version`` answer at once; a command imports the runtime when it runs.
+Logging follows the settings ``log_level`` and ``log_format`` (``--verbose``: debug).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 import traceback
-from contextlib import AsyncExitStack
-from typing import TYPE_CHECKING, Literal, TextIO
+from typing import TYPE_CHECKING, TextIO
 
-import anyio
-
-from ._errors import AgentRtError, ConfigError, ThreadNotFoundError, UsageError
-from ._events import RunFinished
-from ._render import RunView, animated, summary
-from ._target import load_agent_class
-from .jit._cli import add_tools_commands, run_tools_command
-from .log import configure_logging
-from .pipeline import configured_stages, describe_pipeline, stage_names
-from .runtime import Runtime
-from .settings import load_settings
+from . import __version__
+from ._cli_args import parser
 
 if TYPE_CHECKING:
+    import argparse
     from collections.abc import Sequence
+    from contextlib import AsyncExitStack
 
     import anthropic
 
     from ._result import RunResult
+    from .runtime import Runtime
     from .settings import Settings
 
 __all__ = ["main"]
 
 _NO_KEY = ("no API key: set ANTHROPIC_API_KEY, or run offline on the fake server with "
            "--replay FILE")
-_TARGET_HELP = "package.module:AgentClass or path/to/file.py:AgentClass"
 
 
-def _parser() -> argparse.ArgumentParser:
-    # --verbose is accepted before and after the command (`agentrt run ... -v`)
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--verbose", "-v", action="store_true", default=argparse.SUPPRESS,
-                        help="log at debug level and show tracebacks")
-    parser = argparse.ArgumentParser(prog="agentrt", parents=[common],
-                                     description="Run and inspect agentrt agents.")
-    commands = parser.add_subparsers(dest="command", required=True)
+def _settings(args: argparse.Namespace) -> Settings:
+    """The settings, with logging set up as they say (``--verbose``: debug)."""
+    from .log import configure_logging
+    from .settings import load_settings
 
-    run = commands.add_parser("run", parents=[common], help="run an agent on one task")
-    run.add_argument("target", help=_TARGET_HELP)
-    run.add_argument("task", help="what to ask the agent")
-    run.add_argument("--thread", dest="thread_id", help="continue this thread")
-    run.add_argument("--json", action="store_true",
-                     help="print exactly one JSON object on stdout (logs go to stderr)")
-    run.add_argument("--replay", metavar="FILE",
-                     help="answer from this scripted reply file on a local fake Messages API")
-
-    chat = commands.add_parser("chat", parents=[common],
-                               help="talk to an agent on one thread (a REPL; /help inside)")
-    chat.add_argument("target", help=_TARGET_HELP)
-    chat.add_argument("--thread", dest="thread_id", help="resume this thread")
-    chat.add_argument("--replay", metavar="FILE",
-                      help="answer from this scripted reply file on a local fake Messages API")
-
-    pipeline = commands.add_parser("pipeline", parents=[common],
-                                   help="show an agent's tool-call stages in order")
-    pipeline.add_argument("target", help=_TARGET_HELP)
-
-    add_tools_commands(commands)
-
-    config = commands.add_parser("config", parents=[common], help="the settings in effect")
-    config_commands = config.add_subparsers(dest="config_command", required=True)
-    show = config_commands.add_parser("show", parents=[common],
-                                      help="every setting, its value and origin (secrets masked)")
-    show.add_argument("--json", action="store_true", help="one JSON object")
-
-    threads = commands.add_parser("threads", parents=[common],
-                                  help="the threads in the configured store")
-    thread_commands = threads.add_subparsers(dest="threads_command", required=True)
-    listing = thread_commands.add_parser("list", parents=[common],
-                                         help="threads, most recently updated first")
-    listing.add_argument("--limit", type=int, default=20, help="at most this many (20)")
-    listing.add_argument("--json", action="store_true", help="one JSON array")
-    one = thread_commands.add_parser("show", parents=[common], help="one thread's messages")
-    one.add_argument("thread_id", metavar="ID")
-    one.add_argument("--json", action="store_true", help="one JSON object")
-    return parser
+    settings = load_settings()
+    level = "debug" if getattr(args, "verbose", False) else settings.log_level
+    configure_logging(level=level, fmt=settings.log_format, stream=sys.stderr)
+    return settings
 
 
 def _show_pipeline(args: argparse.Namespace, out: TextIO) -> int:
+    from ._target import load_agent_class
+    from .pipeline import configured_stages, describe_pipeline, stage_names
+
+    settings = _settings(args)
     agent_cls = load_agent_class(args.target)
     configured = (agent_cls.pipeline if agent_cls.pipeline is not None
-                  else configured_stages(load_settings()))
+                  else configured_stages(settings))
     names = [n if isinstance(n, str) else str(getattr(n, "name", None) or getattr(
         n, "__name__", repr(n))) for n in configured]
     known = [n for n in names if n in stage_names()]
@@ -115,6 +74,9 @@ async def _open_runtime(stack: AsyncExitStack, settings: Settings,
     Without a replay, whether an API key is configured (environment, .env, config file)
     is Runtime's start-up check; the CLI only adds the hint about ``--replay``.
     """
+    from ._errors import ConfigError, UsageError
+    from .runtime import Runtime
+
     client: anthropic.AsyncAnthropic | None = None
     if replay:
         from .testing import FakeAnthropicServer, Script
@@ -134,16 +96,48 @@ async def _open_runtime(stack: AsyncExitStack, settings: Settings,
     return await stack.enter_async_context(runtime)
 
 
+async def _thread_for_run(runtime: Runtime, args: argparse.Namespace) -> tuple[str, str]:
+    """The thread id ``run`` uses and what it is (new or continued). An id given with
+    ``--thread`` must exist (a typo must not start a thread silently), one given with
+    ``--new-thread`` must not."""
+    from ._errors import UsageError
+    from .thread import new_thread_id
+
+    if args.thread_id is not None:
+        if await runtime.store.get_thread(args.thread_id) is None:
+            raise UsageError(f"thread {args.thread_id!r} does not exist in this store "
+                             f"(--new-thread {args.thread_id} starts a thread with that id)")
+        return args.thread_id, "continued"
+    if args.new_thread is not None:
+        if await runtime.store.get_thread(args.new_thread) is not None:
+            raise UsageError(f"thread {args.new_thread!r} already exists (--thread "
+                             f"{args.new_thread} continues it)")
+        return args.new_thread, "new"
+    return new_thread_id(), "new"
+
+
 async def _run(args: argparse.Namespace, out: TextIO) -> int:
+    import json
+    from contextlib import AsyncExitStack
+
+    from ._events import RunFinished
+    from ._render import RunView, animated, summary
+    from ._target import load_agent_class
+
+    settings = _settings(args)
     agent_cls = load_agent_class(args.target)
-    settings = load_settings()
     async with AsyncExitStack() as stack:
         runtime = await _open_runtime(stack, settings, args.replay)
         agent = agent_cls(runtime)
+        thread_id, state = await _thread_for_run(runtime, args)
+        if not args.json:  # so that an interrupted run can be resumed
+            sys.stderr.write(f"agentrt: thread {thread_id} ({state}; --thread {thread_id} "
+                             "continues it)\n")
+            sys.stderr.flush()
         result: RunResult | None = None
         view = RunView(out, tty=False if args.json else None)
         async with animated(view):
-            async for event in agent.stream(args.task, thread_id=args.thread_id):
+            async for event in agent.stream(args.task, thread_id=thread_id):
                 if isinstance(event, RunFinished):
                     result = event.result
                 if not args.json:
@@ -157,10 +151,14 @@ async def _run(args: argparse.Namespace, out: TextIO) -> int:
 
 
 async def _chat(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
-    from ._chat import Chat
+    from contextlib import AsyncExitStack
 
+    from ._chat import Chat
+    from ._errors import ThreadNotFoundError
+    from ._target import load_agent_class
+
+    settings = _settings(args)
     agent_cls = load_agent_class(args.target)
-    settings = load_settings()
     async with AsyncExitStack() as stack:
         runtime = await _open_runtime(stack, settings, args.replay)
         agent = agent_cls(runtime)
@@ -179,18 +177,23 @@ async def _chat(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
 
 
 def _dispatch(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
+    import anyio
+
     if args.command == "pipeline":
         return _show_pipeline(args, out)
     if args.command == "tools":
+        from .jit._cli import run_tools_command
+
+        _settings(args)  # for logging
         return run_tools_command(args, stdout=out)
     if args.command == "config":
         from ._inspect import config_show
 
-        return config_show(args, out)
+        return config_show(args, out, _settings(args))
     if args.command == "threads":
         from ._inspect import threads_command
 
-        return anyio.run(threads_command, args, out)
+        return anyio.run(threads_command, args, out, _settings(args))
     if args.command == "chat":
         return anyio.run(_chat, args, stdin, out)
     return anyio.run(_run, args, out)
@@ -198,14 +201,14 @@ def _dispatch(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
 
 def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
          stdin: TextIO | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = parser(__version__).parse_args(argv)
     out = stdout or sys.stdout
     verbose = getattr(args, "verbose", False)
-    # `run --json` keeps stdout for its one object: the run's info logs go to stderr
-    level: Literal["debug", "info", "warning"] = (
-        "debug" if verbose else
-        "info" if args.command == "run" and args.json else "warning")
-    configure_logging(level=level, fmt="auto", stream=sys.stderr)
+    from ._errors import AgentRtError, UsageError
+    from .log import configure_logging
+
+    # until the settings are read (a command reads them first thing): their defaults
+    configure_logging(level="debug" if verbose else "warning", fmt="auto", stream=sys.stderr)
     try:
         return _dispatch(args, stdin or sys.stdin, out)
     except KeyboardInterrupt:

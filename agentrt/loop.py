@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from ._context import RunContext
+from ._errors import ModelError
 from ._events import (
     RunEvent,
     RunFinished,
@@ -160,11 +161,17 @@ class ThreadManager:
                     break
                 state.iterations += 1
                 reply: ModelReply | None = None
-                async for item in self.model.turn(request, stream=self.stream, logger=log):
-                    if isinstance(item, TextDelta):
-                        yield item
-                    else:
-                        reply = item
+                try:
+                    async for item in self.model.turn(request, stream=self.stream, logger=log):
+                        if isinstance(item, TextDelta):
+                            yield item
+                        else:
+                            reply = item
+                except ModelError as exc:
+                    explained = self._explained(exc, request)
+                    if explained is exc:
+                        raise
+                    raise explained from exc
                 assert reply is not None
                 await self._store_reply(state, reply)
 
@@ -221,6 +228,17 @@ class ThreadManager:
         bound.info("run.started", messages=len(history))
         await self._persist(state, Message(role="user", content=user_input))
         return state
+
+    def _explained(self, error: ModelError, request: dict[str, Any]) -> ModelError:
+        """A 404 ``not_found_error`` names the model and what chose it: the likely cause
+        is a misspelled or retired model name."""
+        if error.status_code != 404 or error.error_type != "not_found_error":
+            return error
+        chosen_by = self.builder.model_origin
+        origin = f", set by {chosen_by()}" if chosen_by is not None else ""
+        return ModelError(f"{error} (the model {request['model']!r}{origin}: is the name "
+                          "right, and available to this API key?)", status_code=404,
+                          error_type=error.error_type, request_id=error.request_id)
 
     def _request(self, state: _RunState) -> dict[str, Any] | None:
         """The next request, or None when sending it would go past a usage limit."""

@@ -15,7 +15,7 @@ import anyio
 from ._errors import ConfigError, UsageError
 from .log import get_logger
 from .pipeline._builder import PipelineResources, configured_stages
-from .settings import Settings, effective_thread_store, load_settings
+from .settings import Settings, effective_thread_store, load_settings, setting_origin
 from .thread._claims import ThreadClaims
 
 if TYPE_CHECKING:
@@ -82,6 +82,13 @@ def _client_from(settings: Settings) -> anthropic.AsyncAnthropic:
     return client
 
 
+def _key_origin(settings: Settings) -> str:
+    """Where the key of a client built from ``settings`` came from (a 401 names it)."""
+    if settings.anthropic_api_key is not None:
+        return setting_origin(settings, "anthropic_api_key", ["ANTHROPIC_API_KEY"])
+    return "the environment variable ANTHROPIC_AUTH_TOKEN (the SDK's own lookup)"
+
+
 async def _call(fn: Callable[[], Awaitable[None]]) -> None:
     await fn()
 
@@ -112,10 +119,12 @@ class Runtime:
         self._owns_model = model is None
         self.model: Model = (
             model if model is not None else
-            ModelClient(client, max_retry_wait=self.settings.llm_max_retry_wait)
+            ModelClient(client, max_retry_wait=self.settings.llm_max_retry_wait,
+                        key_origin=lambda: "the client given to Runtime(client=...)")
             if client is not None else
             ModelClient(_client_from(self.settings), owned=True,
-                        max_retry_wait=self.settings.llm_max_retry_wait))
+                        max_retry_wait=self.settings.llm_max_retry_wait,
+                        key_origin=lambda: _key_origin(self.settings)))
         self.redis = _redis_from(self.settings)
         self._owns_store = store is None
         self.store = store if store is not None else _store_from(self.settings, self.redis)

@@ -38,6 +38,7 @@ __all__ = [
     "config_file",
     "effective_thread_store",
     "load_settings",
+    "setting_origin",
 ]
 
 DEFAULT_MODEL = "claude-haiku-5-5"
@@ -269,6 +270,36 @@ def _warn_unknown_variables() -> None:
     if unknown:
         log.warning("settings.unknown_variables", variables=unknown,
                     hint="not agentrt settings (see configs/agentrt.example.toml); ignored")
+
+
+def setting_origin(settings: Settings, name: str, variables: Iterable[str] = ()) -> str:
+    """Where the value of setting ``name`` in ``settings`` came from, for an error message
+    that must send the user to it: the environment variable, ``.env`` entry or settings
+    file key holding that value (``variables``: other variables read for it, in the
+    order they are looked up), else an argument or the default."""
+    names = [f"AGENTRT_{name.upper()}", *variables]
+    value = getattr(settings, name)
+    text = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+    for variable in names:
+        if os.environ.get(variable) == text:
+            return f"the environment variable {variable}"
+    if Path(".env").is_file():
+        from dotenv import dotenv_values
+
+        found = {k.upper(): v for k, v in dotenv_values(".env").items()}
+        for variable in names:
+            if found.get(variable) == text:
+                return f"{variable} in .env"
+    file = config_file()
+    if file is not None:
+        try:
+            if str(tomllib.loads(file.read_text(encoding="utf-8")).get(name)) == text:
+                return f"`{name}` in {file}"
+        except (OSError, tomllib.TOMLDecodeError):
+            pass  # the settings read it already; this is only a label
+    if value == Settings.model_fields[name].default:
+        return f"the default of the setting `{name}`"
+    return f"the setting `{name}` (given as an argument)"
 
 
 def example_toml() -> str:

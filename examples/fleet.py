@@ -27,23 +27,21 @@ import os
 import sys
 import time
 import uuid
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import anyio
 import redis.asyncio as aioredis
-from _offline import open_runtime, show_run
 from anyio.streams.buffered import BufferedByteReceiveStream
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisClusterException, RedisError
 
 from agentrt import Agent, Tool, configure_logging, function, load_settings
+from agentrt.testing import runtime_or_replay, show_run
 
 if TYPE_CHECKING:
     from anyio.abc import Process
 
-REPLAY = Path(__file__).with_name("fleet.replay.json")
 TASK = "Give me the forecast for Paris and Oslo, and this month's Nordic climate report."
 DEFAULT_REDIS = "redis://127.0.0.1:6379"
 UPSTREAM_SECONDS = 0.5
@@ -86,7 +84,7 @@ class FleetAgent(Agent):
 
 async def worker(account: str) -> None:
     """Set up, say ready, wait for the parent's go (so processes start together), run."""
-    async with open_runtime(REPLAY) as runtime:  # AGENTRT_REDIS_URL/_PREFIX from the parent
+    async with runtime_or_replay(REPLIES) as runtime:  # AGENTRT_REDIS_URL/_PREFIX from the parent
         agent = FleetAgent(runtime, identity={"account": account})
         sys.stdout.write("ready\n")
         sys.stdout.flush()
@@ -191,6 +189,17 @@ async def fleet() -> int:
     upstream = sum(r["executed"] for r in results)
     print(f"total: {calls} tool calls, {upstream} upstream calls ({calls} with the pipeline off)")
     return 0
+
+
+# What the model answers when no API key is set (agentrt.testing.runtime_or_replay):
+# reply n to a thread holding n assistant messages.
+REPLIES = [
+    {"tool_calls": [{"name": "forecast", "input": {"city": "Paris"}},
+                    {"name": "forecast", "input": {"city": "Oslo"}}]},
+    {"tool_calls": [{"name": "climate_report", "input": {"region": "Nordics"}}]},
+    {"text": "Paris: showers, 12 °C. Oslo: clear, 12 °C. The Nordics ran 1.4 °C warmer than "
+             "normal this month, with 112% of the usual rain."},
+]
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ Run it offline on the fake Messages API server (no API key needed)::
     python examples/inventory_chat.py --db inv.db     # keep the db: agentrt threads list
 
 The same agent works in the chat REPL: ``agentrt chat
-examples/inventory_chat.py:InventoryAgent --replay examples/inventory_chat.replay.json``.
+examples/inventory_chat.py:InventoryAgent --replay ``REPLIES`` below``.
 With ANTHROPIC_API_KEY set, it runs against the real API.
 """
 
@@ -31,11 +31,10 @@ import uuid
 from pathlib import Path
 
 import anyio
-from _offline import open_runtime, show_run, upstream_calls
 
 from agentrt import Agent, Tool, function
+from agentrt.testing import runtime_or_replay, show_run
 
-REPLAY = Path(__file__).with_name("inventory_chat.replay.json")
 PARTS = {
     1: ["How many blue widgets do we have?", "And red ones?",
         "Sorry, how many blue ones was it again?"],
@@ -87,7 +86,7 @@ class InventoryAgent(Agent):
 
 
 async def part(number: int, thread_id: str, db: Path) -> None:
-    async with open_runtime(REPLAY, thread_store="sqlite", sqlite_path=db) as runtime:
+    async with runtime_or_replay(REPLIES, thread_store="sqlite", sqlite_path=db) as runtime:
         stored = await runtime.store.get_thread(thread_id)
         if number == 1:
             print(f"== process {number} (pid {os.getpid()}): new thread {thread_id} in {db}")
@@ -99,7 +98,7 @@ async def part(number: int, thread_id: str, db: Path) -> None:
         agent = InventoryAgent(runtime)
         for task in PARTS[number]:
             await show_run(agent, task, thread_id=thread_id)
-        upstream = upstream_calls(agent, "inventory")
+        upstream = agent.registry.tool("inventory").upstream
         print(f"== process {number}: {len(upstream)} upstream calls: {', '.join(upstream)}")
 
 
@@ -115,6 +114,25 @@ def both(db: Path | None) -> int:
                 return 1
             sys.stdout.flush()
     return 0
+
+
+# What the model answers when no API key is set (agentrt.testing.runtime_or_replay):
+# reply n to a thread holding n assistant messages.
+REPLIES = [
+    {"tool_calls": [{"name": "check_stock", "input": {"sku": "W-BLUE"}}]},
+    {"text": "We have 12 blue widgets in stock."},
+    {"tool_calls": [{"name": "check_stock", "input": {"sku": "W-RED"}}]},
+    {"text": "4 red widgets."},
+    {"tool_calls": [{"name": "check_stock", "input": {"sku": "W-BLUE"}}]},
+    {"text": "12 blue widgets."},
+    {"tool_calls": [{"name": "check_stock", "input": {"sku": "W-BLUE"}},
+                    {"name": "check_stock", "input": {"sku": "W-RED"}}]},
+    {"text": "Blue: 12, red: 4. Blue has three times the stock of red."},
+    {"tool_calls": [{"name": "reserve",
+                     "input": {"sku": "W-BLUE", "quantity": 2, "order": "881"}}]},
+    {"tool_calls": [{"name": "check_stock", "input": {"sku": "W-BLUE"}}]},
+    {"text": "Reserved 2 blue widgets for order 881; 10 are left."},
+]
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Products batch: four lookups of three products become one upstream request.
 
-The scripted model (examples/products_batch.replay.json) asks for products 10, 20,
+The scripted model (``REPLIES`` below) asks for products 10, 20,
 10 and 30 in one message. ``get_product`` declares a batch form,
 ``@function(read_only=True, batch="get_products")``: the ``batch`` stage gathers the
 calls that arrive together (this message's, and those of concurrent threads, within
@@ -16,14 +16,11 @@ With ANTHROPIC_API_KEY set, the same agent runs against the real API.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import anyio
-from _offline import open_runtime, show_run, upstream_calls
 
 from agentrt import Agent, Tool, function
+from agentrt.testing import runtime_or_replay, show_run
 
-REPLAY = Path(__file__).with_name("products_batch.replay.json")
 TASK = "Compare products 10, 20 and 30 for me: which is cheapest, and is 10 in stock?"
 
 _NAMES = {10: "Desk lamp", 20: "Office chair", 30: "Monitor arm"}
@@ -62,12 +59,25 @@ class CatalogAgent(Agent):
 
 
 async def main() -> None:
-    async with open_runtime(REPLAY, thread_store="memory") as runtime:
+    async with runtime_or_replay(REPLIES, thread_store="memory") as runtime:
         agent = CatalogAgent(runtime)
         result = await show_run(agent, TASK)
-        upstream = upstream_calls(agent, "catalog")
+        upstream = agent.registry.tool("catalog").upstream
     print(f"\n{result.stats.tool_calls} tool calls, {len(upstream)} upstream "
           f"call{'s' if len(upstream) != 1 else ''}: {', '.join(upstream)}")
+
+
+# What the model answers when no API key is set (agentrt.testing.runtime_or_replay):
+# reply n to a thread holding n assistant messages.
+REPLIES = [
+    {"text": "Let me fetch the three products (and 10 again, for its stock).",
+     "tool_calls": [{"name": "get_product", "input": {"product_id": 10}},
+                    {"name": "get_product", "input": {"product_id": 20}},
+                    {"name": "get_product", "input": {"product_id": 10}},
+                    {"name": "get_product", "input": {"product_id": 30}}]},
+    {"text": "The desk lamp (10) is cheapest at $39.00 and in stock. The monitor arm (30) "
+             "costs $74.50 but is out of stock; the office chair (20) is $189.00."},
+]
 
 
 if __name__ == "__main__":

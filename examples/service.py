@@ -14,7 +14,7 @@ A thread runs one message at a time; a second POST while it runs gets 409.
 
 The agent is a JIT assistant with the default tool config (configs/default.toml).
 Run it (offline on the fake Messages API server unless ANTHROPIC_API_KEY is set;
-``pip install agentrt[service]`` for Starlette and uvicorn), from the repository's root::
+``pip install agentrt[service]`` for Starlette and uvicorn)::
 
     python examples/service.py --port 8000
     curl -s -X POST localhost:8000/threads
@@ -31,7 +31,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from _offline import open_runtime
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -46,6 +45,7 @@ from agentrt import (
     ToolCallStarted,
     TurnFinished,
 )
+from agentrt.testing import runtime_or_replay
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -54,7 +54,6 @@ if TYPE_CHECKING:
 
     from agentrt import Runtime, Settings
 
-REPLAY = Path(__file__).with_name("service.replay.json")
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "default.toml"
 
 
@@ -144,7 +143,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
-        async with open_runtime(REPLAY, settings) as runtime:
+        async with runtime_or_replay(REPLIES, settings) as runtime:
             app.state.runtime = runtime  # for tests and introspection
             print("service: runtime open", file=sys.stderr, flush=True)
             yield {"runtime": runtime, "agent": Assistant(runtime), "busy": set()}
@@ -162,6 +161,19 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
 
 app = create_app()  # `uvicorn service:app --app-dir examples`
+
+
+# What the model answers when no API key is set (agentrt.testing.runtime_or_replay):
+# reply n to a thread holding n assistant messages.
+REPLIES = [
+    {"text": "Let me search for that.",
+     "tool_calls": [{"name": "web_search", "input": {"query": "heat pump efficiency"}}]},
+    {"text": "Heat pumps deliver 3-4 units of heat per unit of electricity (source: "
+             "example.org/heat-pumps).",
+     "latency": 0.3},
+    {"tool_calls": [{"name": "web_search", "input": {"query": "heat pump efficiency"}}]},
+    {"text": "As I found earlier: 3-4 units of heat per unit of electricity."},
+]
 
 
 if __name__ == "__main__":

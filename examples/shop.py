@@ -1,6 +1,6 @@
 """Shop assistant: the repeated ``GET /api/products/42`` symptom, before and after agentrt.
 
-The scripted model (examples/shop.replay.json) asks for product 42 again and again,
+The scripted model (``REPLIES`` below) asks for product 42 again and again,
 as real agents do: twice in one message, once more as ``"42"``, once more later.
 The example runs the conversation with the pipeline (``ShopAgent``), then the same
 conversation with every stage off (``ShopAgentNoPipeline``, ``pipeline = []``), and
@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import argparse
 from collections import Counter
-from pathlib import Path
 
 import anyio
-from _offline import open_runtime, show_run, upstream_calls
 
 from agentrt import Agent, Tool, function
+from agentrt.testing import runtime_or_replay, show_run
 
-REPLAY = Path(__file__).with_name("shop.replay.json")
 TASK = "Is product 42 in stock, and can user u-7 get their member discount on it?"
 
 _PRODUCTS = {
@@ -89,14 +87,14 @@ def _calls(upstream: list[str]) -> str:
 
 
 async def main(task: str) -> None:
-    async with open_runtime(REPLAY, thread_store="memory") as runtime:
+    async with runtime_or_replay(REPLIES, thread_store="memory") as runtime:
         after = ShopAgent(runtime)
         result = await show_run(after, task)
-        upstream_after = upstream_calls(after, "shop_api")
-    async with open_runtime(REPLAY, thread_store="memory") as runtime:
+        upstream_after = after.registry.tool("shop_api").upstream
+    async with runtime_or_replay(REPLIES, thread_store="memory") as runtime:
         before = ShopAgentNoPipeline(runtime)
         baseline = await show_run(before, task, quiet=True)
-        upstream_before = upstream_calls(before, "shop_api")
+        upstream_before = before.registry.tool("shop_api").upstream
     saved = len(upstream_before) - len(upstream_after)
     share = saved / len(upstream_before) if upstream_before else 0.0
     print("\nThe same conversation, before and after:")
@@ -105,6 +103,23 @@ async def main(task: str) -> None:
     print(f"  pipeline on:  {result.stats.tool_calls} tool calls, {len(upstream_after)} "
           f"upstream calls: {_calls(upstream_after)}")
     print(f"  saved: {saved} of {len(upstream_before)} upstream calls ({share:.0%})")
+
+
+# What the model answers when no API key is set (agentrt.testing.runtime_or_replay):
+# reply n to a thread holding n assistant messages.
+REPLIES = [
+    {"text": "Let me look up the product and the user.",
+     "tool_calls": [{"name": "get_product", "input": {"product_id": 42}},
+                    {"name": "get_user", "input": {"user_id": "u-7"}}]},
+    {"text": "Let me double-check the stock level of product 42.",
+     "tool_calls": [{"name": "get_product", "input": {"product_id": 42}},
+                    {"name": "get_product", "input": {"product_id": "42"}}]},
+    {"text": "And the price once more, to apply the discount.",
+     "tool_calls": [{"name": "get_product", "input": {"product_id": 42}},
+                    {"name": "get_user", "input": {"user_id": "u-7"}}]},
+    {"text": "Product 42 (Noise-cancelling headphones) is in stock: 3 left. Alice (u-7) is a "
+             "premium member, so her 10% discount applies: $199.00 becomes $179.10."},
+]
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Weather and stocks: the same call twice in one message runs once (turn dedup).
 
-The scripted model (examples/weather_stocks.replay.json) answers "pack for Paris and
+The scripted model (``REPLIES`` below) answers "pack for Paris and
 check my AAPL position" with one message of four tool calls: the weather in Paris
 twice and the AAPL quote twice, as models do when a plan touches one fact from two
 angles. The ``turn_dedup`` stage runs each distinct call once and hands its result to
@@ -15,14 +15,11 @@ With ANTHROPIC_API_KEY set, the same agent runs against the real API.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import anyio
-from _offline import open_runtime, show_run, upstream_calls
 
 from agentrt import Agent, Tool, function
+from agentrt.testing import runtime_or_replay, show_run
 
-REPLAY = Path(__file__).with_name("weather_stocks.replay.json")
 TASK = ("I fly to Paris tomorrow: what should I pack? And should I worry about my AAPL "
         "position before I go?")
 
@@ -68,12 +65,26 @@ class TravelAgent(Agent):
 
 
 async def main() -> None:
-    async with open_runtime(REPLAY, thread_store="memory") as runtime:
+    async with runtime_or_replay(REPLIES, thread_store="memory") as runtime:
         agent = TravelAgent(runtime)
         result = await show_run(agent, TASK)
-        upstream = upstream_calls(agent, "markets")
+        upstream = agent.registry.tool("markets").upstream
     print(f"\n{result.stats.tool_calls} tool calls in one message, {len(upstream)} upstream "
           f"calls: {', '.join(upstream)}")
+
+
+# What the model answers when no API key is set (agentrt.testing.runtime_or_replay):
+# reply n to a thread holding n assistant messages.
+REPLIES = [
+    {"text": "Let me check the forecast for Paris and your AAPL quote.",
+     "tool_calls": [{"name": "get_weather", "input": {"city": "Paris"}},
+                    {"name": "get_quote", "input": {"symbol": "AAPL"}},
+                    {"name": "get_weather", "input": {"city": "Paris"}},
+                    {"name": "get_quote", "input": {"symbol": "AAPL"}}]},
+    {"text": "Paris tomorrow: light rain, 8-14 °C, so pack a raincoat and a warm layer. AAPL "
+             "is at $231.40, down 0.6% today: an ordinary move, nothing to act on before your "
+             "trip."},
+]
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import os
 import pty
 import queue
 import re
+import runpy
 import select
 import signal
 import subprocess
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parents[1]
 INVENTORY = f"{ROOT / 'examples' / 'inventory_chat.py'}:InventoryAgent"
-INVENTORY_REPLAY = ROOT / "examples" / "inventory_chat.replay.json"
+INVENTORY_REPLAY = ROOT / "examples" / "inventory_chat.py"
 RESEARCH = f"{ROOT / 'examples' / 'research_assistant.py'}:ResearchAssistant"
 SLOW = f"{ROOT / 'tests' / 'cli_agents.py'}:SlowAgent"
 
@@ -87,7 +88,7 @@ def test_a_conversation_its_commands_and_a_resume(tmp_path: Path) -> None:
     assert "/tools     the tools the model sees" in out
 
     # a new process resumes the thread: the memo is rebuilt from the SQLite store
-    rest = json.loads(INVENTORY_REPLAY.read_text())["replies"][6:8]
+    rest = runpy.run_path(str(INVENTORY_REPLAY))["REPLIES"][6:8]
     code, out = chat(INVENTORY, "--thread", thread_id, "--replay", replay(tmp_path, rest),
                      lines="Compare the blue and red stock for me.\n")
     assert code == 0
@@ -115,17 +116,15 @@ def test_a_failed_turn_is_reported_and_the_repl_goes_on(
     code, out = chat(INVENTORY, "--replay", script, lines="first\nsecond\n/stats\n")
     assert code == 0
     assert "only one reply" in out
-    assert ": 1 turns (0 cancelled)" in out  # the REPL went on to /stats
+    assert ": 1 turn (0 cancelled)" in out  # the REPL went on to /stats
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and err[0].startswith("agentrt: ")
     assert "script exhausted after 1 replies" in err[0]
 
 
-def test_tools_of_a_jit_agent_before_and_after_activation(monkeypatch: pytest.MonkeyPatch
-                                                          ) -> None:
-    monkeypatch.chdir(ROOT)  # the config names configs/tools.manifest.json
-    code, out = chat(RESEARCH, "--replay", str(ROOT / "examples" /
-                                              "research_assistant.replay.json"),
+def test_tools_of_a_jit_agent_before_and_after_activation() -> None:
+    """From another directory (the test's own): the config's paths are its file's."""
+    code, out = chat(RESEARCH, "--replay", str(ROOT / "examples" / "research_assistant.py"),
                      lines="/tools\nResearch heat pumps.\n/tools\n")
     assert code == 0
     before, after = out.split("Research heat pumps.")[0], out.split("[end_turn")[1]
@@ -189,7 +188,7 @@ def test_ctrl_c_cancels_the_turn_not_the_thread(tmp_path: Path) -> None:
         out.wait_for("<- error: The run was cancelled before this call finished")
         say("try again")
         out.wait_for("Here is a quicker answer.")
-        out.wait_for("[end_turn · 1 turns")
+        out.wait_for("[end_turn · 1 turn ")
         say("/thread")
         out.wait_for(lambda line: line == thread_id)
         proc.send_signal(signal.SIGINT)  # at the prompt: leave
@@ -246,6 +245,31 @@ def test_on_a_terminal_a_prompt_and_a_live_progress_line(tmp_path: Path) -> None
                          turn)
         assert b"  -> slow_lookup" not in turn  # on a terminal the progress line replaces it
         assert b"Found it." in turn
+        os.write(master, b"\x04")  # Ctrl-D: end of input
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+
+
+def test_on_a_terminal_lines_are_edited_and_recalled(tmp_path: Path) -> None:
+    """readline's editing (a cursor move, then an insert) and history (Up, Enter)."""
+    master, slave = pty.openpty()
+    proc = processes.popen([sys.executable, "-m", "agentrt", "chat", SLOW, "--replay",
+                            replay(tmp_path, [{"text": "Hello."}])],
+                           stdin=slave, stdout=slave, stderr=subprocess.DEVNULL)
+    os.close(slave)
+    try:
+        banner = _read_until(master, b"you> ")
+        thread_id = re.findall(rb"thread (thr_\w+)", banner)[0]
+        os.write(master, b"/thred\x1b[Da\r")  # "/thred", Left, "a": "/thread"
+        first = _read_until(master, b"you> ")
+        assert first.count(thread_id) == 1, first
+        os.write(master, b"\x1b[A\r")  # Up: "/thread" again
+        second = _read_until(master, b"you> ")
+        assert second.count(thread_id) == 1 and b"unknown command" not in first + second
         os.write(master, b"\x04")  # Ctrl-D: end of input
         assert proc.wait(timeout=30) == 0
     finally:

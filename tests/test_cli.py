@@ -16,7 +16,7 @@ from agentrt.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOP = f"{ROOT / 'examples' / 'shop.py'}:ShopAgent"
-REPLAY = str(ROOT / "examples" / "shop.replay.json")
+REPLAY = str(ROOT / "examples" / "shop.py")
 
 
 @pytest.fixture(autouse=True)

@@ -136,3 +136,23 @@ def test_a_relative_sqlite_path_in_the_file_is_relative_to_the_file(
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("AGENTRT_CONFIG_FILE", str(elsewhere))
     assert load_settings().sqlite_path == tmp_path / "service" / "data" / "threads.db"
+
+
+def test_setting_origin_names_the_source_of_the_value_in_effect(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from agentrt.settings import setting_origin
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("AGENTRT_MODEL", raising=False)
+    assert setting_origin(load_settings(), "model") == "the default of the setting `model`"
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "agentrt.toml").write_text('model = "from-toml"\n')
+    assert setting_origin(load_settings(), "model") == (
+        f"`model` in {Path('configs') / 'agentrt.toml'}")
+    (tmp_path / ".env").write_text("AGENTRT_MODEL=from-dotenv\n")
+    assert setting_origin(load_settings(), "model") == "AGENTRT_MODEL in .env"
+    monkeypatch.setenv("AGENTRT_MODEL", "from-env")
+    assert setting_origin(load_settings(), "model") == "the environment variable AGENTRT_MODEL"
+    # an argument beats them all, and is named as such
+    assert setting_origin(load_settings(model="given"), "model") == (
+        "the setting `model` (given as an argument)")

@@ -1,8 +1,8 @@
 """``agentrt tools list | show NAME | manifest``: inspect the catalog, regenerate the manifest.
 
 ``list`` and ``show`` import no tool module (they read the manifest); ``manifest``
-imports every tool once and writes the file agents read at start-up. The lead's
-``agentrt.cli`` wires these in with :func:`add_tools_commands` and
+imports every tool once and writes the file agents read at start-up. Their arguments
+are declared in :mod:`agentrt._cli_args`; ``agentrt.cli`` runs them with
 :func:`run_tools_command`.
 """
 
@@ -26,29 +26,7 @@ if TYPE_CHECKING:
     from .catalog import Catalog, CatalogEntry
     from .config import ToolPolicy
 
-__all__ = ["add_tools_commands", "run_tools_command"]
-
-
-def add_tools_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
-    tools = subparsers.add_parser("tools", help="inspect just-in-time tools, write their manifest")
-    commands = tools.add_subparsers(dest="tools_command", required=True)
-    listing = commands.add_parser("list", help="every catalog tool (imports nothing)")
-    show = commands.add_parser("show", help="one tool: source, dependencies, functions")
-    show.add_argument("name", help="the tool's name")
-    manifest = commands.add_parser("manifest", help="import every tool and write the manifest")
-    manifest.add_argument("paths", nargs="*", metavar="IMPORT_PATH",
-                          help="more tools, as package.module:Class")
-    manifest.add_argument("--check", action="store_true",
-                          help="write nothing; exit 1 if the manifest is out of date")
-    manifest.add_argument("--fresh", action="store_true",
-                          help="drop the tools the current manifest lists unless named again")
-    for command in (listing, show, manifest):
-        command.add_argument("--agent", metavar="TARGET",
-                             help="use this agent's catalog and tool_config "
-                                  "(package.module:AgentClass or path/to/file.py:AgentClass)")
-        command.add_argument("--config", metavar="FILE", help="a JIT config TOML file")
-        command.add_argument("--manifest", metavar="FILE", dest="manifest_file",
-                             help=f"the manifest file (default: {DEFAULT_MANIFEST})")
+__all__ = ["run_tools_command"]
 
 
 def run_tools_command(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int:
@@ -84,6 +62,7 @@ def _sources(args: argparse.Namespace) -> _Sources:
         config = JITConfig.from_toml(args.config)
     if args.manifest_file:
         config = config.model_copy(update={"manifest": Path(args.manifest_file)})
+    config.add_python_path()
     return config, core, listed
 
 

@@ -61,7 +61,9 @@ class CatalogCache:
     def catalog(self, config: JITConfig, *, core: Sequence[type[Tool]] = (),
                 listed: Sequence[str | type[Tool]] = ()) -> Catalog:
         """The catalog of these sources: the agent's core tool classes, its
-        ``tool_catalog`` and its config (its ``catalog``, manifest and entry points)."""
+        ``tool_catalog`` and its config (its ``catalog``, manifest and entry points).
+        The config's ``python_path`` joins ``sys.path`` first."""
+        config.add_python_path()
         manifest = self.manifest(config.manifest) if config.manifest else None
         points = self.entry_points() if config.entry_points else ()
         key = (tuple(core), tuple(listed), config.catalog, manifest, points)

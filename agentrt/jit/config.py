@@ -4,6 +4,8 @@ Declared on the agent (``tool_config = {...}`` or a :class:`JITConfig`) or in a
 TOML file (``tool_config = "configs/research_assistant.toml"``)::
 
     catalog = ["myapp.tools.files:Files"]     # more tools, by import path
+    python_path = ["../src"]                   # where their modules are, if not installed
+    manifest = "tools.manifest.json"           # their definitions, known without importing
     disabled = ["browser"]                     # always refused, whatever else says
     [tools]
     web_search = true
@@ -34,12 +36,17 @@ only ``false`` or ``disabled`` turn off. With no ``tools`` table every catalog
 tool is allowed except the disabled ones. The shape is checked by pydantic, the
 names against the catalog (:meth:`JITConfig.bind`); either failure is a
 :class:`ConfigError` at start-up naming the field.
+
+Paths in a TOML file (``manifest``, ``python_path``) are relative to that file, so
+an agent finds its manifest and its tools whatever the working directory; in a
+config given as a mapping or a JITConfig, to the working directory.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import sys
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -120,6 +127,7 @@ class JITConfig(BaseModel):
     catalog: tuple[str, ...] = ()
     allow_unlisted: StrictBool | None = None
     manifest: Path | None = DEFAULT_MANIFEST
+    python_path: tuple[Path, ...] = ()
     entry_points: StrictBool = True
     tool_loading: ToolLoading = "deferred"
     tool_search: ToolSearch | None = None  # server_search's variant; unset means regex
@@ -153,7 +161,20 @@ class JITConfig(BaseModel):
             raise ConfigError("file does not exist", field=str(file)) from None
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"cannot read it: {exc}", field=str(file)) from exc
+        if isinstance(data.get("manifest"), str):
+            data["manifest"] = str(file.parent / data["manifest"])
+        if isinstance(data.get("python_path"), list):
+            data["python_path"] = [str(file.parent / p) if isinstance(p, str) else p
+                                   for p in data["python_path"]]
         return cls.parse(data, field=f"{file}:")
+
+    def add_python_path(self) -> None:
+        """Make the catalog's modules importable: each ``python_path`` directory joins
+        ``sys.path`` (at its end, once), as a script's own directory does."""
+        for directory in self.python_path:
+            entry = str(directory.resolve())
+            if entry not in sys.path:
+                sys.path.append(entry)
 
     @classmethod
     def parse(cls, data: Any, *, field: str) -> JITConfig:

@@ -33,7 +33,7 @@ from ._model import ModelReply
 from ._usage import Usage
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Mapping
+    from collections.abc import AsyncIterator, Callable, Mapping
 
 __all__ = ["ModelClient", "ModelReply"]
 
@@ -120,19 +120,25 @@ def _unsendable(value: Any, depth: int = 0) -> str | None:
     return None
 
 
-def _translate(exc: Exception) -> ModelError:
+def _translate(exc: Exception, key_origin: Callable[[], str] | None = None) -> ModelError:
+    """Our error for the SDK's. Its message is the API's own (not the SDK's dump of the
+    body); a 401 says where the key came from (``key_origin()``), the likely culprit."""
     if isinstance(exc, anthropic.APIStatusError):
         body = exc.body if isinstance(exc.body, dict) else {}
         error = body.get("error") if isinstance(body.get("error"), dict) else body
         error_type = error.get("type") if isinstance(error, dict) else None
+        said = error.get("message") if isinstance(error, dict) else None
+        text = said if isinstance(said, str) and said else exc.message
         status = exc.status_code
         if status == 200:  # an `event: error` inside a 200 stream
             return StreamInterruptedError(
-                f"the model's stream failed mid-way: {error_type or 'error'}: {exc.message}",
+                f"the model's stream failed mid-way: {error_type or 'error'}: {text}",
                 status_code=status, error_type=error_type, request_id=exc.request_id,
             )
+        if status == 401 and key_origin is not None:
+            text += f" (the API key refused came from {key_origin()}: is it right, and current?)"
         return ModelError(
-            f"Messages API error {status} ({error_type or 'unknown'}): {exc.message}",
+            f"Messages API error {status} ({error_type or 'unknown'}): {text}",
             status_code=status, error_type=error_type, request_id=exc.request_id,
         )
     if isinstance(exc, anthropic.APIConnectionError):
@@ -186,8 +192,11 @@ class ModelClient:
     """
 
     def __init__(self, client: anthropic.AsyncAnthropic, *, owned: bool = False,
-                 max_retries: int | None = None, max_retry_wait: float = 60.0) -> None:
+                 max_retries: int | None = None, max_retry_wait: float = 60.0,
+                 key_origin: Callable[[], str] | None = None) -> None:
+        """``key_origin()`` says where the API key came from, for a 401's message."""
         self.sdk = client
+        self.key_origin = key_origin
         self._owned = owned
         self.max_retries = client.max_retries if max_retries is None else max_retries
         self.max_retry_wait = max_retry_wait
@@ -260,7 +269,7 @@ class ModelClient:
         try:
             message = await self._calls.messages.create(**request)
         except (anthropic.APIError, httpx2.HTTPError) as exc:
-            raise _translate(exc) from exc
+            raise _translate(exc, self.key_origin) from exc
         except RecursionError as exc:  # the SDK's JSON parse of a body nested too deep
             raise MalformedReplyError("the model's reply is nested too deep to read") from exc
         return reply_from_message(message)
@@ -291,7 +300,7 @@ class ModelClient:
                         stopped = True
                 snapshot = events.current_message_snapshot if stopped else None
         except (anthropic.APIError, httpx2.HTTPError) as exc:
-            raise _translate(exc) from exc
+            raise _translate(exc, self.key_origin) from exc
         if snapshot is None:
             raise StreamInterruptedError("the model's stream ended before message_stop")
         yield reply_from_message(snapshot, raw_inputs)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from ..thread import Message
 
@@ -39,10 +39,15 @@ def _merged_params(messages: Sequence[Message]) -> list[dict[str, Any]]:
 
 @dataclass(frozen=True, slots=True)
 class RequestBuilder:
+    """A run's requests. ``model_origin()`` says what chose ``model`` (an agent's class
+    attribute, a setting and its source), for the error when the API does not know it;
+    asked only then."""
+
     model: str
     max_tokens: int
     system: str | None = None
     prompt_caching: bool = True
+    model_origin: Callable[[], str] | None = None
 
     def build(self, tools: Sequence[dict[str, Any]], messages: Sequence[Message]) -> dict[str, Any]:
         request: dict[str, Any] = {"model": self.model, "max_tokens": self.max_tokens}

@@ -11,10 +11,15 @@ tool search (`Reply(searches=[ToolSearch(...)])`).
 `Runtime(model=ScriptedModel(steps))` answers with the same steps without HTTP or the SDK's
 request path, and `FunctionModel(fn)` with `fn(request)`: the loop's unit tests use them,
 the SDK path's integration tests use the server.
+
+`runtime_or_replay(REPLIES)` is the examples' switch: a Runtime on the real API when an API
+key is set, else on the fake server answering with their scripted replies; `show_run` prints
+a run as they show it.
 """
 
 from ._logs import capture_events
 from ._model import FunctionModel, ScriptedModel
+from ._replay import has_api_key, replies_by_turn, runtime_or_replay
 from ._script import (
     CutStream,
     Fault,
@@ -30,6 +35,7 @@ from ._script import (
     ToolUse,
 )
 from ._server import FakeAnthropicServer
+from ._show import show_run
 
 __all__ = [
     "CutStream",
@@ -48,4 +54,8 @@ __all__ = [
     "ToolSearch",
     "ToolUse",
     "capture_events",
+    "has_api_key",
+    "replies_by_turn",
+    "runtime_or_replay",
+    "show_run",
 ]

@@ -261,8 +261,14 @@ class Script:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Script:
-        """Read a replay file; sync on purpose, it is called once at start-up."""
-        return cls.from_json(json.loads(Path(path).read_text(encoding="utf-8")))
+        """Read a replay file: JSON ``{"replies": [...]}``, or a Python file (an example)
+        assigning the same list to ``REPLIES``, read without running it. Sync on purpose,
+        it is called once at start-up."""
+        file = Path(path)
+        text = file.read_text(encoding="utf-8")
+        if file.suffix == ".py":
+            return cls(parse_replies(_replies_in_source(text, file)))
+        return cls.from_json(json.loads(text))
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Script:
@@ -270,7 +276,33 @@ class Script:
         replies = data.get("replies") if isinstance(data, Mapping) else None
         if not isinstance(replies, list) or set(data) != {"replies"}:
             raise ValueError('expected an object {"replies": [...]} and nothing else')
-        return cls([_step(entry, f"replies[{i}]") for i, entry in enumerate(replies)])
+        return cls(parse_replies(replies))
+
+
+def parse_replies(replies: Sequence[Any]) -> list[Step]:
+    """Replay-file entries as steps; a malformed entry raises ValueError naming its index."""
+    return [_step(entry, f"replies[{i}]") for i, entry in enumerate(replies)]
+
+
+def _replies_in_source(text: str, file: Path) -> list[Any]:
+    """The literal assigned to ``REPLIES`` at the top level of a Python file."""
+    import ast
+
+    for node in ast.parse(text, filename=str(file)).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target, assigned = node.targets[0], node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            target, assigned = node.target, node.value
+        else:
+            continue
+        if isinstance(target, ast.Name) and target.id == "REPLIES":
+            try:
+                value = ast.literal_eval(assigned)
+            except ValueError as exc:
+                raise ValueError(f"REPLIES is not a literal list: {exc}") from exc
+            if isinstance(value, list):
+                return value
+    raise ValueError(f"{file} assigns no REPLIES = [...] list")
 
 
 # What JSON may hold for a field, by the head of its annotation ("str | None" -> str).

@@ -43,12 +43,11 @@ def service(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
     """examples/service.py imported as the app module (its siblings importable), offline."""
     for name in ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "AGENTRT_ANTHROPIC_API_KEY"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(ROOT)  # configs/tools.manifest.json, as from a checkout
     monkeypatch.syspath_prepend(str(EXAMPLES))
     before = set(sys.modules)
     yield importlib.import_module("service")
     for name in set(sys.modules) - before:
-        if name in ("service", "_offline") or name.startswith("jit_tools"):
+        if name == "service" or name.startswith("jit_tools"):
             del sys.modules[name]
 
 

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import sys
+from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -9,9 +11,6 @@ from hypothesis import strategies as st
 from agentrt import ConfigError, JITConfig, ToolRule
 from agentrt.jit import Catalog, CatalogEntry
 from agentrt.jit.config import IMPORT_PATH, all_import_paths
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 
 def _catalog() -> Catalog:
@@ -103,7 +102,27 @@ def test_toml_file(tmp_path: Path) -> None:
                     'files = { enabled = true, methods = ["read_file"] }\n', encoding="utf-8")
     config = JITConfig.coerce(str(file), field="A.tool_config")
     assert config.tools["files"] == ToolRule(methods=("read_file",))
-    assert config.disabled == ("browser",) and str(config.manifest) == "m.json"
+    assert config.disabled == ("browser",) and config.manifest == tmp_path / "m.json"
+
+
+def test_paths_in_a_toml_file_are_relative_to_it(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "src" / "mytools").mkdir(parents=True)
+    (tmp_path / "src" / "mytools" / "__init__.py").write_text("")
+    file = tmp_path / "configs" / "agent.toml"
+    file.write_text('manifest = "tools.manifest.json"\npython_path = ["../src", "/abs"]\n'
+                    'catalog = ["mytools:T"]\n', encoding="utf-8")
+    monkeypatch.chdir(tmp_path / "src")  # the working directory does not matter
+    config = JITConfig.from_toml("../configs/agent.toml")
+    assert config.manifest == Path("../configs/tools.manifest.json")
+    assert config.python_path == (Path("../configs/../src"), Path("/abs"))
+    monkeypatch.setattr("sys.path", [p for p in sys.path if p != str(tmp_path / "src")])
+    config.add_python_path()
+    config.add_python_path()  # once
+    assert sys.path.count(str(tmp_path / "src")) == 1 and sys.path[-2] == str(tmp_path / "src")
+    # given as a mapping: relative to the working directory, as any path in code
+    assert JITConfig.coerce({"manifest": "m.json"}, field="f").manifest == Path("m.json")
 
 
 def test_toml_errors_name_the_file_and_the_field(tmp_path: Path) -> None:

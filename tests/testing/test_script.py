@@ -72,6 +72,19 @@ def test_load_reads_a_file(tmp_path: Path) -> None:
     assert Script.load(path).remaining == 5
 
 
+def test_load_reads_the_replies_of_a_python_file_without_running_it(tmp_path: Path) -> None:
+    example = tmp_path / "example.py"
+    example.write_text('raise SystemExit("never run")\n'
+                       f'REPLIES: list = {EXAMPLE["replies"]!r}\n')
+    assert Script.load(example).remaining == 5
+    example.write_text("REPLIES = make_them()\n")
+    with pytest.raises(ValueError, match="REPLIES is not a literal list"):
+        Script.load(example)
+    example.write_text("OTHER = []\n")
+    with pytest.raises(ValueError, match=r"assigns no REPLIES = \[...\] list"):
+        Script.load(example)
+
+
 @pytest.mark.parametrize(
     ("replies", "error"),
     [
