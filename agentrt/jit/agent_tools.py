@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from .config import ToolLoading, ToolPolicy, ToolSearch
     from .detector import ParameterDetector
     from .guides import GuideCache
+    from .search import SearchIndex
 
 __all__ = ["SEARCH_TOOLS", "AgentTools", "DeferredTools", "ToolClasses", "deferred_tools",
            "render_listing"]
@@ -121,8 +122,9 @@ class AgentTools:
     shared by every run, classes built per run), ``with_loader`` whether
     ``initialize_tools`` is among them, ``deferring`` whether catalog functions are
     sent deferred (``deferred``, plus ``search_tool`` with ``server_search``) rather
-    than appended when activated, and ``listing`` the end of ``initialize_tools``'
-    description."""
+    than appended when activated, ``listing`` the end of ``initialize_tools``'
+    description, and ``finder`` the index ``search_tools`` ranks (``deferred`` mode,
+    unless the config disables ``tool_finder``)."""
 
     catalog: Catalog
     policy: ToolPolicy
@@ -135,6 +137,7 @@ class AgentTools:
     deferred: DeferredTools
     search_tool: dict[str, Any] | None
     listing: str
+    finder: SearchIndex | None = None
 
     def definition(self, spec: FunctionSpec) -> dict[str, Any]:
         """A function's ``tools[i]`` entry; initialize_tools carries the catalog listing."""
@@ -188,13 +191,16 @@ def _definitions_of(entry: CatalogEntry,
 
 
 def render_listing(catalog: Catalog, policy: ToolPolicy, core: Set[str],
-                   loading: ToolLoading, search: ToolSearch) -> str:
+                   loading: ToolLoading, search: ToolSearch, *, finder: bool = False) -> str:
     """The tools the model may load, one line each, by name. With ``server_search``
-    the model finds tools with the search tool instead, so a catalog of thousands
-    costs no listing."""
+    (the API's search tool) or ``finder`` (``search_tools``) the model finds tools by
+    searching instead, so a catalog of thousands costs no listing."""
     if loading == "server_search":
         return (f"Find the other tools with {SEARCH_TOOLS[search]['name']}; call a "
                 "function it finds directly. Pass a tool's name here for its guide.")
+    if finder:
+        return ("Find the other tools with search_tools; call a function it finds "
+                "directly. Pass a tool's name here for its guide.")
     lines = []
     for name in sorted(catalog.names()):
         if name in core or not policy.may_activate(name):
