@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["SearchDocument", "SearchHit", "SearchIndex", "build_index", "document_of", "terms"]
 
 _K1, _B = 1.2, 0.75
-_WORD = re.compile(r"[A-Za-z][a-z]*|[A-Z]+(?![a-z])|\d+")
+_WORD = re.compile(r"[A-Z]{2,}(?=[A-Z][a-z]|[^A-Za-z]|$)|[A-Za-z][a-z]*|\d+")
 _STOP = frozenset({
     "a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "get", "i", "in", "is",
     "it", "me", "my", "of", "on", "or", "our", "please", "that", "the", "this", "to", "us",
@@ -52,7 +52,8 @@ def _stem(word: str) -> str:
 
 def terms(text: str) -> list[str]:
     """The normalised words of ``text``, in order (repeats kept: they are term counts)."""
-    return [_stem(w) for w in (m.lower() for m in _WORD.findall(text)) if w not in _STOP]
+    return [_stem(w) for w in (m.lower() for m in _WORD.findall(text))
+            if len(w) > 1 and w not in _STOP]
 
 
 @dataclass(frozen=True, slots=True)
