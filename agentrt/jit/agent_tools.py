@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from .config import ToolLoading, ToolPolicy, ToolSearch
     from .detector import ParameterDetector
     from .guides import GuideCache
-    from .search import SearchIndex
+    from .search import LazyIndex
 
 __all__ = ["SEARCH_TOOLS", "AgentTools", "DeferredTools", "ToolClasses", "deferred_tools",
            "render_listing"]
@@ -137,7 +137,7 @@ class AgentTools:
     deferred: DeferredTools
     search_tool: dict[str, Any] | None
     listing: str
-    finder: SearchIndex | None = None
+    finder: LazyIndex | None = None
 
     def definition(self, spec: FunctionSpec) -> dict[str, Any]:
         """A function's ``tools[i]`` entry; initialize_tools carries the catalog listing."""

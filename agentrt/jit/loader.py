@@ -29,7 +29,7 @@ from .agent_tools import (
 from .detector import ParameterDetector, RuntimeSources
 from .guides import MemoryGuideCache
 from .initialize_tools import ToolLoader
-from .search import SearchIndex, build_index
+from .search import LazyIndex, SearchIndex, build_index
 from .search_tools import ToolFinder
 from .thread_tools import ThreadTools
 
@@ -124,9 +124,10 @@ class JITLoader:
     def _core_names(self) -> frozenset[str]:
         return frozenset({ToolLoader.name, ToolFinder.name, *(i.name for i in self.core)})
 
-    def search_index(self) -> SearchIndex | None:
+    def search_index(self) -> LazyIndex | None:
         """What ``search_tools`` ranks (``deferred`` mode): the allowed deferred functions.
-        Built once per catalog, policy and core tools, like the definitions it reads."""
+        One per catalog, policy and core tools, like the definitions it reads; built on
+        the first search."""
         if not self.with_finder:
             return None
         core = self._core_names()
@@ -140,7 +141,7 @@ class JITLoader:
                          if tool in catalog}
             return build_index(deferred.definitions, owners, summaries)
 
-        return catalog.memo(("search_index", core, self.policy.key), build)
+        return catalog.memo(("search_index", core, self.policy.key), lambda: LazyIndex(build))
 
     def listing(self) -> str:
         """The end of initialize_tools' description: fixed for the agent's life. Built

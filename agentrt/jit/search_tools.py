@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Final
 from ..tools import Tool, ToolContent, function, tool_reference
 
 if TYPE_CHECKING:
-    from .search import SearchHit, SearchIndex
+    from .search import LazyIndex, SearchHit
 
 __all__ = ["MAX_LIMIT", "SEARCH_TOOLS_FUNCTION", "ToolFinder", "render_hits"]
 
@@ -32,7 +32,7 @@ class ToolFinder(Tool):
 
     name = "tool_finder"
 
-    def __init__(self, index: SearchIndex) -> None:
+    def __init__(self, index: LazyIndex) -> None:
         self._index = index
 
     @function
@@ -45,7 +45,8 @@ class ToolFinder(Tool):
             query: What you need to do, in a few words, e.g. "refund a payment".
             limit: How many matches to load (1-20).
         """
-        hits = self._index.search(query, min(max(limit, 1), MAX_LIMIT))
+        index = await self._index.aget()
+        hits = index.search(query, min(max(limit, 1), MAX_LIMIT))
         text = render_hits(query, hits)
         if not hits:
             return text
