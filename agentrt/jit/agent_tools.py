@@ -38,10 +38,13 @@ if TYPE_CHECKING:
     from .guides import GuideCache
     from .search import LazyIndex
 
-__all__ = ["SEARCH_TOOLS", "AgentTools", "DeferredTools", "ToolClasses", "deferred_tools",
-           "render_listing"]
+__all__ = ["GUIDES_ONLY", "SEARCH_TOOLS", "AgentTools", "DeferredTools", "ToolClasses",
+           "deferred_tools", "render_listing"]
 
 log = get_logger("agentrt.jit")
+
+GUIDES_ONLY: Final = ("Activate tools by name and return their usage guides (find tools with "
+                      "search_tools).")
 
 SEARCH_TOOLS: Final[dict[str, dict[str, str]]] = {
     "regex": {"type": "tool_search_tool_regex_20251119", "name": "tool_search_tool_regex"},
@@ -140,10 +143,13 @@ class AgentTools:
     finder: LazyIndex | None = None
 
     def definition(self, spec: FunctionSpec) -> dict[str, Any]:
-        """A function's ``tools[i]`` entry; initialize_tools carries the catalog listing."""
+        """A function's ``tools[i]`` entry; initialize_tools carries the catalog listing,
+        or, beside search_tools (which finds and loads tools), says only what it is still
+        for: the guides."""
         definition = spec.definition()
         if spec.name == INITIALIZE_TOOLS and spec.tool_name == ToolLoader.name:
-            definition["description"] = f"{definition['description']}\n\n{self.listing}"
+            definition["description"] = (GUIDES_ONLY if self.finder is not None else
+                                         f"{definition['description']}\n\n{self.listing}")
         return definition
 
 

@@ -42,6 +42,9 @@ _STOP = frozenset({
     "we", "with", "you", "your", "can", "do", "does", "need", "want", "some", "all", "any"})
 # the tool's name and the function's name say more than a word of its description
 _NAME_WEIGHT, _PARAMETER_WEIGHT = 3, 1
+# A match scoring under this share of the best one's shares only the catalog's most
+# common words with the query: revealing its definition would cost tokens for nothing.
+_CUTOFF = 0.2
 
 
 _SUFFIXES = (("ations", ""), ("ation", ""), ("ments", ""), ("ment", ""), ("ies", "y"),
@@ -184,15 +187,18 @@ class SearchIndex:
 
     def search(self, query: str, limit: int = 5) -> list[SearchHit]:
         """The ``limit`` best matches of ``query``, best first (ties by catalog order);
-        a document must share at least one word with the query."""
+        a document must share at least one word with the query and score at least a
+        fifth of the best match's score."""
         scores: dict[int, float] = {}
         get = scores.get
         for word in set(self._terms._split(query)):
             for index, weight in self._postings.get(word, ()):
                 scores[index] = get(index, 0.0) + weight
         best = heapq.nsmallest(max(0, limit), scores.items(), key=lambda item: (-item[1], item[0]))
+        floor = best[0][1] * _CUTOFF if best else 0.0
         return [SearchHit(self.documents[i].function, self.documents[i].tool,
-                          self.documents[i].summary, score) for i, score in best]
+                          self.documents[i].summary, score) for i, score in best
+                if score >= floor]
 
 
 def build_index(definitions: Sequence[Mapping[str, Any]], owners: Mapping[str, str],

@@ -37,13 +37,11 @@ class ToolFinder(Tool):
 
     @function
     async def search_tools(self, query: str, limit: int = 5) -> str | ToolContent:
-        """Search the tools you can use and load the best matches: their definitions
-        are added to your tools. Call it when no tool you have fits the task, then call
-        a function it found.
+        """Find and load the tools for a task; then call a function it found.
 
         Args:
-            query: What you need to do, in a few words, e.g. "refund a payment".
-            limit: How many matches to load (1-20).
+            query: The task in a few words, e.g. "refund a payment".
+            limit: Most matches to load (1-20).
         """
         index = await self._index.aget()
         hits = index.search(query, min(max(limit, 1), MAX_LIMIT))
@@ -54,10 +52,9 @@ class ToolFinder(Tool):
 
 
 def render_hits(query: str, hits: list[SearchHit]) -> str:
-    """One line per match, best first: the function, its tool and its summary."""
+    """One line per match, best first: the function and its tool (the definition itself,
+    description included, is what the reference reveals)."""
     if not hits:
         return (f"No tool matches {query!r}. Try other words: the action and the object "
                 "it works on.")
-    lines = [f"- {h.function} ({h.tool}): {h.summary}" if h.summary else
-             f"- {h.function} ({h.tool})" for h in hits]
-    return "Loaded:\n" + "\n".join(lines)
+    return "Loaded:\n" + "\n".join(f"- {h.function} ({h.tool})" for h in hits)

@@ -13,6 +13,7 @@ import pytest
 
 from agentrt import Agent, ConfigError, MemoryThreadStore
 from agentrt.jit import read_manifest
+from agentrt.jit.agent_tools import GUIDES_ONLY
 from agentrt.testing import Reply, ToolSearch, ToolUse, capture_events
 from agentrt.testing._cache_sim import estimate_tokens
 
@@ -92,9 +93,7 @@ async def test_every_allowed_function_is_sent_deferred_and_nothing_is_imported(
     assert [t["name"] for t in request.body["tools"] if "cache_control" in t] == [
         "search_tools"]
     # no listing of the catalog: the model searches it
-    assert request.body["tools"][1]["description"].endswith(
-        "Find the other tools with search_tools; call a function it finds directly. Pass a "
-        "tool's name here for its guide.")
+    assert request.body["tools"][1]["description"] == GUIDES_ONLY
     # deferred definitions cost nothing, in usage as in count_tokens
     assert result.usage.prompt_tokens == counted.input_tokens == counted_bare.input_tokens
 

@@ -71,6 +71,15 @@ def test_bm25_ranks_the_function_whose_words_match_best() -> None:
         "refund_payment", "create_invoice"]
     assert index.search("where is my parcel", limit=1)[0].function == "track_shipment"
     assert index.search("invoices")[0].summary == "Create a draft invoice for a customer."
+
+
+def test_a_match_sharing_only_common_words_is_not_revealed() -> None:
+    """Under a fifth of the best score: what every function says (here "record") finds
+    them all, and revealing their definitions would cost tokens for nothing."""
+    index = SearchIndex([document_of(definition(f"read_{kind}", f"Read a record of kind {kind}."),
+                                     kind, "") for kind in ("invoice", "parcel", "ticket", "lead")])
+    assert [h.function for h in index.search("invoice record")] == ["read_invoice"]
+    assert len(index.search("record")) == 4
     assert index.search("quantum chromodynamics") == []
     assert index.search("invoice", limit=0) == []
 
@@ -142,8 +151,7 @@ async def test_search_tools_reveals_what_it_finds_and_the_model_calls_it(
                if b["type"] == "tool_result"]
     text, *references = found["content"]
     # one match: no other function shares a word with the query
-    assert text == {"type": "text", "text": "Loaded:\n- make_slides (presentation): Create a "
-                                            "slide deck."}
+    assert text == {"type": "text", "text": "Loaded:\n- make_slides (presentation)"}
     assert references == [{"type": "tool_reference", "tool_name": "make_slides"}]
     # the API expands what the references name: the revealed definitions are billed
     assert counted > without
