@@ -230,6 +230,7 @@ LOADING_CHILD = CHILD_SETUP + """
 from agentrt.testing import ToolUse, ToolSearch
 mode, search, min_cache = sys.argv[3], sys.argv[4], int(sys.argv[5])
 needed = json.loads(sys.argv[6])  # three tool names, e.g. tool_0012
+system_rules = int(sys.argv[7])  # numbered house rules after the system prompt's sentence
 queries = {"regex": lambda t: t + "_", "bm25": lambda t: f"{t} search records"}
 
 def use(name, **arguments):
@@ -263,7 +264,9 @@ turns = [
 ]
 
 class LoadingAgent(Agent):
-    system = "You are a helpful operations assistant."
+    system = "You are a helpful operations assistant." + "".join(
+        f"\\nRule {i}: quote record ids exactly, state each change you make and its reason, "
+        f"and ask before touching more than {i + 2} records." for i in range(system_rules))
     tool_catalog = paths
     tool_config = {"manifest": manifest,
                    "tool_loading": "deferred" if mode == "deferred_listing" else mode,
@@ -318,8 +321,8 @@ anyio.run(main)
 """
 
 
-def measure_loading(root: Path, paths: list[str], manifest: Path, min_cache: int
-                    ) -> list[tuple[str, dict[str, Any]]]:
+def measure_loading(root: Path, paths: list[str], manifest: Path, min_cache: int,
+                    system_rules: int = 0) -> list[tuple[str, dict[str, Any]]]:
     n = len(paths)
     needed = []
     for i in (n // 8, n // 2 - 3, n - 17):  # three tools without dependencies
@@ -329,7 +332,7 @@ def measure_loading(root: Path, paths: list[str], manifest: Path, min_cache: int
                          ("deferred_listing", "regex"), ("server_search", "regex"),
                          ("server_search", "bm25")):
         found = child(LOADING_CHILD, root, json.dumps(paths), str(manifest), mode, search,
-                      str(min_cache), json.dumps(needed))
+                      str(min_cache), json.dumps(needed), str(system_rules))
         usage = found["usage"]
         first = usage[0]
         found.update(
@@ -455,6 +458,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="10,100,1000")
     parser.add_argument("--repeat", type=int, default=7, help="fresh processes per figure")
+    parser.add_argument("--system-rules", type=int, default=0,
+                        help="house rules appended to the tool_loading agent's system "
+                             "prompt (about 30 tokens each): a realistic prompt size")
     parser.add_argument("--loading-tools", type=int, default=100,
                         help="catalog size of the tool_loading comparison (0 skips it)")
     parser.add_argument("--min-cache-tokens", type=int, default=1024,
@@ -486,7 +492,8 @@ def main(argv: list[str] | None = None) -> int:
         deferred = run_deferred(root, sized, args.repeat)
         rows = [(n, {**jit[n], **deferred[n]}, eager[n]) for n in sizes]
         if args.loading_tools:
-            loading = measure_loading(root, *catalog(args.loading_tools), args.min_cache_tokens)
+            loading = measure_loading(root, *catalog(args.loading_tools), args.min_cache_tokens,
+                                      args.system_rules)
     if rows:
         report(rows)
     if loading:
