@@ -128,10 +128,11 @@ def test_tools_of_a_jit_agent_before_and_after_activation() -> None:
                      lines="/tools\nResearch heat pumps.\n/tools\n")
     assert code == 0
     before, after = out.split("Research heat pumps.")[0], out.split("[end_turn")[1]
-    assert "active tools (1): tool_loader\nfunctions the model can call now (1):\n" in out
+    assert ("active tools (2): tool_loader, tool_finder\nfunctions the model can call now (2):\n"
+            in out)
     assert re.search(r"deferred until their tool is activated \(6\): [\w, ]+\n", before)
-    assert "active tools (4): tool_loader, files, web_search, presentation\n" in after
-    assert "functions the model can call now (7):\n" in after
+    assert "active tools (5): tool_loader, tool_finder, files, web_search, presentation\n" in after
+    assert "functions the model can call now (8):\n" in after
     assert "deferred until" not in after
     assert "       Activated: web_search, files, presentation.\n" in out
 

@@ -15,6 +15,7 @@ from .detector import RuntimeSources
 from .initialize_tools import ToolLoader
 from .loader import JITLoader
 from .redis_guides import RedisGuideCache
+from .search_tools import ToolFinder
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -34,7 +35,10 @@ def build_loader(agent: str, *, identity: Mapping[str, str], deps: Mapping[str, 
     field = f"{agent}.tool_config"
     jit = _without_unasked_loader(JITConfig.coerce(config, field=field))
     core_classes = [item if isinstance(item, type) else type(item) for item in core]
-    found = runtime.catalogs.catalog(jit, core=[*core_classes, ToolLoader], listed=catalog)
+    # search_tools is deferred mode's: in the catalog (so a config can name it) only there
+    finder = [ToolFinder] if jit.tool_loading == "deferred" else []
+    found = runtime.catalogs.catalog(jit, core=[*core_classes, ToolLoader, *finder],
+                                     listed=catalog)
     policy = jit.bind(found, field=field)
     prototype = RunContext(thread_id="", run_id="", agent=agent, identity=dict(identity),
                            deps=dict(deps))

@@ -18,6 +18,7 @@ from .catalog import import_path_of, import_tool, installed_entry_points, load_c
 from .config import JITConfig
 from .initialize_tools import ToolLoader
 from .manifest import DEFAULT_MANIFEST, describe, read_manifest, render_manifest
+from .search_tools import ToolFinder
 
 if TYPE_CHECKING:
     import argparse
@@ -57,6 +58,8 @@ def _sources(args: argparse.Namespace) -> _Sources:
         config = JITConfig.coerce(agent.tool_config, field=f"{agent.__name__}.tool_config")
         core = [t if isinstance(t, type) else type(t) for t in (*agent.tools, *agent.core_tools)]
         core.append(ToolLoader)
+        if config.tool_loading == "deferred":
+            core.append(ToolFinder)
         listed = list(agent.tool_catalog)
     elif args.config:
         config = JITConfig.from_toml(args.config)

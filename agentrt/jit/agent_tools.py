@@ -36,11 +36,15 @@ if TYPE_CHECKING:
     from .config import ToolLoading, ToolPolicy, ToolSearch
     from .detector import ParameterDetector
     from .guides import GuideCache
+    from .search import LazyIndex
 
-__all__ = ["SEARCH_TOOLS", "AgentTools", "DeferredTools", "ToolClasses", "deferred_tools",
-           "render_listing"]
+__all__ = ["GUIDES_ONLY", "SEARCH_TOOLS", "AgentTools", "DeferredTools", "ToolClasses",
+           "deferred_tools", "render_listing"]
 
 log = get_logger("agentrt.jit")
+
+GUIDES_ONLY: Final = ("Activate tools by name and return their usage guides (find tools with "
+                      "search_tools).")
 
 SEARCH_TOOLS: Final[dict[str, dict[str, str]]] = {
     "regex": {"type": "tool_search_tool_regex_20251119", "name": "tool_search_tool_regex"},
@@ -121,8 +125,9 @@ class AgentTools:
     shared by every run, classes built per run), ``with_loader`` whether
     ``initialize_tools`` is among them, ``deferring`` whether catalog functions are
     sent deferred (``deferred``, plus ``search_tool`` with ``server_search``) rather
-    than appended when activated, and ``listing`` the end of ``initialize_tools``'
-    description."""
+    than appended when activated, ``listing`` the end of ``initialize_tools``'
+    description, and ``finder`` the index ``search_tools`` ranks (``deferred`` mode,
+    unless the config disables ``tool_finder``)."""
 
     catalog: Catalog
     policy: ToolPolicy
@@ -135,12 +140,16 @@ class AgentTools:
     deferred: DeferredTools
     search_tool: dict[str, Any] | None
     listing: str
+    finder: LazyIndex | None = None
 
     def definition(self, spec: FunctionSpec) -> dict[str, Any]:
-        """A function's ``tools[i]`` entry; initialize_tools carries the catalog listing."""
+        """A function's ``tools[i]`` entry; initialize_tools carries the catalog listing,
+        or, beside search_tools (which finds and loads tools), says only what it is still
+        for: the guides."""
         definition = spec.definition()
         if spec.name == INITIALIZE_TOOLS and spec.tool_name == ToolLoader.name:
-            definition["description"] = f"{definition['description']}\n\n{self.listing}"
+            definition["description"] = (GUIDES_ONLY if self.finder is not None else
+                                         f"{definition['description']}\n\n{self.listing}")
         return definition
 
 
@@ -188,13 +197,16 @@ def _definitions_of(entry: CatalogEntry,
 
 
 def render_listing(catalog: Catalog, policy: ToolPolicy, core: Set[str],
-                   loading: ToolLoading, search: ToolSearch) -> str:
+                   loading: ToolLoading, search: ToolSearch, *, finder: bool = False) -> str:
     """The tools the model may load, one line each, by name. With ``server_search``
-    the model finds tools with the search tool instead, so a catalog of thousands
-    costs no listing."""
+    (the API's search tool) or ``finder`` (``search_tools``) the model finds tools by
+    searching instead, so a catalog of thousands costs no listing."""
     if loading == "server_search":
         return (f"Find the other tools with {SEARCH_TOOLS[search]['name']}; call a "
                 "function it finds directly. Pass a tool's name here for its guide.")
+    if finder:
+        return ("Find the other tools with search_tools; call a function it finds "
+                "directly. Pass a tool's name here for its guide.")
     lines = []
     for name in sorted(catalog.names()):
         if name in core or not policy.may_activate(name):

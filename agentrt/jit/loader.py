@@ -29,6 +29,8 @@ from .agent_tools import (
 from .detector import ParameterDetector, RuntimeSources
 from .guides import MemoryGuideCache
 from .initialize_tools import ToolLoader
+from .search import LazyIndex, SearchIndex, build_index
+from .search_tools import ToolFinder
 from .thread_tools import ThreadTools
 
 if TYPE_CHECKING:
@@ -86,13 +88,15 @@ class JITLoader:
             core_allowed.append(item)
         self.core = tuple(core_allowed)
         self.with_loader = ToolLoader.name in catalog and policy.may_activate(ToolLoader.name)
-        if loading == "deferred" and not self.with_loader:
+        self.with_finder = (loading == "deferred" and ToolFinder.name in catalog
+                            and policy.may_activate(ToolFinder.name))
+        if loading == "deferred" and not (self.with_loader or self.with_finder):
             # Nothing could ever reference a deferred tool (and a request whose tools are
             # all deferred is refused by the API).
             raise ConfigError(
-                "'deferred' needs initialize_tools (tool 'tool_loader'), which references "
-                "deferred tools for the model; enable it, or use 'server_search' or 'append'",
-                field=f"{field}.tool_loading")
+                "'deferred' needs search_tools (tool 'tool_finder') or initialize_tools "
+                "(tool 'tool_loader'), which reference deferred tools for the model; enable "
+                "one, or use 'server_search' or 'append'", field=f"{field}.tool_loading")
         check = prototype or RunContext(thread_id="", run_id="", agent="agent")
         provided = self.sources.provided(check)
         for item in self.core:
@@ -117,19 +121,39 @@ class JITLoader:
                 detector=self.detector, guide_cache=self.guide_cache, core=self.core,
                 with_loader=self.with_loader, deferring=self.deferring,
                 deferred=self.deferred(), search_tool=self.search_tool(),
-                listing=self.listing())
+                listing=self.listing(), finder=self.search_index())
         return self._agent
 
     def _core_names(self) -> frozenset[str]:
-        return frozenset({ToolLoader.name, *(i.name for i in self.core)})
+        return frozenset({ToolLoader.name, ToolFinder.name, *(i.name for i in self.core)})
+
+    def search_index(self) -> LazyIndex | None:
+        """What ``search_tools`` ranks (``deferred`` mode): the allowed deferred functions.
+        One per catalog, policy and core tools, like the definitions it reads; built on
+        the first search."""
+        if not self.with_finder:
+            return None
+        core = self._core_names()
+        deferred = self.deferred()
+        catalog = self.catalog
+
+        def build() -> SearchIndex:
+            owners = {str(d["name"]): catalog.tool_for(str(d["name"])) or ""
+                      for d in deferred.definitions}
+            summaries = {tool: catalog.entry(tool).summary for tool in set(owners.values())
+                         if tool in catalog}
+            return build_index(deferred.definitions, owners, summaries)
+
+        return catalog.memo(("search_index", core, self.policy.key), lambda: LazyIndex(build))
 
     def listing(self) -> str:
         """The end of initialize_tools' description: fixed for the agent's life. Built
         once per catalog, policy and core tools (it reads every allowed entry)."""
         core = self._core_names()
         return self.catalog.memo(
-            ("listing", core, self.policy.key, self.loading, self.search),
-            lambda: render_listing(self.catalog, self.policy, core, self.loading, self.search))
+            ("listing", core, self.policy.key, self.loading, self.search, self.with_finder),
+            lambda: render_listing(self.catalog, self.policy, core, self.loading, self.search,
+                                   finder=self.with_finder))
 
     def search_tool(self) -> dict[str, str] | None:
         """The API's tool search tool (``server_search``), never deferred."""

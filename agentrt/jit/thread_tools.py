@@ -39,6 +39,7 @@ from ..tools._tool import record_injected
 from .catalog import did_you_mean
 from .guides import get_guides, guide_key, render_guide, set_guides
 from .initialize_tools import INITIALIZE_TOOLS, ActivationReport, ToolLoader, Trigger
+from .search_tools import ToolFinder
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -317,11 +318,14 @@ class ThreadTools:
     # -- start of a run -----------------------------------------------------------
 
     def _start(self) -> None:
-        """Core tools (instances shared, classes built on first call), then the loader."""
+        """Core tools (instances shared, classes built on first call), then the loader
+        and the search tool."""
         policy = self._agent.policy
         items: list[Tool | type[Tool]] = [*self._agent.core]
         if self._agent.with_loader:
             items.append(ToolLoader(self))
+        if self._agent.finder is not None:
+            items.append(ToolFinder(self._agent.finder))
         for item in items:
             cls = item if isinstance(item, type) else type(item)
             allowed = policy.methods(cls.name)

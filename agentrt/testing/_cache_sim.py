@@ -5,10 +5,13 @@ but it is deterministic: the same prefix always costs the same, so tests can ass
 equalities between requests, and a prefix that changes by one byte misses the cache.
 
 Deferred tools (`defer_loading: true`) are not part of the prefix: they cost nothing until a
-`tool_reference` names them (in a `tool_result` or a `tool_search_tool_result`), and then
-their definition counts once, inline, at the block holding the first reference, as the API
-expands it there. So `count_tokens` and `usage` agree, and revealing a tool never touches the
-cached prefix before it.
+`tool_reference` names them (in a `tool_result`, the client-side search of the API's docs, or
+a `tool_search_tool_result`), and then their definition counts once, inline, at the block
+holding the first reference, as the API expands it there. So `count_tokens` and `usage` agree,
+and revealing a tool never touches the cached prefix before it. As the API requires, a
+reference must name a tool of the request (else a 400), and until one names a deferred tool
+the model cannot see it: `Prompt.hidden` names those, and a strict fake model
+(`strict_deferred=True`) refuses to call one (see `build_message`).
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ class Prompt:
     digests: list[bytes]  # sha256 of the prefix ending at each block
     prefix_tokens: list[int]  # tokens of the prefix ending at each block
     breakpoints: list[tuple[int, str]]  # (block index, ttl), ascending
+    # deferred tools no tool_reference has named yet: the model cannot see (or call) them
+    hidden: frozenset[str] = frozenset()
 
     @property
     def total_tokens(self) -> int:
@@ -149,7 +154,8 @@ def parse_prompt(body: Mapping[str, Any]) -> Prompt:
         total += 0 if block is None else estimate_tokens(block)
         total += sum(estimate_tokens(tool) for tool in expanded)
         prefix_tokens.append(total)
-    return Prompt(digests, prefix_tokens, breakpoints)
+    hidden = frozenset(name for name, tool in defined.items() if _deferred(tool)) - revealed
+    return Prompt(digests, prefix_tokens, breakpoints, hidden)
 
 
 class PromptCache:

@@ -56,11 +56,14 @@ class ScriptedModel:
     responder function of the request. Every request lands in `requests` as a
     `RecordedRequest` (the body as it would go on the wire, `"stream": true` included when
     streaming), so assertions written against the server's `requests` read the same.
+    `strict_deferred` refuses a reply that calls a deferred tool no `tool_reference` has
+    revealed yet (the API's model cannot see one), as `FakeAnthropicServer`'s does.
     """
 
     def __init__(self, script: Script | Sequence[Step] | Responder, *,
-                 min_cache_tokens: int = 1024) -> None:
+                 min_cache_tokens: int = 1024, strict_deferred: bool = False) -> None:
         self.script = script if isinstance(script, Script) else Script(script)
+        self.strict_deferred = strict_deferred
         self.requests: list[RecordedRequest] = []
         self.cache = PromptCache(min_cache_tokens)
         self.closed = False
@@ -96,7 +99,8 @@ class ScriptedModel:
             raise ModelError("cannot reach the Messages API: Connection error.")
         assert isinstance(own, Reply)
         message, input_texts = build_message(own, body["model"], self.cache.account(prompt),
-                                             body.get("tools"))
+                                             body.get("tools"),
+                                             prompt.hidden if self.strict_deferred else ())
         if not stream:
             yield _model_reply(message, None)
             return
@@ -129,8 +133,10 @@ class FunctionModel(ScriptedModel):
     awaitable of one. `request` is a `RecordedRequest`: `.messages`, `.tools` and
     `.system` as the loop sent them (the whole body in `.body`)."""
 
-    def __init__(self, function: Responder, *, min_cache_tokens: int = 1024) -> None:
-        super().__init__(Script(function), min_cache_tokens=min_cache_tokens)
+    def __init__(self, function: Responder, *, min_cache_tokens: int = 1024,
+                 strict_deferred: bool = False) -> None:
+        super().__init__(Script(function), min_cache_tokens=min_cache_tokens,
+                         strict_deferred=strict_deferred)
 
 
 def _error(fault: Fault) -> ModelError:

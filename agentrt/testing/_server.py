@@ -62,6 +62,10 @@ class FakeAnthropicServer:
 
     `async with FakeAnthropicServer(script) as server:` listens while inside, owns its tasks and
     closes every connection on exit. Every request, failed ones included, lands in `requests`.
+
+    `strict_deferred=True` answers the API's way when a scripted reply calls a deferred tool
+    that no `tool_reference` (in a `tool_result` or a search result) has revealed: the model
+    cannot see such a tool, so the step fails (a 500 naming it) instead of reaching the client.
     """
 
     def __init__(
@@ -73,7 +77,9 @@ class FakeAnthropicServer:
         latency: float = 0.0,
         min_cache_tokens: int = 1024,
         require_auth: bool = True,
+        strict_deferred: bool = False,
     ) -> None:
+        self.strict_deferred = strict_deferred
         self.script = script if isinstance(script, Script) else Script(script)
         self.latency = latency
         self.require_auth = require_auth
@@ -192,7 +198,8 @@ class FakeAnthropicServer:
             return step, None
         reply = step if isinstance(step, Reply) else step.reply
         message, input_texts = build_message(reply, body["model"], self.cache.account(prompt),
-                                             body.get("tools"))
+                                             body.get("tools"),
+                                             prompt.hidden if self.strict_deferred else ())
         if not request.stream:
             return step, splice_raw_inputs(json.dumps(message)).encode()
         events = message_events(message, input_texts)

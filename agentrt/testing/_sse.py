@@ -17,7 +17,7 @@ from ._cache_sim import estimate_tokens
 from ._search import run_search, search_kind
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Collection, Mapping, Sequence
 
     from ._script import Reply, ToolSearch
 
@@ -53,17 +53,30 @@ def search_blocks(searches: Sequence[ToolSearch], tools: Any) -> list[dict[str, 
 
 
 def build_message(
-    reply: Reply, model: Any, usage: Mapping[str, Any], tools: Any = None
+    reply: Reply, model: Any, usage: Mapping[str, Any], tools: Any = None,
+    hidden: Collection[str] = (),
 ) -> tuple[dict[str, Any], dict[int, str]]:
     """The non-streaming message body, plus the raw JSON text to stream per tool_use block.
 
-    `tools` (the request's) is what a reply's tool searches run over."""
+    `tools` (the request's) is what a reply's tool searches run over. `hidden` names the
+    deferred tools no `tool_reference` has revealed yet: the model has not seen them, so a
+    reply calling one (unless its own search finds it first) is a mistake of the script,
+    a ValueError."""
     input_texts: dict[int, str] = {}
     if reply.content is not None:
         content = [dict(block) for block in reply.content]
     else:
         content = [{"type": "text", "text": reply.text}] if reply.text else []
         content += search_blocks(reply.searches, tools)
+        found = {ref.get("tool_name") for block in content
+                 if block.get("type") == "tool_search_tool_result"
+                 for ref in block["content"].get("tool_references", ())}
+        unseen = [c.name for c in reply.tool_calls if c.name in hidden and c.name not in found]
+        if unseen:
+            raise ValueError(
+                f"the reply calls {', '.join(map(repr, unseen))}, deferred and not yet "
+                "revealed: the model cannot see a deferred tool until a tool_reference names "
+                "it (a tool search, or a tool_result holding one)")
         for call in reply.tool_calls:
             tool_input: Any = dict(call.input)
             if call.raw_input_json is not None:

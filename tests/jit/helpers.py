@@ -45,16 +45,20 @@ def write_manifest(directory: Path, paths: Sequence[str] = CATALOG,
 async def harness(agent_cls: type[Agent], steps: Sequence[Step] | Any, *,
                   store: ThreadStore | None = None, identity: dict[str, str] | None = None,
                   deps: dict[str, Any] | None = None, stream: bool = False, sdk: bool = False,
-                  min_cache_tokens: int = 1024) -> AsyncIterator[tuple[Agent, Any]]:
+                  min_cache_tokens: int = 1024,
+                  strict_deferred: bool = False) -> AsyncIterator[tuple[Agent, Any]]:
     """The agent and what answered it (``.requests``): a ScriptedModel, or with ``sdk``
-    (mark the test ``integration``) a FakeAnthropicServer the real SDK talks to."""
+    (mark the test ``integration``) a FakeAnthropicServer the real SDK talks to;
+    ``strict_deferred``: the model cannot call a deferred tool before it is revealed."""
     settings = load_settings(thread_store="memory", stream=stream, llm_max_retries=0)
     store = store or MemoryThreadStore()
     if not sdk:
-        model = ScriptedModel(steps, min_cache_tokens=min_cache_tokens)
+        model = ScriptedModel(steps, min_cache_tokens=min_cache_tokens,
+                              strict_deferred=strict_deferred)
         async with Runtime(settings, model=model, store=store) as runtime:
             yield agent_cls(runtime, identity=identity, deps=deps), model
         return
-    async with FakeAnthropicServer(steps, min_cache_tokens=min_cache_tokens) as fake, \
+    async with FakeAnthropicServer(steps, min_cache_tokens=min_cache_tokens,
+                                   strict_deferred=strict_deferred) as fake, \
             fake.client() as client, Runtime(settings, client=client, store=store) as runtime:
         yield agent_cls(runtime, identity=identity, deps=deps), fake

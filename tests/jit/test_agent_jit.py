@@ -301,7 +301,7 @@ async def test_a_core_tool_missing_an_argument_fails_at_start_up() -> None:
             pass
     async with harness(Needy, [Reply(text="ok")], deps={"token": "t"}) as (agent, server):
         await agent.run("x")
-    assert tool_names(server.requests[0]) == ["use_token", "initialize_tools"]
+    assert tool_names(server.requests[0]) == ["use_token", "initialize_tools", "search_tools"]
 
 
 def test_agent_attributes_are_checked_when_the_class_is_defined() -> None:

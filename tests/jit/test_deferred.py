@@ -13,6 +13,7 @@ import pytest
 
 from agentrt import Agent, ConfigError, MemoryThreadStore
 from agentrt.jit import read_manifest
+from agentrt.jit.agent_tools import GUIDES_ONLY
 from agentrt.testing import Reply, ToolSearch, ToolUse, capture_events
 from agentrt.testing._cache_sim import estimate_tokens
 
@@ -77,7 +78,7 @@ async def test_every_allowed_function_is_sent_deferred_and_nothing_is_imported(
     assert read is not None and sorted(read._entries) == [
         "files", "mailer", "presentation", "shouty", "web_search"]
     request = server.requests[0]  # then the two count_tokens calls
-    assert loaded(request) == ["read_notes", "initialize_tools"]
+    assert loaded(request) == ["read_notes", "initialize_tools", "search_tools"]
     assert deferred(request) == DEFERRED
     described = read_manifest(manifest)
     assert described is not None
@@ -86,12 +87,13 @@ async def test_every_allowed_function_is_sent_deferred_and_nothing_is_imported(
         details = described.entry(name)
         assert details is not None
         definitions.update((f["name"], f["definition"]) for f in details["functions"])
-    for tool in request.body["tools"][2:]:  # exactly the manifest's definitions, deferred
+    for tool in request.body["tools"][3:]:  # exactly the manifest's definitions, deferred
         assert tool == {**definitions[tool["name"]], "defer_loading": True}
     # the breakpoint sits on the last tool that is loaded, never on a deferred one
     assert [t["name"] for t in request.body["tools"] if "cache_control" in t] == [
-        "initialize_tools"]
-    assert "Tools you can activate:\n- files:" in request.body["tools"][1]["description"]
+        "search_tools"]
+    # no listing of the catalog: the model searches it
+    assert request.body["tools"][1]["description"] == GUIDES_ONLY
     # deferred definitions cost nothing, in usage as in count_tokens
     assert result.usage.prompt_tokens == counted.input_tokens == counted_bare.input_tokens
 
@@ -119,14 +121,16 @@ async def test_initialize_tools_answers_with_guides_and_tool_references(tmp_path
 
 
 async def test_a_deferred_function_is_activated_on_its_first_call(tmp_path: Path) -> None:
-    steps = [call("fetch_page", url="u"), Reply(text="read")]
+    steps = [call("search_tools", query="fetch a page", limit=1), call("fetch_page", url="u"),
+             Reply(text="read")]
     async with harness(research_agent(write_manifest(tmp_path)), steps,
                        identity=ACME) as (agent, server):
         assert not IMPORTS
         await agent.run("read")
-    assert results(server.requests[1])[0]["content"] == "contents of u"
+    assert not IMPORTS or dict(IMPORTS) == {"search": 1}
+    assert results(server.requests[2])[0]["content"] == "contents of u"
     assert dict(IMPORTS) == {"search": 1} and CONSTRUCTED["web_search"] == 1
-    assert prefix(server.requests[0]) == prefix(server.requests[1])
+    assert prefix(server.requests[0]) == prefix(server.requests[1]) == prefix(server.requests[2])
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -335,7 +339,7 @@ async def test_a_function_the_manifest_does_not_describe_is_appended(tmp_path: P
             await agent.run("search")
     first, second = server.requests
     assert "fetch_page" not in deferred(first) and "web_search" in deferred(first)
-    assert loaded(second) == ["read_notes", "initialize_tools", "fetch_page"]
+    assert loaded(second) == ["read_notes", "initialize_tools", "search_tools", "fetch_page"]
     assert "cache_control" in second.body["tools"][-1]
     assert results(second)[0]["content"][1:] == [{"type": "tool_reference",
                                                   "tool_name": "web_search"}]
@@ -378,10 +382,11 @@ async def test_config_errors_name_the_field(tmp_path: Path) -> None:
     no_loader = {**TOOLS, "tool_loader": False}
     manifest = write_manifest(tmp_path)
     with pytest.raises(ConfigError) as caught:
-        async with harness(research_agent(manifest, tools=no_loader), []):
+        async with harness(research_agent(manifest, tools={**no_loader, "tool_finder": False}),
+                           []):
             pass
     assert caught.value.field == "ResearchAgent.tool_config.tool_loading"
-    assert "needs initialize_tools" in str(caught.value)
+    assert "needs search_tools (tool 'tool_finder') or initialize_tools" in str(caught.value)
     # server_search needs no loader: the search tool is the loaded tool
     agent_cls = research_agent(manifest, tools=no_loader, tool_loading="server_search")
     async with harness(agent_cls, [Reply(text="hi")]) as (agent, server):

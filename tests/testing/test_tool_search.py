@@ -227,3 +227,37 @@ def test_searches_in_a_replay_file() -> None:
         Script.from_json({"replies": [{"searches": [{"id": "x"}]}]})
     with pytest.raises(ValueError, match="searches: every item must be a ToolSearch"):
         Reply(searches=["weather"])  # type: ignore[list-item]
+
+
+@pytest.mark.anyio
+@pytest.mark.integration
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_strict_model_cannot_call_a_deferred_tool_before_a_reference_reveals_it(
+        stream: bool) -> None:
+    """As the API: a client tool's tool_result holding a tool_reference reveals the deferred
+    tool it names from there on, and so does the model's own search in the same turn."""
+    weather = Reply(tool_calls=[ToolUse("get_weather", {"city": "Oslo"})])
+    steps = [weather, weather, weather,
+             Reply(searches=[ToolSearch("weather")],
+                   tool_calls=[ToolUse("get_weather", {"city": "Oslo"})])]
+    tools = [ECHO, WEATHER, TIME, REGEX]
+    async with FakeAnthropicServer(steps, strict_deferred=True) as server, \
+            server.client(max_retries=0) as client:
+
+        async def ask(messages: list[dict[str, Any]]) -> Any:
+            if not stream:
+                return await client.messages.create(model=MODEL, max_tokens=10, tools=tools,
+                                                    messages=messages)
+            async with client.messages.stream(model=MODEL, max_tokens=10, tools=tools,
+                                              messages=messages) as events:
+                return await events.get_final_message()
+
+        with pytest.raises(anthropic.APIStatusError, match=r"get_weather.*not yet revealed"):
+            await ask(ASK)
+        with pytest.raises(anthropic.APIStatusError, match="not yet revealed"):
+            await ask(referencing("get_time"))  # another tool's reference reveals only it
+        revealed = await ask(referencing("get_weather"))
+        searched = await ask(ASK)
+    assert [b["name"] for b in dump(revealed) if b["type"] == "tool_use"] == ["get_weather"]
+    assert [b["type"] for b in dump(searched)] == [
+        "server_tool_use", "tool_search_tool_result", "tool_use"]

@@ -1,0 +1,241 @@
+"""SearchIndex: the client-side tool search behind ``search_tools`` (``deferred`` mode).
+
+The model finds catalog functions by what they do instead of reading a listing of the
+whole catalog on every request. Each allowed deferred function is one document: its
+name, description and parameter names and descriptions (its definition as the
+manifest holds it, so nothing is imported) and its tool's name and summary. A query
+is ranked with Okapi BM25 over those words, after light normalisation (snake_case
+and camelCase split, lower case, a crude English stemmer, a few stop words, and a
+small table of words tasks and API docs put differently, such as "client" and
+"customer"): ``bench/search_quality.py --variants`` measures what each step buys.
+
+The index is built once per catalog and policy (``Catalog.memo``, on the Runtime's
+:class:`~agentrt.jit.cache.CatalogCache`, so it lives as long as the manifest it
+came from) from the same deferred definitions the requests carry, on the first
+search (:class:`LazyIndex`): a forbidden tool has no document, so no query can find
+it. A query costs one pass over the postings of its words, their BM25 weights
+precomputed at build time (well under a millisecond at a thousand tools).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping, Sequence
+
+__all__ = ["LazyIndex", "SearchDocument", "SearchHit", "SearchIndex", "Terms", "build_index",
+           "document_of", "terms"]
+
+_K1, _B = 1.2, 0.75
+_WORD = re.compile(r"[A-Z]{2,}(?=[A-Z][a-z]|[^A-Za-z]|$)|[A-Za-z][a-z]*|\d+")
+_STOP = frozenset({
+    "a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "get", "i", "in", "is",
+    "it", "me", "my", "of", "on", "or", "our", "please", "that", "the", "this", "to", "us",
+    "we", "with", "you", "your", "can", "do", "does", "need", "want", "some", "all", "any"})
+# the tool's name and the function's name say more than a word of its description
+_NAME_WEIGHT, _PARAMETER_WEIGHT = 3, 1
+# A match scoring under this share of the best one's shares only the catalog's most
+# common words with the query: revealing its definition would cost tokens for nothing.
+_CUTOFF = 0.2
+
+
+_SUFFIXES = (("ations", ""), ("ation", ""), ("ments", ""), ("ment", ""), ("ies", "y"),
+             ("ing", ""), ("ed", ""), ("er", ""), ("es", ""), ("s", ""))
+
+
+def _stem(word: str) -> str:
+    """Folds the common English endings, so "invoices", "invoiced" and "invoicing" meet
+    (and "reimbursed" and "reimbursement", "remind" and "reminder")."""
+    for suffix, keep in _SUFFIXES:
+        if len(word) > len(suffix) + 2 and word.endswith(suffix) and not word.endswith("ss"):
+            word = word[: -len(suffix)] + keep
+            break
+    if len(word) > 4 and word.endswith("e"):
+        word = word[:-1]
+    return word
+
+
+# Words a task and an API's docs often put differently: each group is searched as one
+# word. General business-software vocabulary, not the names of any catalog's tools.
+_GROUPS = (
+    "customer client", "cancel stop terminate", "pause suspend", "ticket case",
+    "refund reimburse moneyback", "price cost cheap cheapest rate fee pricing",
+    "csv spreadsheet excel", "meeting call appointment", "contract agreement nda",
+    "sign signature signed", "remind nudge chase followup", "user teammate colleague",
+    "deactivate disable revoke offboard shutoff", "login signin", "low runout",
+    "rollout percent", "parcel package box", "delete erase", "merge combine duplicate",
+    "email mail", "salary salaries wage", "vacation holiday leave timeoff", "outage downtime",
+    "satisfaction happy", "sms text", "export download", "audit who",
+)
+_PHRASES = re.compile(r"\b(money back|shut off|run out|log in|sign in|time off|follow up|"
+                      r"roll out)\b", re.IGNORECASE)
+_SYNONYMS = {_stem(word): _stem(group.split()[0])
+             for group in _GROUPS for word in group.split()}
+
+
+class Terms:
+    """:func:`terms` with a memo of the words and texts it has normalised: a catalog
+    repeats both (a thousand tools' "The record's id."), and an index is built once."""
+
+    def __init__(self) -> None:
+        self._words: dict[str, str] = {}
+        self._texts: dict[str, list[str]] = {}
+
+    def __call__(self, text: str) -> list[str]:
+        found = self._texts.get(text)
+        if found is None:
+            found = self._texts[text] = self._split(text)
+        return found
+
+    def _split(self, text: str) -> list[str]:
+        text = _PHRASES.sub(lambda m: m.group(0).replace(" ", "").lower(), text)
+        out = []
+        words = self._words
+        for token in _WORD.findall(text):
+            word = words.get(token)
+            if word is None:
+                word = words[token] = _normalise(token)
+            if word:
+                out.append(word)
+        return out
+
+
+def _normalise(token: str) -> str:
+    """One token's searched form, or "" for a stop word or a single letter."""
+    word = token.lower()
+    if len(word) < 2 or word in _STOP:
+        return ""
+    word = _stem(word)
+    return "" if word in _STOP else _SYNONYMS.get(word, word)
+
+
+def terms(text: str) -> list[str]:
+    """The normalised words of ``text``, in order (repeats kept: they are term counts)."""
+    return Terms()(text)
+
+
+@dataclass(frozen=True, slots=True)
+class SearchDocument:
+    """One searchable function: ``tool`` defines it, ``summary`` is its one-line
+    description, ``words`` the weighted words it is found by."""
+
+    function: str
+    tool: str
+    summary: str
+    words: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """A ranked match: the function, its tool, its summary and its BM25 score."""
+
+    function: str
+    tool: str
+    summary: str
+    score: float
+
+
+def document_of(definition: Mapping[str, Any], tool: str, tool_summary: str,
+                terms: Terms | None = None) -> SearchDocument:
+    """A function's document, from its ``tools[i]`` definition and its tool's summary."""
+    terms = terms or Terms()
+    name = str(definition.get("name", ""))
+    description = str(definition.get("description") or "")
+    words = terms(name) * _NAME_WEIGHT + terms(tool) * _NAME_WEIGHT + terms(description)
+    words += terms(tool_summary)
+    schema = definition.get("input_schema")
+    properties = schema.get("properties") if isinstance(schema, dict) else None
+    for parameter, spec in (properties or {}).items():
+        words += terms(str(parameter)) * _PARAMETER_WEIGHT
+        if isinstance(spec, dict) and spec.get("description"):
+            words += terms(str(spec["description"]))
+    summary = next((line.strip() for line in description.splitlines() if line.strip()), "")
+    return SearchDocument(name, tool, summary, tuple(words))
+
+
+class SearchIndex:
+    """BM25 over a fixed set of documents. Immutable once built; :meth:`search` is pure."""
+
+    def __init__(self, documents: Iterable[SearchDocument], terms: Terms | None = None) -> None:
+        self.documents: tuple[SearchDocument, ...] = tuple(documents)
+        self._terms = terms or Terms()
+        count = len(self.documents)
+        lengths = [len(d.words) for d in self.documents]
+        average = (sum(lengths) / count) if count else 1.0
+        frequencies: dict[str, list[tuple[int, int]]] = {}
+        for index, document in enumerate(self.documents):
+            for word, tf in Counter(document.words).items():
+                frequencies.setdefault(word, []).append((index, tf))
+        # word -> ((document, weight), ...): BM25 with everything but the query folded in
+        norms = [_K1 * (1 - _B + _B * length / (average or 1.0)) for length in lengths]
+        self._postings: dict[str, tuple[tuple[int, float], ...]] = {}
+        for word, postings in frequencies.items():
+            idf = math.log((count - len(postings) + 0.5) / (len(postings) + 0.5) + 1)
+            self._postings[word] = tuple((index, idf * tf * (_K1 + 1) / (tf + norms[index]))
+                                         for index, tf in postings)
+
+    def __len__(self) -> int:
+        return len(self.documents)
+
+    def search(self, query: str, limit: int = 5) -> list[SearchHit]:
+        """The ``limit`` best matches of ``query``, best first (ties by catalog order);
+        a document must share at least one word with the query and score at least a
+        fifth of the best match's score."""
+        scores: dict[int, float] = {}
+        get = scores.get
+        for word in set(self._terms._split(query)):
+            for index, weight in self._postings.get(word, ()):
+                scores[index] = get(index, 0.0) + weight
+        best = heapq.nsmallest(max(0, limit), scores.items(), key=lambda item: (-item[1], item[0]))
+        floor = best[0][1] * _CUTOFF if best else 0.0
+        return [SearchHit(self.documents[i].function, self.documents[i].tool,
+                          self.documents[i].summary, score) for i, score in best
+                if score >= floor]
+
+
+def build_index(definitions: Sequence[Mapping[str, Any]], owners: Mapping[str, str],
+                summaries: Mapping[str, str]) -> SearchIndex:
+    """The index of ``definitions`` (``owners``: function -> tool; ``summaries``: tool ->
+    its one-line summary)."""
+    normalised = Terms()
+    return SearchIndex((document_of(d, owners.get(str(d.get("name")), ""),
+                                    summaries.get(owners.get(str(d.get("name")), ""), ""),
+                                    normalised) for d in definitions), normalised)
+
+
+class LazyIndex:
+    """A catalog's index, built on its first search rather than with the agent: a request
+    that never searches pays nothing, and the first search builds it once (in a worker
+    thread, so the event loop keeps serving other runs; some 100-300 ms at a thousand
+    tools, see bench/README.md). Shared by every agent with the same catalog and policy."""
+
+    def __init__(self, build: Callable[[], SearchIndex]) -> None:
+        self._build = build
+        self._index: SearchIndex | None = None
+
+    @property
+    def built(self) -> bool:
+        return self._index is not None
+
+    def get(self) -> SearchIndex:
+        """The index, built here if need be."""
+        if self._index is None:
+            self._index = self._build()
+        return self._index
+
+    async def aget(self) -> SearchIndex:
+        """The index, built in a worker thread if need be (two first searches at once may
+        both build it; the first to finish is kept)."""
+        if self._index is None:
+            index = await anyio.to_thread.run_sync(self._build)
+            if self._index is None:
+                self._index = index
+        return self._index

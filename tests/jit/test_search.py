@@ -1,0 +1,195 @@
+"""``search_tools``, deferred mode's client-side tool search: the ranking, the policy
+(a forbidden tool is never found, for any query), the index built once per catalog, and
+the whole path through the real SDK to the fake server, whose model cannot see a deferred
+tool until a ``tool_reference`` in a ``tool_result`` reveals it."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from agentrt.jit import JITConfig, JITLoader, ToolLoader, load_catalog, read_manifest
+from agentrt.jit.search import SearchIndex, document_of, terms
+from agentrt.jit.search_tools import ToolFinder
+from agentrt.testing import Reply, ToolUse
+
+from .agents import TOOLS, research_agent
+from .fixtures import IMPORTS
+from .helpers import CATALOG, harness, write_manifest
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from agentrt.testing import RecordedRequest
+
+pytestmark = pytest.mark.anyio
+
+ACME = {"account": "acme"}
+FORBIDDEN = {"open_url", "delete_file"}  # browser is disabled; files allows two methods
+
+
+def call(name: str, **arguments: Any) -> Reply:
+    return Reply(tool_calls=[ToolUse(name, arguments)])
+
+
+def definition(name: str, description: str, **parameters: str) -> dict[str, Any]:
+    return {"name": name, "description": description,
+            "input_schema": {"type": "object", "properties": {
+                p: {"type": "string", "description": d} for p, d in parameters.items()}}}
+
+
+def prefix(request: RecordedRequest) -> str:
+    return json.dumps([request.body.get("tools"), request.body.get("system")], sort_keys=True)
+
+
+def test_words_are_split_lowered_stemmed_and_grouped() -> None:
+    assert terms("listInvoices for the_customer") == ["list", "invoic", "custom"]
+    assert terms("Refunding refunded refunds") == ["refund"] * 3
+    assert terms("HTTPServer") == ["http", "serv"]
+    # a few words tasks and docs put differently are searched as one
+    assert terms("the client wants money back") == terms("customer refund")
+    assert terms("reimbursed") == terms("reimbursement") == terms("refund")
+
+
+def test_bm25_ranks_the_function_whose_words_match_best() -> None:
+    index = SearchIndex([
+        document_of(definition("create_invoice", "Create a draft invoice for a customer.",
+                               customer_id="The customer"), "billing", "Invoices."),
+        document_of(definition("refund_payment", "Refund a captured payment.",
+                               payment_id="The payment", amount="How much"), "payments",
+                    "Card payments."),
+        document_of(definition("track_shipment", "Where a parcel is now.",
+                               tracking_number="The carrier's number"), "shipping",
+                    "Parcels and carriers."),
+    ])
+    assert [h.function for h in index.search("refund the customer's payment")] == [
+        "refund_payment", "create_invoice"]
+    assert index.search("where is my parcel", limit=1)[0].function == "track_shipment"
+    assert index.search("invoices")[0].summary == "Create a draft invoice for a customer."
+
+
+def test_a_match_sharing_only_common_words_is_not_revealed() -> None:
+    """Under a fifth of the best score: what every function says (here "record") finds
+    them all, and revealing their definitions would cost tokens for nothing."""
+    index = SearchIndex([document_of(definition(f"read_{kind}", f"Read a record of kind {kind}."),
+                                     kind, "") for kind in ("invoice", "parcel", "ticket", "lead")])
+    assert [h.function for h in index.search("invoice record")] == ["read_invoice"]
+    assert len(index.search("record")) == 4
+    assert index.search("quantum chromodynamics") == []
+    assert index.search("invoice", limit=0) == []
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory: pytest.TempPathFactory) -> SearchIndex:
+    manifest = read_manifest(write_manifest(tmp_path_factory.mktemp("search")))
+    catalog = load_catalog(core=[ToolLoader, ToolFinder], listed=CATALOG, manifest=manifest)
+    policy = JITConfig(tools=TOOLS, entry_points=False).bind(catalog)
+    found = JITLoader(catalog, policy, loading="deferred").search_index()
+    assert found is not None and not found.built
+    return found.get()
+
+
+def test_the_index_holds_the_allowed_deferred_functions_only(index: SearchIndex) -> None:
+    assert sorted(d.function for d in index.documents) == sorted(
+        ["read_file", "write_file", "send_mail", "make_slides", "shout", "web_search",
+         "fetch_page"])
+    assert not IMPORTS  # from the manifest's entries
+
+
+# every word of every tool of the catalog, forbidden ones included
+WORDS = ["open", "url", "browser", "headless", "delete", "file", "read", "write", "slide",
+         "deck", "search", "web", "page", "mail", "send", "shout", "files", "path", "drive"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(WORDS) | st.text(max_size=12), max_size=8),
+       st.integers(min_value=0, max_value=30))
+def test_a_forbidden_tool_is_never_found(index: SearchIndex, words: list[str],
+                                         limit: int) -> None:
+    hits = index.search(" ".join(words), limit)
+    assert len(hits) <= limit
+    assert not FORBIDDEN & {h.function for h in hits}
+    assert {h.tool for h in hits} <= {"files", "mailer", "presentation", "shouty", "web_search"}
+
+
+async def test_the_index_is_built_once_per_catalog(tmp_path: Path) -> None:
+    agent_cls = research_agent(write_manifest(tmp_path))
+    async with harness(agent_cls, [Reply(text="a"), Reply(text="b")]) as (agent, _):
+        await agent.run("x")
+        other = agent_cls(agent.runtime)
+        await other.run("y")
+        first = agent._manager.tools.agent_tools().finder  # type: ignore[attr-defined]
+        second = other._manager.tools.agent_tools().finder  # type: ignore[attr-defined]
+    assert first is not None and first is second and not first.built  # nobody searched
+
+
+@pytest.mark.integration  # the real SDK over HTTP
+@pytest.mark.parametrize("stream", [False, True])
+async def test_search_tools_reveals_what_it_finds_and_the_model_calls_it(
+        tmp_path: Path, stream: bool) -> None:
+    steps = [call("search_tools", query="build a slide deck", limit=2),
+             call("make_slides", title="T", bullets=["x"]), Reply(text="done")]
+    async with harness(research_agent(write_manifest(tmp_path)), steps, identity=ACME,
+                       sdk=True, stream=stream, strict_deferred=True) as (agent, server):
+        result = await agent.run("slides please")
+        assert not IMPORTS or set(IMPORTS) == {"presentation", "files", "search"}
+        second = {k: v for k, v in copy.deepcopy(server.requests[1].body).items()
+                  if k not in ("max_tokens", "stream")}
+        async with server.client() as client:
+            counted = (await client.messages.count_tokens(**second)).input_tokens
+            answer = second["messages"][-1]["content"][0]
+            answer["content"] = [b for b in answer["content"] if b["type"] == "text"]
+            without = (await client.messages.count_tokens(**second)).input_tokens
+    assert result.text == "done"
+    first, after_search, after_call = server.requests[:3]
+    [found] = [b for b in after_search.body["messages"][-1]["content"]
+               if b["type"] == "tool_result"]
+    text, *references = found["content"]
+    # one match: no other function shares a word with the query
+    assert text == {"type": "text", "text": "Loaded:\n- make_slides (presentation)"}
+    assert references == [{"type": "tool_reference", "tool_name": "make_slides"}]
+    # the API expands what the references name: the revealed definitions are billed
+    assert counted > without
+    [made] = [b for b in after_call.body["messages"][-1]["content"] if b["type"] == "tool_result"]
+    assert made["content"] == "T: 1 slides"
+    assert prefix(first) == prefix(after_search) == prefix(after_call)
+    assert "Tools you can activate" not in json.dumps(first.body["tools"])
+
+
+async def test_searching_activates_nothing_and_an_empty_search_says_so(tmp_path: Path) -> None:
+    steps = [call("search_tools", query="zzz qqq"), call("search_tools", query="mail"),
+             Reply(text="ok")]
+    async with harness(research_agent(write_manifest(tmp_path)), steps, identity=ACME,
+                       strict_deferred=True) as (agent, server):
+        await agent.run("x")
+        tools = agent._manager.tools.agent_tools()  # type: ignore[attr-defined]
+    assert not IMPORTS
+    empty = server.requests[1].body["messages"][-1]["content"][0]
+    assert empty["content"].startswith("No tool matches 'zzz qqq'.")
+    assert "is_error" not in empty
+    mail = server.requests[2].body["messages"][-1]["content"][0]["content"]
+    assert {"type": "tool_reference", "tool_name": "send_mail"} in mail
+    assert tools.finder is not None and tools.finder.built
+
+
+async def test_a_config_without_tool_finder_falls_back_to_the_listing(tmp_path: Path) -> None:
+    agent_cls = research_agent(write_manifest(tmp_path), tools={**TOOLS, "tool_finder": False})
+    async with harness(agent_cls, [Reply(text="hi")]) as (agent, server):
+        await agent.run("hi")
+    names = [t["name"] for t in server.requests[0].body["tools"] if not t.get("defer_loading")]
+    assert names == ["read_notes", "initialize_tools"]
+    assert "Tools you can activate:\n- files:" in server.requests[0].body["tools"][1][
+        "description"]
+
+
+@pytest.mark.parametrize("loading", ["append", "server_search"])
+async def test_only_deferred_mode_gets_search_tools(tmp_path: Path, loading: str) -> None:
+    agent_cls = research_agent(write_manifest(tmp_path), tool_loading=loading)
+    async with harness(agent_cls, [Reply(text="hi")]) as (agent, server):
+        await agent.run("hi")
+    assert "search_tools" not in [t["name"] for t in server.requests[0].body["tools"]]
