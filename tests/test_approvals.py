@@ -145,7 +145,7 @@ def test_the_jit_toml_sets_the_flag_per_function(tmp_path: Path) -> None:
                     'approval_reason = "notes are kept forever"\n')
     config = JITConfig.from_toml(file)
     assert config.function_options["note"].requires_approval is True
-    with pytest.raises(Exception, match="function_options.note.bogus"):
+    with pytest.raises(Exception, match=r"function_options\.note\.bogus"):
         JITConfig.parse({"function_options": {"note": {"bogus": 1}}}, field="cfg")
 
 
@@ -388,7 +388,8 @@ async def test_a_denied_call_invalidates_nothing_an_approved_one_does() -> None:
     read = ToolUse("list_orders", {}, id="toolu_l1")
     steps = [Reply(tool_calls=[read]), Reply(tool_calls=[REFUND]), Reply(text="no"),
              Reply(tool_calls=[ToolUse("list_orders", {}, id="toolu_l2")]),
-             Reply(text="two orders"), Reply(tool_calls=[ToolUse("refund", {"order": "o2", "amount": 1}, id="toolu_r2")]),
+             Reply(text="two orders"),
+             Reply(tool_calls=[ToolUse("refund", {"order": "o2", "amount": 1}, id="toolu_r2")]),
              Reply(text="yes"), Reply(tool_calls=[ToolUse("list_orders", {}, id="toolu_l3")]),
              Reply(text="end")]
     async with harness(steps, pipeline=["memo", "local_cache"]) as (agent, _):
