@@ -4,7 +4,10 @@ Commands: ``run`` (one task), ``chat`` (a REPL on one thread, :mod:`._chat`),
 ``pipeline`` (an agent's stages), ``tools`` (the JIT catalog, :mod:`.jit._cli`),
 ``config show`` and ``threads list | show`` (:mod:`._inspect`). Every failure is
 one line on stderr and a non-zero exit (2: the command or the set-up is wrong,
-1: the run failed); ``--verbose`` adds debug logs and the traceback.
+1: the run failed); ``--verbose`` adds debug logs and the traceback. A run that stops
+waiting for a person's approval (``run`` or ``resume``) prints the pending calls (in
+the JSON's ``pending`` with ``--json``) and exits with 3 (:data:`EXIT_APPROVAL`):
+``agentrt resume THREAD --approve ID --deny ID:reason`` continues it.
 """
 
 from __future__ import annotations
@@ -39,6 +42,9 @@ if TYPE_CHECKING:
 
 __all__ = ["main"]
 
+EXIT_APPROVAL = 3
+"""The exit code of ``run``/``resume`` when the run waits for approval."""
+
 _NO_KEY = ("no API key: set ANTHROPIC_API_KEY, or run offline on the fake server with "
            "--replay FILE")
 _TARGET_HELP = "package.module:AgentClass or path/to/file.py:AgentClass"
@@ -61,6 +67,19 @@ def _parser() -> argparse.ArgumentParser:
                      help="print exactly one JSON object on stdout (logs go to stderr)")
     run.add_argument("--replay", metavar="FILE",
                      help="answer from this scripted reply file on a local fake Messages API")
+
+    resume = commands.add_parser("resume", parents=[common],
+                                 help="decide a paused thread's pending calls and go on")
+    resume.add_argument("target", help=_TARGET_HELP)
+    resume.add_argument("thread_id", metavar="THREAD")
+    resume.add_argument("--approve", action="append", default=[], metavar="ID",
+                        help="run this pending call (repeatable)")
+    resume.add_argument("--deny", action="append", default=[], metavar="ID:REASON",
+                        help="refuse this pending call, telling the model why (repeatable)")
+    resume.add_argument("--json", action="store_true",
+                        help="print exactly one JSON object on stdout (logs go to stderr)")
+    resume.add_argument("--replay", metavar="FILE",
+                        help="answer from this scripted reply file on a local fake Messages API")
 
     chat = commands.add_parser("chat", parents=[common],
                                help="talk to an agent on one thread (a REPL; /help inside)")
@@ -134,6 +153,16 @@ async def _open_runtime(stack: AsyncExitStack, settings: Settings,
     return await stack.enter_async_context(runtime)
 
 
+def _decisions(args: argparse.Namespace) -> dict[str, str]:
+    deny: dict[str, str] = {}
+    for item in args.deny:
+        call_id, _, reason = item.partition(":")
+        if not call_id:
+            raise UsageError(f"--deny {item!r}: expected ID or ID:reason")
+        deny[call_id] = reason or "denied from the agentrt command line"
+    return deny
+
+
 async def _run(args: argparse.Namespace, out: TextIO) -> int:
     agent_cls = load_agent_class(args.target)
     settings = load_settings()
@@ -142,8 +171,13 @@ async def _run(args: argparse.Namespace, out: TextIO) -> int:
         agent = agent_cls(runtime)
         result: RunResult | None = None
         view = RunView(out, tty=False if args.json else None)
+        if args.command == "resume":
+            events = agent.resume_stream(args.thread_id, approve=args.approve,
+                                         deny=_decisions(args))
+        else:
+            events = agent.stream(args.task, thread_id=args.thread_id)
         async with animated(view):
-            async for event in agent.stream(args.task, thread_id=args.thread_id):
+            async for event in events:
                 if isinstance(event, RunFinished):
                     result = event.result
                 if not args.json:
@@ -153,7 +187,11 @@ async def _run(args: argparse.Namespace, out: TextIO) -> int:
             out.write(json.dumps(result.to_json(), ensure_ascii=False) + "\n")
         else:
             view.line(summary(result))
-    return 0
+            if result.pending:
+                flags = " ".join(f"--approve {p.id}" for p in result.pending)
+                view.line(f"waiting for approval: agentrt resume {args.target} "
+                          f"{result.thread_id} {flags} (or --deny ID:reason)")
+    return EXIT_APPROVAL if result.pending else 0
 
 
 async def _chat(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
@@ -204,7 +242,7 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
     # `run --json` keeps stdout for its one object: the run's info logs go to stderr
     level: Literal["debug", "info", "warning"] = (
         "debug" if verbose else
-        "info" if args.command == "run" and args.json else "warning")
+        "info" if args.command in ("run", "resume") and args.json else "warning")
     configure_logging(level=level, fmt="auto", stream=sys.stderr)
     try:
         return _dispatch(args, stdin or sys.stdin, out)
