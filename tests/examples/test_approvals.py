@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import io
 import json
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from agentrt.cli import EXIT_APPROVAL, main
 
 from .support import EXAMPLES, offline_env, run_example
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 pytestmark = pytest.mark.integration
 
