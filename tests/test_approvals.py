@@ -419,3 +419,25 @@ async def test_a_crash_during_an_approved_call_is_never_run_twice() -> None:
         result = await agent.resume(thread, approve=["toolu_refund"])  # same decision: ok
     assert result.text == "I will check the refund." and shop(agent).refunds == []
     assert "outcome is unknown" in results_of(model.requests[1])["toolu_refund"]["content"]
+
+
+# -- the real SDK over HTTP ---------------------------------------------------------------
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("stream", [True, False])
+async def test_pause_and_resume_on_the_real_sdk(stream: bool, tmp_path: Path) -> None:
+    from agentrt.testing import FakeAnthropicServer
+
+    steps = [Reply(text="Refunding.", tool_calls=[NOTE, REFUND]), Reply(text="Refunded.")]
+    settings = load_settings(thread_store="memory", stream=stream, llm_max_retries=0)
+    store = SQLiteThreadStore(tmp_path / "t.db")
+    async with FakeAnthropicServer(steps) as server, server.client() as client, \
+            Runtime(settings, client=client, store=store) as rt:
+        agent = ShopAgent(rt)
+        paused = await agent.run("Refund o1")
+        assert paused.stop_reason == "approval_required" and paused.text == "Refunding."
+        result = await agent.resume(paused.thread_id, approve=["toolu_refund"])
+        assert result.text == "Refunded." and shop(agent).refunds == [("o1", 30.0)]
+        last = server.requests[-1].body["messages"][-1]["content"]
+        assert [b["tool_use_id"] for b in last] == ["toolu_note", "toolu_refund"]
