@@ -314,6 +314,8 @@ class ThreadManager:
                     is_error=True, source="denied")
         for call_id in stale:
             outcomes[call_id] = _INTERRUPTED
+        for outcome in outcomes.values():
+            ctx.stats.record(outcome)
         ctx.log.info("run.approvals_decided", approved=started, stale=stale,
                      denied=sorted(set(outcomes) - set(stale)))
         if stale:
@@ -336,6 +338,8 @@ class ThreadManager:
         await self._persist(state, Message(role="user", content=content()))
         await self._set_state(state, with_record(state.stored.data, None,
                                                  decided=paused.decisions()))
+        if paused.results:  # what the calls that ran at the pause taught the tools (JIT)
+            state.tools = await self.tools.open_run(ctx.run, state.history)
         await self.processor.replay(state.history[-2:], ctx, state.tools)
         settled = TurnOutcomes([by_id[i] for i in outcomes if i in by_id])
         settled.outcomes = [outcomes[str(b.get("id"))] for b in settled.blocks]

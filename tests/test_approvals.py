@@ -441,3 +441,30 @@ async def test_pause_and_resume_on_the_real_sdk(stream: bool, tmp_path: Path) ->
         assert result.text == "Refunded." and shop(agent).refunds == [("o1", 30.0)]
         last = server.requests[-1].body["messages"][-1]["content"]
         assert [b["tool_use_id"] for b in last] == ["toolu_note", "toolu_refund"]
+
+
+async def test_a_record_left_behind_after_the_results_were_stored_is_ignored() -> None:
+    """A crash between storing the settled turn's results and clearing its record: the
+    record no longer belongs to the last message, so nothing is pending."""
+    steps = [Reply(tool_calls=[REFUND]), Reply(text="Done."), Reply(text="Hello again.")]
+    async with harness(steps) as (agent, _):
+        thread = (await agent.run("go")).thread_id
+        store = agent.runtime.store
+        left = (await store.get_state(thread)).data["approvals"]
+        await agent.resume(thread, approve=["toolu_refund"])
+        state = await store.get_state(thread)
+        await store.set_state(thread, {**state.data, "approvals": left},
+                              expected_version=state.version)
+        assert await agent.pending(thread) == []
+        result = await agent.run("hi", thread_id=thread)
+        assert result.text == "Hello again." and shop(agent).refunds == [("o1", 30.0)]
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
+async def test_pause_and_resume_on_both_backends(anyio_backend: str) -> None:
+    steps = [Reply(tool_calls=[NOTE, REFUND]), Reply(text="Done.")]
+    async with harness(steps) as (agent, _):
+        paused = await agent.run("go")
+        assert paused.stop_reason == "approval_required"
+        result = await agent.resume(paused.thread_id, approve=["toolu_refund"])
+    assert result.stop_reason == "end_turn" and shop(agent).refunds == [("o1", 30.0)]
