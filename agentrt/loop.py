@@ -12,23 +12,14 @@ valid conversation, and a run cancelled or crashed anywhere resumes from it.
 
 from __future__ import annotations
 
-import inspect
 import os
-import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ._approvals import (
-    ApprovalRequest,
-    PausedTurn,
-    PendingCall,
-    Verdict,
-    already_decided,
-    paused_turn,
-    with_record,
-)
+from ._approval_gate import ApprovalGate, paused_record
+from ._approvals import PausedTurn, PendingCall, already_decided, paused_turn, with_record
 from ._context import RunContext
 from ._errors import ThreadNotFoundError
 from ._events import (
@@ -44,7 +35,7 @@ from ._result import RunResult
 from .llm._usage import Usage, UsageLimits, estimate_tokens
 from .log import get_logger
 from .pipeline._types import CallContext, ToolOutcome
-from .pipeline.processor import PENDING, ResponseProcessor, Screen, TurnOutcomes, result_block
+from .pipeline.processor import PENDING, ResponseProcessor, TurnOutcomes, result_block
 from .thread._claims import Claim, ThreadClaims
 from .thread._messages import ContentBlock, Message, ThreadState
 from .thread._owners import open_thread
@@ -78,8 +69,6 @@ _CUT_OFF = ToolOutcome("This call was cut off at the output token limit (max_tok
                        "input if need be.", is_error=True, source="rejected")
 _LIMITED = ToolOutcome("This call was not run: the run reached its limit on tool calls.",
                        is_error=True, source="rejected")
-_POLICY_DENIED = ToolOutcome("The application's approval policy refused this call; it was "
-                             "not run.", is_error=True, source="denied")
 _FINAL = frozenset({"end_turn", "stop_sequence", "refusal", "model_context_window_exceeded"})
 
 
@@ -141,8 +130,7 @@ class ThreadManager:
         queue together (one is made for this manager otherwise). ``approval_policy``
         settles calls that require approval before a person is asked; a call left to a
         person expires after ``approval_timeout`` seconds."""
-        self.approval_policy = approval_policy
-        self.approval_timeout = approval_timeout
+        self.approvals = ApprovalGate(approval_policy, approval_timeout)
         self.store = store
         self.claims = claims if claims is not None else ThreadClaims(store)
         self.claim_unowned_threads = claim_unowned_threads
@@ -345,53 +333,6 @@ class ThreadManager:
         settled.outcomes = [outcomes[str(b.get("id"))] for b in settled.blocks]
         return settled
 
-    def _screen(self, state: _RunState) -> Screen:
-        """Decides each call that requires approval: the policy first, else a person."""
-        async def screen(call: ToolCall) -> ToolOutcome | None:
-            reason = call.options.approval_reason or f"{call.name} requires a person's approval"
-            request = ApprovalRequest(call.id, call.name, call.normalized(), reason)
-            verdict = await self._verdict(request, state)
-            if verdict == "approve":
-                state.context.log.info("approval.policy_approved", call_id=call.id,
-                                       function=call.name)
-                return None
-            if verdict == "deny":
-                state.context.log.info("approval.policy_denied", call_id=call.id,
-                                       function=call.name)
-                return _POLICY_DENIED
-            state.pending.append(PendingCall(call.id, call.name, request.input, reason,
-                                             time.time() + self.approval_timeout))
-            return PENDING
-
-        return screen
-
-    async def _verdict(self, request: ApprovalRequest, state: _RunState) -> Verdict:
-        if self.approval_policy is None:
-            return "ask"
-        try:
-            verdict = self.approval_policy(request, state.context.run)
-            if inspect.isawaitable(verdict):
-                verdict = await verdict
-        except Exception:  # a policy bug never lets a call through: a person decides
-            state.context.log.warning("approval.policy_failed", function=request.name,
-                                      exc_info=True)
-            return "ask"
-        if verdict not in ("approve", "deny", "ask"):
-            state.context.log.warning("approval.policy_answer_unknown", function=request.name,
-                                      answer=repr(verdict))
-            return "ask"
-        return verdict
-
-    async def _pause(self, state: _RunState, turn: TurnOutcomes) -> None:
-        """Store what the paused turn needs to go on later: the pending calls and the
-        results of the calls that ran (they join the results message when it is whole)."""
-        results = {str(b.get("id")): result_block(str(b.get("id")), o)
-                   for b, o in zip(turn.blocks, turn.outcomes, strict=True)
-                   if o is not None and o is not PENDING}
-        calls = [{**p.to_json(), "status": "pending"} for p in state.pending]
-        paused = PausedTurn(state.history[-1].id, results, calls)
-        await self._set_state(state, with_record(state.stored.data, paused))
-
     def _request(self, state: _RunState) -> dict[str, Any] | None:
         """The next request, or None when sending it would go past a usage limit."""
         request = self.builder.build(state.tools.definitions(), state.history)
@@ -451,7 +392,9 @@ class ThreadManager:
             state.context.stats.record(skipped)
         try:
             await self.processor.process(ran, state.context, state.tools,
-                                         screen=self._screen(state))
+                                         screen=self.approvals.screen(
+                                             state.context.run, state.context.log,
+                                             state.pending))
         except anyio.get_cancelled_exc_class():
             _merge(turn, ran)
             state.pending.clear()  # answered as cancelled below: nothing waits
@@ -461,7 +404,8 @@ class ThreadManager:
             raise
         _merge(turn, ran)
         if state.pending:
-            await self._pause(state, turn)
+            await self._set_state(state, with_record(state.stored.data, paused_record(
+                state.history[-1].id, turn, state.pending)))
             return turn
         await self._persist(state, Message(role="user", content=turn.result_blocks(_CANCELLED)))
         state.texts.clear()
