@@ -56,7 +56,9 @@ class TurnFinished:
 @dataclass(frozen=True, slots=True)
 class ApprovalRequired:
     """The run pauses: these calls wait for a person (``Agent.resume`` decides them).
-    Comes just before ``RunFinished``, whose result has the same ``pending``."""
+    Comes just before ``RunFinished``, whose result has the same ``pending``. Their
+    ``ToolCallStarted`` came with the reply; their ``ToolCallFinished`` comes from the
+    resume that decides them."""
 
     pending: tuple[PendingCall, ...]
 

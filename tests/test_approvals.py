@@ -468,3 +468,34 @@ async def test_pause_and_resume_on_both_backends(anyio_backend: str) -> None:
         assert paused.stop_reason == "approval_required"
         result = await agent.resume(paused.thread_id, approve=["toolu_refund"])
     assert result.stop_reason == "end_turn" and shop(agent).refunds == [("o1", 30.0)]
+
+
+async def test_resuming_a_thread_that_does_not_exist_is_clear() -> None:
+    from agentrt import ThreadNotFoundError
+
+    async with harness([]) as (agent, model):
+        with pytest.raises(ThreadNotFoundError):
+            await agent.resume("thr_nope", approve=["toolu_x"])
+        with pytest.raises(ApprovalError, match="no call is pending"):
+            thread = (await agent.runtime.store.create_thread()).id
+            await agent.resume(thread, approve=["toolu_x"])
+    assert model.requests == []
+
+
+async def test_a_dangling_call_needing_approval_is_never_rerun() -> None:
+    """A thread cut off after the model asked (no pause was recorded): read-only calls
+    are normally run again, but not one that requires approval."""
+    from agentrt import Message
+
+    async with harness([Reply(text="ok")], agent_cls=SecretAgent) as (agent, model):
+        store = agent.runtime.store
+        thread = (await store.create_thread()).id
+        await store.append(thread, [
+            Message(role="user", content="go"),
+            Message(role="assistant", content=[{"type": "tool_use", "id": "toolu_s",
+                                                "name": "secret", "input": {"name": "a"}}])])
+        await agent.run("again", thread_id=thread)
+        tool = next(t for t in agent.registry if isinstance(t, ApprovedReads))
+    assert tool.reads == 0
+    answered = model.requests[0].body["messages"][2]["content"][0]
+    assert answered["is_error"] is True and "outcome is unknown" in answered["content"]
