@@ -63,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("target", help=_TARGET_HELP)
     run.add_argument("task", help="what to ask the agent")
     run.add_argument("--thread", dest="thread_id", help="continue this thread")
+    _decision_arguments(run, " first (those left undecided are denied)")
     run.add_argument("--json", action="store_true",
                      help="print exactly one JSON object on stdout (logs go to stderr)")
     run.add_argument("--replay", metavar="FILE",
@@ -72,10 +73,7 @@ def _parser() -> argparse.ArgumentParser:
                                  help="decide a paused thread's pending calls and go on")
     resume.add_argument("target", help=_TARGET_HELP)
     resume.add_argument("thread_id", metavar="THREAD")
-    resume.add_argument("--approve", action="append", default=[], metavar="ID",
-                        help="run this pending call (repeatable)")
-    resume.add_argument("--deny", action="append", default=[], metavar="ID:REASON",
-                        help="refuse this pending call, telling the model why (repeatable)")
+    _decision_arguments(resume, "")
     resume.add_argument("--json", action="store_true",
                         help="print exactly one JSON object on stdout (logs go to stderr)")
     resume.add_argument("--replay", metavar="FILE",
@@ -111,6 +109,14 @@ def _parser() -> argparse.ArgumentParser:
     one.add_argument("thread_id", metavar="ID")
     one.add_argument("--json", action="store_true", help="one JSON object")
     return parser
+
+
+def _decision_arguments(parser: argparse.ArgumentParser, when: str) -> None:
+    parser.add_argument("--approve", action="append", default=[], metavar="ID",
+                        help=f"run this pending call{when} (repeatable)")
+    parser.add_argument("--deny", action="append", default=[], metavar="ID:REASON",
+                        help=f"refuse this pending call, telling the model why{when} "
+                             "(repeatable)")
 
 
 def _show_pipeline(args: argparse.Namespace, out: TextIO) -> int:
@@ -175,7 +181,8 @@ async def _run(args: argparse.Namespace, out: TextIO) -> int:
             events = agent.resume_stream(args.thread_id, approve=args.approve,
                                          deny=_decisions(args))
         else:
-            events = agent.stream(args.task, thread_id=args.thread_id)
+            events = agent.stream(args.task, thread_id=args.thread_id, approve=args.approve,
+                                  deny=_decisions(args))
         async with animated(view):
             async for event in events:
                 if isinstance(event, RunFinished):

@@ -111,3 +111,15 @@ def test_chat_asks_yes_or_no_and_resumes(tmp_path: Path) -> None:
             in text)
     assert "[approval_required · " in text and "[end_turn · " in text
     assert "Refunded both." in text
+
+
+def test_run_on_a_paused_thread_decides_first_or_denies(tmp_path: Path) -> None:
+    out = io.StringIO()
+    assert main(["run", TARGET, "Refund", "--replay", replay(tmp_path, "a.json", CALLS),
+                 "--json"], stdout=out) == 3
+    thread = json.loads(out.getvalue())["thread_id"]
+    out = io.StringIO()
+    then = replay(tmp_path, "b.json", {"text": "Refunded; and hello."})
+    assert main(["run", TARGET, "yes, and hello", "--thread", thread, "--approve",
+                 "toolu_refund_a1", "--replay", then, "--json"], stdout=out) == 0
+    assert json.loads(out.getvalue())["stats"]["executed"] == 1
