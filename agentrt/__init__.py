@@ -17,9 +17,11 @@ import importlib as _importlib
 import typing as _typing
 
 if _typing.TYPE_CHECKING:
+    from ._approvals import ApprovalPolicy, ApprovalRequest, PendingCall, Verdict
     from ._context import RunContext
     from ._errors import (
         AgentRtError,
+        ApprovalError,
         BackendUnavailableError,
         ConfigError,
         DependencyCycleError,
@@ -39,6 +41,7 @@ if _typing.TYPE_CHECKING:
         UsageError,
     )
     from ._events import (
+        ApprovalRequired,
         RunEvent,
         RunFinished,
         TextDelta,
@@ -71,6 +74,12 @@ _USER_API = {
     "Usage": ".llm._usage",
     "UsageLimits": ".llm._usage",
     "RunEvent": "._events",
+    "ApprovalRequired": "._events",
+    "ApprovalPolicy": "._approvals",
+    "ApprovalRequest": "._approvals",
+    "PendingCall": "._approvals",
+    "Verdict": "._approvals",
+    "ApprovalError": "._errors",
     "RunFinished": "._events",
     "TextDelta": "._events",
     "ToolCallFinished": "._events",
@@ -127,6 +136,10 @@ __all__ = [
     "DEFAULT_MODEL",
     "Agent",
     "AgentRtError",
+    "ApprovalError",
+    "ApprovalPolicy",
+    "ApprovalRequest",
+    "ApprovalRequired",
     "BackendUnavailableError",
     "CallContext",
     "ConfigError",
@@ -140,6 +153,7 @@ __all__ = [
     "Message",
     "MissingParameterError",
     "ModelError",
+    "PendingCall",
     "RunContext",
     "RunEvent",
     "RunFinished",
@@ -175,6 +189,7 @@ __all__ = [
     "Usage",
     "UsageError",
     "UsageLimits",
+    "Verdict",
     "__version__",
     "configure_logging",
     "function",

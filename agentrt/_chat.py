@@ -14,6 +14,7 @@ readline's editing and history (:mod:`._lines`).
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 from collections import Counter
@@ -23,15 +24,19 @@ from typing import TYPE_CHECKING, TextIO
 import anyio
 
 from ._errors import AgentRtError, ThreadNotFoundError
+from ._events import RunFinished
 from ._inspect import render_messages
 from ._lines import LineReader, TerminalReader, terminal_reader
 from ._render import RunView, animated, hits_text, is_tty, plural, summary
 from .llm._usage import Usage
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from anyio import CancelScope
     from anyio.abc import TaskStatus
 
+    from ._approvals import PendingCall
     from .agent import Agent
     from .pipeline import RunStats
 
@@ -156,15 +161,27 @@ class Chat:
 
     async def _turn_on(self, text: str) -> None:
         view = RunView(self.out)
+        decisions: tuple[list[str], dict[str, str]] | None = None
         with anyio.CancelScope() as scope:
             self._turn = scope
             try:
-                async with animated(view):
-                    async for event in self.agent.stream(text, thread_id=self.thread_id):
-                        result = view.show(event)
-                        if result is not None:
-                            self.totals.add(result.stats, result.usage)
-                            view.line(summary(result, thread=False))
+                while True:  # a turn that waits for approval asks, then resumes
+                    events = (self.agent.stream(text, thread_id=self.thread_id)
+                              if decisions is None else self.agent.resume_stream(
+                                  self.thread_id, approve=decisions[0], deny=decisions[1]))
+                    result = None
+                    async with animated(view):
+                        async for event in events:
+                            view.show(event)
+                            if isinstance(event, RunFinished):
+                                result = event.result
+                                self.totals.add(result.stats, result.usage)
+                                view.line(summary(result, thread=False))
+                    if result is None or not result.pending:
+                        break
+                    decisions = await self._ask(result.pending)
+                    if decisions is None:
+                        break
             except AgentRtError as exc:  # this turn failed; the thread and the REPL go on
                 view.end_line()
                 self.err.write(f"agentrt: {' '.join(str(exc).split())}\n")
@@ -174,6 +191,26 @@ class Chat:
         if scope.cancelled_caught:
             self.totals.cancelled += 1
             view.line("(turn cancelled; the thread keeps everything said so far)")
+
+    async def _ask(self, pending: Sequence[PendingCall]
+                   ) -> tuple[list[str], dict[str, str]] | None:
+        """y/n for each call waiting for approval (its input shown); None at end of input
+        (the calls stay pending: the next message denies them, /exit keeps them)."""
+        approve: list[str] = []
+        deny: dict[str, str] = {}
+        for call in pending:
+            shown = json.dumps(call.input, ensure_ascii=False)
+            self.out.write(f"approve {call.name} {shown}? ({call.reason}) [y/N] ")
+            self.out.flush()
+            answer = await self.lines.readline()
+            if answer is None:
+                self.out.write("\n(left pending)\n")
+                return None
+            if answer.strip().lower() in ("y", "yes"):
+                approve.append(call.id)
+            else:
+                deny[call.id] = "the user said no (agentrt chat)"
+        return approve, deny
 
     async def _command(self, line: str) -> bool:
         """False to leave the REPL."""

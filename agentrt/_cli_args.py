@@ -38,9 +38,19 @@ def parser(version: str) -> argparse.ArgumentParser:
                         help="continue this thread (it must exist)")
     thread.add_argument("--new-thread", dest="new_thread", metavar="ID",
                         help="start a thread with this id (it must not exist)")
+    _decision_arguments(run, " first (those left undecided are denied)")
     run.add_argument("--json", action="store_true",
                      help="print exactly one JSON object on stdout (with its thread_id)")
     run.add_argument("--replay", metavar="FILE", help=_REPLAY_HELP)
+
+    resume = commands.add_parser("resume", parents=[common],
+                                 help="decide a paused thread's pending calls and go on")
+    resume.add_argument("target", help=_TARGET_HELP)
+    resume.add_argument("thread_id", metavar="THREAD")
+    _decision_arguments(resume, "")
+    resume.add_argument("--json", action="store_true",
+                        help="print exactly one JSON object on stdout (with its thread_id)")
+    resume.add_argument("--replay", metavar="FILE", help=_REPLAY_HELP)
 
     chat = commands.add_parser("chat", parents=[common],
                                help="talk to an agent on one thread (a REPL; /help inside)")
@@ -71,6 +81,14 @@ def parser(version: str) -> argparse.ArgumentParser:
     one.add_argument("thread_id", metavar="ID")
     one.add_argument("--json", action="store_true", help="one JSON object")
     return top
+
+
+def _decision_arguments(parser: argparse.ArgumentParser, when: str) -> None:
+    parser.add_argument("--approve", action="append", default=[], metavar="ID",
+                        help=f"run this pending call{when} (repeatable)")
+    parser.add_argument("--deny", action="append", default=[], metavar="ID:REASON",
+                        help=f"refuse this pending call, telling the model why{when} "
+                             "(repeatable)")
 
 
 def _tools(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],

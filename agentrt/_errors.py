@@ -13,6 +13,7 @@ Three families, kept apart because callers handle them differently::
     │   └── ThreadChangedError       the thread changed under a writer (optimistic check)
     ├── ThreadBusyError           another run holds the thread (waited, then refused)
     ├── ThreadOwnerError          the run's identity is not the thread's owner
+    ├── ApprovalError             a decision on calls that are not pending (or missing ones)
     └── BackendUnavailableError   an optional backend (Redis) cannot be reached
     UsageError                    the developer's mistake, raised at start-up
     ├── ConfigError               a setting or config file is invalid (names the field)
@@ -32,6 +33,7 @@ from typing import Any
 
 __all__ = [
     "AgentRtError",
+    "ApprovalError",
     "BackendUnavailableError",
     "ConfigError",
     "DependencyCycleError",
@@ -130,6 +132,17 @@ class ThreadOwnerError(AgentRtError):
         super().__init__(f"thread {thread_id!r} belongs to another identity: this run's "
                          "identity may not read or continue it")
         self.thread_id = thread_id
+
+
+class ApprovalError(AgentRtError):
+    """Decisions that do not match the thread's pending calls: an id that is not
+    pending (or was already decided otherwise), a pending call left undecided, or a
+    resume of a thread that waits for nothing. Nothing was decided or run."""
+
+    def __init__(self, thread_id: str, detail: str) -> None:
+        super().__init__(f"thread {thread_id!r}: {detail}")
+        self.thread_id = thread_id
+        self.detail = detail
 
 
 class BackendUnavailableError(AgentRtError):

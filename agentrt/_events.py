@@ -8,9 +8,11 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 from .llm._usage import Usage
 
 if TYPE_CHECKING:
+    from ._approvals import PendingCall
     from ._result import RunResult
 
 __all__ = [
+    "ApprovalRequired",
     "RunEvent",
     "RunFinished",
     "TextDelta",
@@ -59,10 +61,21 @@ class TurnFinished:
 
 
 @dataclass(frozen=True, slots=True)
+class ApprovalRequired:
+    """The run pauses: these calls wait for a person (``Agent.resume`` decides them).
+    Comes just before ``RunFinished``, whose result has the same ``pending``. Their
+    ``ToolCallStarted`` came with the reply; their ``ToolCallFinished`` comes from the
+    resume that decides them."""
+
+    pending: tuple[PendingCall, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class RunFinished:
     """The last event of a run: its :class:`~agentrt.RunResult`."""
 
     result: RunResult
 
 
-RunEvent: TypeAlias = TextDelta | ToolCallStarted | ToolCallFinished | TurnFinished | RunFinished
+RunEvent: TypeAlias = (TextDelta | ToolCallStarted | ToolCallFinished | TurnFinished
+                       | ApprovalRequired | RunFinished)

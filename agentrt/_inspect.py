@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from pydantic import SecretStr
 
+from ._approvals import pending_calls
 from ._errors import ThreadNotFoundError
 from ._redis import mask_url
-from ._render import call_label
+from ._render import call_label, pending_lines
 from .pipeline import configured_stages
 from .runtime import _redis_from, _store_from
 from .settings import Settings, config_file, effective_thread_store
@@ -185,13 +186,20 @@ async def _show(store: ThreadStore, args: argparse.Namespace, out: TextIO) -> in
     if info is None:
         raise ThreadNotFoundError(args.thread_id)
     messages = await store.messages(args.thread_id)
+    # an operator's view of the store: every thread's pending calls, whoever owns it
+    pending = await pending_calls(store, args.thread_id, check_owner=False)
     if args.json:
         out.write(json.dumps({"id": info.id, "created_at": info.created_at,
                               "updated_at": info.updated_at, "metadata": info.metadata,
-                              "messages": [m.to_json() for m in messages]},
+                              "messages": [m.to_json() for m in messages],
+                              "pending": [p.to_json() for p in pending]},
                              ensure_ascii=False) + "\n")
         return 0
     out.write(f"thread {info.id} · {info.message_count} messages · created "
               f"{_when(info.created_at)} · updated {_when(info.updated_at)}\n")
     out.write("".join(render_messages(messages)))
+    if pending:
+        out.write(f"waiting for approval ({len(pending)}), until "
+                  f"{_when(min(p.expires_at for p in pending))}:\n")
+        out.write("".join(line + "\n" for line in pending_lines(pending)))
     return 0

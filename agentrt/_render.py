@@ -19,12 +19,13 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import anyio
 
-from ._events import RunFinished, TextDelta, ToolCallFinished, ToolCallStarted
+from ._events import ApprovalRequired, RunFinished, TextDelta, ToolCallFinished, ToolCallStarted
 from .jit import INITIALIZE_TOOLS
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Mapping
+    from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 
+    from ._approvals import PendingCall
     from ._events import RunEvent
     from ._result import RunResult
 
@@ -72,6 +73,12 @@ def _report(content: str) -> list[str]:
     return [line for line in head.splitlines() if line.strip()]
 
 
+def pending_lines(pending: Sequence[PendingCall]) -> list[str]:
+    """Calls waiting for approval, one line each (id, the call, why)."""
+    return [f"  ?? {call_label(p.name, p.input)} waits for approval ({p.reason}) · id {p.id}"
+            for p in pending]
+
+
 class RunView:
     """Writes one run's events to ``out``; ``show`` returns the result at ``RunFinished``.
 
@@ -108,6 +115,12 @@ class RunView:
                 self._draw_progress()
             else:
                 self.line(f"  -> {label}")
+        elif isinstance(event, ApprovalRequired):
+            for call in event.pending:
+                self._running.pop(call.id, None)
+            self._clear_progress()
+            for line in pending_lines(event.pending):
+                self.line(line)
         elif isinstance(event, ToolCallFinished):
             label = self._running.pop(event.id, event.name)
             self._clear_progress()

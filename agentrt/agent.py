@@ -27,8 +27,9 @@ from .tools import Tool, ToolRegistry
 
 if TYPE_CHECKING:
     import os
-    from collections.abc import AsyncGenerator, Sequence
+    from collections.abc import AsyncGenerator, Awaitable, Sequence
 
+    from ._approvals import ApprovalPolicy, ApprovalRequest, PendingCall, Verdict
     from ._result import RunResult
     from .jit.config import JITConfig
     from .pipeline._builder import StageFactory
@@ -44,7 +45,8 @@ def _check(cls: type, field: str, value: object, ok: bool, expected: str) -> Non
         raise ConfigError(f"expected {expected}, got {value!r}", field=f"{cls.__name__}.{field}")
 
 
-_OVERRIDABLE = frozenset({"ttl", "scope", "public", "timeout", "error_ttl", "cache_tags"})
+_OVERRIDABLE = frozenset({"ttl", "scope", "public", "timeout", "error_ttl", "cache_tags",
+                          "requires_approval", "approval_reason"})
 
 
 def _check_jit_attributes(cls: type[Agent]) -> None:
@@ -66,7 +68,13 @@ class Agent(AsyncClosing):
 
     ``pipeline`` lists the tool-call stages (names from ``agentrt.pipeline``, or
     stage factories); ``function_options`` overrides what a function declared, by
-    function name: ``{"get_product": {"ttl": 30}}``.
+    function name: ``{"get_product": {"ttl": 30}}``, ``{"refund": {"requires_approval":
+    True}}`` (a JIT agent's TOML may set ``requires_approval`` too, under
+    ``[function_options.NAME]``).
+
+    Calls that require approval pause the run (``stop_reason="approval_required"``);
+    :meth:`resume` decides them. Override :meth:`approval_policy` (or pass
+    ``approval_policy=`` to the constructor) to settle routine ones in code.
     """
 
     model: ClassVar[str | None] = None
@@ -105,6 +113,9 @@ class Agent(AsyncClosing):
             unknown = set(fields) - _OVERRIDABLE
             _check(cls, f"function_options[{name!r}]", fields, not unknown,
                    f"only {', '.join(sorted(_OVERRIDABLE))}")
+            flag = fields.get("requires_approval", False)
+            _check(cls, f"function_options[{name!r}].requires_approval", flag,
+                   isinstance(flag, bool), "true or false")
         for index, tool in enumerate(cls.tools):
             ok = isinstance(tool, Tool) or (inspect.isclass(tool) and issubclass(tool, Tool))
             _check(cls, f"tools[{index}]", tool, ok, "a Tool subclass or instance")
@@ -120,13 +131,16 @@ class Agent(AsyncClosing):
         *,
         identity: Mapping[str, str] | None = None,
         deps: Mapping[str, Any] | None = None,
+        approval_policy: ApprovalPolicy | None = None,
     ) -> None:
-        """``identity`` (account, tenant) scopes cached results; ``deps`` reach tools
-        through ``RunContext.deps``."""
+        """``identity`` (account, tenant) scopes cached results and owns the threads this
+        agent starts (only it may continue them, or approve their calls); ``deps`` reach
+        tools through ``RunContext.deps``; ``approval_policy`` replaces the method."""
         self._owns_runtime = runtime is None
         self.runtime = runtime if runtime is not None else Runtime()
         self.identity = dict(identity or {})
         self.deps = dict(deps or {})
+        self._policy: ApprovalPolicy = approval_policy or self.approval_policy
         self.registry = ToolRegistry(self._construct(tool) for tool in self.tools)
         self._manager = self._build_manager()
         if not self.identity:
@@ -175,6 +189,24 @@ class Agent(AsyncClosing):
                             core=[*self.registry, *self.core_tools], catalog=self.tool_catalog,
                             config=self.tool_config, runtime=self.runtime)
 
+    def approval_policy(self, request: ApprovalRequest,
+                        run: RunContext) -> Verdict | Awaitable[Verdict]:
+        """Called for each call that requires approval, before a person is asked:
+        ``"approve"`` runs it, ``"deny"`` refuses it, ``"ask"`` (this default) pauses the
+        run for a person. ``run.identity`` is the caller's. May be ``async``."""
+        return "ask"
+
+    def _function_options(self) -> dict[str, dict[str, Any]]:
+        """The agent's ``function_options``, with a JIT TOML's ``[function_options]`` on top."""
+        merged = {name: dict(fields) for name, fields in self.function_options.items()}
+        if self.tool_config is not None:
+            from .jit.config import JITConfig
+
+            config = JITConfig.coerce(self.tool_config, field=f"{self.name}.tool_config")
+            for name, override in config.function_options.items():
+                merged.setdefault(name, {}).update(override.model_dump(exclude_none=True))
+        return merged
+
     def _build_manager(self) -> ThreadManager:
         settings = self.runtime.settings
         execute = Execute(timeout=self.tool_timeout or settings.tool_timeout,
@@ -184,7 +216,7 @@ class Agent(AsyncClosing):
         stages = list(self.pipeline if self.pipeline is not None
                       else configured_stages(settings))
         processor = ResponseProcessor(build_pipeline(stages, self.runtime.pipeline, execute),
-                                      parallel=parallel, overrides=self.function_options)
+                                      parallel=parallel, overrides=self._function_options())
         builder = RequestBuilder(model=self.model or settings.model,
                                  max_tokens=self.max_tokens or settings.max_tokens,
                                  system=self.system, prompt_caching=settings.prompt_caching,
@@ -194,7 +226,9 @@ class Agent(AsyncClosing):
                              max_iterations=self.max_iterations or settings.max_iterations,
                              stream=settings.stream, limits=self._limits(None),
                              claims=self.runtime.claims,
-                             claim_unowned_threads=settings.claim_unowned_threads)
+                             claim_unowned_threads=settings.claim_unowned_threads,
+                             approval_policy=self._policy,
+                             approval_timeout=settings.approval_timeout)
 
     def _model_origin(self) -> str:
         if self.model:
@@ -212,23 +246,57 @@ class Agent(AsyncClosing):
             tool_calls=chosen.tool_calls or settings.run_max_tool_calls)
 
     async def stream(self, task: str | list[ContentBlock], *, thread_id: str | None = None,
-                     usage_limits: UsageLimits | None = None
+                     usage_limits: UsageLimits | None = None, approve: Sequence[str] = (),
+                     deny: Mapping[str, str] | None = None,
                      ) -> AsyncGenerator[RunEvent, None]:
         """Events as they happen; the last is ``RunFinished`` carrying the result.
 
         Stopping early (``break``) is safe: the thread is consistent at every event.
         Close the iterator (``contextlib.aclosing``) to release it promptly.
+        ``approve``/``deny`` decide calls the thread has pending first (see
+        :meth:`resume`); pending calls left undecided are denied: the user moved on.
         """
-        async with aclosing(self._events(task, thread_id, usage_limits)) as events:
+        async with aclosing(self._events(task, thread_id, usage_limits, approve,
+                                          deny)) as events:
             async for event in events:
                 yield event
 
-    def _events(self, task: str | list[ContentBlock], thread_id: str | None,
-                usage_limits: UsageLimits | None) -> AsyncGenerator[RunEvent, None]:
+    async def resume_stream(self, thread_id: str, *, approve: Sequence[str] = (),
+                            deny: Mapping[str, str] | None = None,
+                            usage_limits: UsageLimits | None = None,
+                            ) -> AsyncGenerator[RunEvent, None]:
+        """:meth:`resume`, as events (the approved calls' ``ToolCallFinished`` first)."""
+        async with aclosing(self._events(None, thread_id, usage_limits, approve,
+                                          deny)) as events:
+            async for event in events:
+                yield event
+
+    async def resume(self, thread_id: str, *, approve: Sequence[str] = (),
+                     deny: Mapping[str, str] | None = None,
+                     usage_limits: UsageLimits | None = None) -> RunResult:
+        """Continue a run that stopped with ``stop_reason="approval_required"``, in this
+        process or any other: ``approve`` (call ids) run, exactly once; ``deny`` (call id
+        -> reason) are answered to the model as refused, with the reason; then the loop
+        goes on. Every pending call must be decided; an id that is not pending is an
+        :class:`ApprovalError`, and so is a call already decided otherwise. Only this
+        agent's identity, if it owns the thread, may decide (``ThreadOwnerError``)."""
+        return await self._result(self._events(None, thread_id, usage_limits, approve, deny))
+
+    async def pending(self, thread_id: str) -> list[PendingCall]:
+        """The calls of ``thread_id`` waiting for a person (``ThreadOwnerError`` unless
+        this agent's identity owns the thread)."""
+        from ._approvals import pending_calls
+
+        return await pending_calls(self.runtime.store, thread_id, identity=self.identity)
+
+    def _events(self, task: str | list[ContentBlock] | None, thread_id: str | None,
+                usage_limits: UsageLimits | None, approve: Sequence[str] = (),
+                deny: Mapping[str, str] | None = None) -> AsyncGenerator[RunEvent, None]:
         return self._manager.run(task, thread_id=thread_id, agent=self.name,
                                  identity=self.identity, deps=self.deps,
                                  limits=None if usage_limits is None
-                                 else self._limits(usage_limits))
+                                 else self._limits(usage_limits),
+                                 approve=list(approve), deny=dict(deny or {}))
 
     async def tools_for(self, thread_id: str | None = None) -> RunTools:
         """This thread's tools as its next run would open them (``agentrt chat``'s ``/tools``).
@@ -245,10 +313,18 @@ class Agent(AsyncClosing):
         return await self._manager.tools.open_run(run, history)
 
     async def run(self, task: str | list[ContentBlock], *, thread_id: str | None = None,
-                  usage_limits: UsageLimits | None = None) -> RunResult:
-        """Run ``task`` to its end; ``usage_limits`` bound this run (see :class:`UsageLimits`)."""
+                  usage_limits: UsageLimits | None = None, approve: Sequence[str] = (),
+                  deny: Mapping[str, str] | None = None) -> RunResult:
+        """Run ``task`` to its end; ``usage_limits`` bound this run (see :class:`UsageLimits`).
+
+        It may end early with ``stop_reason="approval_required"``: see :meth:`resume`.
+        ``approve``/``deny`` decide the thread's pending calls before ``task`` is added;
+        any left undecided are denied ("the user moved on")."""
+        return await self._result(self._events(task, thread_id, usage_limits, approve, deny))
+
+    async def _result(self, stream: AsyncGenerator[RunEvent, None]) -> RunResult:
         # the loop's own events, not stream()'s re-yield: one generator hop fewer per event
-        async with aclosing(self._events(task, thread_id, usage_limits)) as events:
+        async with aclosing(stream) as events:
             async for event in events:
                 if isinstance(event, RunFinished):
                     return event.result

@@ -1,6 +1,7 @@
 """The ``agentrt`` command. ``main(argv)`` returns the exit code so tests call it directly.
 
-Commands: ``run`` (one task), ``chat`` (a REPL on one thread, :mod:`._chat`),
+Commands: ``run`` (one task), ``resume`` (a run paused for approval), ``chat`` (a REPL
+on one thread, :mod:`._chat`),
 ``pipeline`` (an agent's stages), ``tools`` (the JIT catalog, :mod:`.jit._cli`),
 ``config show`` and ``threads list | show`` (:mod:`._inspect`). Every failure is
 one line on stderr and a non-zero exit (2: the command or the set-up is wrong,
@@ -9,6 +10,9 @@ one line on stderr and a non-zero exit (2: the command or the set-up is wrong,
 The arguments are parsed (:mod:`._cli_args`) before anything else is imported, so
 ``--help`` and ``--version`` answer at once; a command imports the runtime when it runs.
 Logging follows the settings ``log_level`` and ``log_format`` (``--verbose``: debug).
+A run that stops waiting for a person's approval (``run`` or ``resume``) prints the pending
+calls (in the JSON's ``pending`` with ``--json``) and exits with 3 (:data:`EXIT_APPROVAL`):
+``agentrt resume THREAD --approve ID --deny ID:reason`` continues it.
 """
 
 from __future__ import annotations
@@ -34,6 +38,9 @@ if TYPE_CHECKING:
 
 __all__ = ["main"]
 
+EXIT_APPROVAL = 3
+"""The exit code of ``run``/``resume`` when the run waits for approval."""
+
 _NO_KEY = ("no API key: set ANTHROPIC_API_KEY, or run offline on the fake server with "
            "--replay FILE")
 
@@ -47,6 +54,14 @@ def _settings(args: argparse.Namespace) -> Settings:
     level = "debug" if getattr(args, "verbose", False) else settings.log_level
     configure_logging(level=level, fmt=settings.log_format, stream=sys.stderr)
     return settings
+
+
+def _decision_arguments(parser: argparse.ArgumentParser, when: str) -> None:
+    parser.add_argument("--approve", action="append", default=[], metavar="ID",
+                        help=f"run this pending call{when} (repeatable)")
+    parser.add_argument("--deny", action="append", default=[], metavar="ID:REASON",
+                        help=f"refuse this pending call, telling the model why{when} "
+                             "(repeatable)")
 
 
 def _show_pipeline(args: argparse.Namespace, out: TextIO) -> int:
@@ -116,6 +131,18 @@ async def _thread_for_run(runtime: Runtime, args: argparse.Namespace) -> tuple[s
     return new_thread_id(), "new"
 
 
+def _decisions(args: argparse.Namespace) -> dict[str, str]:
+    from ._errors import UsageError
+
+    deny: dict[str, str] = {}
+    for item in args.deny:
+        call_id, _, reason = item.partition(":")
+        if not call_id:
+            raise UsageError(f"--deny {item!r}: expected ID or ID:reason")
+        deny[call_id] = reason or "denied from the agentrt command line"
+    return deny
+
+
 async def _run(args: argparse.Namespace, out: TextIO) -> int:
     import json
     from contextlib import AsyncExitStack
@@ -129,15 +156,24 @@ async def _run(args: argparse.Namespace, out: TextIO) -> int:
     async with AsyncExitStack() as stack:
         runtime = await _open_runtime(stack, settings, args.replay)
         agent = agent_cls(runtime)
-        thread_id, state = await _thread_for_run(runtime, args)
+        if args.command == "resume":  # the thread must exist: resume_stream says so
+            thread_id, state = args.thread_id, "resumed"
+        else:
+            thread_id, state = await _thread_for_run(runtime, args)
         if not args.json:  # so that an interrupted run can be resumed
             sys.stderr.write(f"agentrt: thread {thread_id} ({state}; --thread {thread_id} "
                              "continues it)\n")
             sys.stderr.flush()
         result: RunResult | None = None
         view = RunView(out, tty=False if args.json else None)
+        if args.command == "resume":
+            events = agent.resume_stream(args.thread_id, approve=args.approve,
+                                         deny=_decisions(args))
+        else:
+            events = agent.stream(args.task, thread_id=thread_id, approve=args.approve,
+                                  deny=_decisions(args))
         async with animated(view):
-            async for event in agent.stream(args.task, thread_id=thread_id):
+            async for event in events:
                 if isinstance(event, RunFinished):
                     result = event.result
                 if not args.json:
@@ -147,7 +183,11 @@ async def _run(args: argparse.Namespace, out: TextIO) -> int:
             out.write(json.dumps(result.to_json(), ensure_ascii=False) + "\n")
         else:
             view.line(summary(result))
-    return 0
+            if result.pending:
+                flags = " ".join(f"--approve {p.id}" for p in result.pending)
+                view.line(f"waiting for approval: agentrt resume {args.target} "
+                          f"{result.thread_id} {flags} (or --deny ID:reason)")
+    return EXIT_APPROVAL if result.pending else 0
 
 
 async def _chat(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:

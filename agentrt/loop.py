@@ -18,9 +18,12 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from ._approval_gate import ApprovalGate, paused_record
+from ._approvals import PausedTurn, PendingCall, already_decided, paused_turn, with_record
 from ._context import RunContext
-from ._errors import ModelError
+from ._errors import ModelError, ThreadNotFoundError
 from ._events import (
+    ApprovalRequired,
     RunEvent,
     RunFinished,
     TextDelta,
@@ -32,17 +35,19 @@ from ._result import RunResult
 from .llm._usage import Usage, UsageLimits, estimate_tokens
 from .log import get_logger
 from .pipeline._types import CallContext, ToolOutcome
-from .pipeline.processor import ResponseProcessor, TurnOutcomes
+from .pipeline.processor import PENDING, ResponseProcessor, TurnOutcomes, result_block
 from .thread._claims import Claim, ThreadClaims
-from .thread._messages import ContentBlock, Message
+from .thread._messages import ContentBlock, Message, ThreadState
 from .thread._owners import open_thread
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Mapping, Sequence
 
+    from ._approvals import ApprovalPolicy
     from .llm._model import Model, ModelReply
     from .llm._request import RequestBuilder
     from .llm._usage import Limit
+    from .pipeline._types import ToolCall
     from .thread._store import ThreadStore
     from .tools._provider import RunTools, ToolProvider
 
@@ -96,6 +101,12 @@ class _RunState:
     last_prompt: int = 0  # prompt tokens of the last request
     sent: int = 0  # messages of the history the last request carried
     claim: Claim | None = None  # the run's hold on its thread
+    stored: ThreadState = field(default_factory=ThreadState)  # the thread's state, as last seen
+    pending: list[PendingCall] = field(default_factory=list)  # calls waiting for a person
+
+
+async def _run_approved(call: ToolCall) -> ToolOutcome | None:
+    return None  # a person approved it: it runs
 
 
 class ThreadManager:
@@ -112,9 +123,14 @@ class ThreadManager:
         limits: UsageLimits | None = None,
         claims: ThreadClaims | None = None,
         claim_unowned_threads: bool = False,
+        approval_policy: ApprovalPolicy | None = None,
+        approval_timeout: float = 7 * 24 * 3600,
     ) -> None:
         """``claims``: share the runtime's, so that runs of all its agents on one thread
-        queue together (one is made for this manager otherwise)."""
+        queue together (one is made for this manager otherwise). ``approval_policy``
+        settles calls that require approval before a person is asked; a call left to a
+        person expires after ``approval_timeout`` seconds."""
+        self.approvals = ApprovalGate(approval_policy, approval_timeout)
         self.store = store
         self.claims = claims if claims is not None else ThreadClaims(store)
         self.claim_unowned_threads = claim_unowned_threads
@@ -128,13 +144,15 @@ class ThreadManager:
 
     async def run(
         self,
-        user_input: str | list[ContentBlock],
+        user_input: str | list[ContentBlock] | None,
         *,
         thread_id: str | None = None,
         agent: str = "agent",
         identity: Mapping[str, str] | None = None,
         deps: Mapping[str, Any] | None = None,
         limits: UsageLimits | None = None,
+        approve: Sequence[str] = (),
+        deny: Mapping[str, str] | None = None,
     ) -> AsyncGenerator[RunEvent, None]:
         """Events of one run; the last is always ``RunFinished`` unless an error is raised.
 
@@ -142,8 +160,15 @@ class ThreadManager:
         stored thread teaches the pipeline and the tools, answer calls a crash left
         dangling, store the user's message); then per turn ask the model, store its
         reply, run its tool calls and store their results, and decide whether to go on.
+
+        ``user_input`` None resumes a paused thread: ``approve`` and ``deny`` decide its
+        pending calls (see :mod:`agentrt._approvals`); with a message, pending calls
+        left undecided are denied ("the user moved on").
         """
-        # the owner first: a foreign identity must not even hold the thread up
+        if user_input is None and (
+                thread_id is None or await self.store.get_thread(thread_id) is None):
+            raise ThreadNotFoundError(thread_id or "")
+        # the owner first: a foreign identity must not even hold the thread up (nor decide)
         info = await open_thread(self.store, thread_id, identity=identity,
                                  claim_unowned=self.claim_unowned_threads)
         run = RunContext(thread_id=info.id, run_id=f"run_{os.urandom(8).hex()}", agent=agent,
@@ -151,8 +176,15 @@ class ThreadManager:
         # One run per thread, for the whole run (a second one waits, or is refused with
         # ThreadBusyError); every append checks the thread is still as this run read it.
         async with self.claims.hold(run.thread_id, run.run_id) as claim:
-            state = await self._open(run, claim, user_input, limits or self.limits)
+            state, settled = await self._open(run, claim, user_input, limits or self.limits,
+                                              approve, deny or {})
             log = state.context.log
+            for block, outcome, duration in zip(settled.blocks, settled.outcomes,
+                                                settled.durations, strict=True):
+                assert outcome is not None
+                yield ToolCallFinished(str(block.get("id")), str(block.get("name")),
+                                       outcome.is_error, outcome.source, outcome.content,
+                                       duration)
             stop_reason = "max_iterations"
             while state.iterations < self.max_iterations:
                 request = self._request(state)
@@ -188,6 +220,8 @@ class ThreadManager:
                     for block, outcome, duration in zip(
                             turn.blocks, turn.outcomes, turn.durations, strict=True):
                         assert outcome is not None
+                        if outcome is PENDING:
+                            continue
                         yield ToolCallFinished(str(block.get("id")), str(block.get("name")),
                                                outcome.is_error, outcome.source, outcome.content,
                                                duration)
@@ -195,6 +229,12 @@ class ThreadManager:
                     await self._persist(state, Message(role="user",
                                                        content=_CONTINUE_AFTER_MAX_TOKENS))
                 yield TurnFinished(state.iterations, reply.stop_reason, reply.usage)
+                if state.pending:
+                    stop_reason = "approval_required"
+                    log.info("run.approval_required", calls=[p.id for p in state.pending],
+                             functions=[p.name for p in state.pending])
+                    yield ApprovalRequired(tuple(state.pending))
+                    break
                 if state.limit is not None:
                     stop_reason = "usage_limit"
                     break
@@ -206,7 +246,7 @@ class ThreadManager:
             result = RunResult(text="".join(state.texts).strip(), thread_id=run.thread_id,
                                run_id=run.run_id, stop_reason=stop_reason, usage=state.usage,
                                stats=state.context.stats.snapshot(), iterations=state.iterations,
-                               limit=state.limit)
+                               limit=state.limit, pending=tuple(state.pending))
             if stop_reason in ("max_iterations", "usage_limit"):
                 log.warning("run.stopped", stop_reason=stop_reason, limit=state.limit,
                             iterations=state.iterations, max_iterations=self.max_iterations,
@@ -217,17 +257,87 @@ class ThreadManager:
         yield RunFinished(result)
 
     async def _open(self, run: RunContext, claim: Claim,
-                    user_input: str | list[ContentBlock], limits: UsageLimits) -> _RunState:
-        """The run's state, its thread brought up to date and the user's message stored."""
+                    user_input: str | list[ContentBlock] | None, limits: UsageLimits,
+                    approve: Sequence[str], deny: Mapping[str, str],
+                    ) -> tuple[_RunState, TurnOutcomes]:
+        """The run's state, its thread brought up to date (a paused turn settled with the
+        caller's decisions) and the user's message stored; and the calls settled."""
         history = await self.store.messages(run.thread_id)
+        stored = await self.store.get_state(run.thread_id)
+        paused = paused_turn(stored, history)
+        if paused is None and (user_input is None or approve or deny):
+            raise already_decided(stored, approve, deny, run.thread_id)
         tools = await self.tools.open_run(run, history)
         bound = log.bind(thread_id=run.thread_id, run_id=run.run_id, agent=run.agent)
-        state = _RunState(CallContext(run, log=bound), tools, history, limits, claim=claim)
+        state = _RunState(CallContext(run, log=bound), tools, history, limits, claim=claim,
+                          stored=stored)
         await self.processor.replay(history, state.context, tools)
-        await self._answer_dangling(state)
+        settled = TurnOutcomes(())
+        if paused is None:
+            await self._answer_dangling(state)
+        else:
+            settled = await self._settle(state, paused, approve, deny,
+                                         moved_on=user_input is not None)
         bound.info("run.started", messages=len(history))
-        await self._persist(state, Message(role="user", content=user_input))
-        return state
+        if user_input is not None:
+            await self._persist(state, Message(role="user", content=user_input))
+        return state, settled
+
+    async def _set_state(self, state: _RunState, data: dict[str, Any]) -> None:
+        state.stored = await self.store.set_state(state.context.run.thread_id, data,
+                                                  expected_version=state.stored.version)
+
+    async def _settle(self, state: _RunState, paused: PausedTurn, approve: Sequence[str],
+                      deny: Mapping[str, str], *, moved_on: bool) -> TurnOutcomes:
+        """Finish a paused turn: the decisions are stored before any approved call runs
+        (so a crash during one leaves it marked, and the next run says its outcome is
+        unknown instead of running it again); approved calls run through the pipeline,
+        denied ones are answered with the reason; then the turn's results are stored
+        whole and the record cleared. Returns the calls settled here."""
+        ctx = state.context
+        started, stale = paused.decide(approve, deny, thread_id=ctx.run.thread_id,
+                                       moved_on=moved_on)
+        await self._set_state(state, with_record(state.stored.data, paused))
+        calls = _tool_uses(state.history[-1].blocks())
+        by_id = {str(c.get("id")): c for c in calls}
+        outcomes: dict[str, ToolOutcome] = {}
+        for call in paused.calls:
+            if call.get("status") == "denied":
+                outcomes[str(call["id"])] = ToolOutcome(
+                    f"A person denied this call; it was not run. Reason: {call.get('note')}",
+                    is_error=True, source="denied")
+        for call_id in stale:
+            outcomes[call_id] = _INTERRUPTED
+        for outcome in outcomes.values():
+            ctx.stats.record(outcome)
+        ctx.log.info("run.approvals_decided", approved=started, stale=stale,
+                     denied=sorted(set(outcomes) - set(stale)))
+        if stale:
+            await self.processor.forget_effects([by_id[i] for i in stale if i in by_id], ctx,
+                                                state.tools)
+        approved = TurnOutcomes([by_id[i] for i in started if i in by_id])
+
+        def content() -> list[ContentBlock]:
+            outcomes.update({str(b.get("id")): o for b, o in zip(
+                approved.blocks, approved.outcomes, strict=True) if o is not None})
+            return [paused.results.get(i) or result_block(i, outcomes.get(i, _CANCELLED))
+                    for i in by_id]
+
+        try:
+            await self.processor.process(approved, ctx, state.tools, screen=_run_approved)
+        except anyio.get_cancelled_exc_class():
+            with anyio.CancelScope(shield=True):
+                await self._persist(state, Message(role="user", content=content()))
+            raise
+        await self._persist(state, Message(role="user", content=content()))
+        await self._set_state(state, with_record(state.stored.data, None,
+                                                 decided=paused.decisions()))
+        if paused.results:  # what the calls that ran at the pause taught the tools (JIT)
+            state.tools = await self.tools.open_run(ctx.run, state.history)
+        await self.processor.replay(state.history[-2:], ctx, state.tools)
+        settled = TurnOutcomes([by_id[i] for i in outcomes if i in by_id])
+        settled.outcomes = [outcomes[str(b.get("id"))] for b in settled.blocks]
+        return settled
 
     def _explained(self, error: ModelError, request: dict[str, Any]) -> ModelError:
         """A 404 ``not_found_error`` names the model and what chose it: the likely cause
@@ -298,14 +408,22 @@ class ThreadManager:
             turn.outcomes[index] = skipped
             state.context.stats.record(skipped)
         try:
-            await self.processor.process(ran, state.context, state.tools)
+            await self.processor.process(ran, state.context, state.tools,
+                                         screen=self.approvals.screen(
+                                             state.context.run, state.context.log,
+                                             state.pending))
         except anyio.get_cancelled_exc_class():
             _merge(turn, ran)
+            state.pending.clear()  # answered as cancelled below: nothing waits
             with anyio.CancelScope(shield=True):
                 await self._persist(state, Message(role="user",
                                                    content=turn.result_blocks(_CANCELLED)))
             raise
         _merge(turn, ran)
+        if state.pending:
+            await self._set_state(state, with_record(state.stored.data, paused_record(
+                state.history[-1].id, turn, state.pending)))
+            return turn
         await self._persist(state, Message(role="user", content=turn.result_blocks(_CANCELLED)))
         state.texts.clear()
         return turn
@@ -324,7 +442,9 @@ class ThreadManager:
         unknown: list[ContentBlock] = []
         for call in calls:
             bound = await state.tools.resolve(str(call.get("name")))
-            (safe if not isinstance(bound, str) and bound.spec.read_only else unknown).append(call)
+            options = None if isinstance(bound, str) else self.processor.options_for(bound.spec)
+            rerun = options is not None and options.read_only and not options.requires_approval
+            (safe if rerun else unknown).append(call)
         # first, so that the reads run again below are not answered from before them
         await self.processor.forget_effects(unknown, state.context, state.tools)
         turn = TurnOutcomes(safe)

@@ -200,6 +200,10 @@ class Settings(BaseSettings):
     thread_ttl: float | None = Field(
         None, gt=0, description="Seconds an idle thread lives in the Redis store (unset: "
         "forever).")
+    approval_timeout: float = Field(
+        7 * 24 * 3600.0, gt=0, description="Seconds a tool call waits for a person's "
+        "approval before it is answered as denied (\"no decision in time\"); the Redis "
+        "store keeps a thread with calls pending at least that long, whatever thread_ttl.")
     thread_wait: float = Field(
         5.0, ge=0, description="Seconds a run waits for another run of the same thread (in "
         "any process) to finish before it is refused with ThreadBusyError (0: at once).")

@@ -3,6 +3,9 @@
     POST /threads                  -> 201 {"thread_id": "thr_..."}
     POST /threads/{id}/messages    {"message": "..."} -> the run's events, as Server-Sent Events
     GET  /threads/{id}             -> the thread and its messages (JSON)
+    GET  /threads/{id}/pending     -> the calls waiting for approval (JSON)
+    POST /threads/{id}/approvals   {"approve": [ids], "deny": {id: reason}} -> the resumed
+                                   run's result (JSON; 409 if the ids are not pending)
     GET  /healthz                  -> {"ok": true}
 
 One Runtime serves every request: it is opened in the app's lifespan, so the
@@ -38,6 +41,8 @@ from starlette.routing import Route
 from agentrt import (
     Agent,
     AgentRtError,
+    ApprovalError,
+    ApprovalRequired,
     RunEvent,
     RunFinished,
     TextDelta,
@@ -48,7 +53,7 @@ from agentrt import (
 from agentrt.testing import runtime_or_replay
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Mapping, Sequence
 
     from starlette.requests import Request
 
@@ -76,6 +81,8 @@ def event_json(event: RunEvent) -> tuple[str, dict[str, Any]]:
                                "duration_ms": round(event.duration * 1000, 1)}
     if isinstance(event, TurnFinished):
         return "turn", {"iteration": event.iteration, "stop_reason": event.stop_reason}
+    if isinstance(event, ApprovalRequired):
+        return "approval_required", {"pending": [p.to_json() for p in event.pending]}
     assert isinstance(event, RunFinished)
     return "done", event.result.to_json()
 
@@ -134,19 +141,57 @@ async def post_message(request: Request) -> Response:
                              headers={"cache-control": "no-cache"})
 
 
+async def get_pending(request: Request) -> Response:
+    agent: Agent = request.state.agent
+    thread_id = request.path_params["thread_id"]
+    try:
+        pending = await agent.pending(thread_id)
+    except AgentRtError as exc:  # no such thread, or not this agent's
+        return JSONResponse({"error": str(exc)}, status_code=404)
+    return JSONResponse({"pending": [p.to_json() for p in pending]})
+
+
+async def post_approvals(request: Request) -> Response:
+    """Decide the thread's pending calls and run on to the end (or the next pause)."""
+    agent: Agent = request.state.agent
+    busy: set[str] = request.state.busy
+    thread_id = request.path_params["thread_id"]
+    try:
+        body = await request.json()
+        approve, deny = list(body.get("approve") or []), dict(body.get("deny") or {})
+    except (ValueError, TypeError, AttributeError):
+        return JSONResponse({"error": 'send {"approve": [ids], "deny": {id: reason}}'},
+                            status_code=400)
+    if thread_id in busy:
+        return JSONResponse({"error": f"thread {thread_id} is answering a message"},
+                            status_code=409)
+    busy.add(thread_id)
+    try:
+        result = await agent.resume(thread_id, approve=approve, deny=deny)
+    except ApprovalError as exc:
+        return JSONResponse({"error": str(exc)}, status_code=409)
+    except AgentRtError as exc:
+        return JSONResponse({"error": str(exc)}, status_code=404)
+    finally:
+        busy.discard(thread_id)
+    return JSONResponse(result.to_json())
+
+
 async def healthz(request: Request) -> Response:
     return JSONResponse({"ok": True})
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
-    """The app; ``settings`` default to the environment's (``AGENTRT_*``)."""
+def create_app(settings: Settings | None = None, *, agent: type[Agent] = Assistant,
+               replies: Sequence[Mapping[str, Any]] | None = None) -> Starlette:
+    """The app; ``settings`` default to the environment's (``AGENTRT_*``); ``agent`` and
+    its offline ``replies`` (default: this file's ``REPLIES``) are what it serves."""
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
-        async with runtime_or_replay(REPLIES, settings) as runtime:
+        async with runtime_or_replay(REPLIES if replies is None else replies, settings) as runtime:
             app.state.runtime = runtime  # for tests and introspection
             print("service: runtime open", file=sys.stderr, flush=True)
-            yield {"runtime": runtime, "agent": Assistant(runtime), "busy": set()}
+            yield {"runtime": runtime, "agent": agent(runtime), "busy": set()}
         print(f"service: stopped; runtime closed (model client closed: "
               f"{runtime.model.sdk.is_closed()}, redis: "
               f"{'closed' if runtime.redis is not None else 'not used'})",
@@ -157,6 +202,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/threads", create_thread, methods=["POST"]),
         Route("/threads/{thread_id}", get_thread),
         Route("/threads/{thread_id}/messages", post_message, methods=["POST"]),
+        Route("/threads/{thread_id}/pending", get_pending),
+        Route("/threads/{thread_id}/approvals", post_approvals, methods=["POST"]),
     ])
 
 

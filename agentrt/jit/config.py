@@ -71,8 +71,8 @@ if TYPE_CHECKING:
 
     from .catalog import Catalog
 
-__all__ = ["IMPORT_PATH", "JITConfig", "ToolLoading", "ToolPolicy", "ToolRule", "ToolSearch",
-           "all_import_paths"]
+__all__ = ["IMPORT_PATH", "FunctionOverride", "JITConfig", "ToolLoading", "ToolPolicy",
+           "ToolRule", "ToolSearch", "all_import_paths"]
 
 IMPORT_PATH = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
 ToolLoading: TypeAlias = Literal["append", "deferred", "server_search"]
@@ -117,6 +117,16 @@ class ToolRule(BaseModel):
         return value
 
 
+class FunctionOverride(BaseModel):
+    """One ``[function_options.NAME]`` table: what the config changes about a function
+    (whether a person must approve its calls, and why)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    requires_approval: StrictBool | None = None
+    approval_reason: str | None = None
+
+
 class JITConfig(BaseModel):
     """Permissions and sources of an agent's just-in-time tools. Immutable."""
 
@@ -131,6 +141,8 @@ class JITConfig(BaseModel):
     entry_points: StrictBool = True
     tool_loading: ToolLoading = "deferred"
     tool_search: ToolSearch | None = None  # server_search's variant; unset means regex
+    # per function name: ``[function_options.refund] requires_approval = true``
+    function_options: dict[str, FunctionOverride] = {}
 
     @field_validator("tool_search")
     @classmethod

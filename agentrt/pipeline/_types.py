@@ -109,7 +109,7 @@ class RunStats:
 
 
 # The sources of outcomes no stage answered: every other source is a stage's name.
-NOT_ANSWERED = frozenset({"executed", "rejected", "cancelled", "interrupted"})
+NOT_ANSWERED = frozenset({"executed", "rejected", "cancelled", "interrupted", "denied", "pending"})
 
 
 @dataclass(slots=True)

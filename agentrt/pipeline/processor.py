@@ -10,8 +10,9 @@ from __future__ import annotations
 import itertools
 import reprlib
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import anyio
 from pydantic import ValidationError
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     from ..tools import FunctionOptions, FunctionSpec, Tool
     from ..tools._provider import RunTools
 
-__all__ = ["ResponseProcessor", "TurnOutcomes", "result_block"]
+__all__ = ["PENDING", "ResponseProcessor", "Screen", "TurnOutcomes", "result_block"]
 
 
 def result_block(tool_use_id: str, outcome: ToolOutcome) -> dict[str, Any]:
@@ -80,6 +81,17 @@ class _Plan:
     head: bytes | None  # a public function's key head: the same for every caller
 
 
+Screen: TypeAlias = Callable[[ToolCall], Awaitable[ToolOutcome | None]]
+"""Decides a call that requires approval: None runs it, an outcome answers it."""
+
+PENDING = ToolOutcome("This call is waiting for a person's approval; it has not run.",
+                      is_error=True, source="pending")
+"""What a screen returns for a call left to a person: it gets no result yet."""
+
+_UNSCREENED = ToolOutcome("This call requires a person's approval and was not run.",
+                          is_error=True, source="rejected")
+
+
 class TurnOutcomes:
     """Outcomes of one message's calls, filled as they finish (partial if cancelled)."""
 
@@ -90,8 +102,8 @@ class TurnOutcomes:
 
     def result_blocks(self, missing: ToolOutcome) -> list[dict[str, Any]]:
         """The ``tool_result`` blocks in the order of the calls; ``missing`` answers a call
-        that has no outcome."""
-        return [result_block(str(b.get("id")), o or missing)
+        that has no outcome (or one still pending approval)."""
+        return [result_block(str(b.get("id")), missing if o is None or o is PENDING else o)
                 for b, o in zip(self.blocks, self.outcomes, strict=True)]
 
 
@@ -163,19 +175,36 @@ class ResponseProcessor:
         plan = self._plans.get((type(tool), spec.name)) or self._plan(tool, spec)
         options = plan.options
         key = None
-        if options.read_only:
+        # a call that needs approval is never keyed: no stage may cache, merge or dedupe it
+        if options.read_only and not options.requires_approval:
             key = key_of(plan.head or self._head(tool, spec, options, ctx),
                          arguments.model_dump(mode="json"))
         # positional: a frozen dataclass built by keyword costs twice as much (hot path)
         return ToolCall(str(block.get("id")), tool, spec, arguments, options, key)
 
-    async def process(self, turn: TurnOutcomes, ctx: CallContext, tools: RunTools) -> None:
-        """Run every call; results land in ``turn`` in the order of the tool_use blocks."""
+    async def process(self, turn: TurnOutcomes, ctx: CallContext, tools: RunTools, *,
+                      screen: Screen | None = None) -> None:
+        """Run every call; results land in ``turn`` in the order of the tool_use blocks.
+
+        A call whose function requires approval reaches no stage unless ``screen`` lets
+        it (returns None); an outcome it returns answers the call instead (a denial, or
+        :data:`PENDING`: left without a result, the run pauses for a person). Without a
+        screen such a call is refused."""
         ctx.new_turn()
         prepared = [await self.prepare(block, tools, ctx) for block in turn.blocks]
+        for index, item in enumerate(prepared):
+            if isinstance(item, ToolCall) and item.options.requires_approval:
+                held = _UNSCREENED if screen is None else await screen(item)
+                if held is PENDING:
+                    turn.outcomes[index] = PENDING
+                    prepared[index] = PENDING
+                elif held is not None:
+                    prepared[index] = held
         group: list[int] = []
         for index, item in enumerate(prepared):
-            if isinstance(item, ToolCall) and not item.options.read_only:
+            if item is PENDING:
+                continue
+            if isinstance(item, ToolCall) and item.key is None:
                 await self._run_group(group, prepared, turn, ctx)
                 group = []
                 await self._one(index, item, turn, ctx)

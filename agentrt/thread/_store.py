@@ -36,6 +36,8 @@ class ThreadStore(Protocol):
       and ``delete_thread`` leaves them alone;
     - ``set_state`` and ``set_owner`` are compare-and-set, like ``expected_count``,
       and safe to retry: one that finds its own write already there succeeds;
+    - a store that expires threads keeps one whose state has a number ``keep_until``
+      (epoch seconds) at least until then (calls waiting for approval set it);
     - ``append_events`` is atomic and idempotent by ``ThreadEvent.id``, as ``append``.
 
     ``ThreadNotFoundError`` is raised by every per-thread method but ``get_thread``,

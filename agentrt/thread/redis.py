@@ -56,7 +56,9 @@ store recovers by itself when Redis returns. ``create_thread`` without
 
 With ``ttl``, a whole thread (its keys, the claim aside) expires ``ttl`` seconds
 after it was last created, resumed (``create_thread(..., exist_ok=True)``) or
-written to; reads do not extend it. The index is not given a TTL: its entries
+written to; reads do not extend it. A thread whose state has ``keep_until`` (epoch
+seconds: calls waiting for approval set it to their deadline) lives at least until
+then, whatever ``ttl``. The index is not given a TTL: its entries
 for expired threads are pruned by ``list_threads``.
 
 ``redis.asyncio`` is asyncio-only: this store needs the asyncio backend.
@@ -167,7 +169,15 @@ local function open()
 end
 local function expire(ttl)
   if ttl ~= '0' then
-    for i = 1, 5 do redis.call('PEXPIRE', KEYS[i], ttl) end
+    local ms = tonumber(ttl)
+    -- a thread whose state asks to be kept (calls waiting for approval) outlives its ttl
+    local keep = tonumber(redis.call('HGET', KEYS[1], 'keep_until') or '')
+    if keep then
+      local t = redis.call('TIME')
+      local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+      if keep - now > ms then ms = keep - now end
+    end
+    for i = 1, 5 do redis.call('PEXPIRE', KEYS[i], ms) end
   end
 end
 local function info(status)
@@ -242,7 +252,7 @@ local f = redis.call('HMGET', KEYS[1], 'state', 'state_version')
 return {'ok', f[1], f[2]}
 """
 
-# ARGV: state JSON, expected version, now, ttl ms.
+# ARGV: state JSON, expected version, now, ttl ms, keep-until epoch ms ('': none).
 _SET_STATE = _THREAD_LUA + _OPEN + """
 local f = redis.call('HMGET', KEYS[1], 'state', 'state_version')
 local version = tonumber(f[2])
@@ -253,6 +263,8 @@ if version == expected + 1 and f[1] == ARGV[1] then return {'ok', version} end
 if version ~= expected then return {'changed', version} end
 redis.call('HSET', KEYS[1], 'state', ARGV[1], 'state_version', version + 1,
            'updated_at', ARGV[3])
+if ARGV[5] == '' then redis.call('HDEL', KEYS[1], 'keep_until')
+else redis.call('HSET', KEYS[1], 'keep_until', ARGV[5]) end
 expire(ARGV[4])
 return {'ok', version + 1}
 """
@@ -666,7 +678,10 @@ class RedisThreadStore(AsyncClosing):
                         expected_version: int) -> ThreadState:
         text = encode_state(thread_id, data)
         keys = self._thread_keys(thread_id)
-        args = [text, str(int(expected_version)), repr(time.time()), self._ttl_ms]
+        keep = data.get("keep_until")
+        keep_ms = (str(round(keep * 1000)) if isinstance(keep, int | float)
+                   and not isinstance(keep, bool) and math.isfinite(keep) and keep > 0 else "")
+        args = [text, str(int(expected_version)), repr(time.time()), self._ttl_ms, keep_ms]
         reply = await self._run("set_state", thread_id,
                                 lambda r: self._set_state(keys=keys, args=args, client=r))
         status = self._check(thread_id, reply)

@@ -42,6 +42,12 @@ class FunctionOptions:
     timeout: float | None = None
     batch: str | None = None
     error_ttl: float | None = None
+    # Human approval: a call of this function pauses the run until a person decides
+    # (agentrt.Agent.resume). Set by @function, by an agent's ``function_options``,
+    # the JIT TOML's ``[function_options]``, or by a tool source (MCP's
+    # ``destructiveHint``); ``approval_reason`` is the why shown with the pending call.
+    requires_approval: bool = False
+    approval_reason: str | None = None
 
 
 @overload
@@ -64,6 +70,8 @@ def function(
     timeout: float | None = None,
     batch: str | None = None,
     error_ttl: float | None = None,
+    requires_approval: bool = False,
+    approval_reason: str | None = None,
 ) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]: ...
 
 
@@ -82,6 +90,8 @@ def function(
     timeout: float | None = None,
     batch: str | None = None,
     error_ttl: float | None = None,
+    requires_approval: bool = False,
+    approval_reason: str | None = None,
 ) -> Any:
     """Mark an ``async def`` method of a :class:`Tool` as a function the model may call.
 
@@ -97,6 +107,11 @@ def function(
     (every process on the shared cache). ``batch`` names an ``async`` method taking
     a list of inputs, used to answer many calls with one upstream request.
     ``error_ttl`` opts in to caching a deterministic error (a ``ToolError``).
+
+    ``requires_approval=True``: a person approves each call before it runs (the run
+    stops with ``stop_reason="approval_required"``; ``Agent.resume`` decides). Such a
+    call is never cached, merged or deduplicated, even when ``read_only``.
+    ``approval_reason`` says why, to the person deciding.
     """
     if read_only and invalidates:
         raise TypeError("a read_only function cannot invalidate cache tags")
@@ -118,6 +133,8 @@ def function(
         timeout=timeout,
         batch=batch,
         error_ttl=error_ttl,
+        requires_approval=requires_approval,
+        approval_reason=approval_reason,
     )
 
     def mark(f: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:

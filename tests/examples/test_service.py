@@ -186,3 +186,46 @@ def test_the_service_process_starts_serves_and_stops_on_sigterm(tmp_path: Path) 
     assert "service: stopped; runtime closed (model client closed: True, redis: not used)" in text
     assert text.index("Shutting down") < text.index("service: stopped")
     assert "Traceback" not in text
+
+
+@pytest.mark.anyio
+async def test_pending_calls_and_approvals_over_http(service: ModuleType) -> None:
+    """GET /threads/{id}/pending and POST /threads/{id}/approvals (issue 19), on the
+    approvals example's agent: a run pauses, the client sees why, decides, the run goes
+    on; a decision on what is not pending is a 409."""
+    approvals = importlib.import_module("approvals")
+    try:
+        app = service.create_app(load_settings(thread_store="memory"),
+                                 agent=approvals.SupportAgent, replies=approvals.REPLIES)
+        port = free_port()
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                               log_level="warning"))
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(server.serve)
+            with anyio.fail_after(20):
+                while not server.started:
+                    await anyio.sleep(0.02)
+            async with httpx2.AsyncClient(base_url=f"http://127.0.0.1:{port}",
+                                          timeout=20) as client:
+                thread = (await client.post("/threads")).json()["thread_id"]
+                events = await sse(client, f"/threads/{thread}/messages", "Refund both")
+                assert names(events)[-2:] == ["approval_required", "done"]
+                assert events[-1][1]["stop_reason"] == "approval_required"
+                pending = (await client.get(f"/threads/{thread}/pending")).json()["pending"]
+                assert [(p["id"], p["name"], p["input"]) for p in pending] == [
+                    ("toolu_refund_a1", "refund", {"order_id": "A-1", "amount": 120.0})]
+                wrong = await client.post(f"/threads/{thread}/approvals",
+                                          json={"approve": ["toolu_nope"]})
+                assert wrong.status_code == 409 and "not pending" in wrong.json()["error"]
+                done = await client.post(f"/threads/{thread}/approvals",
+                                         json={"approve": ["toolu_refund_a1"]})
+                assert done.status_code == 200 and done.json()["stop_reason"] == "end_turn"
+                assert (await client.get(f"/threads/{thread}/pending")).json() == {
+                    "pending": []}
+                again = await client.post(f"/threads/{thread}/approvals",
+                                          json={"approve": ["toolu_refund_a1"]})
+                assert again.status_code == 409 and "already approved" in again.json()["error"]
+                assert (await client.get("/threads/thr_nope/pending")).status_code == 404
+            server.should_exit = True
+    finally:
+        sys.modules.pop("approvals", None)

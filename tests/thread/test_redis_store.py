@@ -224,6 +224,26 @@ async def test_ttl_is_set_on_create_and_refreshed_by_append_and_resume(
     assert all(0 < ttl <= 5_000 for ttl in await pttls(gate, store, "t1"))
 
 
+async def test_keep_until_in_the_state_outlives_the_ttl(
+        gate: RedisGate, make_store: Callable[..., RedisThreadStore]) -> None:
+    """Calls waiting for approval set ``keep_until``: the thread lives at least until
+    then, through later writes too; clearing it gives the thread its ttl back."""
+    import time
+
+    store = make_store(ttl=60)
+    await store.create_thread("t1")
+    state = await store.set_state("t1", {"keep_until": time.time() + 3600},
+                                  expected_version=0)
+    assert all(3_500_000 < ttl <= 3_600_000 for ttl in await pttls(gate, store, "t1")
+               if ttl != -2)
+    await store.append("t1", batch("m", 1))
+    assert all(3_500_000 < ttl <= 3_600_000 for ttl in await pttls(gate, store, "t1"))
+    await store.set_state("t1", {}, expected_version=state.version)
+    assert all(55_000 < ttl <= 60_000 for ttl in await pttls(gate, store, "t1"))
+    await store.set_state("t1", {"keep_until": time.time() - 10}, expected_version=2)
+    assert all(55_000 < ttl <= 60_000 for ttl in await pttls(gate, store, "t1"))
+
+
 async def test_a_whole_thread_expires_and_leaves_the_list(
         gate: RedisGate, make_store: Callable[..., RedisThreadStore]) -> None:
     short, forever = make_store(ttl=0.2), make_store()
