@@ -130,18 +130,22 @@ async def _run(args: argparse.Namespace, out: TextIO) -> int:
         runtime = await _open_runtime(stack, settings, args.replay)
         agent = agent_cls(runtime)
         thread_id, state = await _thread_for_run(runtime, args)
+        said = f"agentrt: thread {thread_id} ({state}; --thread {thread_id} continues it)\n"
         if not args.json:  # so that an interrupted run can be resumed
-            sys.stderr.write(f"agentrt: thread {thread_id} ({state}; --thread {thread_id} "
-                             "continues it)\n")
+            sys.stderr.write(said)
             sys.stderr.flush()
         result: RunResult | None = None
         view = RunView(out, tty=False if args.json else None)
-        async with animated(view):
-            async for event in agent.stream(args.task, thread_id=thread_id):
-                if isinstance(event, RunFinished):
-                    result = event.result
-                if not args.json:
-                    view.show(event)
+        try:
+            async with animated(view):
+                async for event in agent.stream(args.task, thread_id=thread_id):
+                    if isinstance(event, RunFinished):
+                        result = event.result
+                    if not args.json:
+                        view.show(event)
+        finally:
+            if args.json and result is None:  # no object will carry the thread id
+                sys.stderr.write(said)
         assert result is not None
         if args.json:
             out.write(json.dumps(result.to_json(), ensure_ascii=False) + "\n")
