@@ -160,24 +160,28 @@ async def _run(args: argparse.Namespace, out: TextIO) -> int:
             thread_id, state = args.thread_id, "resumed"
         else:
             thread_id, state = await _thread_for_run(runtime, args)
+        said = f"agentrt: thread {thread_id} ({state}; --thread {thread_id} continues it)\n"
         if not args.json:  # so that an interrupted run can be resumed
-            sys.stderr.write(f"agentrt: thread {thread_id} ({state}; --thread {thread_id} "
-                             "continues it)\n")
+            sys.stderr.write(said)
             sys.stderr.flush()
         result: RunResult | None = None
         view = RunView(out, tty=False if args.json else None)
         if args.command == "resume":
-            events = agent.resume_stream(args.thread_id, approve=args.approve,
+            events = agent.resume_stream(thread_id, approve=args.approve,
                                          deny=_decisions(args))
         else:
             events = agent.stream(args.task, thread_id=thread_id, approve=args.approve,
                                   deny=_decisions(args))
-        async with animated(view):
-            async for event in events:
-                if isinstance(event, RunFinished):
-                    result = event.result
-                if not args.json:
-                    view.show(event)
+        try:
+            async with animated(view):
+                async for event in events:
+                    if isinstance(event, RunFinished):
+                        result = event.result
+                    if not args.json:
+                        view.show(event)
+        finally:
+            if args.json and result is None:  # no object will carry the thread id
+                sys.stderr.write(said)
         assert result is not None
         if args.json:
             out.write(json.dumps(result.to_json(), ensure_ascii=False) + "\n")

@@ -145,3 +145,15 @@ def test_tools_list_with_a_config_named_from_another_directory(tmp_path: Path) -
     assert status == {"browser": "blocked", "files": "allowed", "images": "blocked",
                       "presentation": "allowed", "publisher": "blocked", "web_search": "allowed"}
     assert "not_in_manifest" not in proc.stderr
+
+
+def test_a_json_run_that_fails_says_its_thread_on_stderr(tmp_path: Path) -> None:
+    replay = tmp_path / "replay.json"
+    replay.write_text(json.dumps({"replies": [
+        {"fault": {"status": 500, "message": "boom", "should_retry": False}}]}))
+    proc = agentrt(tmp_path, "run", SHOP, TASK, "--replay", str(replay), "--json",
+                   "--new-thread", "thr_failed")
+    assert (proc.returncode, proc.stdout) == (1, "")
+    assert proc.stderr.splitlines() == [
+        "agentrt: thread thr_failed (new; --thread thr_failed continues it)",
+        "agentrt: Messages API error 500 (api_error): boom"]
