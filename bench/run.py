@@ -78,6 +78,8 @@ def scripts(quick: bool) -> list[tuple[str, str, list[str], bool]]:
         found.append(("jit", "JIT (bench/jit.py)",
                       ["jit.py", *(["--sizes", "10,100", "--repeat", "3"] if quick else [])],
                       False))
+    found.append(("search", "Tool search (bench/search_quality.py)",
+                  ["search_quality.py"], False))
     found.append(("peers", "Peers (bench/peers/compare.py)",
                   ["peers/compare.py", *(["--quick"] if quick else [])], True))
     return found
@@ -98,7 +100,7 @@ def run(command: list[str]) -> tuple[int, str, float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="scaled-down sizes")
-    parser.add_argument("--only", help="comma-separated: pipeline, redis, jit, peers")
+    parser.add_argument("--only", help="comma-separated: pipeline, redis, jit, search, peers")
     parser.add_argument("--output", default=str(BENCH / "RESULTS.md"))
     args = parser.parse_args(argv)
     chosen = set(args.only.split(",")) if args.only else None
