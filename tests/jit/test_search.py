@@ -135,8 +135,10 @@ async def test_search_tools_reveals_what_it_finds_and_the_model_calls_it(
     steps = [call("search_tools", query="build a slide deck", limit=2),
              call("make_slides", title="T", bullets=["x"]), Reply(text="done")]
     async with harness(research_agent(write_manifest(tmp_path)), steps, identity=ACME,
-                       sdk=True, stream=stream, strict_deferred=True) as (agent, server):
+                       sdk=True, stream=stream, strict_deferred=True,
+                       min_cache_tokens=64) as (agent, server):
         result = await agent.run("slides please")
+        stored = await agent.runtime.store.messages(result.thread_id)
         assert not IMPORTS or set(IMPORTS) == {"presentation", "files", "search"}
         second = {k: v for k, v in copy.deepcopy(server.requests[1].body).items()
                   if k not in ("max_tokens", "stream")}
@@ -158,6 +160,10 @@ async def test_search_tools_reveals_what_it_finds_and_the_model_calls_it(
     [made] = [b for b in after_call.body["messages"][-1]["content"] if b["type"] == "tool_result"]
     assert made["content"] == "T: 1 slides"
     assert prefix(first) == prefix(after_search) == prefix(after_call)
+    # the search changes no prefix: every request after the first reads the cache
+    reads = [m.metadata["usage"]["cache_read_input_tokens"] for m in stored
+             if m.role == "assistant"]
+    assert len(reads) == 3 and reads[0] == 0 and all(r > 0 for r in reads[1:])
     assert "Tools you can activate" not in json.dumps(first.body["tools"])
 
 
