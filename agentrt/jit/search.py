@@ -202,13 +202,19 @@ class SearchIndex:
 
 
 def build_index(definitions: Sequence[Mapping[str, Any]], owners: Mapping[str, str],
-                summaries: Mapping[str, str]) -> SearchIndex:
+                summaries: Mapping[str, str], *, undescribed: Sequence[str] = ()) -> SearchIndex:
     """The index of ``definitions`` (``owners``: function -> tool; ``summaries``: tool ->
-    its one-line summary)."""
+    its one-line summary), plus a document for each ``undescribed`` tool (one the
+    manifest does not describe: found by its name and summary, with no function to
+    reveal, so its hit has ``function == ""`` and the tool must be activated by name)."""
     normalised = Terms()
-    return SearchIndex((document_of(d, owners.get(str(d.get("name")), ""),
-                                    summaries.get(owners.get(str(d.get("name")), ""), ""),
-                                    normalised) for d in definitions), normalised)
+    documents = [document_of(d, owners.get(str(d.get("name")), ""),
+                             summaries.get(owners.get(str(d.get("name")), ""), ""), normalised)
+                 for d in definitions]
+    documents += [SearchDocument("", tool, summaries.get(tool, ""), tuple(
+        normalised(tool) * _NAME_WEIGHT + normalised(summaries.get(tool, ""))))
+        for tool in undescribed]
+    return SearchIndex(documents, normalised)
 
 
 class LazyIndex:

@@ -199,3 +199,25 @@ async def test_only_deferred_mode_gets_search_tools(tmp_path: Path, loading: str
     async with harness(agent_cls, [Reply(text="hi")]) as (agent, server):
         await agent.run("hi")
     assert "search_tools" not in [t["name"] for t in server.requests[0].body["tools"]]
+
+
+async def test_a_tool_the_manifest_does_not_describe_is_found_by_name_and_loaded_by_name(
+        tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path)
+    lines = manifest.read_text(encoding="utf-8").splitlines()
+    at = next(i for i, line in enumerate(lines) if json.loads(line).get("name") == "mailer")
+    entry = json.loads(lines[at])
+    del entry["functions"]  # nothing says what its functions are until it is imported
+    lines[at] = json.dumps(entry)
+    manifest.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    steps = [call("search_tools", query="mailer"),
+             call("initialize_tools", tool_names=["mailer"]), Reply(text="ok")]
+    async with harness(research_agent(manifest), steps, identity=ACME,
+                       deps={"api_key": "k", "sender": "s"},
+                       strict_deferred=True) as (agent, server):
+        await agent.run("mail")
+    found = server.requests[1].body["messages"][-1]["content"][0]
+    assert found["content"] == ("Loaded:\n- tool mailer: Send e-mail. (load it with "
+                                "initialize_tools to see its functions)")
+    assert "send_mail" in [t["name"] for t in server.requests[2].body["tools"]
+                           if not t.get("defer_loading")]  # appended when activated
