@@ -26,7 +26,8 @@ def test_research_assistant(tmp_path: Path) -> None:
             "not enabled for this agent.\n") in out
     assert stats_lines(out) == [{"tool_calls": 8, "executed": 6, "errors": 1,
                                  "hits": {"turn_dedup": 1}}]
-    assert "tools active on the thread: tool_loader, files, web_search, presentation\n" in out
+    assert ("tools active on the thread: tool_loader, tool_finder, files, web_search, "
+            "presentation\n") in out
     assert out.endswith("tool modules imported: search, files, presentation (never imported: "
                         "browser, images, publisher)\n")
     assert "not_in_manifest" not in proc.stderr  # the committed manifest describes them all
