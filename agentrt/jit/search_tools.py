@@ -16,14 +16,18 @@ not describe is found by its name and summary: its line says to load it with
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Final
 
+from ..log import get_logger
 from ..tools import Tool, ToolContent, function, tool_reference
 
 if TYPE_CHECKING:
     from .search import LazyIndex, SearchHit
 
 __all__ = ["MAX_LIMIT", "SEARCH_TOOLS_FUNCTION", "ToolFinder", "render_hits"]
+
+log = get_logger("agentrt.jit")
 
 SEARCH_TOOLS_FUNCTION: Final = "search_tools"
 MAX_LIMIT: Final = 20
@@ -46,7 +50,11 @@ class ToolFinder(Tool):
             limit: Most matches to load (1-20).
         """
         index = await self._index.aget()
+        started = time.perf_counter()
         hits = index.search(query, min(max(limit, 1), MAX_LIMIT))
+        log.debug("jit.search", query=query, limit=limit, found=[h.function or h.tool
+                                                                  for h in hits],
+                  duration_ms=round((time.perf_counter() - started) * 1000, 3))
         text = render_hits(query, hits)
         references = [tool_reference(hit.function) for hit in hits if hit.function]
         return ToolContent(text, *references) if references else text

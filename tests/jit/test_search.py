@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from agentrt.jit import JITConfig, JITLoader, ToolLoader, load_catalog, read_manifest
 from agentrt.jit.search import SearchIndex, document_of, terms
 from agentrt.jit.search_tools import ToolFinder
-from agentrt.testing import Reply, ToolUse
+from agentrt.testing import Reply, ToolUse, capture_events
 
 from .agents import TOOLS, research_agent
 from .fixtures import IMPORTS
@@ -170,10 +170,16 @@ async def test_search_tools_reveals_what_it_finds_and_the_model_calls_it(
 async def test_searching_activates_nothing_and_an_empty_search_says_so(tmp_path: Path) -> None:
     steps = [call("search_tools", query="zzz qqq"), call("search_tools", query="mail"),
              Reply(text="ok")]
-    async with harness(research_agent(write_manifest(tmp_path)), steps, identity=ACME,
-                       strict_deferred=True) as (agent, server):
-        await agent.run("x")
-        tools = agent._manager.tools.agent_tools()  # type: ignore[attr-defined]
+    with capture_events() as logs:
+        async with harness(research_agent(write_manifest(tmp_path)), steps, identity=ACME,
+                           strict_deferred=True) as (agent, server):
+            await agent.run("x")
+            tools = agent._manager.tools.agent_tools()  # type: ignore[attr-defined]
+    built = [e for e in logs if e["event"] == "jit.search_index_built"]
+    assert [e["documents"] for e in built] == [7]  # once, on the first search
+    searches = [e for e in logs if e["event"] == "jit.search"]
+    assert [(e["query"], e["found"]) for e in searches] == [("zzz qqq", []),
+                                                            ("mail", ["send_mail"])]
     assert not IMPORTS
     empty = server.requests[1].body["messages"][-1]["content"][0]
     assert empty["content"].startswith("No tool matches 'zzz qqq'.")
