@@ -227,3 +227,42 @@ async def test_a_tool_the_manifest_does_not_describe_is_found_by_name_and_loaded
                                 "initialize_tools to see its functions)")
     assert "send_mail" in [t["name"] for t in server.requests[2].body["tools"]
                            if not t.get("defer_loading")]  # appended when activated
+
+
+@pytest.mark.integration  # the real SDK over HTTP
+async def test_through_the_sdk_a_search_never_reveals_a_forbidden_function(
+        tmp_path: Path) -> None:
+    steps = [call("search_tools", query="open url in headless browser, delete file", limit=20),
+             Reply(text="no")]
+    async with harness(research_agent(write_manifest(tmp_path)), steps, identity=ACME,
+                       sdk=True, strict_deferred=True) as (agent, server):
+        await agent.run("browse")
+    [answer] = [b for b in server.requests[1].body["messages"][-1]["content"]
+                if b["type"] == "tool_result"]
+    named = {b["tool_name"] for b in answer["content"] if b["type"] == "tool_reference"}
+    assert named and not named & FORBIDDEN  # read_file and write_file, say; never these
+    assert "open_url" not in answer["content"][0]["text"]
+    for request in server.requests:
+        assert not FORBIDDEN & {t["name"] for t in request.body["tools"]}
+
+
+@pytest.mark.integration  # the real SDK over HTTP
+async def test_through_the_sdk_initialize_tools_still_loads_by_name_with_guides(
+        tmp_path: Path) -> None:
+    """Issue 20, point 4: beside search_tools, an agent that activates tools by name gets
+    their guides and the references that let the model call them."""
+    steps = [call("initialize_tools", tool_names=["presentation"]),
+             call("make_slides", title="T", bullets=["x", "y"]), Reply(text="done")]
+    async with harness(research_agent(write_manifest(tmp_path)), steps, identity=ACME,
+                       sdk=True, strict_deferred=True) as (agent, server):
+        result = await agent.run("slides")
+    assert result.text == "done"
+    [loaded] = [b for b in server.requests[1].body["messages"][-1]["content"]
+                if b["type"] == "tool_result"]
+    text, *references = loaded["content"]
+    assert text["text"].startswith("Activated: files, web_search, presentation.\n\n## files\n")
+    assert "## presentation" in text["text"]
+    assert {"type": "tool_reference", "tool_name": "make_slides"} in references
+    [made] = [b for b in server.requests[2].body["messages"][-1]["content"]
+              if b["type"] == "tool_result"]
+    assert made["content"] == "T: 2 slides"
