@@ -80,6 +80,8 @@ def scripts(quick: bool) -> list[tuple[str, str, list[str], bool]]:
                       False))
     found.append(("cli", "CLI start-up (bench/cli.py)",
                   ["cli.py", *(["--repeat", "5"] if quick else [])], True))
+    found.append(("search", "Tool search (bench/search_quality.py)",
+                  ["search_quality.py"], False))
     found.append(("peers", "Peers (bench/peers/compare.py)",
                   ["peers/compare.py", *(["--quick"] if quick else [])], True))
     return found
@@ -100,7 +102,8 @@ def run(command: list[str]) -> tuple[int, str, float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="scaled-down sizes")
-    parser.add_argument("--only", help="comma-separated: pipeline, redis, jit, cli, peers")
+    parser.add_argument("--only", help="comma-separated: pipeline, redis, jit, search, cli, "
+                        "peers")
     parser.add_argument("--output", default=str(BENCH / "RESULTS.md"))
     args = parser.parse_args(argv)
     chosen = set(args.only.split(",")) if args.only else None

@@ -156,7 +156,7 @@ def variants() -> None:
     stem, stop, weight, synonyms = original
     cases = {"as shipped": original,
              "no word groups": (stem, stop, weight, {}),
-             "no stem, groups": (lambda w: w, stop, weight, {}),
+             "no stem/groups": (lambda w: w, stop, weight, {}),
              "no stop words": (stem, frozenset(), weight, synonyms),
              "names weigh 1": (stem, stop, 1, synonyms)}
     print(f"{'variant':<16} {'tuning @1':>9} {'tuning @5':>9} {'held @1':>8} {'held @5':>8}")

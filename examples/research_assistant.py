@@ -1,12 +1,13 @@
 """Research assistant: just-in-time tools under an allow-list (configs/research_assistant.toml).
 
-The agent starts with one tool, ``initialize_tools``, whose description lists what it
-may load. The scripted model (``REPLIES`` below) asks for
-``web_search`` and ``presentation``; ``presentation`` requires ``files``, so files is
-activated too, first, and only the three functions the config allows of it are
-shown. Later the model calls ``open_url`` of the ``browser`` tool, which the config
-blocks: it gets an error result it can read, and the run goes on. No tool module is
-imported before it is activated; the browser's never is.
+The agent starts with two tools: ``search_tools``, which finds what it may load, and
+``initialize_tools``, which loads tools by name with their guides. The scripted model
+(``REPLIES`` below) asks for ``web_search`` and ``presentation``;
+``presentation`` requires ``files``, so files is activated too, first, and only the
+three functions the config allows of it are shown. Later the model calls ``open_url`` of
+the ``browser`` tool, which the config blocks: it gets an error result it can read, and
+the run goes on. No tool module is imported before it is activated; the browser's never
+is.
 
 Run it offline on the fake Messages API server (no API key needed), from any
 directory (the config's paths are relative to it: its manifest, the tools in

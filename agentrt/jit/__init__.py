@@ -12,6 +12,8 @@ The modules, each importing only those listed before it:
 - ``detector``: constructor arguments, from the run, the runtime and ``deps``;
 - ``guides`` (and ``redis_guides``): the usage text of a tool, and its cache;
 - ``initialize_tools``: the tool through which the model activates others;
+- ``search``: SearchIndex, the BM25 ranking behind ``search_tools``;
+- ``search_tools``: ToolFinder, deferred mode's client-side tool search;
 - ``agent_tools``: what every run of one agent shares (catalog, policy, the class
   importer, the deferred definitions), built once;
 - ``thread_tools``: ThreadTools, one run's active tools and activations;
@@ -30,6 +32,8 @@ from .guides import GuideCache, GuideCacheStatistics, MemoryGuideCache, render_g
 from .initialize_tools import INITIALIZE_TOOLS, ActivationReport, ToolLoader
 from .loader import JITLoader
 from .manifest import DEFAULT_MANIFEST, Manifest, describe, read_manifest, render_manifest
+from .search import SearchIndex
+from .search_tools import ToolFinder
 from .thread_tools import JITStatistics, ThreadTools
 
 __all__ = [
@@ -55,7 +59,9 @@ __all__ = [
     "ParameterDetector",
     "Provided",
     "RuntimeSources",
+    "SearchIndex",
     "ThreadTools",
+    "ToolFinder",
     "ToolLoader",
     "ToolLoading",
     "ToolPolicy",

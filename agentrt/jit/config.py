@@ -16,9 +16,10 @@ How the model gets to see a catalog tool is ``tool_loading``:
 
 - ``"deferred"`` (the default): every tool the config allows is in the request
   from the start with ``defer_loading: true`` (its definitions read from the
-  manifest, nothing imported). The model does not see them until
-  ``initialize_tools`` answers with ``tool_reference`` blocks naming them, so the
-  tools list, and the prompt cache, never change within a thread;
+  manifest, nothing imported). The model does not see them until ``search_tools``
+  (our client-side search, tool ``tool_finder``) or ``initialize_tools`` answers with
+  ``tool_reference`` blocks naming them, so the tools list, and the prompt cache,
+  never change within a thread;
 - ``"server_search"``: the same, plus the API's tool search tool (``tool_search =
   "regex"`` or ``"bm25"``), with which the model finds tools itself. The search
   shows the tools it finds, so ``initialize_tools`` is not sent unless the config

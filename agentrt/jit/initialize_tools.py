@@ -1,9 +1,11 @@
 """``initialize_tools``: the core tool through which the model activates tools.
 
 It belongs to every JIT agent (``tool_loader`` in the catalog, so a config can
-restrict or disable it like any other tool). Its description ends with the list
-of tools the agent may load, one line each (name and summary), so the model
-knows what exists without paying for every schema up front. A function the
+restrict or disable it like any other tool). In ``append`` mode (and ``deferred``
+without ``search_tools``) its description ends with the list of tools the agent may
+load, one line each (name and summary), so the model knows what exists without
+paying for every schema up front; beside ``search_tools``, which finds and loads
+tools, it is there for the tools' guides. A function the
 model already knows (from an earlier turn, say) can also be called directly:
 its tool is activated on the spot.
 

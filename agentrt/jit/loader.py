@@ -140,9 +140,10 @@ class JITLoader:
         def build() -> SearchIndex:
             owners = {str(d["name"]): catalog.tool_for(str(d["name"])) or ""
                       for d in deferred.definitions}
-            summaries = {tool: catalog.entry(tool).summary for tool in set(owners.values())
-                         if tool in catalog}
-            return build_index(deferred.definitions, owners, summaries)
+            tools = {*owners.values(), *deferred.undescribed}
+            summaries = {tool: catalog.entry(tool).summary for tool in tools if tool in catalog}
+            return build_index(deferred.definitions, owners, summaries,
+                               undescribed=deferred.undescribed)
 
         return catalog.memo(("search_index", core, self.policy.key), lambda: LazyIndex(build))
 

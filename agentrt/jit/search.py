@@ -22,17 +22,22 @@ from __future__ import annotations
 import heapq
 import math
 import re
+import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from ..log import get_logger
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping, Sequence
 
 __all__ = ["LazyIndex", "SearchDocument", "SearchHit", "SearchIndex", "Terms", "build_index",
            "document_of", "terms"]
+
+log = get_logger("agentrt.jit")
 
 _K1, _B = 1.2, 0.75
 _WORD = re.compile(r"[A-Z]{2,}(?=[A-Z][a-z]|[^A-Za-z]|$)|[A-Za-z][a-z]*|\d+")
@@ -202,13 +207,19 @@ class SearchIndex:
 
 
 def build_index(definitions: Sequence[Mapping[str, Any]], owners: Mapping[str, str],
-                summaries: Mapping[str, str]) -> SearchIndex:
+                summaries: Mapping[str, str], *, undescribed: Sequence[str] = ()) -> SearchIndex:
     """The index of ``definitions`` (``owners``: function -> tool; ``summaries``: tool ->
-    its one-line summary)."""
+    its one-line summary), plus a document for each ``undescribed`` tool (one the
+    manifest does not describe: found by its name and summary, with no function to
+    reveal, so its hit has ``function == ""`` and the tool must be activated by name)."""
     normalised = Terms()
-    return SearchIndex((document_of(d, owners.get(str(d.get("name")), ""),
-                                    summaries.get(owners.get(str(d.get("name")), ""), ""),
-                                    normalised) for d in definitions), normalised)
+    documents = [document_of(d, owners.get(str(d.get("name")), ""),
+                             summaries.get(owners.get(str(d.get("name")), ""), ""), normalised)
+                 for d in definitions]
+    documents += [SearchDocument("", tool, summaries.get(tool, ""), tuple(
+        normalised(tool) * _NAME_WEIGHT + normalised(summaries.get(tool, ""))))
+        for tool in undescribed]
+    return SearchIndex(documents, normalised)
 
 
 class LazyIndex:
@@ -228,14 +239,21 @@ class LazyIndex:
     def get(self) -> SearchIndex:
         """The index, built here if need be."""
         if self._index is None:
-            self._index = self._build()
+            self._index = self._timed_build()
         return self._index
 
     async def aget(self) -> SearchIndex:
         """The index, built in a worker thread if need be (two first searches at once may
         both build it; the first to finish is kept)."""
         if self._index is None:
-            index = await anyio.to_thread.run_sync(self._build)
+            index = await anyio.to_thread.run_sync(self._timed_build)
             if self._index is None:
                 self._index = index
         return self._index
+
+    def _timed_build(self) -> SearchIndex:
+        started = time.perf_counter()
+        index = self._build()
+        log.info("jit.search_index_built", documents=len(index),
+                 duration_ms=round((time.perf_counter() - started) * 1000, 3))
+        return index

@@ -101,8 +101,8 @@ async def test_every_allowed_function_is_sent_deferred_and_nothing_is_imported(
 async def test_initialize_tools_answers_with_guides_and_tool_references(tmp_path: Path) -> None:
     steps = [call("initialize_tools", tool_names=["presentation", "browser"]),
              call("make_slides", title="T", bullets=["x"]), Reply(text="done")]
-    async with harness(research_agent(write_manifest(tmp_path)), steps,
-                       identity=ACME) as (agent, server):
+    async with harness(research_agent(write_manifest(tmp_path)), steps, identity=ACME,
+                       strict_deferred=True) as (agent, server):
         result = await agent.run("make slides")
     assert result.text == "done"
     [answer] = results(server.requests[1])

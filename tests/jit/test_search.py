@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from agentrt.jit import JITConfig, JITLoader, ToolLoader, load_catalog, read_manifest
 from agentrt.jit.search import SearchIndex, document_of, terms
 from agentrt.jit.search_tools import ToolFinder
-from agentrt.testing import Reply, ToolUse
+from agentrt.testing import Reply, ToolUse, capture_events
 
 from .agents import TOOLS, research_agent
 from .fixtures import IMPORTS
@@ -135,8 +135,10 @@ async def test_search_tools_reveals_what_it_finds_and_the_model_calls_it(
     steps = [call("search_tools", query="build a slide deck", limit=2),
              call("make_slides", title="T", bullets=["x"]), Reply(text="done")]
     async with harness(research_agent(write_manifest(tmp_path)), steps, identity=ACME,
-                       sdk=True, stream=stream, strict_deferred=True) as (agent, server):
+                       sdk=True, stream=stream, strict_deferred=True,
+                       min_cache_tokens=64) as (agent, server):
         result = await agent.run("slides please")
+        stored = await agent.runtime.store.messages(result.thread_id)
         assert not IMPORTS or set(IMPORTS) == {"presentation", "files", "search"}
         second = {k: v for k, v in copy.deepcopy(server.requests[1].body).items()
                   if k not in ("max_tokens", "stream")}
@@ -158,16 +160,26 @@ async def test_search_tools_reveals_what_it_finds_and_the_model_calls_it(
     [made] = [b for b in after_call.body["messages"][-1]["content"] if b["type"] == "tool_result"]
     assert made["content"] == "T: 1 slides"
     assert prefix(first) == prefix(after_search) == prefix(after_call)
+    # the search changes no prefix: every request after the first reads the cache
+    reads = [m.metadata["usage"]["cache_read_input_tokens"] for m in stored
+             if m.role == "assistant"]
+    assert len(reads) == 3 and reads[0] == 0 and all(r > 0 for r in reads[1:])
     assert "Tools you can activate" not in json.dumps(first.body["tools"])
 
 
 async def test_searching_activates_nothing_and_an_empty_search_says_so(tmp_path: Path) -> None:
     steps = [call("search_tools", query="zzz qqq"), call("search_tools", query="mail"),
              Reply(text="ok")]
-    async with harness(research_agent(write_manifest(tmp_path)), steps, identity=ACME,
-                       strict_deferred=True) as (agent, server):
-        await agent.run("x")
-        tools = agent._manager.tools.agent_tools()  # type: ignore[attr-defined]
+    with capture_events() as logs:
+        async with harness(research_agent(write_manifest(tmp_path)), steps, identity=ACME,
+                           strict_deferred=True) as (agent, server):
+            await agent.run("x")
+            tools = agent._manager.tools.agent_tools()  # type: ignore[attr-defined]
+    built = [e for e in logs if e["event"] == "jit.search_index_built"]
+    assert [e["documents"] for e in built] == [7]  # once, on the first search
+    searches = [e for e in logs if e["event"] == "jit.search"]
+    assert [(e["query"], e["found"]) for e in searches] == [("zzz qqq", []),
+                                                            ("mail", ["send_mail"])]
     assert not IMPORTS
     empty = server.requests[1].body["messages"][-1]["content"][0]
     assert empty["content"].startswith("No tool matches 'zzz qqq'.")
@@ -193,3 +205,64 @@ async def test_only_deferred_mode_gets_search_tools(tmp_path: Path, loading: str
     async with harness(agent_cls, [Reply(text="hi")]) as (agent, server):
         await agent.run("hi")
     assert "search_tools" not in [t["name"] for t in server.requests[0].body["tools"]]
+
+
+async def test_a_tool_the_manifest_does_not_describe_is_found_by_name_and_loaded_by_name(
+        tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path)
+    lines = manifest.read_text(encoding="utf-8").splitlines()
+    at = next(i for i, line in enumerate(lines) if json.loads(line).get("name") == "mailer")
+    entry = json.loads(lines[at])
+    del entry["functions"]  # nothing says what its functions are until it is imported
+    lines[at] = json.dumps(entry)
+    manifest.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    steps = [call("search_tools", query="mailer"),
+             call("initialize_tools", tool_names=["mailer"]), Reply(text="ok")]
+    async with harness(research_agent(manifest), steps, identity=ACME,
+                       deps={"api_key": "k", "sender": "s"},
+                       strict_deferred=True) as (agent, server):
+        await agent.run("mail")
+    found = server.requests[1].body["messages"][-1]["content"][0]
+    assert found["content"] == ("Loaded:\n- tool mailer: Send e-mail. (load it with "
+                                "initialize_tools to see its functions)")
+    assert "send_mail" in [t["name"] for t in server.requests[2].body["tools"]
+                           if not t.get("defer_loading")]  # appended when activated
+
+
+@pytest.mark.integration  # the real SDK over HTTP
+async def test_through_the_sdk_a_search_never_reveals_a_forbidden_function(
+        tmp_path: Path) -> None:
+    steps = [call("search_tools", query="open url in headless browser, delete file", limit=20),
+             Reply(text="no")]
+    async with harness(research_agent(write_manifest(tmp_path)), steps, identity=ACME,
+                       sdk=True, strict_deferred=True) as (agent, server):
+        await agent.run("browse")
+    [answer] = [b for b in server.requests[1].body["messages"][-1]["content"]
+                if b["type"] == "tool_result"]
+    named = {b["tool_name"] for b in answer["content"] if b["type"] == "tool_reference"}
+    assert named and not named & FORBIDDEN  # read_file and write_file, say; never these
+    assert "open_url" not in answer["content"][0]["text"]
+    for request in server.requests:
+        assert not FORBIDDEN & {t["name"] for t in request.body["tools"]}
+
+
+@pytest.mark.integration  # the real SDK over HTTP
+async def test_through_the_sdk_initialize_tools_still_loads_by_name_with_guides(
+        tmp_path: Path) -> None:
+    """Issue 20, point 4: beside search_tools, an agent that activates tools by name gets
+    their guides and the references that let the model call them."""
+    steps = [call("initialize_tools", tool_names=["presentation"]),
+             call("make_slides", title="T", bullets=["x", "y"]), Reply(text="done")]
+    async with harness(research_agent(write_manifest(tmp_path)), steps, identity=ACME,
+                       sdk=True, strict_deferred=True) as (agent, server):
+        result = await agent.run("slides")
+    assert result.text == "done"
+    [loaded] = [b for b in server.requests[1].body["messages"][-1]["content"]
+                if b["type"] == "tool_result"]
+    text, *references = loaded["content"]
+    assert text["text"].startswith("Activated: files, web_search, presentation.\n\n## files\n")
+    assert "## presentation" in text["text"]
+    assert {"type": "tool_reference", "tool_name": "make_slides"} in references
+    [made] = [b for b in server.requests[2].body["messages"][-1]["content"]
+              if b["type"] == "tool_result"]
+    assert made["content"] == "T: 2 slides"
