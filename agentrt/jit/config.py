@@ -9,6 +9,10 @@ TOML file (``tool_config = "configs/research_assistant.toml"``)::
     web_search = true
     browser = false
     files = { enabled = true, methods = ["read_file", "list_files"] }
+    [functions.read_file]                      # a function's options, as function_options
+    ttl = 60
+    [mcp.servers.git]                          # an MCP server's tools (agentrt.mcp)
+    command = "mcp-server-git"
 
 How the model gets to see a catalog tool is ``tool_loading``:
 
@@ -56,6 +60,7 @@ from pydantic import (
 )
 
 from .._errors import ConfigError
+from ..mcp._config import HTTPServer, StdioServer, parse_servers
 from .catalog import did_you_mean
 from .manifest import DEFAULT_MANIFEST
 
@@ -64,8 +69,8 @@ if TYPE_CHECKING:
 
     from .catalog import Catalog
 
-__all__ = ["IMPORT_PATH", "JITConfig", "ToolLoading", "ToolPolicy", "ToolRule", "ToolSearch",
-           "all_import_paths"]
+__all__ = ["IMPORT_PATH", "FunctionOverride", "JITConfig", "MCPConfig", "ToolLoading",
+           "ToolPolicy", "ToolRule", "ToolSearch", "all_import_paths"]
 
 IMPORT_PATH = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
 ToolLoading: TypeAlias = Literal["append", "deferred", "server_search"]
@@ -110,6 +115,38 @@ class ToolRule(BaseModel):
         return value
 
 
+class FunctionOverride(BaseModel):
+    """``[functions.NAME]``: what the config changes of a function's declared options
+    (the file's form of an agent's ``function_options``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    read_only: StrictBool | None = None
+    ttl: float | None = None
+    scope: Literal["turn", "thread", "process", "shared"] | None = None
+    public: StrictBool | None = None
+    timeout: float | None = None
+    error_ttl: float | None = None
+    cache_tags: tuple[str, ...] | None = None
+    invalidates: tuple[str, ...] | None = None
+
+    def fields(self) -> dict[str, Any]:
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
+class MCPConfig(BaseModel):
+    """``[mcp.servers.NAME]``: MCP servers whose tools join the catalog (agentrt.mcp)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    servers: dict[str, StdioServer | HTTPServer] = {}
+
+    @field_validator("servers", mode="before")
+    @classmethod
+    def _servers(cls, value: Any) -> Any:
+        return parse_servers(value) if isinstance(value, Mapping) else value
+
+
 class JITConfig(BaseModel):
     """Permissions and sources of an agent's just-in-time tools. Immutable."""
 
@@ -123,6 +160,8 @@ class JITConfig(BaseModel):
     entry_points: StrictBool = True
     tool_loading: ToolLoading = "deferred"
     tool_search: ToolSearch | None = None  # server_search's variant; unset means regex
+    mcp: MCPConfig = MCPConfig()
+    functions: dict[str, FunctionOverride] = {}
 
     @field_validator("tool_search")
     @classmethod

@@ -145,6 +145,8 @@ def render_manifest(entries: Iterable[Mapping[str, Any]],
         if other != where:
             raise ToolDefinitionError(f"two tools are named {entry['name']!r}: {other} and "
                                       f"{where}; rename one (class attribute name)")
+        if entry["kind"] == "mcp":  # named per agent (a prefix): see agentrt.mcp
+            continue
         for fn in entry["functions"]:
             owner = functions.setdefault(fn["name"], entry["name"])
             if owner != entry["name"]:
