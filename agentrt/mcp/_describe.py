@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     from ._config import MCPServer
 
-__all__ = ["describe_server", "describe_tools", "stale_fields"]
+__all__ = ["describe_server", "describe_servers", "describe_tools", "stale_fields"]
 
 _HINTS = {"read_only_hint": "readOnlyHint", "destructive_hint": "destructiveHint",
           "idempotent_hint": "idempotentHint", "open_world_hint": "openWorldHint"}
@@ -54,6 +54,23 @@ async def describe_server(name: str, server: MCPServer) -> dict[str, Any]:
         listed = await _list_all(session)
         version = getattr(session.server_info, "version", None)
     return describe_tools(name, server, version, listed)
+
+
+async def describe_servers(servers: Mapping[str, MCPServer]) -> list[dict[str, Any]]:
+    """:func:`describe_server` of each, one after the other; a server that cannot be
+    started is a ConfigError naming it."""
+    from .._errors import ConfigError
+    from ._session import reason_of
+
+    found = []
+    for name, server in servers.items():
+        try:
+            found.append(await describe_server(name, server))
+        except Exception as exc:
+            raise ConfigError(f"cannot list the tools of MCP server {name!r} "
+                              f"({server.describe()}): {reason_of(exc)}",
+                              field=f"mcp_servers.{name}") from exc
+    return found
 
 
 async def _list_all(session: Any) -> list[Any]:

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     from ._config import MCPServer
 
-__all__ = ["Connection", "MCPServers", "import_mcp", "open_session"]
+__all__ = ["Connection", "MCPServers", "import_mcp", "open_session", "reason_of"]
 
 log = get_logger("agentrt.mcp")
 
@@ -185,7 +185,7 @@ class Connection:
         if self.session is None:
             self.started = max(self.started, 1)
             error = failure[0] if failure else RuntimeError("it stopped")
-            reason = _reason(error)
+            reason = reason_of(error)
             log.error("mcp.start_failed", server=self.name, target=self.server.describe(),
                       error=reason)
             raise ToolError(f"MCP server {self.name!r} could not be started "
@@ -236,7 +236,7 @@ class Connection:
                 await self._done.wait()
 
 
-def _reason(exc: BaseException) -> str:
+def reason_of(exc: BaseException) -> str:
     """The first real cause inside an exception group, as one line."""
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]

@@ -12,8 +12,8 @@ The annotations decide each function's :class:`~agentrt.FunctionOptions` (see
 from __future__ import annotations
 
 import json
-from types import MappingProxyType
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
