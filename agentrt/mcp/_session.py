@@ -108,7 +108,8 @@ class Connection:
         self.tools_changed = False
         self.in_flight = 0
         self.last_used = time.monotonic()
-        self._lock = anyio.Lock()
+        self._ready: anyio.Event | None = None  # set while a session starts or lives
+        self._failure = f"MCP server {name!r} stopped"
         self._stop: anyio.Event | None = None
         self._done: anyio.Event | None = None
 
@@ -117,6 +118,7 @@ class Connection:
         cancelled call (a timeout) is cancelled on the server too (the SDK sends
         ``notifications/cancelled``)."""
         from mcp.shared.exceptions import MCPError
+        from mcp_types import CONNECTION_CLOSED
 
         session = await self._session()
         self.in_flight += 1
@@ -127,73 +129,74 @@ class Connection:
             if self.live_tools is not None and tool not in self.live_tools:
                 raise ToolError(f"MCP server {self.name!r} no longer offers the tool {tool!r}")
             return await session.call_tool(tool, arguments)
-        except MCPError as exc:  # the server answered with a JSON-RPC error
-            raise ToolError(f"MCP server {self.name!r}: {exc}") from exc
+        except MCPError as exc:
+            if exc.error.code != CONNECTION_CLOSED:  # the server answered with an error
+                raise ToolError(f"MCP server {self.name!r}: {exc}") from exc
+            self._lost(session, tool, exc)
         except Exception as exc:
-            log.warning("mcp.server_lost", server=self.name, tool=tool,
-                        error=f"{type(exc).__name__}: {exc}")
-            self._lost(session)
-            raise ToolError(f"MCP server {self.name!r} failed during {tool}: the connection "
-                            "was lost; it is restarted on the next call") from exc
+            self._lost(session, tool, exc)
         finally:
             self.in_flight -= 1
             self.last_used = time.monotonic()
+        raise ToolError(f"MCP server {self.name!r} failed during {tool}: the connection was "
+                        "lost; it is restarted on the next call")
 
     async def _session(self) -> Any:
-        session = self.session
-        if session is not None:
-            return session
-        async with self._lock:
-            if self.session is not None:
-                return self.session
-            if self.down:
-                raise ToolError(f"MCP server {self.name!r} is down (it failed "
-                                f"{self.started} times); its tools are unavailable")
-            if self.started > self.server.max_restarts:
+        """The live session, started if need be. The start runs in the host task, so a
+        caller cancelled while waiting for it (a timeout) neither stops it nor makes the
+        next caller start a second server."""
+        if self.session is not None:
+            return self.session
+        if self._ready is None:
+            self._begin()
+        ready = self._ready
+        assert ready is not None
+        await ready.wait()
+        if self.session is None:
+            raise ToolError(self._failure)
+        return self.session
+
+    def _begin(self) -> None:
+        if self.down or self.started > self.server.max_restarts:
+            if not self.down:
                 self.down = True
                 log.error("mcp.server_down", server=self.name, starts=self.started)
-                raise ToolError(f"MCP server {self.name!r} is down (it failed "
-                                f"{self.started} times); its tools are unavailable")
-            self.started += 1
-            await self._start()
-            return self.session
-
-    async def _start(self) -> None:
-        ready, self._stop, self._done = anyio.Event(), anyio.Event(), anyio.Event()
-        failure: list[BaseException] = []
-        stop, done = self._stop, self._done
-        started = time.monotonic()
+            raise ToolError(f"MCP server {self.name!r} is down (started {self.started} "
+                            "times, lost each time); its tools are unavailable")
+        self.started += 1
+        ready = self._ready = anyio.Event()
+        stop, done = self._stop, self._done = anyio.Event(), anyio.Event()
+        began = time.monotonic()
 
         async def host() -> None:
+            mine: Any = None
             try:
                 async with open_session(self.server, self.identity,
                                         self._on_message) as session:
-                    info = session.server_info
-                    self.server_version = getattr(info, "version", None)
-                    self.session = session
+                    self.server_version = getattr(session.server_info, "version", None)
+                    await self._refresh(session)
+                    self.session = mine = session
+                    log.info("mcp.server_started", server=self.name,
+                             version=self.server_version,
+                             duration_ms=round((time.monotonic() - began) * 1000, 1))
                     ready.set()
                     await self._serve(stop)
             except Exception as exc:
-                failure.append(exc)
+                if not ready.is_set():
+                    reason = reason_of(exc)
+                    log.error("mcp.start_failed", server=self.name,
+                              target=self.server.describe(), error=reason)
+                    self._failure = (f"MCP server {self.name!r} could not be started "
+                                     f"({self.server.describe()}): {reason}")
             finally:
-                self.session = None
+                if self.session is mine:
+                    self.session = None
+                if self._ready is ready:
+                    self._ready = None
                 ready.set()
                 done.set()
 
         spawn_host(host)
-        await ready.wait()
-        if self.session is None:
-            self.started = max(self.started, 1)
-            error = failure[0] if failure else RuntimeError("it stopped")
-            reason = reason_of(error)
-            log.error("mcp.start_failed", server=self.name, target=self.server.describe(),
-                      error=reason)
-            raise ToolError(f"MCP server {self.name!r} could not be started "
-                            f"({self.server.describe()}): {reason}")
-        log.info("mcp.server_started", server=self.name, version=self.server_version,
-                 duration_ms=round((time.monotonic() - started) * 1000, 1))
-        assert self.session is not None
-        await self._refresh(self.session)
 
     async def _refresh(self, session: Any) -> None:
         """The live tool list (which wins), checked against the manifest's."""
@@ -223,11 +226,16 @@ class Connection:
             self.tools_changed = True
             log.info("mcp.tools_changed", server=self.name)
 
-    def _lost(self, session: Any) -> None:
-        if self.session is session:
+    def _lost(self, session: Any, tool: str, exc: Exception) -> None:
+        """The session is gone (the child died, the connection dropped): stop its host,
+        so that the next call starts the server again."""
+        log.warning("mcp.server_lost", server=self.name, tool=tool,
+                    error=f"{type(exc).__name__}: {exc}")
+        if self.session is session:  # the next call starts another
             self.session = None
-        if self._stop is not None:
-            self._stop.set()
+            self._ready = None
+            if self._stop is not None:
+                self._stop.set()
 
     async def aclose(self) -> None:
         if self._stop is not None and self._done is not None:

@@ -1,0 +1,241 @@
+"""MCP servers nobody here wrote (mcp-server-git, mcp-server-time) and the project's own
+(stdio and streamable HTTP), each a real child process, through the real SDK against the
+fake Messages API: the annotations drive the pipeline, servers start just in time, and
+no server outlives its runtime."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import processes
+import pytest
+
+from agentrt import Agent, Runtime, load_settings
+from agentrt.mcp import HTTPServer, StdioServer
+from agentrt.testing import FakeAnthropicServer, Reply, ScriptedModel, ToolUse, capture_events
+
+from .support import GIT, TIME, alive, git_repo, own, server_children, until, wait_gone
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Mapping
+
+pytestmark = [pytest.mark.anyio, pytest.mark.integration]
+
+
+def agent_class(manifest: Path, servers: Mapping[str, StdioServer | HTTPServer],
+                **config: Any) -> type[Agent]:
+    class McpAgent(Agent):
+        mcp_servers = servers
+        tool_config = {"manifest": str(manifest), **config}
+        tool_timeout = 10.0
+
+    return McpAgent
+
+
+@asynccontextmanager
+async def running(agent_cls: type[Agent], steps: list[Any], *, sdk: bool = True,
+                  **settings: Any) -> AsyncIterator[tuple[Agent, Any]]:
+    """The agent on a Runtime that is closed (every server stopped) however the test ends."""
+    base = load_settings(thread_store="memory", llm_max_retries=0, **settings)
+    if not sdk:
+        model = ScriptedModel(steps)
+        async with Runtime(base, model=model) as runtime:
+            yield agent_cls(runtime), model
+        return
+    async with FakeAnthropicServer(steps) as fake, fake.client() as client, \
+            Runtime(base, client=client) as runtime:
+        yield agent_cls(runtime), fake
+
+
+def calls(*uses: tuple[str, dict[str, Any]]) -> Reply:
+    return Reply(tool_calls=[ToolUse(name, args) for name, args in uses])
+
+
+def results(request: Any) -> list[dict[str, Any]]:
+    return [b for b in request.body["messages"][-1]["content"] if b["type"] == "tool_result"]
+
+
+def text(block: dict[str, Any]) -> str:
+    content = block["content"]
+    return content if isinstance(content, str) else "".join(
+        b.get("text", "") for b in content)
+
+
+async def test_git_status_twice_in_a_reply_and_two_turns_later_executes_once(
+        manifest: Path, tmp_path: Path) -> None:
+    repo = str(git_repo(tmp_path / "repo"))
+    status = ("git_status", {"repo_path": repo})
+    steps = [calls(status, status), calls(("get_current_time", {"timezone": "UTC"})),
+             calls(status), Reply(text="done")]
+    with capture_events("agentrt") as events:
+        async with running(agent_class(manifest, {"git": GIT, "time": TIME}), steps) as (
+                agent, fake):
+            result = await agent.run("status?")
+    assert result.stats.executed == 2  # git_status once, get_current_time once
+    assert result.stats.hits == {"turn_dedup": 1, "memo": 1}
+    first = results(fake.requests[1])
+    assert "working tree clean" in text(first[0]) and text(first[0]) == text(first[1])
+    assert text(results(fake.requests[3])[0]) == text(first[0])
+    started = [e for e in events if e["event"] == "mcp.server_started"]
+    assert sorted(e["server"] for e in started) == ["git", "time"]
+
+
+async def test_a_commit_between_two_logs_makes_the_second_run_again(
+        manifest: Path, tmp_path: Path) -> None:
+    path = git_repo(tmp_path / "repo")
+    repo = str(path)
+    (path / "b.txt").write_text("two\n")
+    log = ("git_log", {"repo_path": repo})
+    steps = [calls(log), calls(("git_add", {"repo_path": repo, "files": ["b.txt"]})),
+             calls(("git_commit", {"repo_path": repo, "message": "second"})),
+             calls(log), calls(log), Reply(text="done")]
+    async with running(agent_class(manifest, {"git": GIT}), steps) as (agent, fake):
+        result = await agent.run("commit it")
+    # log, add, commit, log again (the commit invalidated the server's reads), then a memo hit
+    assert result.stats.executed == 4
+    assert result.stats.hits == {"memo": 1}
+    before, after = text(results(fake.requests[1])[0]), text(results(fake.requests[4])[0])
+    assert "second" not in before and "second" in after
+    assert text(results(fake.requests[5])[0]) == after
+
+
+async def test_a_server_is_started_by_the_first_call_of_one_of_its_tools_and_stopped_on_close(
+        manifest: Path, tmp_path: Path) -> None:
+    repo = str(git_repo(tmp_path / "repo"))
+    steps = [Reply(text="hello"), calls(("git_status", {"repo_path": repo})), Reply(text="ok")]
+    async with running(agent_class(manifest, {"git": GIT, "time": TIME}), steps,
+                       sdk=False) as (agent, model):
+        await agent.run("hi")
+        assert server_children() == []  # configured, described, never started
+        await agent.run("status", thread_id=None)
+        (pid,) = server_children()  # git only; time was never needed
+        assert alive(pid)
+        tools = [t["name"] for t in model.requests[0].body["tools"]]
+        assert {"git_status", "git_commit", "get_current_time"} <= set(tools)
+    assert wait_gone([pid])
+
+
+async def test_a_tool_left_out_of_the_allow_list_is_never_listed_sent_or_called(
+        manifest: Path, tmp_path: Path) -> None:
+    repo = str(git_repo(tmp_path / "repo"))
+    steps = [calls(("git_commit", {"repo_path": repo, "message": "x"})), Reply(text="ok")]
+    cls = agent_class(manifest, {"git": GIT}, tools={"git": {"methods": ["git_status",
+                                                                          "git_log"]}})
+    async with running(cls, steps, sdk=False) as (agent, model):
+        result = await agent.run("commit")
+    sent = [t["name"] for t in model.requests[0].body["tools"]]
+    assert "git_status" in sent and "git_commit" not in sent
+    assert "git_commit" not in json.dumps(model.requests[0].body["tools"])
+    (block,) = results(model.requests[1])
+    assert block["is_error"] and "git_commit" in text(block)
+    assert result.stats.executed == 0 and server_children() == []
+
+
+async def test_a_server_killed_mid_call_gives_an_error_and_the_next_call_restarts_it(
+        manifest: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "started"
+    server = own(env={"STARTED": str(marker)})
+    steps = [calls(("pid", {})), calls(("slow", {"seconds": 30})), calls(("pid", {})),
+             Reply(text="ok")]
+
+    async def kill_when_slow_starts() -> None:
+        await until(marker.exists)
+        (pid,) = server_children()
+        os.kill(pid, signal.SIGKILL)
+
+    with capture_events("agentrt") as events:
+        async with running(agent_class(manifest, {"own": server}), steps) as (agent, fake), \
+                anyio.create_task_group() as tg:
+            tg.start_soon(kill_when_slow_starts)
+            result = await agent.run("go")
+    first, crashed, second = (results(fake.requests[i])[0] for i in (1, 2, 3))
+    assert crashed["is_error"] and "'own'" in text(crashed) and "restarted" in text(crashed)
+    assert not second.get("is_error") and text(second) != text(first)  # another process
+    assert result.stats.executed == 3
+    assert [e["event"] for e in events if e["event"].startswith("mcp.server_")] == [
+        "mcp.server_started", "mcp.server_lost", "mcp.server_started"]
+
+
+async def test_a_call_outliving_the_tool_timeout_is_cancelled_and_answered_as_a_timeout(
+        manifest: Path, tmp_path: Path) -> None:
+    class Timed(agent_class(manifest, {"own": own()})):  # type: ignore[misc]
+        function_options = {"slow": {"timeout": 0.5}}
+
+    steps = [calls(("pid", {})), calls(("slow", {"seconds": 30})), calls(("pid", {})),
+             Reply(text="ok")]
+    async with running(Timed, steps, sdk=False) as (agent, model):
+        await agent.run("go")
+    timed_out, after = results(model.requests[2])[0], results(model.requests[3])[0]
+    assert timed_out["is_error"] and "timed out after 0.5 s" in text(timed_out)
+    assert not after.get("is_error")  # the session survived the cancelled call
+
+
+async def test_a_command_that_does_not_exist_is_one_clear_error_naming_the_server(
+        tmp_path: Path) -> None:
+    from agentrt.jit.manifest import render_manifest
+    from agentrt.mcp._describe import describe_tools
+
+    missing = StdioServer(command=str(tmp_path / "no-such-server"))
+    (tmp_path / "m.json").write_text(render_manifest([describe_tools("ghost", missing, "1", [])]))
+    # a function the manifest lists for it, so the model can call it
+    entry = json.loads((tmp_path / "m.json").read_text().splitlines()[2])
+    entry["functions"] = [{"name": "boo", "summary": "Boo.", "annotations": {},
+                           "definition": {"name": "boo", "description": "Boo.",
+                                          "input_schema": {"type": "object", "properties": {}}}}]
+    from agentrt.jit.manifest import fingerprint
+
+    entry["fingerprint"] = fingerprint(entry)
+    (tmp_path / "m.json").write_text(render_manifest([entry]))
+    steps = [calls(("boo", {})), Reply(text="ok")]
+    async with running(agent_class(tmp_path / "m.json", {"ghost": missing}), steps,
+                       sdk=False) as (agent, model):
+        await agent.run("go")
+    (block,) = results(model.requests[1])
+    assert block["is_error"]
+    assert text(block).startswith("MCP server 'ghost' could not be started")
+    assert "command not found" in text(block)
+
+
+async def test_the_projects_own_server_over_streamable_http(manifest: Path,
+                                                             tmp_path: Path) -> None:
+    port = _free_port()
+    child = processes.popen([sys.executable, str(Path(__file__).with_name("own_server.py")),
+                             "http", str(port)], stderr=subprocess.DEVNULL)
+    server = HTTPServer(url=f"http://127.0.0.1:{port}/mcp")
+    from agentrt.jit.manifest import render_manifest
+    from agentrt.mcp._describe import describe_servers
+
+    async def described() -> list[dict[str, Any]]:
+        while True:
+            try:
+                return await describe_servers({"remote": server})
+            except Exception:
+                assert child.poll() is None
+                await anyio.sleep(0.05)
+
+    with anyio.fail_after(30):
+        entries = await described()
+    (tmp_path / "m.json").write_text(render_manifest(entries))
+    steps = [calls(("lookup", {"key": "k"}), ("lookup", {"key": "k"})),
+             calls(("lookup", {"key": "k"})), Reply(text="ok")]
+    async with running(agent_class(tmp_path / "m.json", {"remote": server}), steps) as (
+            agent, fake):
+        result = await agent.run("look")
+    assert result.stats.executed == 1
+    assert text(results(fake.requests[1])[0]) == "value of k (execution 0)"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
