@@ -61,7 +61,6 @@ def pid() -> int:
 
 if __name__ == "__main__":
     if sys.argv[1] == "http":
-        server.run("streamable-http", host="127.0.0.1", port=int(sys.argv[2]),
-                   log_level="WARNING")
+        server.run("streamable-http", host="127.0.0.1", port=int(sys.argv[2]))
     else:
         server.run()

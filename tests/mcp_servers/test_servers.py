@@ -229,6 +229,8 @@ async def test_the_projects_own_server_over_streamable_http(manifest: Path,
     async with running(agent_class(tmp_path / "m.json", {"remote": server}), steps) as (
             agent, fake):
         result = await agent.run("look")
+    child.kill()
+    child.wait()
     assert result.stats.executed == 1
     assert text(results(fake.requests[1])[0]) == "value of k (execution 0)"
 
