@@ -241,3 +241,70 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+ROOT = Path(__file__).parents[2]
+
+
+async def test_a_process_exit_ends_every_stdio_child_it_started(manifest: Path,
+                                                                 tmp_path: Path) -> None:
+    repo = str(git_repo(tmp_path / "repo"))
+    child = processes.popen([sys.executable, "-m", "tests.mcp_servers.child", "exit",
+                             str(manifest), repo], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    out, err = await anyio.to_thread.run_sync(child.communicate, None, 60)
+    assert child.returncode == 0, err
+    pids = json.loads(out)
+    assert len(pids) == 1  # the git server was running when the loop ended
+    assert wait_gone(pids), f"orphaned MCP server: {pids}"
+
+
+@pytest.mark.redis
+async def test_four_processes_asking_the_same_git_log_of_a_public_server_execute_it_once(
+        manifest: Path, tmp_path: Path, redis_gate: Any, redis_url: str) -> None:
+    repo = str(git_repo(tmp_path / "repo"))
+    gate = redis_gate()
+    children = [processes.popen(
+        [sys.executable, "-m", "tests.mcp_servers.child", "redis", redis_url, gate.prefix,
+         str(manifest), repo], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True) for _ in range(4)]
+    with anyio.fail_after(60):
+        while int(await gate.client.get(gate.key("ready")) or 0) < 4:
+            for child in children:
+                assert child.poll() is None, child.communicate()
+            await anyio.sleep(0.02)
+    await gate.client.set(gate.key("go"), 1)
+    stats = []
+    for child in children:
+        out, err = await anyio.to_thread.run_sync(child.communicate, None, 90)
+        assert child.returncode == 0, err
+        stats.append(json.loads(out))
+    assert sum(s["executed"] for s in stats) == 1
+    assert sum(sum(s["hits"].values()) for s in stats) == 3  # shared cache or shared flight
+
+
+async def test_a_per_identity_server_runs_one_session_per_caller(manifest: Path) -> None:
+    server = own(per_identity=True, env={"WHO": "{user}"})
+    steps = [calls(("whoami", {})), Reply(text="ok"), calls(("whoami", {})), Reply(text="ok")]
+    async with running(agent_class(manifest, {"own": server}), steps, sdk=False) as (
+            agent, model):
+        cls = type(agent)
+        await cls(agent.runtime, identity={"user": "alice"}).run("who")
+        await cls(agent.runtime, identity={"user": "bob"}).run("who")
+        assert len(server_children()) == 2
+    assert text(results(model.requests[1])[0]) == "alice"
+    assert text(results(model.requests[3])[0]) == "bob"
+
+
+async def test_an_idle_server_is_stopped_and_started_again_when_needed(manifest: Path) -> None:
+    server = own(idle_timeout=0.3)
+    steps = [calls(("pid", {})), Reply(text="ok"), calls(("pid", {})), Reply(text="ok")]
+    async with running(agent_class(manifest, {"own": server}), steps, sdk=False) as (
+            agent, model):
+        await agent.run("one")
+        (first,) = server_children()
+        await until(lambda: not alive(first))
+        await agent.run("two")
+        (second,) = server_children()
+    assert first != second
+    assert text(results(model.requests[3])[0]) == str(second)
