@@ -129,6 +129,8 @@ class Connection:
             if self.live_tools is not None and tool not in self.live_tools:
                 raise ToolError(f"MCP server {self.name!r} no longer offers the tool {tool!r}")
             return await session.call_tool(tool, arguments)
+        except ToolError:
+            raise
         except MCPError as exc:
             if exc.error.code != CONNECTION_CLOSED:  # the server answered with an error
                 raise ToolError(f"MCP server {self.name!r}: {exc}") from exc

@@ -308,3 +308,52 @@ async def test_an_idle_server_is_stopped_and_started_again_when_needed(manifest:
         (second,) = server_children()
     assert first != second
     assert text(results(model.requests[3])[0]) == str(second)
+
+
+async def test_tools_manifest_records_the_servers_and_tools_list_shows_their_hints(
+        tmp_path: Path) -> None:
+    import io
+
+    from agentrt.cli import main
+
+    target = tmp_path / "m.json"
+
+    def tools(*argv: str) -> tuple[int, str]:
+        out = io.StringIO()
+        return main(["tools", *argv, "--agent", "examples/mcp_git.py:GitAgent",
+                     "--manifest", str(target)], stdout=out), out.getvalue()
+
+    code, out = await anyio.to_thread.run_sync(tools, "manifest")
+    assert (code, out) == (0, f"{target}: 1 tools\n")
+    assert server_children() == []  # started to be described, then stopped
+    code, out = tools("list")
+    assert code == 0 and "git          mcp     allowed  12" in out
+    assert ("  git_status  read-only, ttl 30 s  [destructiveHint=False idempotentHint=True "
+            "openWorldHint=False readOnlyHint=True]") in out
+    assert "  git_commit  side effect, invalidates mcp:git  [" in out
+    code, out = await anyio.to_thread.run_sync(tools, "manifest", "--check")
+    assert (code, out) == (0, f"{target}: up to date (1 tools)\n")
+
+
+async def test_a_manifest_out_of_date_with_the_live_server_is_a_warning_and_the_live_list_wins(
+        manifest: Path, tmp_path: Path) -> None:
+    from agentrt.jit.manifest import fingerprint, render_manifest
+
+    lines = (await anyio.Path(manifest).read_text()).splitlines()
+    entries = [json.loads(line) for line in lines[2:] if json.loads(line).get("kind")]
+    own_entry = next(e for e in entries if e["name"] == "own")
+    own_entry["functions"].append({"name": "gone", "summary": "Gone.", "annotations": {},
+                                   "definition": {"name": "gone", "description": "Gone.",
+                                                  "input_schema": {"type": "object"}}})
+    own_entry["fingerprint"] = fingerprint(own_entry)
+    (tmp_path / "m.json").write_text(render_manifest([own_entry]))
+    steps = [calls(("gone", {})), calls(("pid", {})), Reply(text="ok")]
+    with capture_events("agentrt.mcp") as events:
+        async with running(agent_class(tmp_path / "m.json", {"own": own()}), steps,
+                           sdk=False) as (agent, model):
+            await agent.run("go")
+    stale = [e for e in events if e["event"] == "mcp.manifest_stale"]
+    assert len(stale) == 1 and stale[0]["changed"] == ["gone"]
+    gone, pid = results(model.requests[1])[0], results(model.requests[2])[0]
+    assert gone["is_error"] and "no longer offers the tool 'gone'" in text(gone)
+    assert not pid.get("is_error")
