@@ -41,6 +41,11 @@ def server_tool_classes(servers: Mapping[str, MCPServer], manifest: Manifest | N
     """One tool class per server (named like the server), built from its manifest entry."""
     if not servers:
         return []
+    # the next agent of this runtime with these very servers: what was built for the first
+    key = (id(manifest), tuple((name, id(server)) for name, server in servers.items()))
+    built = registry.built.get(key)
+    if built is not None:
+        return list(built[1])
     import_mcp()
     classes: list[type[Tool]] = []
     for name, server in servers.items():
@@ -62,4 +67,6 @@ def server_tool_classes(servers: Mapping[str, MCPServer], manifest: Manifest | N
                 hint="the manifest describes this server under another configuration; "
                      "regenerate it with `agentrt tools manifest`")
         classes.append(registry.tool_class(name, server, entry))
+    # the servers and manifest are kept with the classes, so that their ids stay theirs
+    registry.built[key] = ((manifest, dict(servers)), tuple(classes))
     return classes

@@ -262,6 +262,8 @@ class MCPServers:
         self._connections: dict[tuple[object, ...], Connection] = {}
         self._classes: dict[tuple[object, ...], type[Any]] = {}
         self._recorded: dict[tuple[str, str], Mapping[str, Any]] = {}
+        # (manifest, servers) by their ids -> the classes built for them (see _catalog)
+        self.built: dict[object, tuple[object, tuple[type[Any], ...]]] = {}
 
     def connection(self, name: str, server: MCPServer,
                    identity: Mapping[str, str]) -> Connection:
