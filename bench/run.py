@@ -78,6 +78,14 @@ def scripts(quick: bool) -> list[tuple[str, str, list[str], bool]]:
         found.append(("jit", "JIT (bench/jit.py)",
                       ["jit.py", *(["--sizes", "10,100", "--repeat", "3"] if quick else [])],
                       False))
+    try:
+        import mcp  # noqa: F401  (the agentrt[mcp] extra)
+    except ImportError:
+        pass
+    else:
+        found.append(("mcp", "MCP servers (bench/mcp_bench.py)",
+                      ["mcp_bench.py", *(["--samples", "50", "--conversations", "5"]
+                                         if quick else [])], True))
     found.append(("peers", "Peers (bench/peers/compare.py)",
                   ["peers/compare.py", *(["--quick"] if quick else [])], True))
     return found
