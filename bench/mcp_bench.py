@@ -35,6 +35,7 @@ from agentrt import Agent, RunContext, Runtime, load_settings
 from agentrt.jit.manifest import render_manifest
 from agentrt.log import configure_logging
 from agentrt.mcp import StdioServer
+from agentrt.mcp._catalog import tool_class
 from agentrt.mcp._describe import describe_servers
 from agentrt.mcp._session import MCPServers
 from agentrt.pipeline import (
@@ -75,7 +76,7 @@ def _ctx(thread: str) -> CallContext:
 async def overhead(entry: dict[str, Any], repo: str, samples: int) -> tuple[float, ...]:
     """Median ms: bare call, agentrt miss, agentrt hit."""
     servers = MCPServers()
-    cls = servers.tool_class("git", GIT, entry)
+    cls = tool_class(servers, "git", GIT, entry)
     settings = load_settings(thread_store="memory")
     handler = build_pipeline(configured_stages(settings),
                              PipelineResources.from_settings(settings),

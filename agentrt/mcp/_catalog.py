@@ -11,16 +11,18 @@ from typing import TYPE_CHECKING
 
 from .._errors import ConfigError
 from ._session import import_mcp
+from ._tools import build_tool_class
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from typing import Any
 
     from ..jit.manifest import Manifest
     from ..tools import Tool
     from ._config import MCPServer
     from ._session import MCPServers
 
-__all__ = ["merge_servers", "server_tool_classes"]
+__all__ = ["merge_servers", "server_tool_classes", "tool_class"]
 
 
 def merge_servers(declared: Mapping[str, MCPServer], configured: Mapping[str, MCPServer],
@@ -66,7 +68,18 @@ def server_tool_classes(servers: Mapping[str, MCPServer], manifest: Manifest | N
                 "mcp.manifest_stale", server=name, changed=["config"],
                 hint="the manifest describes this server under another configuration; "
                      "regenerate it with `agentrt tools manifest`")
-        classes.append(registry.tool_class(name, server, entry))
+        classes.append(tool_class(registry, name, server, entry))
     # the servers and manifest are kept with the classes, so that their ids stay theirs
     registry.built[key] = ((manifest, dict(servers)), tuple(classes))
     return classes
+
+
+def tool_class(registry: MCPServers, name: str, server: MCPServer,
+                entry: Mapping[str, Any]) -> type[Tool]:
+    """The server's tool class, built once per entry and configuration."""
+    registry.record(name, server, entry)
+    key = (name, server.model_dump_json(), entry.get("fingerprint"))
+    found = registry.classes.get(key)
+    if found is None:
+        found = registry.classes[key] = build_tool_class(name, server, entry, registry)
+    return found

@@ -202,7 +202,7 @@ class Connection:
 
     async def _refresh(self, session: Any) -> None:
         """The live tool list (which wins), checked against the manifest's."""
-        from ._describe import live_entry, stale_fields
+        from ._listing import live_entry, stale_fields
 
         live = await live_entry(self.name, self.server, session, self.server_version)
         self.live_tools = frozenset(f["name"] for f in live["functions"])
@@ -260,7 +260,7 @@ class MCPServers:
 
     def __init__(self) -> None:
         self._connections: dict[tuple[object, ...], Connection] = {}
-        self._classes: dict[tuple[object, ...], type[Any]] = {}
+        self.classes: dict[tuple[object, ...], type[Any]] = {}  # see _catalog
         self._recorded: dict[tuple[str, str], Mapping[str, Any]] = {}
         # (manifest, servers) by their ids -> the classes built for them (see _catalog)
         self.built: dict[object, tuple[object, tuple[type[Any], ...]]] = {}
@@ -279,16 +279,9 @@ class MCPServers:
     def connections(self) -> list[Connection]:
         return list(self._connections.values())
 
-    def tool_class(self, name: str, server: MCPServer, entry: Mapping[str, Any]) -> type[Any]:
-        """The server's tool class, built once per entry and configuration."""
-        from ._tools import build_tool_class
-
-        key = (name, server.model_dump_json(), entry.get("fingerprint"))
-        self._recorded[name, key[1]] = entry
-        found = self._classes.get(key)
-        if found is None:
-            found = self._classes[key] = build_tool_class(name, server, entry, self)
-        return found
+    def record(self, name: str, server: MCPServer, entry: Mapping[str, Any]) -> None:
+        """The server's manifest entry, which its connection checks the live list against."""
+        self._recorded[name, server.model_dump_json()] = entry
 
     async def aclose(self) -> None:
         connections, self._connections = list(self._connections.values()), {}
