@@ -3,7 +3,8 @@
 ``python own_server.py stdio`` or ``python own_server.py http PORT``. Its tools:
 ``lookup`` (readOnlyHint: counts its executions in the file ``COUNTER`` names),
 ``slow`` (no annotations: sleeps, printing ``started`` to stderr first), ``whoami``
-(readOnlyHint: the ``WHO`` environment value, for per-identity sessions), ``pid``.
+(readOnlyHint: the ``WHO`` environment value, for per-identity sessions), ``pid``,
+``retire`` (removes ``lookup``, then sends ``tools/list_changed``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import time
 from pathlib import Path
 
 import anyio
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp_types import ToolAnnotations
 
 server = MCPServer("agentrt-test", version="1.0")
@@ -57,6 +58,14 @@ def whoami() -> str:
 def pid() -> int:
     """This server's process id."""
     return os.getpid()
+
+
+@server.tool()
+async def retire(ctx: Context) -> str:  # type: ignore[type-arg]
+    """Remove the lookup tool and say so (notifications/tools/list_changed)."""
+    server.remove_tool("lookup")
+    await ctx.session.send_tool_list_changed()
+    return "lookup retired"
 
 
 if __name__ == "__main__":

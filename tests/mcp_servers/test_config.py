@@ -216,3 +216,22 @@ def test_import_agentrt_mcp_does_not_import_the_mcp_package() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "False"
+
+
+def test_only_an_explicit_destructive_hint_marks_a_tool_for_approval() -> None:
+    from agentrt.mcp._session import MCPServers
+    from agentrt.mcp._tools import build_tool_class
+
+    def fn(name: str, hints: dict[str, Any]) -> dict[str, Any]:
+        return {"name": name, "summary": "x", "annotations": hints,
+                "definition": {"name": name, "description": "x",
+                               "input_schema": {"type": "object"}}}
+
+    entry = {"name": "git", "version": "1", "functions": [
+        fn("git_reset", {"destructiveHint": True}), fn("git_add", {}),
+        fn("git_log", {"readOnlyHint": True, "idempotentHint": True})]}
+    cls = build_tool_class("git", StdioServer(command="g"), entry, MCPServers())
+    assert [cls.destructive(n) for n in ("git_reset", "git_add", "git_log")] == [
+        True, False, False]
+    assert cls.annotations["git_log"] == {"readOnlyHint": True, "idempotentHint": True}
+    assert cls.functions()["git_log"].read_only and not cls.functions()["git_add"].read_only

@@ -357,3 +357,41 @@ async def test_a_manifest_out_of_date_with_the_live_server_is_a_warning_and_the_
     gone, pid = results(model.requests[1])[0], results(model.requests[2])[0]
     assert gone["is_error"] and "no longer offers the tool 'gone'" in text(gone)
     assert not pid.get("is_error")
+
+
+async def test_a_tools_list_changed_notification_refreshes_the_live_list(
+        manifest: Path, tmp_path: Path) -> None:
+    servers = {"own": own()}
+    from agentrt.jit.manifest import render_manifest
+    from agentrt.mcp._describe import describe_servers
+
+    (tmp_path / "m.json").write_text(render_manifest(await describe_servers(servers)))
+    steps = [calls(("lookup", {"key": "a"})), calls(("retire", {})),
+             calls(("lookup", {"key": "b"})), Reply(text="ok")]
+    with capture_events("agentrt.mcp") as events:
+        async with running(agent_class(tmp_path / "m.json", servers), steps, sdk=False) as (
+                agent, model):
+            await agent.run("go")
+    before, after = results(model.requests[1])[0], results(model.requests[3])[0]
+    assert not before.get("is_error")
+    assert after["is_error"] and "no longer offers the tool 'lookup'" in text(after)
+    assert [e["event"] for e in events if e["event"] in (
+        "mcp.tools_changed", "mcp.manifest_stale")] == ["mcp.tools_changed",
+                                                        "mcp.manifest_stale"]
+
+
+async def test_results_are_per_identity_unless_the_server_is_public(
+        manifest: Path, tmp_path: Path) -> None:
+    counter = tmp_path / "count"
+    executed = {}
+    for public in (False, True):
+        counter.unlink(missing_ok=True)
+        server = own(public=public, env={"COUNTER": str(counter)})
+        steps = [calls(("lookup", {"key": "k"})), Reply(text="ok")] * 2
+        async with running(agent_class(manifest, {"own": server}), steps, sdk=False) as (
+                agent, _):
+            cls = type(agent)
+            for user in ("alice", "bob"):
+                await cls(agent.runtime, identity={"user": user}).run("look")
+        executed[public] = int(counter.read_text())
+    assert executed == {False: 2, True: 1}
