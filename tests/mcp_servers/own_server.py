@@ -2,7 +2,7 @@
 
 ``python own_server.py stdio`` or ``python own_server.py http PORT``. Its tools:
 ``lookup`` (readOnlyHint: counts its executions in the file ``COUNTER`` names),
-``slow`` (no annotations: sleeps, printing ``started`` to stderr first), ``whoami``
+``slow`` (no annotations: sleeps, first writing the time to the file ``STARTED`` names), ``whoami``
 (readOnlyHint: the ``WHO`` environment value, for per-identity sessions), ``pid``,
 ``retire`` (removes ``lookup``, then sends ``tools/list_changed``).
 """

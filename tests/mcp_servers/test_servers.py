@@ -395,3 +395,15 @@ async def test_results_are_per_identity_unless_the_server_is_public(
                 await cls(agent.runtime, identity={"user": user}).run("look")
         executed[public] = int(counter.read_text())
     assert executed == {False: 2, True: 1}
+
+
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+async def test_on_trio_a_server_is_started_shared_and_stopped(manifest: Path) -> None:
+    steps = [calls(("pid", {}), ("whoami", {})), calls(("pid", {})), Reply(text="ok")]
+    async with running(agent_class(manifest, {"own": own()}), steps, sdk=False) as (
+            agent, model):
+        result = await agent.run("go")
+        (pid,) = server_children()
+    assert result.stats.executed == 2 and result.stats.hits == {"memo": 1}
+    assert text(results(model.requests[1])[0]) == str(pid)
+    assert wait_gone([pid])
