@@ -178,22 +178,24 @@ async def test_a_call_outliving_the_tool_timeout_is_cancelled_and_answered_as_a_
     assert not after.get("is_error")  # the session survived the cancelled call
 
 
-async def test_a_command_that_does_not_exist_is_one_clear_error_naming_the_server(
-        tmp_path: Path) -> None:
-    from agentrt.jit.manifest import render_manifest
+def _one_function_manifest(path: Path, name: str, server: StdioServer) -> Path:
+    """A manifest listing one function ``boo`` for ``server`` (which cannot list it)."""
+    from agentrt.jit.manifest import fingerprint, render_manifest
     from agentrt.mcp._describe import describe_tools
 
-    missing = StdioServer(command=str(tmp_path / "no-such-server"))
-    (tmp_path / "m.json").write_text(render_manifest([describe_tools("ghost", missing, "1", [])]))
-    # a function the manifest lists for it, so the model can call it
-    entry = json.loads((tmp_path / "m.json").read_text().splitlines()[2])
+    entry = describe_tools(name, server, "1", [])
     entry["functions"] = [{"name": "boo", "summary": "Boo.", "annotations": {},
                            "definition": {"name": "boo", "description": "Boo.",
                                           "input_schema": {"type": "object", "properties": {}}}}]
-    from agentrt.jit.manifest import fingerprint
-
     entry["fingerprint"] = fingerprint(entry)
-    (tmp_path / "m.json").write_text(render_manifest([entry]))
+    path.write_text(render_manifest([entry]))
+    return path
+
+
+async def test_a_command_that_does_not_exist_is_one_clear_error_naming_the_server(
+        tmp_path: Path) -> None:
+    missing = StdioServer(command=str(tmp_path / "no-such-server"))
+    _one_function_manifest(tmp_path / "m.json", "ghost", missing)
     steps = [calls(("boo", {})), Reply(text="ok")]
     async with running(agent_class(tmp_path / "m.json", {"ghost": missing}), steps,
                        sdk=False) as (agent, model):
@@ -407,3 +409,34 @@ async def test_on_trio_a_server_is_started_shared_and_stopped(manifest: Path) ->
     assert result.stats.executed == 2 and result.stats.hits == {"memo": 1}
     assert text(results(model.requests[1])[0]) == str(pid)
     assert wait_gone([pid])
+
+
+async def test_after_its_restarts_a_server_is_reported_down(tmp_path: Path) -> None:
+    exits = StdioServer(command=sys.executable, args=["-c", "pass"], max_restarts=1)
+    _one_function_manifest(tmp_path / "m.json", "flaky", exits)
+    steps = [calls(("boo", {})), calls(("boo", {})), calls(("boo", {})), Reply(text="ok")]
+    async with running(agent_class(tmp_path / "m.json", {"flaky": exits}), steps,
+                       sdk=False) as (agent, model):
+        await agent.run("go")
+    answers = [text(results(model.requests[i])[0]) for i in (1, 2, 3)]
+    assert [a.startswith("MCP server 'flaky' could not be started") for a in answers] == [
+        True, True, False]
+    assert answers[2] == ("MCP server 'flaky' is down (started 2 times, lost each time); its "
+                          "tools are unavailable")
+
+
+async def test_hint_derived_reads_expire_after_their_ttl_in_the_memo_too(
+        manifest: Path) -> None:
+    import time
+
+    server = TIME.model_copy(update={"read_ttl": 0.5})
+    now = ("get_current_time", {"timezone": "UTC"})
+    steps = [calls(now), calls(now), Reply(text="ok"), calls(now), Reply(text="ok")]
+    async with running(agent_class(manifest, {"time": server}), steps, sdk=False) as (
+            agent, _):
+        first = await agent.run("time?")
+        answered = time.time()
+        await until(lambda: time.time() > answered + 0.6)
+        second = await agent.run("and now?", thread_id=first.thread_id)
+    assert (first.stats.executed, first.stats.hits) == (1, {"memo": 1})
+    assert (second.stats.executed, second.stats.hits) == (1, {})  # the memo let it go
