@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .._errors import ConfigError
+from ..jit.manifest import collector_paused
 from ._session import import_mcp
 from ._tools import build_tool_class
 
@@ -49,6 +50,15 @@ def server_tool_classes(servers: Mapping[str, MCPServer], manifest: Manifest | N
     if built is not None:
         return list(built[1])
     import_mcp()
+    with collector_paused():  # thousands of small objects: see jit.manifest
+        classes = _build(servers, manifest, registry, field=field)
+    # the servers and manifest are kept with the classes, so that their ids stay theirs
+    registry.built[key] = ((manifest, dict(servers)), tuple(classes))
+    return classes
+
+
+def _build(servers: Mapping[str, MCPServer], manifest: Manifest | None,
+           registry: MCPServers, *, field: str) -> list[type[Tool]]:
     classes: list[type[Tool]] = []
     for name, server in servers.items():
         entry = None
@@ -69,8 +79,6 @@ def server_tool_classes(servers: Mapping[str, MCPServer], manifest: Manifest | N
                 hint="the manifest describes this server under another configuration; "
                      "regenerate it with `agentrt tools manifest`")
         classes.append(tool_class(registry, name, server, entry))
-    # the servers and manifest are kept with the classes, so that their ids stay theirs
-    registry.built[key] = ((manifest, dict(servers)), tuple(classes))
     return classes
 
 

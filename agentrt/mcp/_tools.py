@@ -112,12 +112,20 @@ class MCPTool(Tool):
         return to_content(result, self.server_name, self.remote_names[function])
 
 
-def _method(function: str) -> Any:
-    async def call(self: MCPTool, _agentrt_run: RunContext, **arguments: Any) -> Any:
-        return await self.call(function, arguments, _agentrt_run)
+    def __getattr__(self, attr: str) -> Any:
+        """``_mcp_NAME``: the method the pipeline's Execute calls for the function NAME
+        (made when called, not when the class is built: a server has dozens of tools)."""
+        function = attr.removeprefix(_METHOD)
+        if attr == function or function not in self.remote_names:
+            raise AttributeError(attr)
 
-    call.__name__ = call.__qualname__ = f"_mcp_{function}"
-    return call
+        async def call(_agentrt_run: RunContext, **arguments: Any) -> Any:
+            return await self.call(function, arguments, _agentrt_run)
+
+        return call
+
+
+_METHOD = "_mcp_"
 
 
 def build_tool_class(server_name: str, server: MCPServer, entry: Mapping[str, Any],
@@ -126,7 +134,6 @@ def build_tool_class(server_name: str, server: MCPServer, entry: Mapping[str, An
     functions: dict[str, FunctionSpec] = {}
     remote: dict[str, str] = {}
     annotations: dict[str, Mapping[str, Any]] = {}
-    methods: dict[str, Any] = {}
     for fn in entry["functions"]:
         definition = fn["definition"]
         tool = str(definition["name"])
@@ -136,19 +143,18 @@ def build_tool_class(server_name: str, server: MCPServer, entry: Mapping[str, An
         options = options_for(server_name, server, tool, function, description, hints)
         schema = dict(definition.get("input_schema") or {"type": "object"})
         schema.setdefault("properties", {})
-        method = f"_mcp_{function}"
+        method = f"{_METHOD}{function}"
         functions[function] = FunctionSpec(
             name=function, tool_name=server_name, method_name=method, description=description,
             options=options, input_model=_Arguments, input_schema=schema, context_param=_RUN)
         remote[function] = tool
         annotations[function] = hints
-        methods[method] = _method(function)
     namespace: dict[str, Any] = {
         "name": server_name, "version": f"{server.digest(server_name)}:{entry.get('version', '')}",
         "server_name": server_name, "server": server, "servers": servers,
         "remote_names": remote, "annotations": annotations, "__doc__": entry.get("summary") or
         f"Tools of the MCP server {server_name!r}.", "__module__": "agentrt.mcp",
-        "__qualname__": f"servers.{server_name}", **methods}
+        "__qualname__": f"servers.{server_name}"}
     cls: type[MCPTool] = type(f"MCPTool_{server_name}", (MCPTool,), namespace)
     cls._functions = MappingProxyType(functions)
     return cls
