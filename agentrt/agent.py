@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from ._approvals import ApprovalPolicy, ApprovalRequest, PendingCall, Verdict
     from ._result import RunResult
     from .jit.config import JITConfig
+    from .mcp import HTTPServer, StdioServer
     from .pipeline._builder import StageFactory
     from .pipeline._pipeline import Pipeline
     from .thread._messages import ContentBlock, Message
@@ -46,7 +47,7 @@ def _check(cls: type, field: str, value: object, ok: bool, expected: str) -> Non
 
 
 _OVERRIDABLE = frozenset({"ttl", "scope", "public", "timeout", "error_ttl", "cache_tags",
-                          "requires_approval", "approval_reason"})
+                          "read_only", "invalidates", "requires_approval", "approval_reason"})
 
 
 def _check_jit_attributes(cls: type[Agent]) -> None:
@@ -93,6 +94,9 @@ class Agent(AsyncClosing):
     core_tools: ClassVar[Sequence[type[Tool] | Tool]] = ()
     tool_catalog: ClassVar[Sequence[str | type[Tool]]] = ()
     tool_config: ClassVar[JITConfig | Mapping[str, Any] | str | os.PathLike[str] | None] = None
+    # MCP servers whose tools join the catalog (agentrt.mcp; needs agentrt[mcp]):
+    # {"git": StdioServer(command="mcp-server-git", args=[...])}
+    mcp_servers: ClassVar[Mapping[str, StdioServer | HTTPServer]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -122,6 +126,13 @@ class Agent(AsyncClosing):
         for index, tool in enumerate(cls.core_tools):
             ok = isinstance(tool, Tool) or (inspect.isclass(tool) and issubclass(tool, Tool))
             _check(cls, f"core_tools[{index}]", tool, ok, "a Tool subclass or instance")
+        if cls.mcp_servers:
+            from .mcp import HTTPServer, StdioServer
+
+            for name, server in cls.mcp_servers.items():
+                _check(cls, f"mcp_servers[{name!r}]", server,
+                       isinstance(server, StdioServer | HTTPServer),
+                       "an agentrt.mcp.StdioServer or HTTPServer")
         if cls.tool_catalog or cls.tool_config is not None:
             _check_jit_attributes(cls)
 
@@ -181,13 +192,18 @@ class Agent(AsyncClosing):
 
     def _tool_provider(self) -> ToolProvider:
         """Where the loop gets each run's tools: this agent's fixed set, or the JIT loader."""
-        if not (self.core_tools or self.tool_catalog or self.tool_config is not None):
+        if not self._jit():
             return self.registry
         from .jit._agent import build_loader
 
         return build_loader(self.name, identity=self.identity, deps=self.deps,
                             core=[*self.registry, *self.core_tools], catalog=self.tool_catalog,
-                            config=self.tool_config, runtime=self.runtime)
+                            config=self.tool_config, runtime=self.runtime,
+                            mcp_servers=self.mcp_servers)
+
+    def _jit(self) -> bool:
+        return bool(self.core_tools or self.tool_catalog or self.mcp_servers
+                    or self.tool_config is not None)
 
     def approval_policy(self, request: ApprovalRequest,
                         run: RunContext) -> Verdict | Awaitable[Verdict]:

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from ._redis import RedisGate
     from .jit.cache import CatalogCache
     from .llm._model import Model
+    from .mcp._session import MCPServers
     from .thread._store import ThreadStore
 
 __all__ = ["Runtime"]
@@ -140,6 +141,7 @@ class Runtime:
         self._exit = AsyncExitStack()
         self._closed = False
         self._catalogs: CatalogCache | None = None
+        self._mcp: MCPServers | None = None
 
     @property
     def catalogs(self) -> CatalogCache:
@@ -150,6 +152,16 @@ class Runtime:
 
             self._catalogs = CatalogCache()
         return self._catalogs
+
+    @property
+    def mcp(self) -> MCPServers:
+        """This runtime's MCP server connections (one session per server, shared by every
+        run), made on first use; closing the runtime stops every server it started."""
+        if self._mcp is None:
+            from .mcp._session import MCPServers
+
+            self._mcp = MCPServers()
+        return self._mcp
 
     def warn_once(self, key: object, event: str, **fields: Any) -> None:
         """Log ``event`` at warning the first time ``key`` is seen by this runtime."""
@@ -170,6 +182,8 @@ class Runtime:
             return
         self._closed = True
         try:
+            if self._mcp is not None:
+                await self._mcp.aclose()
             if self._tasks is not None:
                 self._tasks.cancel_scope.cancel()
                 self._tasks = None

@@ -1,8 +1,9 @@
 """Run every benchmark and write bench/RESULTS.md (``make bench``).
 
 Runs, one after the other, each as its own process: bench/pipeline.py, bench/redis_shared.py
-(skipped, with the reason, when no Redis answers), bench/jit.py (when present), bench/cli.py
-and bench/peers/compare.py. Each script's output is echoed as it comes and kept; RESULTS.md gets
+(skipped, with the reason, when no Redis answers), bench/jit.py (when present), bench/cli.py,
+bench/search_quality.py, bench/mcp_bench.py (with the mcp extra installed) and
+bench/peers/compare.py. Each script's output is echoed as it comes and kept; RESULTS.md gets
 the machine, the Python and package versions, the date, and every script's tables.
 
     python bench/run.py            # the sizes the issues ask for (6-8 minutes here)
@@ -82,6 +83,14 @@ def scripts(quick: bool) -> list[tuple[str, str, list[str], bool]]:
                   ["cli.py", *(["--repeat", "5"] if quick else [])], True))
     found.append(("search", "Tool search (bench/search_quality.py)",
                   ["search_quality.py"], False))
+    try:
+        import mcp  # noqa: F401  (the agentrt[mcp] extra)
+    except ImportError:
+        pass
+    else:
+        found.append(("mcp", "MCP servers (bench/mcp_bench.py)",
+                      ["mcp_bench.py", *(["--samples", "50", "--conversations", "5"]
+                                         if quick else [])], True))
     found.append(("peers", "Peers (bench/peers/compare.py)",
                   ["peers/compare.py", *(["--quick"] if quick else [])], True))
     return found

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .._context import RunContext
+from ..mcp._catalog import merge_servers, server_tool_classes
 from .config import JITConfig
 from .detector import RuntimeSources
 from .initialize_tools import ToolLoader
@@ -20,6 +21,7 @@ from .search_tools import ToolFinder
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
+    from ..mcp._config import MCPServer
     from ..runtime import Runtime
     from ..tools import Tool
 
@@ -28,17 +30,24 @@ __all__ = ["build_loader"]
 
 def build_loader(agent: str, *, identity: Mapping[str, str], deps: Mapping[str, Any],
                  core: Sequence[Tool | type[Tool]], catalog: Sequence[str | type[Tool]],
-                 config: object, runtime: Runtime) -> JITLoader:
+                 config: object, runtime: Runtime,
+                 mcp_servers: Mapping[str, MCPServer] | None = None) -> JITLoader:
     """The loader of the agent named ``agent``: ``core`` are its always-active tools
     (its ``tools`` and ``core_tools``), ``catalog`` its ``tool_catalog``, ``config``
     its ``tool_config`` (a JITConfig, a mapping or a TOML file path)."""
     field = f"{agent}.tool_config"
     jit = _without_unasked_loader(JITConfig.coerce(config, field=field))
     core_classes = [item if isinstance(item, type) else type(item) for item in core]
+    listed = list(catalog)
+    servers = merge_servers(mcp_servers or {}, jit.mcp.servers, field=f"{agent}.mcp_servers")
+    if servers:  # each server's tools, from the manifest: no server is started
+        manifest = runtime.catalogs.manifest(jit.manifest) if jit.manifest else None
+        listed += server_tool_classes(servers, manifest, runtime.mcp,
+                                      field=f"{agent}.mcp_servers")
     # search_tools is deferred mode's: in the catalog (so a config can name it) only there
     finder = [ToolFinder] if jit.tool_loading == "deferred" else []
     found = runtime.catalogs.catalog(jit, core=[*core_classes, ToolLoader, *finder],
-                                     listed=catalog)
+                                     listed=listed)
     policy = jit.bind(found, field=field)
     prototype = RunContext(thread_id="", run_id="", agent=agent, identity=dict(identity),
                            deps=dict(deps))

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from .._errors import ConfigError, UsageError
+from ..mcp._catalog import merge_servers
 from .catalog import import_path_of, import_tool, installed_entry_points, load_catalog
 from .config import JITConfig
 from .initialize_tools import ToolLoader
@@ -22,7 +23,9 @@ from .search_tools import ToolFinder
 
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Container
 
+    from ..mcp._config import MCPServer
     from ..tools import Tool
     from .catalog import Catalog, CatalogEntry
     from .config import ToolPolicy
@@ -44,13 +47,15 @@ def run_tools_command(args: argparse.Namespace, *, stdout: TextIO | None = None)
         return 2
 
 
-_Sources = tuple[JITConfig, list["type[Tool]"], list["str | type[Tool]"]]
+_Sources = tuple[JITConfig, list["type[Tool]"], list["str | type[Tool]"],
+                 dict[str, "MCPServer"]]
 
 
 def _sources(args: argparse.Namespace) -> _Sources:
     config = JITConfig()
     core: list[type[Tool]] = []
     listed: list[str | type[Tool]] = []
+    declared: dict[str, MCPServer] = {}
     if args.agent:
         from .._target import load_agent_class
 
@@ -61,19 +66,26 @@ def _sources(args: argparse.Namespace) -> _Sources:
         if config.tool_loading == "deferred":
             core.append(ToolFinder)
         listed = list(agent.tool_catalog)
+        declared = dict(agent.mcp_servers)
     elif args.config:
         config = JITConfig.from_toml(args.config)
     if args.manifest_file:
         config = config.model_copy(update={"manifest": Path(args.manifest_file)})
     config.add_python_path()
-    return config, core, listed
+    servers = merge_servers(declared, config.mcp.servers, field="mcp_servers")
+    return config, core, listed, servers
 
 
 def _catalog(args: argparse.Namespace) -> tuple[Catalog, ToolPolicy | None]:
-    config, core, listed = _sources(args)
+    config, core, listed, servers = _sources(args)
     manifest = read_manifest(config.manifest) if config.manifest else None
     if manifest is not None and not (args.agent or args.config):
         listed = [*manifest.import_paths()]  # no agent named: what the manifest knows
+    if servers:
+        from ..mcp._catalog import server_tool_classes
+        from ..mcp._session import MCPServers
+
+        listed += server_tool_classes(servers, manifest, MCPServers(), field="mcp_servers")
     catalog = load_catalog(core=core, listed=listed, configured=config.catalog,
                            manifest=manifest, entry_points=installed_entry_points()
                            if config.entry_points else ())
@@ -93,15 +105,34 @@ def _status(entry: CatalogEntry, policy: ToolPolicy | None) -> str:
 
 
 def _list(catalog: Catalog, policy: ToolPolicy | None, out: TextIO) -> int:
+    from ..mcp._tools import MCPTool
+
     rows = [("TOOL", "SOURCE", "STATUS", "FUNCTIONS", "SUMMARY")]
+    servers: list[type[MCPTool]] = []
     for entry in sorted(catalog, key=lambda e: e.name):
         count = str(len(entry.functions)) if entry.described else "?"
-        rows.append((entry.name, entry.source, _status(entry, policy), count, entry.summary))
+        source: str = entry.source
+        if entry.cls is not None and issubclass(entry.cls, MCPTool):
+            source = "mcp"
+            servers.append(entry.cls)
+        rows.append((entry.name, source, _status(entry, policy), count, entry.summary))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     for row in rows:
         out.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False))
                   + "  " + row[4] + "\n")
+    for cls in servers:
+        out.write(f"\nMCP server {cls.server_name} ({cls.server.describe()}):\n")
+        for name, spec in cls.functions().items():
+            out.write(f"  {name}  {_hints(cls, name, spec.options)}\n")
     return 0
+
+
+def _hints(cls: Any, function: str, options: Any) -> str:
+    """What an MCP function's annotations (and the config) made of it."""
+    hints = [f"{k}={v}" for k, v in sorted(cls.annotations.get(function, {}).items())]
+    effect = (f"read-only, ttl {options.ttl:g} s" if options.read_only
+              else f"side effect, invalidates {', '.join(options.invalidates) or '-'}")
+    return f"{effect}  [{' '.join(hints) or 'no annotations'}]"
 
 
 def _show(catalog: Catalog, policy: ToolPolicy | None, name: str, out: TextIO) -> int:
@@ -160,7 +191,7 @@ def _older_paths(target: Path) -> list[str] | None:
 
 
 def _manifest(args: argparse.Namespace, out: TextIO) -> int:
-    config, _, listed = _sources(args)
+    config, _, listed, servers = _sources(args)
     target = Path(args.manifest_file) if args.manifest_file else (
         config.manifest or DEFAULT_MANIFEST)
     paths: dict[str, None] = {}
@@ -171,15 +202,36 @@ def _manifest(args: argparse.Namespace, out: TextIO) -> int:
     paths.update(dict.fromkeys(config.catalog))
     if config.entry_points:
         paths.update(dict.fromkeys(value for _, value in installed_entry_points()))
-    text = render_manifest(describe(import_tool(p), p) for p in paths)
+    entries = [describe(import_tool(p), p) for p in paths]
+    if servers:
+        import anyio
+
+        from ..mcp._describe import describe_servers
+
+        entries += anyio.run(describe_servers, servers)
+    if not args.fresh:  # the servers described before and not now are kept as they were
+        entries += _mcp_entries(target, exclude=servers)
+    text = render_manifest(entries)
     old = target.read_text(encoding="utf-8") if target.is_file() else None
     if args.check:
         if old == text:
-            out.write(f"{target}: up to date ({len(paths)} tools)\n")
+            out.write(f"{target}: up to date ({len(entries)} tools)\n")
             return 0
         out.write(f"{target}: out of date; run `agentrt tools manifest` to regenerate it\n")
         return 1
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(text, encoding="utf-8")
-    out.write(f"{target}: {len(paths)} tools{'' if old != text else ' (unchanged)'}\n")
+    out.write(f"{target}: {len(entries)} tools{'' if old != text else ' (unchanged)'}\n")
     return 0
+
+
+def _mcp_entries(target: Path, *, exclude: Container[str]) -> list[dict[str, Any]]:
+    """The MCP servers' entries the manifest at ``target`` holds, but those named."""
+    try:
+        current = read_manifest(target)
+    except ConfigError:
+        return []
+    if current is None:
+        return []
+    names = [n for n in current.names if current.tool(n).kind == "mcp" and n not in exclude]
+    return [e for e in current.entries(names).values() if e is not None]

@@ -11,6 +11,10 @@ TOML file (``tool_config = "configs/research_assistant.toml"``)::
     web_search = true
     browser = false
     files = { enabled = true, methods = ["read_file", "list_files"] }
+    [function_options.read_file]               # a function's options, as function_options
+    ttl = 60
+    [mcp.servers.git]                          # an MCP server's tools (agentrt.mcp)
+    command = "mcp-server-git"
 
 How the model gets to see a catalog tool is ``tool_loading``:
 
@@ -64,6 +68,7 @@ from pydantic import (
 )
 
 from .._errors import ConfigError
+from ..mcp._config import HTTPServer, StdioServer, parse_servers
 from .catalog import did_you_mean
 from .manifest import DEFAULT_MANIFEST
 
@@ -72,8 +77,8 @@ if TYPE_CHECKING:
 
     from .catalog import Catalog
 
-__all__ = ["IMPORT_PATH", "FunctionOverride", "JITConfig", "ToolLoading", "ToolPolicy",
-           "ToolRule", "ToolSearch", "all_import_paths"]
+__all__ = ["IMPORT_PATH", "FunctionOverride", "JITConfig", "MCPConfig", "ToolLoading",
+           "ToolPolicy", "ToolRule", "ToolSearch", "all_import_paths"]
 
 IMPORT_PATH = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
 ToolLoading: TypeAlias = Literal["append", "deferred", "server_search"]
@@ -119,13 +124,39 @@ class ToolRule(BaseModel):
 
 
 class FunctionOverride(BaseModel):
-    """One ``[function_options.NAME]`` table: what the config changes about a function
-    (whether a person must approve its calls, and why)."""
+    """One ``[function_options.NAME]`` table: what the config changes of a function's
+    declared options (the file's form of an agent's ``function_options``, over which it
+    takes precedence)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    read_only: StrictBool | None = None
+    ttl: float | None = None
+    scope: Literal["turn", "thread", "process", "shared"] | None = None
+    public: StrictBool | None = None
+    timeout: float | None = None
+    error_ttl: float | None = None
+    cache_tags: tuple[str, ...] | None = None
+    invalidates: tuple[str, ...] | None = None
     requires_approval: StrictBool | None = None
     approval_reason: str | None = None
+
+    def fields(self) -> dict[str, Any]:
+        """The options the table sets."""
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
+class MCPConfig(BaseModel):
+    """``[mcp.servers.NAME]``: MCP servers whose tools join the catalog (agentrt.mcp)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    servers: dict[str, StdioServer | HTTPServer] = {}
+
+    @field_validator("servers", mode="before")
+    @classmethod
+    def _servers(cls, value: Any) -> Any:
+        return parse_servers(value) if isinstance(value, Mapping) else value
 
 
 class JITConfig(BaseModel):
@@ -142,6 +173,7 @@ class JITConfig(BaseModel):
     entry_points: StrictBool = True
     tool_loading: ToolLoading = "deferred"
     tool_search: ToolSearch | None = None  # server_search's variant; unset means regex
+    mcp: MCPConfig = MCPConfig()
     # per function name: ``[function_options.refund] requires_approval = true``
     function_options: dict[str, FunctionOverride] = {}
 

@@ -46,9 +46,11 @@ tool per name, one tool per function, no dependency cycle). A file in an older f
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import inspect
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
@@ -59,12 +61,12 @@ from .dependencies import DependencyGraph
 
 if TYPE_CHECKING:
     import os
-    from collections.abc import Collection, Iterable, Mapping
+    from collections.abc import Collection, Iterable, Iterator, Mapping
 
     from ..tools import Tool
 
 __all__ = ["DEFAULT_MANIFEST", "FORMAT", "VERSION", "Manifest", "ManifestTool", "ToolKind",
-           "describe", "read_manifest", "render_manifest", "summary_of"]
+           "collector_paused", "describe", "read_manifest", "render_manifest", "summary_of"]
 
 log = get_logger("agentrt.jit")
 
@@ -145,6 +147,8 @@ def render_manifest(entries: Iterable[Mapping[str, Any]],
         if other != where:
             raise ToolDefinitionError(f"two tools are named {entry['name']!r}: {other} and "
                                       f"{where}; rename one (class attribute name)")
+        if entry["kind"] == "mcp":  # named per agent (a prefix): see agentrt.mcp
+            continue
         for fn in entry["functions"]:
             owner = functions.setdefault(fn["name"], entry["name"])
             if owner != entry["name"]:
@@ -265,6 +269,11 @@ class Manifest:
         lines = {self.tool(name).line: name for name in wanted
                  if name in self and name not in self._entries}
         found = self._read_lines(lines)
+        with collector_paused():  # an entry parses into thousands of objects: see below
+            self._parse_entries(lines, found)
+        return {name: self._entries.get(name) for name in wanted}
+
+    def _parse_entries(self, lines: Mapping[int, str], found: Mapping[int, bytes]) -> None:
         for number, name in lines.items():
             line = found.get(number)
             entry = None if line is None else self._parse(line, f"line {number + 1}")
@@ -274,7 +283,6 @@ class Manifest:
                 self._changed()
                 entry = None
             self._entries[name] = entry
-        return {name: self._entries.get(name) for name in wanted}
 
     def section(self, name: str) -> dict[str, Any] | None:
         """A section's data (without its ``section`` key), or None when there is none."""
@@ -329,6 +337,21 @@ class Manifest:
             raise ConfigError(f"{where} is not a JSON object; {_REGENERATE}",
                               field=str(self.path))
         return found
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """No garbage collection while entries parse: the objects of a few parsed schemas
+    (an MCP server's entry is some 8 KB of JSON) would otherwise trigger collections
+    that walk every object of the process, costing a millisecond per entry in a process
+    that has imported the SDK, where the parse itself takes some 30 µs."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def parse_index(path: Path, line: bytes) -> Manifest:

@@ -48,8 +48,14 @@ class ToolCall:
         return self.spec.name
 
     def kwargs(self) -> dict[str, Any]:
-        """Validated arguments as Python values, for the method call."""
-        return {name: getattr(self.arguments, name) for name in type(self.arguments).model_fields}
+        """Validated arguments as Python values, for the method call (with any extra
+        ones a schema-less input model kept: an MCP tool's, which its server validates)."""
+        found = {name: getattr(self.arguments, name)
+                 for name in type(self.arguments).model_fields}
+        extra = self.arguments.__pydantic_extra__
+        if extra:
+            found.update(extra)
+        return found
 
     def normalized(self) -> dict[str, Any]:
         """Validated arguments as JSON values (defaults filled), for keys and logs."""
