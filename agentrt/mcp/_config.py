@@ -16,7 +16,10 @@ the server annotates ``readOnlyHint: true`` is a read-only function with a short
 (``read_ttl``), cached under the server's tag; any other tool is a side effect that
 invalidates that tag. ``trust_annotations = false`` makes every tool a side effect;
 ``tools.NAME`` overrides one tool's ``read_only``, ``ttl``, ``cache_tags``,
-``invalidates`` and ``timeout``.
+``invalidates``, ``timeout`` and ``requires_approval``. A side-effecting tool the server
+explicitly annotates ``destructiveHint: true`` requires a person's approval (the spec's
+implicit default for an unannotated tool does not count); ``approve_destructive =
+false`` turns that off for the server.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ class ToolOverride(BaseModel):
     cache_tags: tuple[str, ...] | None = None
     invalidates: tuple[str, ...] | None = None
     timeout: PositiveFloat | None = None
+    requires_approval: StrictBool | None = None
 
 
 class _Server(BaseModel):
@@ -55,6 +59,8 @@ class _Server(BaseModel):
     public: StrictBool = False
     per_identity: StrictBool = False
     trust_annotations: StrictBool = True
+    # a tool the server explicitly annotates ``destructiveHint: true`` waits for a person
+    approve_destructive: StrictBool = True
     read_ttl: PositiveFloat = DEFAULT_READ_TTL
     idle_timeout: PositiveFloat | None = 300.0
     max_restarts: PositiveInt = 3

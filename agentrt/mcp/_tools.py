@@ -52,11 +52,20 @@ def options_for(server_name: str, server: MCPServer, tool: str, function: str,
             name=function, description=description, read_only=True,
             ttl=override.ttl or server.read_ttl, public=server.public,
             cache_tags=(tag,) if override.cache_tags is None else override.cache_tags,
-            timeout=override.timeout)
+            timeout=override.timeout, requires_approval=bool(override.requires_approval),
+            approval_reason=_APPROVAL_REASON if override.requires_approval else None)
+    destructive = server.approve_destructive and annotations.get("destructiveHint") is True
+    approval = destructive if override.requires_approval is None else override.requires_approval
     return FunctionOptions(
         name=function, description=description, read_only=False,
         invalidates=(tag,) if override.invalidates is None else override.invalidates,
-        timeout=override.timeout)
+        timeout=override.timeout, requires_approval=approval,
+        approval_reason=(_DESTRUCTIVE_REASON if destructive else _APPROVAL_REASON)
+        if approval else None)
+
+
+_DESTRUCTIVE_REASON = "the MCP server marks this tool destructive"
+_APPROVAL_REASON = "the configuration asks a person to approve this tool's calls"
 
 
 def to_content(result: Any, server_name: str, tool: str) -> ToolContent:

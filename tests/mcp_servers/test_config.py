@@ -235,3 +235,18 @@ def test_only_an_explicit_destructive_hint_marks_a_tool_for_approval() -> None:
         True, False, False]
     assert cls.annotations["git_log"] == {"readOnlyHint": True, "idempotentHint": True}
     assert cls.functions()["git_log"].read_only and not cls.functions()["git_add"].read_only
+
+
+def test_an_explicit_destructive_hint_requires_approval_unless_the_server_says_not() -> None:
+    """Issue 19, point 1: only an explicit ``destructiveHint: true`` counts (the spec's
+    implicit default for an unannotated tool does not)."""
+    server = StdioServer(command="g")
+    reset = options_for("git", server, "git_reset", "git_reset", "R.", {"destructiveHint": True})
+    add = options_for("git", server, "git_add", "git_add", "A.", {})
+    assert reset.requires_approval and reset.approval_reason
+    assert not add.requires_approval
+    relaxed = StdioServer(command="g", approve_destructive=False,
+                          tools={"git_add": {"requires_approval": True}})
+    assert not options_for("git", relaxed, "git_reset", "git_reset", "R.",
+                           {"destructiveHint": True}).requires_approval
+    assert options_for("git", relaxed, "git_add", "git_add", "A.", {}).requires_approval
