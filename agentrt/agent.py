@@ -192,7 +192,8 @@ class Agent(AsyncClosing):
                              max_iterations=self.max_iterations or settings.max_iterations,
                              stream=settings.stream, limits=self._limits(None),
                              claims=self.runtime.claims,
-                             claim_unowned_threads=settings.claim_unowned_threads)
+                             claim_unowned_threads=settings.claim_unowned_threads,
+                             telemetry=self.runtime.telemetry)
 
     def _limits(self, given: UsageLimits | None) -> UsageLimits:
         """A run's limits: those given for the run, else the agent's, else the settings'."""

@@ -24,10 +24,13 @@ if TYPE_CHECKING:
 
     import anthropic
     from anyio.abc import TaskGroup
+    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.trace import TracerProvider
 
     from ._redis import RedisGate
     from .jit.cache import CatalogCache
     from .llm._model import Model
+    from .telemetry import Telemetry
     from .thread._store import ThreadStore
 
 __all__ = ["Runtime"]
@@ -64,12 +67,17 @@ def _redis_from(settings: Settings) -> RedisGate | None:
                      retry_after=settings.redis_retry_after)
 
 
-def _client_from(settings: Settings) -> anthropic.AsyncAnthropic:
-    """Unset settings leave the SDK's own ANTHROPIC_API_KEY / ANTHROPIC_BASE_URL lookup alone."""
+def _client_from(settings: Settings, *, traced: bool) -> anthropic.AsyncAnthropic:
+    """Unset settings leave the SDK's own ANTHROPIC_API_KEY / ANTHROPIC_BASE_URL lookup alone.
+
+    ``traced``: agentrt makes the ``chat`` spans, so the SDK's own are turned off (one
+    span per model request)."""
     import anthropic  # the SDK is loaded by the first Runtime, not by `import agentrt`
 
     kwargs: dict[str, Any] = {"max_retries": settings.llm_max_retries,
                               "timeout": settings.llm_timeout}
+    if traced:
+        kwargs["open_telemetry"] = False
     if settings.anthropic_api_key is not None:
         kwargs["api_key"] = settings.anthropic_api_key.get_secret_value()
     if settings.anthropic_base_url:
@@ -80,6 +88,32 @@ def _client_from(settings: Settings) -> anthropic.AsyncAnthropic:
         raise ConfigError("no API key: set ANTHROPIC_API_KEY (or AGENTRT_ANTHROPIC_API_KEY), "
                           "or pass Runtime(client=...)", field="AGENTRT_ANTHROPIC_API_KEY")
     return client
+
+
+def _sdk_traces(client: anthropic.AsyncAnthropic) -> bool:
+    """Whether the SDK client makes its own model spans (its ``open_telemetry`` option)."""
+    try:
+        return bool(client.open_telemetry["traces"]["enabled"])
+    except (AttributeError, KeyError, TypeError):  # an SDK without the option
+        return False
+
+
+def _telemetry_from(settings: Settings, tracer_provider: TracerProvider | None,
+                    meter_provider: MeterProvider | None,
+                    client: anthropic.AsyncAnthropic | None) -> Telemetry | None:
+    """None unless a provider is configured: then nothing of OpenTelemetry is touched."""
+    if settings.otel:
+        from opentelemetry import metrics, trace
+
+        tracer_provider = tracer_provider or trace.get_tracer_provider()
+        meter_provider = meter_provider or metrics.get_meter_provider()
+    if tracer_provider is None and meter_provider is None:
+        return None
+    from .telemetry import Telemetry
+
+    return Telemetry(tracer_provider, meter_provider,
+                     capture_content=settings.otel_capture_content,
+                     chat_spans=client is None or not _sdk_traces(client))
 
 
 async def _call(fn: Callable[[], Awaitable[None]]) -> None:
@@ -97,24 +131,32 @@ class Runtime:
         client: anthropic.AsyncAnthropic | None = None,
         model: Model | None = None,
         store: ThreadStore | None = None,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
     ) -> None:
         """``client``, ``model`` and ``store`` given here stay the caller's to close.
 
         ``model`` replaces the SDK path altogether (no client, no API key needed): an
-        in-process double such as ``agentrt.testing.ScriptedModel`` for unit tests."""
+        in-process double such as ``agentrt.testing.ScriptedModel`` for unit tests.
+        ``tracer_provider`` / ``meter_provider``: OpenTelemetry spans and metrics go
+        there (the global providers with the setting ``otel``); with neither, none are
+        made. A ``client`` whose own OpenTelemetry spans are on keeps them, and agentrt
+        makes no ``chat`` span of its own (see docs/observability.md)."""
         from .llm._client import ModelClient  # the SDK is loaded by the first Runtime
 
         if client is not None and model is not None:
             raise UsageError("Runtime: pass client= (an SDK client) or model= (a Model), "
                              "not both")
         self.settings = settings or load_settings()
+        self.telemetry = _telemetry_from(self.settings, tracer_provider, meter_provider, client)
+        traced = self.telemetry is not None and self.telemetry.chat_spans
         # First: a missing API key fails here, before anything needing a close is opened.
         self._owns_model = model is None
         self.model: Model = (
             model if model is not None else
             ModelClient(client, max_retry_wait=self.settings.llm_max_retry_wait)
             if client is not None else
-            ModelClient(_client_from(self.settings), owned=True,
+            ModelClient(_client_from(self.settings, traced=traced), owned=True,
                         max_retry_wait=self.settings.llm_max_retry_wait))
         self.redis = _redis_from(self.settings)
         self._owns_store = store is None

@@ -7,6 +7,8 @@ one fenced script that only a holder of the lease can run. The others subscribe
 to the key's channel, then look for the outcome (so no wake-up is lost), and
 wait. If the leader dies its lease expires and a waiter takes over; a waiter
 that waits longer than the call's own timeout runs the call itself (and says so).
+With tracing on, the lease's token carries the leader's W3C ``traceparent`` after
+its random part, so a waiter in another process links its span to the leader's.
 
     p:lease:{<key>}    the lease (token)          p:done:{<key>}  the channel
     p:res:{<key>}      the outcome, briefly
@@ -99,6 +101,8 @@ class SharedFlight(Stage):
         if call.key is None or call.options.scope != "shared" or not self.gate.available:
             return await self.next(call, ctx)
         token = uuid.uuid4().hex
+        if ctx.telemetry is not None:  # the leader's span travels with the lease
+            token = f"{token} {ctx.telemetry.traceparent() or ''}"
         try:
             claimed = await self._claim_or_result(call, ctx, token)
             if isinstance(claimed, bool):
@@ -178,11 +182,27 @@ class SharedFlight(Stage):
                 log.warning("tool.lease_lost", lease=lease)
                 return
 
+    async def _link_leader(self, key: str, ctx: CallContext) -> bool:
+        """Links this call's span to the leader's, read from the lease's token; whether
+        there is nothing more to do (linked, or the leader sent no trace context)."""
+        assert ctx.telemetry is not None
+        lease = self._keys(key)[0]
+        value = await self.gate.run(lambda r: r.get(lease), what="read lease")
+        if value is None:  # between two leaders: look again on the next round
+            return False
+        text = value.decode() if isinstance(value, bytes) else str(value)
+        _, _, parent = text.partition(" ")
+        found = ctx.telemetry.from_traceparent(parent) if parent else None
+        if found is not None:
+            ctx.telemetry.link_current(found, self.name)
+        return True
+
     async def _wait(self, call: ToolCall, ctx: CallContext, token: str) -> ToolOutcome:
         assert call.key is not None
         channel = self._keys(call.key)[2]
         self.joined += 1
         patience = (call.options.timeout or self.default_timeout) + self.lease_ms / 1000
+        linked = ctx.telemetry is None
         try:
             async with self.gate.subscribed(channel) as pubsub:
                 with anyio.move_on_after(patience):
@@ -190,6 +210,8 @@ class SharedFlight(Stage):
                         claimed = await self._claim_or_result(call, ctx, token)
                         if not isinstance(claimed, bool):
                             return claimed
+                        if not linked and not claimed:
+                            linked = await self._link_leader(call.key, ctx)
                         if claimed:  # the lease is gone and no outcome: the leader died
                             self.took_over += 1
                             log.warning("tool.flight_takeover", function=call.name,
