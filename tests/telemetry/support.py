@@ -37,6 +37,31 @@ def shop_model() -> Any:
     return ScriptedModel(scripted(shop_module().REPLAY))
 
 
+def call_once(name: str, arguments: dict[str, Any]) -> Any:
+    """A FunctionModel that calls ``name`` once, then answers "done"."""
+    from agentrt.testing import FunctionModel, RecordedRequest, Reply, ToolUse
+
+    def reply(request: RecordedRequest) -> Reply:
+        answered = any(isinstance(m.get("content"), list) and any(
+            b.get("type") == "tool_result" for b in m["content"]) for m in request.messages)
+        return Reply(text="done") if answered else Reply(tool_calls=[ToolUse(name, arguments)])
+
+    return FunctionModel(reply)
+
+
+def span_json(span: ReadableSpan) -> dict[str, Any]:
+    """What a test compares of a span, across a process boundary."""
+    assert span.context is not None
+    return {"name": span.name, "trace_id": f"{span.context.trace_id:032x}",
+            "span_id": f"{span.context.span_id:016x}",
+            "parent": f"{span.parent.span_id:016x}" if span.parent else None,
+            "attributes": {k: v if isinstance(v, str | int | float | bool) else list(v)
+                           for k, v in (span.attributes or {}).items()},
+            "links": [{"trace_id": f"{link.context.trace_id:032x}",
+                       "span_id": f"{link.context.span_id:016x}",
+                       "attributes": dict(link.attributes or {})} for link in span.links]}
+
+
 @dataclass
 class Recorder:
     """A tracer and a meter provider of the real SDK, exporting to memory."""

@@ -12,9 +12,9 @@ from opentelemetry import metrics, trace
 from opentelemetry.trace import StatusCode
 
 from agentrt import Agent, ModelError, Runtime, Tool, ToolError, function, load_settings
-from agentrt.testing import Fault, FunctionModel, RecordedRequest, Reply, ScriptedModel, ToolUse
+from agentrt.testing import Fault, Reply, ScriptedModel, ToolUse
 
-from .support import Recorder, shop_model, shop_module
+from .support import Recorder, call_once, shop_model, shop_module
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -133,17 +133,6 @@ class Slow(Tool):
         return f"item {item}"
 
 
-def _once(call: ToolUse) -> FunctionModel:
-    """A model that makes ``call``, then answers."""
-
-    def reply(request: RecordedRequest) -> Reply:
-        answered = any(isinstance(m.get("content"), list) and any(
-            b.get("type") == "tool_result" for b in m["content"]) for m in request.messages)
-        return Reply(text="done") if answered else Reply(tool_calls=[call])
-
-    return FunctionModel(reply)
-
-
 async def test_a_call_that_joins_a_flight_links_to_the_leaders_span(recorder: Recorder) -> None:
     """Two threads ask for the same read at once: one executes, the other's span says
     single_flight and links to the execution's span; both are children of their runs."""
@@ -152,7 +141,7 @@ async def test_a_call_that_joins_a_flight_links_to_the_leaders_span(recorder: Re
     class Reader(Agent):
         tools = (slow,)
 
-    async with Runtime(_settings(), model=_once(ToolUse("lookup", {"item": 7})),
+    async with Runtime(_settings(), model=call_once("lookup", {"item": 7}),
                        tracer_provider=recorder.tracer_provider) as runtime:
         agent = Reader(runtime, identity={"account": "a"})
         flight = agent.tool_pipeline.stage("single_flight")
