@@ -338,3 +338,9 @@ class Telemetry:
                 attributes={gen_ai.GEN_AI_TOOL_NAME: tool, DEPENDENCIES: list(dependencies),
                             TRIGGER: trigger}) as span:
             yield span
+
+    @staticmethod
+    def activation_failed(span: Span | None, error: str | None) -> None:
+        if span is not None and error is not None:
+            span.set_status(Status(StatusCode.ERROR, error[:300]))
+            span.set_attribute(ERROR_TYPE, "activation_failed")

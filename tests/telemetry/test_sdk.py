@@ -54,11 +54,11 @@ async def test_the_runtimes_own_client_leaves_the_model_span_to_agentrt(
 async def test_a_client_with_its_own_spans_keeps_them_under_the_run(recorder: Recorder) -> None:
     shop = shop_module()
     async with await _replies() as server, server.client(
-            open_telemetry={"tracer_provider": recorder.tracer_provider}) as client:
-        async with Runtime(load_settings(thread_store="memory"), client=client,
-                           tracer_provider=recorder.tracer_provider) as runtime:
-            assert runtime.telemetry is not None and not runtime.telemetry.chat_spans
-            await shop.ShopAgent(runtime).run(shop.TASK)
+            open_telemetry={"tracer_provider": recorder.tracer_provider}) as client, Runtime(
+            load_settings(thread_store="memory"), client=client,
+            tracer_provider=recorder.tracer_provider) as runtime:
+        assert runtime.telemetry is not None and not runtime.telemetry.chat_spans
+        await shop.ShopAgent(runtime).run(shop.TASK)
     tree = recorder.tree()
     assert not [n for n in tree if n.strip().startswith("chat")]
     model_spans = [n for n in tree if "anthropic" in n]
