@@ -90,12 +90,17 @@ def _client_from(settings: Settings, *, traced: bool) -> anthropic.AsyncAnthropi
     return client
 
 
-def _sdk_traces(client: anthropic.AsyncAnthropic) -> bool:
-    """Whether the SDK client makes its own model spans (its ``open_telemetry`` option)."""
+def _sdk_traces_to(client: anthropic.AsyncAnthropic, provider: TracerProvider) -> bool:
+    """Whether the SDK client makes its own model spans (its ``open_telemetry`` option)
+    into ``provider``: then agentrt makes none, so a request has one span, not two."""
+    from opentelemetry import trace
+
     try:
-        return bool(client.open_telemetry["traces"]["enabled"])
+        option = client.open_telemetry
+        enabled = bool(option["traces"]["enabled"])
     except (AttributeError, KeyError, TypeError):  # an SDK without the option
         return False
+    return enabled and (option.get("tracer_provider") or trace.get_tracer_provider()) is provider
 
 
 def _telemetry_from(settings: Settings, tracer_provider: TracerProvider | None,
@@ -113,7 +118,8 @@ def _telemetry_from(settings: Settings, tracer_provider: TracerProvider | None,
 
     return Telemetry(tracer_provider, meter_provider,
                      capture_content=settings.otel_capture_content,
-                     chat_spans=client is None or not _sdk_traces(client))
+                     chat_spans=client is None or tracer_provider is None
+                     or not _sdk_traces_to(client, tracer_provider))
 
 
 async def _call(fn: Callable[[], Awaitable[None]]) -> None:
@@ -140,8 +146,9 @@ class Runtime:
         in-process double such as ``agentrt.testing.ScriptedModel`` for unit tests.
         ``tracer_provider`` / ``meter_provider``: OpenTelemetry spans and metrics go
         there (the global providers with the setting ``otel``); with neither, none are
-        made. A ``client`` whose own OpenTelemetry spans are on keeps them, and agentrt
-        makes no ``chat`` span of its own (see docs/observability.md)."""
+        made. A ``client`` whose own OpenTelemetry spans go to the same tracer provider
+        keeps them, and agentrt makes no ``chat`` span of its own; a client the runtime
+        makes has its spans off (see docs/observability.md)."""
         from .llm._client import ModelClient  # the SDK is loaded by the first Runtime
 
         if client is not None and model is not None:

@@ -78,16 +78,19 @@ def scripted(replay: Path) -> Script:
 
 
 @asynccontextmanager
-async def open_runtime(replay: Path, settings: Settings | None = None,
+async def open_runtime(replay: Path, settings: Settings | None = None, *,
+                       tracer_provider: Any = None, meter_provider: Any = None,
                        **overrides: Any) -> AsyncIterator[Runtime]:
-    """One Runtime for the example: on the real API with a key, else on a fake server."""
+    """One Runtime for the example: on the real API with a key, else on a fake server.
+    ``tracer_provider`` / ``meter_provider``: OpenTelemetry's, as Runtime takes them."""
     configure_logging(level="warning", stream=sys.stderr)
     async with AsyncExitStack() as stack:
         client = None
         if not has_api_key():
             server = await stack.enter_async_context(FakeAnthropicServer(scripted(replay)))
             client = await stack.enter_async_context(server.client())
-        runtime = Runtime(settings or load_settings(**overrides), client=client)
+        runtime = Runtime(settings or load_settings(**overrides), client=client,
+                          tracer_provider=tracer_provider, meter_provider=meter_provider)
         yield await stack.enter_async_context(runtime)
 
 

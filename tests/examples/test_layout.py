@@ -12,7 +12,7 @@ TESTED = {  # example -> the test module that runs it and checks its stats
     "shop": "test_single_process", "weather_stocks": "test_single_process",
     "products_batch": "test_single_process", "inventory_chat": "test_inventory_chat",
     "research_assistant": "test_jit_examples", "content_creator": "test_jit_examples",
-    "fleet": "test_fleet", "service": "test_service",
+    "fleet": "test_fleet", "service": "test_service", "traced": "test_traced",
 }
 
 

@@ -67,3 +67,18 @@ async def test_a_client_with_its_own_spans_keeps_them_under_the_run(recorder: Re
     assert tree[0] == "invoke_agent ShopAgent"
     sdk_span = recorder.named(model_spans[0].strip())[0]
     assert (sdk_span.attributes or {})["gen_ai.operation.name"] == "chat"
+
+
+async def test_a_client_tracing_elsewhere_leaves_the_chat_span_to_agentrt() -> None:
+    """The client's spans would go to the global provider (here OpenTelemetry's no-op
+    default), not to the runtime's: agentrt makes the model spans in the runtime's."""
+    recorder = Recorder()
+    shop = shop_module()
+    async with await _replies() as server, server.client() as client, Runtime(
+            load_settings(thread_store="memory"), client=client,
+            tracer_provider=recorder.tracer_provider) as runtime:
+        assert runtime.telemetry is not None and runtime.telemetry.chat_spans
+        await shop.ShopAgent(runtime).run(shop.TASK)
+    recorder.shutdown()
+    names = [s.name for s in recorder.finished()]
+    assert names.count("chat claude-haiku-5-5") == 4
