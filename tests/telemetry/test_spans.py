@@ -33,6 +33,7 @@ def _settings(**overrides: Any) -> Any:
     return load_settings(thread_store="memory", **overrides)
 
 
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
 async def test_the_shop_run_has_one_span_per_run_request_and_call(recorder: Recorder) -> None:
     """examples/shop.py's conversation: the exact tree, and each duplicate call's span
     names the stage that answered it."""
