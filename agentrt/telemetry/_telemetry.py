@@ -282,18 +282,19 @@ class Telemetry:
         token = self.attach(span)
         try:
             outcome = item if isinstance(item, ToolOutcome) else await handler(item, ctx)
-        except BaseException as exc:
+        except BaseException as exc:  # the run is cancelled (an outcome otherwise)
             if span is not None:
                 _fail(span, exc)
+                span.end()
             raise
         finally:
             self.detach(token)
         if span is not None:
-            span.set_attribute(SOURCE, outcome.source)
-            span.set_attribute(ERROR, outcome.is_error)
+            span.set_attributes({SOURCE: outcome.source, ERROR: outcome.is_error})
             if outcome.is_error:
                 span.set_status(Status(StatusCode.ERROR, outcome.content[:300]))
-                span.set_attribute(ERROR_TYPE, outcome.error_type or outcome.source)
+                span.set_attribute(ERROR_TYPE, outcome.error_type or (
+                    "rejected" if outcome.source == "rejected" else "tool_error"))
             if self.capture_content:
                 span.set_attribute(gen_ai.GEN_AI_TOOL_CALL_RESULT, bounded(outcome.content))
             span.end()

@@ -306,3 +306,35 @@ async def test_metrics_alone_make_no_spans(recorder: Recorder) -> None:
     assert recorder.finished() == []
     assert sum(v for name, _, v in recorder.points()
                if name == "agentrt.tool.upstream_saved") == 4
+
+
+async def test_a_cancelled_run_ends_its_spans(recorder: Recorder) -> None:
+    """Cancelled mid-call: the call's span and the run's end, marked with the error."""
+    started = anyio.Event()
+
+    class Stuck(Tool):
+        name = "stuck"
+
+        @function(read_only=True)
+        async def wait(self) -> str:
+            """Never returns."""
+            started.set()
+            await anyio.sleep_forever()
+            return "never"
+
+    class Waiter(Agent):
+        tools = (Stuck,)
+
+    async with Runtime(_settings(), model=call_once("wait", {}),
+                       tracer_provider=recorder.tracer_provider) as runtime:
+        agent = Waiter(runtime)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(agent.run, "wait")
+            await started.wait()
+            tg.cancel_scope.cancel()
+    assert [s.name for s in recorder.finished()] == [
+        "invoke_agent Waiter", "chat claude-haiku-5-5", "execute_tool wait"]
+    run, _, call = recorder.finished()
+    for span in (run, call):
+        assert span.status.status_code is StatusCode.ERROR
+        assert (span.attributes or {})["error.type"] == "CancelledError"
