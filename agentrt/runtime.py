@@ -7,6 +7,7 @@ connections are pooled and closed once. An Agent made without one opens its own.
 from __future__ import annotations
 
 import functools
+import inspect
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any, Self
 
@@ -76,8 +77,8 @@ def _client_from(settings: Settings, *, traced: bool) -> anthropic.AsyncAnthropi
 
     kwargs: dict[str, Any] = {"max_retries": settings.llm_max_retries,
                               "timeout": settings.llm_timeout}
-    if traced:
-        kwargs["open_telemetry"] = False
+    if traced and "open_telemetry" in inspect.signature(anthropic.AsyncAnthropic).parameters:
+        kwargs["open_telemetry"] = False  # (an SDK older than the option makes no spans)
     if settings.anthropic_api_key is not None:
         kwargs["api_key"] = settings.anthropic_api_key.get_secret_value()
     if settings.anthropic_base_url:
