@@ -9,32 +9,38 @@ are answered by the pipeline), the tools instant, with two models:
 - ``scripted``: ``agentrt.testing.ScriptedModel`` in process, no HTTP: the loop and
   pipeline alone, the harshest denominator for a ratio.
 
-Four contenders live in one process and take turns run by run, so that whatever else
+Five contenders live in one process and take turns run by run, so that whatever else
 the machine does falls on all of them alike (on a busy 2-core box, separate processes
 differ by more than the 1% to be measured):
 
 - ``baseline``: the code before issue 18 (``git archive`` of ``--base``, imported as
   the package ``agentrt_before``);
 - ``off``: this code, no tracer or meter provider (the default);
+- ``off-again``: the same as ``off``, a control: how far two identical contenders
+  differ on this machine is the precision of every ratio in the table;
 - ``traces``: the OpenTelemetry SDK, a batch span processor, an exporter that drops
   everything (so only agentrt's and the SDK's own work is measured);
 - ``traces+metrics``: the same and a meter provider (an in-memory reader).
 
 CPU is ``time.thread_time`` around each run (the batch processor's export thread is
-left out: with this exporter it does nothing). Each process reports CPU per turn per
-contender; the table gives the median over ``--repeat`` processes and the median of the
-per-process ratios. Targets (issue 18): ``off`` at most 1.01x ``baseline``, ``traces``
-at most 1.10x ``off``.
+left out: with this exporter it does nothing); each run's thread is deleted after it,
+untimed, so the heap (and the cost of a GC pass) stays the same from run to run. Each
+process reports CPU per turn per contender; the table gives the median over
+``--repeat`` processes and the mean of the per-process ratios (each contender is built
+in each place equally often, and each process takes its own random order). Targets
+(issue 18): ``off`` at most 1.01x ``baseline``, ``traces`` at most 1.10x ``off``.
 
-    python bench/otel.py [--runs 300] [--repeat 5] [--base c2b953a] [--models http,scripted]
+    python bench/otel.py [--runs 300] [--repeat 10] [--base c2b953a] [--models http,scripted]
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import json
 import os
+import random
 import re
 import statistics
 import subprocess
@@ -47,7 +53,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 # The last commit before issue 18 (OpenTelemetry) on the otel branch.
 BEFORE = "c2b953a"
-MODES = ("baseline", "off", "traces", "traces+metrics")
+MODES = ("baseline", "off", "off-again", "traces", "traces+metrics")
 RUN_TURNS = 4
 
 REPLIES: list[dict[str, Any]] = [
@@ -129,27 +135,38 @@ def _contender(package: str, mode: str, url: str | None) -> tuple[Any, Any]:
     return runtime, ShopAgent(runtime, identity={"account": "a"})
 
 
-def worker(runs: int, url: str | None, modes: list[str]) -> dict[str, Any]:
+def worker(runs: int, url: str | None, modes: list[str], slot: int = 0) -> dict[str, Any]:
     """Every contender runs the conversation in turn, ``runs`` times each (after a
-    warm-up); thread CPU per turn of each."""
+    warm-up); thread CPU per turn of each. ``slot``: the contenders are built in the
+    order of ``modes`` rotated by it (the last one built runs a few % slower: measured
+    with identical contenders), so that over processes each takes each place."""
     import anyio
 
     async def main() -> dict[str, float]:
+        spare = _contender("agentrt", "off", url)  # never timed: the first built
+        built = modes[slot % len(modes):] + modes[:slot % len(modes)]
         contenders = {m: _contender("agentrt_before" if m == "baseline" else "agentrt", m,
-                                    url) for m in modes}
+                                    url) for m in built}
+        rng = random.Random(slot)  # another order in each process
         spent = dict.fromkeys(modes, 0.0)
         turns = dict.fromkeys(modes, 0)
         for round_ in range(warmup(runs) + runs):
             timed = round_ >= warmup(runs)
-            shift = round_ % len(modes)
-            for mode in modes[shift:] + modes[:shift]:
-                agent = contenders[mode][1]
+            if round_ == warmup(runs):  # what the warm-up made is no longer the GC's work
+                gc.collect()
+                gc.freeze()
+            order = list(modes)
+            rng.shuffle(order)  # no contender always follows the same one
+            for mode in order:
+                runtime, agent = contenders[mode]
                 started = time.thread_time()
                 result = await agent.run("stock?")
                 if timed:
                     spent[mode] += time.thread_time() - started
                     turns[mode] += result.iterations
-        for runtime, _ in contenders.values():
+                # untimed: the heap stays the same size (so GC passes cost alike)
+                await runtime.store.delete_thread(result.thread_id)
+        for runtime, _ in [spare, *contenders.values()]:
             await runtime.aclose()
         return {m: spent[m] / turns[m] * 1e6 for m in modes}
 
@@ -175,13 +192,14 @@ def _baseline_tree(base: str, into: Path) -> Path | None:
     return into
 
 
-def _spawn(runs: int, modes: list[str], baseline: Path | None,
+def _spawn(runs: int, modes: list[str], slot: int, baseline: Path | None,
            replay: Path | None) -> dict[str, float]:
     """One worker process; with ``replay``, beside a fake server process of its own."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENTRT_", "ANTHROPIC_"))}
     if baseline is not None:
         env["PYTHONPATH"] = os.pathsep.join([str(baseline), env.get("PYTHONPATH", "")])
-    command = [sys.executable, __file__, "--worker", ",".join(modes), "--runs", str(runs)]
+    command = [sys.executable, __file__, "--worker", ",".join(modes), "--runs", str(runs),
+               "--slot", str(slot)]
     server = None
     try:
         if replay is not None:
@@ -209,18 +227,20 @@ def ten_million_loop() -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=300, help="runs per contender and process")
-    parser.add_argument("--repeat", type=int, default=5, help="processes")
+    parser.add_argument("--repeat", type=int, default=10,
+                        help="processes (a multiple of 5: each contender built in each place)")
     parser.add_argument("--base", default=BEFORE, help="git revision of the baseline")
     parser.add_argument("--models", default="http,scripted", help="http, scripted or both")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--slot", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        result = worker(args.runs, args.url, args.worker.split(","))
+        result = worker(args.runs, args.url, args.worker.split(","), args.slot)
         sys.stdout.write(json.dumps(result) + "\n")
         return 0
     loop = ten_million_loop()
-    print(f"Per-turn CPU: {args.repeat} processes, each running the 4 contenders in turn, "
+    print(f"Per-turn CPU: {args.repeat} processes, each running the contenders in turn, "
           f"{args.runs} runs each (4 turns, 6 tool calls a run); a 10M-iteration loop took "
           f"{loop:.2f} s at the start")
     with tempfile.TemporaryDirectory(prefix="agentrt-baseline-") as tmp:
@@ -230,8 +250,9 @@ def main(argv: list[str] | None = None) -> int:
         total = (args.runs + warmup(args.runs)) * len(modes)
         replay.write_text(json.dumps({"replies": REPLIES * total}), encoding="utf-8")
         for model in args.models.split(","):
-            found = [_spawn(args.runs, modes, baseline, replay if model == "http" else None)
-                     for _ in range(args.repeat)]
+            found = [_spawn(args.runs, modes, slot, baseline,
+                            replay if model == "http" else None)
+                     for slot in range(args.repeat)]
             _table(model, modes, found)
     if baseline is None:
         print(f"\n(no baseline: `git archive {args.base}` failed; run from a git checkout)")
@@ -240,15 +261,23 @@ def main(argv: list[str] | None = None) -> int:
 
 def _table(model: str, modes: list[str], found: list[dict[str, float]]) -> None:
     print(f"\nModel: {model}\n")
-    print("| contender | µs per turn (median) | min - max | vs off | vs baseline |")
-    print("|-----------|---------------------:|-----------|-------:|------------:|")
+    print("| contender | µs per turn (median) | min - max | vs off (mean, range) | "
+          "vs baseline (mean, range) |")
+    print("|-----------|---------------------:|-----------|----------------------|"
+          "---------------------------|")
+
+    def ratio(mode: str, to: str) -> str:
+        if to not in modes:
+            return "n/a"
+        found_ratios = [f[mode] / f[to] for f in found]
+        return (f"{statistics.mean(found_ratios):.3f}x ({min(found_ratios):.3f} - "
+                f"{max(found_ratios):.3f})")
+
     for mode in modes:
         values = [f[mode] for f in found]
-        off = statistics.median(f[mode] / f["off"] for f in found)
-        base = (f"{statistics.median(f[mode] / f['baseline'] for f in found):.3f}x"
-                if "baseline" in modes else "n/a")
         print(f"| {mode} | {statistics.median(values):.1f} | {min(values):.1f} - "
-              f"{max(values):.1f} | {off:.3f}x | {base} |", flush=True)
+              f"{max(values):.1f} | {ratio(mode, 'off')} | {ratio(mode, 'baseline')} |",
+              flush=True)
 
 
 if __name__ == "__main__":

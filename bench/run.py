@@ -75,7 +75,7 @@ def scripts(quick: bool) -> list[tuple[str, str, list[str], bool]]:
              ("redis", "Redis shared stages (bench/redis_shared.py)",
               ["redis_shared.py", *(["--samples", "1000"] if quick else [])], True)]
     found.append(("otel", "OpenTelemetry cost (bench/otel.py)",
-                  ["otel.py", *(["--runs", "60", "--repeat", "2"] if quick else [])], True))
+                  ["otel.py", *(["--runs", "60", "--repeat", "5"] if quick else [])], True))
     if (BENCH / "jit.py").exists():
         found.append(("jit", "JIT (bench/jit.py)",
                       ["jit.py", *(["--sizes", "10,100", "--repeat", "3"] if quick else [])],
