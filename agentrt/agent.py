@@ -244,7 +244,8 @@ class Agent(AsyncClosing):
                              claims=self.runtime.claims,
                              claim_unowned_threads=settings.claim_unowned_threads,
                              approval_policy=self._policy,
-                             approval_timeout=settings.approval_timeout)
+                             approval_timeout=settings.approval_timeout,
+                             telemetry=self.runtime.telemetry)
 
     def _model_origin(self) -> str:
         if self.model:

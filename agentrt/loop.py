@@ -13,6 +13,8 @@ valid conversation, and a run cancelled or crashed anywhere resumes from it.
 from __future__ import annotations
 
 import os
+import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -42,12 +44,16 @@ from .thread._owners import open_thread
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Mapping, Sequence
+    from contextlib import AbstractContextManager
+
+    from opentelemetry.trace import Span
 
     from ._approvals import ApprovalPolicy
     from .llm._model import Model, ModelReply
     from .llm._request import RequestBuilder
     from .llm._usage import Limit
     from .pipeline._types import ToolCall
+    from .telemetry import Telemetry
     from .thread._store import ThreadStore
     from .tools._provider import RunTools, ToolProvider
 
@@ -69,6 +75,7 @@ _CUT_OFF = ToolOutcome("This call was cut off at the output token limit (max_tok
                        "input if need be.", is_error=True, source="rejected")
 _LIMITED = ToolOutcome("This call was not run: the run reached its limit on tool calls.",
                        is_error=True, source="rejected")
+_NO_SPAN = nullcontext()
 _FINAL = frozenset({"end_turn", "stop_sequence", "refusal", "model_context_window_exceeded"})
 
 
@@ -125,11 +132,13 @@ class ThreadManager:
         claim_unowned_threads: bool = False,
         approval_policy: ApprovalPolicy | None = None,
         approval_timeout: float = 7 * 24 * 3600,
+        telemetry: Telemetry | None = None,
     ) -> None:
         """``claims``: share the runtime's, so that runs of all its agents on one thread
         queue together (one is made for this manager otherwise). ``approval_policy``
         settles calls that require approval before a person is asked; a call left to a
-        person expires after ``approval_timeout`` seconds."""
+        person expires after ``approval_timeout`` seconds. ``telemetry``: the runtime's
+        spans and metrics (None: OpenTelemetry off, nothing of it is touched)."""
         self.approvals = ApprovalGate(approval_policy, approval_timeout)
         self.store = store
         self.claims = claims if claims is not None else ThreadClaims(store)
@@ -141,6 +150,12 @@ class ThreadManager:
         self.max_iterations = max_iterations
         self.stream = stream
         self.limits = limits or UsageLimits()
+        self.telemetry = telemetry
+
+    def _current(self, span: Span | None) -> AbstractContextManager[None]:
+        """The run's span current around a step with no ``yield`` inside (its tool calls'
+        and JIT activations' spans are its children)."""
+        return _NO_SPAN if span is None or self.telemetry is None else self.telemetry.current(span)
 
     async def run(
         self,
@@ -173,88 +188,141 @@ class ThreadManager:
                                  claim_unowned=self.claim_unowned_threads)
         run = RunContext(thread_id=info.id, run_id=f"run_{os.urandom(8).hex()}", agent=agent,
                          identity=dict(identity or {}), deps=dict(deps or {}))
-        # One run per thread, for the whole run (a second one waits, or is refused with
-        # ThreadBusyError); every append checks the thread is still as this run read it.
-        async with self.claims.hold(run.thread_id, run.run_id) as claim:
-            state, settled = await self._open(run, claim, user_input, limits or self.limits,
-                                              approve, deny or {})
-            log = state.context.log
-            for block, outcome, duration in zip(settled.blocks, settled.outcomes,
-                                                settled.durations, strict=True):
-                assert outcome is not None
-                yield ToolCallFinished(str(block.get("id")), str(block.get("name")),
-                                       outcome.is_error, outcome.source, outcome.content,
-                                       duration)
-            stop_reason = "max_iterations"
-            while state.iterations < self.max_iterations:
-                request = self._request(state)
-                if request is None:
-                    stop_reason = "usage_limit"
-                    break
-                state.iterations += 1
-                reply: ModelReply | None = None
-                try:
-                    async for item in self.model.turn(request, stream=self.stream, logger=log):
-                        if isinstance(item, TextDelta):
-                            yield item
-                        else:
-                            reply = item
-                except ModelError as exc:
-                    explained = self._explained(exc, request)
-                    if explained is exc:
-                        raise
-                    raise explained from exc
-                assert reply is not None
-                await self._store_reply(state, reply)
+        telemetry = self.telemetry
+        span = None if telemetry is None else telemetry.start_run(agent, run.thread_id,
+                                                                   run.run_id)
+        try:
+            # One run per thread, for the whole run (a second one waits, or is refused with
+            # ThreadBusyError); every append checks the thread is still as this run read it.
+            async with self.claims.hold(run.thread_id, run.run_id) as claim:
+                with self._current(span):
+                    state, settled = await self._open(run, claim, user_input,
+                                                      limits or self.limits, approve, deny or {})
+                log = state.context.log
+                for block, outcome, duration in zip(settled.blocks, settled.outcomes,
+                                                    settled.durations, strict=True):
+                    assert outcome is not None
+                    yield ToolCallFinished(str(block.get("id")), str(block.get("name")),
+                                           outcome.is_error, outcome.source, outcome.content,
+                                           duration)
+                stop_reason = "max_iterations"
+                while state.iterations < self.max_iterations:
+                    request = self._request(state)
+                    if request is None:
+                        stop_reason = "usage_limit"
+                        break
+                    state.iterations += 1
+                    reply: ModelReply | None = None
+                    try:
+                        async for item in (
+                                self.model.turn(request, stream=self.stream, logger=log)
+                                if telemetry is None else
+                                self._traced_turn(telemetry, request, log, span)):
+                            if isinstance(item, TextDelta):
+                                yield item
+                            else:
+                                reply = item
+                    except ModelError as exc:
+                        explained = self._explained(exc, request)
+                        if explained is exc:
+                            raise
+                        raise explained from exc
+                    assert reply is not None
+                    await self._store_reply(state, reply)
 
-                calls = _tool_uses(reply.content)
-                if calls:
-                    for block in calls:
-                        yield ToolCallStarted(str(block.get("id")), str(block.get("name")),
-                                              dict(block.get("input") or {}))
-                    turn = await self._run_tools(calls, state, cut=(
-                        # max_tokens ending on a tool_use: that call's input may be truncated
-                        # (a streamed partial JSON still parses), so it must not run.
-                        reply.stop_reason == "max_tokens"
-                        and reply.content[-1].get("type") == "tool_use"))
-                    for block, outcome, duration in zip(
-                            turn.blocks, turn.outcomes, turn.durations, strict=True):
-                        assert outcome is not None
-                        if outcome is PENDING:
-                            continue
-                        yield ToolCallFinished(str(block.get("id")), str(block.get("name")),
-                                               outcome.is_error, outcome.source, outcome.content,
-                                               duration)
-                elif reply.stop_reason == "max_tokens":
-                    await self._persist(state, Message(role="user",
-                                                       content=_CONTINUE_AFTER_MAX_TOKENS))
-                yield TurnFinished(state.iterations, reply.stop_reason, reply.usage)
-                if state.pending:
-                    stop_reason = "approval_required"
-                    log.info("run.approval_required", calls=[p.id for p in state.pending],
-                             functions=[p.name for p in state.pending])
-                    yield ApprovalRequired(tuple(state.pending))
-                    break
-                if state.limit is not None:
-                    stop_reason = "usage_limit"
-                    break
-                if not calls and reply.stop_reason in _FINAL:
-                    stop_reason = reply.stop_reason
-                    break
-                # tool_use, pause_turn (resend unchanged) and max_tokens go round again
+                    calls = _tool_uses(reply.content)
+                    if calls:
+                        for block in calls:
+                            yield ToolCallStarted(str(block.get("id")), str(block.get("name")),
+                                                  dict(block.get("input") or {}))
+                        with self._current(span):
+                            turn = await self._run_tools(calls, state, cut=(
+                                # max_tokens ending on a tool_use: that call's input may be
+                                # truncated (a streamed partial JSON still parses), so it must
+                                # not run.
+                                reply.stop_reason == "max_tokens"
+                                and reply.content[-1].get("type") == "tool_use"))
+                        for block, outcome, duration in zip(
+                                turn.blocks, turn.outcomes, turn.durations, strict=True):
+                            assert outcome is not None
+                            if outcome is PENDING:
+                                continue
+                            yield ToolCallFinished(str(block.get("id")),
+                                                   str(block.get("name")), outcome.is_error,
+                                                   outcome.source, outcome.content, duration)
+                    elif reply.stop_reason == "max_tokens":
+                        await self._persist(state, Message(role="user",
+                                                           content=_CONTINUE_AFTER_MAX_TOKENS))
+                    yield TurnFinished(state.iterations, reply.stop_reason, reply.usage)
+                    if state.pending:
+                        stop_reason = "approval_required"
+                        log.info("run.approval_required", calls=[p.id for p in state.pending],
+                                 functions=[p.name for p in state.pending])
+                        yield ApprovalRequired(tuple(state.pending))
+                        break
+                    if state.limit is not None:
+                        stop_reason = "usage_limit"
+                        break
+                    if not calls and reply.stop_reason in _FINAL:
+                        stop_reason = reply.stop_reason
+                        break
+                    # tool_use, pause_turn (resend unchanged) and max_tokens go round again
 
-            result = RunResult(text="".join(state.texts).strip(), thread_id=run.thread_id,
-                               run_id=run.run_id, stop_reason=stop_reason, usage=state.usage,
-                               stats=state.context.stats.snapshot(), iterations=state.iterations,
-                               limit=state.limit, pending=tuple(state.pending))
-            if stop_reason in ("max_iterations", "usage_limit"):
-                log.warning("run.stopped", stop_reason=stop_reason, limit=state.limit,
-                            iterations=state.iterations, max_iterations=self.max_iterations,
-                            **state.usage.to_json())
-            log.info("run.finished", stop_reason=stop_reason, iterations=state.iterations,
-                     **result.stats.to_json())
+                result = RunResult(text="".join(state.texts).strip(),
+                                   thread_id=run.thread_id, run_id=run.run_id,
+                                   stop_reason=stop_reason, usage=state.usage,
+                                   stats=state.context.stats.snapshot(),
+                                   iterations=state.iterations, limit=state.limit,
+                                   pending=tuple(state.pending))
+                if stop_reason in ("max_iterations", "usage_limit"):
+                    log.warning("run.stopped", stop_reason=stop_reason, limit=state.limit,
+                                iterations=state.iterations, max_iterations=self.max_iterations,
+                                **state.usage.to_json())
+                log.info("run.finished", stop_reason=stop_reason, iterations=state.iterations,
+                         **result.stats.to_json())
+        except BaseException as exc:
+            if telemetry is not None:
+                telemetry.end_run(span, None, exc)
+            raise
+        if telemetry is not None:
+            telemetry.end_run(span, result)
         # released first: a run started on this event finds the thread free
         yield RunFinished(result)
+
+    async def _traced_turn(self, telemetry: Telemetry, request: dict[str, Any], log: Any,
+                           run_span: Span | None) -> AsyncGenerator[TextDelta | ModelReply, None]:
+        """``model.turn`` in its ``chat`` span, current while the model's code runs (so an
+        SDK or HTTP span nests under it, or under the run's when the SDK makes the model
+        span), never across a ``yield``; the request's duration and tokens measured."""
+        chat = telemetry.start_chat(request, self.stream, run_span)
+        inside = chat or run_span
+        started = time.monotonic()
+        first: float | None = None
+        reply: ModelReply | None = None
+        items = self.model.turn(request, stream=self.stream, logger=log)
+        try:
+            while True:
+                with telemetry.current(inside):
+                    try:
+                        item = await anext(items)
+                    except StopAsyncIteration:
+                        break
+                if isinstance(item, TextDelta):
+                    if first is None:
+                        first = time.monotonic() - started
+                else:
+                    reply = item
+                yield item
+        except BaseException as exc:
+            telemetry.fail_chat(chat, request, exc, time.monotonic() - started)
+            raise
+        finally:
+            aclose = getattr(items, "aclose", None)  # a generator: its finally blocks now
+            if aclose is not None:
+                await aclose()
+        assert reply is not None
+        telemetry.end_chat(chat, request, reply, time.monotonic() - started,
+                           first if self.stream else None)
 
     async def _open(self, run: RunContext, claim: Claim,
                     user_input: str | list[ContentBlock] | None, limits: UsageLimits,
@@ -269,8 +337,8 @@ class ThreadManager:
             raise already_decided(stored, approve, deny, run.thread_id)
         tools = await self.tools.open_run(run, history)
         bound = log.bind(thread_id=run.thread_id, run_id=run.run_id, agent=run.agent)
-        state = _RunState(CallContext(run, log=bound), tools, history, limits, claim=claim,
-                          stored=stored)
+        state = _RunState(CallContext(run, log=bound, telemetry=self.telemetry), tools, history,
+                          limits, claim=claim, stored=stored)
         await self.processor.replay(history, state.context, tools)
         settled = TurnOutcomes(())
         if paused is None:

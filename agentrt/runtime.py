@@ -7,6 +7,7 @@ connections are pooled and closed once. An Agent made without one opens its own.
 from __future__ import annotations
 
 import functools
+import inspect
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any, Self
 
@@ -24,11 +25,14 @@ if TYPE_CHECKING:
 
     import anthropic
     from anyio.abc import TaskGroup
+    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.trace import TracerProvider
 
     from ._redis import RedisGate
     from .jit.cache import CatalogCache
     from .llm._model import Model
     from .mcp._session import MCPServers
+    from .telemetry import Telemetry
     from .thread._store import ThreadStore
 
 __all__ = ["Runtime"]
@@ -65,12 +69,17 @@ def _redis_from(settings: Settings) -> RedisGate | None:
                      retry_after=settings.redis_retry_after)
 
 
-def _client_from(settings: Settings) -> anthropic.AsyncAnthropic:
-    """Unset settings leave the SDK's own ANTHROPIC_API_KEY / ANTHROPIC_BASE_URL lookup alone."""
+def _client_from(settings: Settings, *, traced: bool) -> anthropic.AsyncAnthropic:
+    """Unset settings leave the SDK's own ANTHROPIC_API_KEY / ANTHROPIC_BASE_URL lookup alone.
+
+    ``traced``: agentrt makes the ``chat`` spans, so the SDK's own are turned off (one
+    span per model request)."""
     import anthropic  # the SDK is loaded by the first Runtime, not by `import agentrt`
 
     kwargs: dict[str, Any] = {"max_retries": settings.llm_max_retries,
                               "timeout": settings.llm_timeout}
+    if traced and "open_telemetry" in inspect.signature(anthropic.AsyncAnthropic).parameters:
+        kwargs["open_telemetry"] = False  # (an SDK older than the option makes no spans)
     if settings.anthropic_api_key is not None:
         kwargs["api_key"] = settings.anthropic_api_key.get_secret_value()
     if settings.anthropic_base_url:
@@ -90,6 +99,38 @@ def _key_origin(settings: Settings) -> str:
     return "the environment variable ANTHROPIC_AUTH_TOKEN (the SDK's own lookup)"
 
 
+def _sdk_traces_to(client: anthropic.AsyncAnthropic, provider: TracerProvider) -> bool:
+    """Whether the SDK client makes its own model spans (its ``open_telemetry`` option)
+    into ``provider``: then agentrt makes none, so a request has one span, not two."""
+    from opentelemetry import trace
+
+    try:
+        option = client.open_telemetry
+        enabled = bool(option["traces"]["enabled"])
+    except (AttributeError, KeyError, TypeError):  # an SDK without the option
+        return False
+    return enabled and (option.get("tracer_provider") or trace.get_tracer_provider()) is provider
+
+
+def _telemetry_from(settings: Settings, tracer_provider: TracerProvider | None,
+                    meter_provider: MeterProvider | None,
+                    client: anthropic.AsyncAnthropic | None) -> Telemetry | None:
+    """None unless a provider is configured: then nothing of OpenTelemetry is touched."""
+    if settings.otel:
+        from opentelemetry import metrics, trace
+
+        tracer_provider = tracer_provider or trace.get_tracer_provider()
+        meter_provider = meter_provider or metrics.get_meter_provider()
+    if tracer_provider is None and meter_provider is None:
+        return None
+    from .telemetry import Telemetry
+
+    return Telemetry(tracer_provider, meter_provider,
+                     capture_content=settings.otel_capture_content,
+                     chat_spans=client is None or tracer_provider is None
+                     or not _sdk_traces_to(client, tracer_provider))
+
+
 async def _call(fn: Callable[[], Awaitable[None]]) -> None:
     await fn()
 
@@ -105,17 +146,26 @@ class Runtime:
         client: anthropic.AsyncAnthropic | None = None,
         model: Model | None = None,
         store: ThreadStore | None = None,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
     ) -> None:
         """``client``, ``model`` and ``store`` given here stay the caller's to close.
 
         ``model`` replaces the SDK path altogether (no client, no API key needed): an
-        in-process double such as ``agentrt.testing.ScriptedModel`` for unit tests."""
+        in-process double such as ``agentrt.testing.ScriptedModel`` for unit tests.
+        ``tracer_provider`` / ``meter_provider``: OpenTelemetry spans and metrics go
+        there (the global providers with the setting ``otel``); with neither, none are
+        made. A ``client`` whose own OpenTelemetry spans go to the same tracer provider
+        keeps them, and agentrt makes no ``chat`` span of its own; a client the runtime
+        makes has its spans off (see docs/concepts/observability.md)."""
         from .llm._client import ModelClient  # the SDK is loaded by the first Runtime
 
         if client is not None and model is not None:
             raise UsageError("Runtime: pass client= (an SDK client) or model= (a Model), "
                              "not both")
         self.settings = settings or load_settings()
+        self.telemetry = _telemetry_from(self.settings, tracer_provider, meter_provider, client)
+        traced = self.telemetry is not None and self.telemetry.chat_spans
         # First: a missing API key fails here, before anything needing a close is opened.
         self._owns_model = model is None
         self.model: Model = (
@@ -123,7 +173,7 @@ class Runtime:
             ModelClient(client, max_retry_wait=self.settings.llm_max_retry_wait,
                         key_origin=lambda: "the client given to Runtime(client=...)")
             if client is not None else
-            ModelClient(_client_from(self.settings), owned=True,
+            ModelClient(_client_from(self.settings, traced=traced), owned=True,
                         max_retry_wait=self.settings.llm_max_retry_wait,
                         key_origin=lambda: _key_origin(self.settings)))
         self.redis = _redis_from(self.settings)

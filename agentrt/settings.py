@@ -229,6 +229,13 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "console", "json"] = Field(
         "auto", description="console on a TTY and JSON otherwise when auto."
     )
+    otel: bool = Field(
+        False, description="OpenTelemetry traces and metrics through the global tracer and "
+        "meter providers (GenAI conventions; see docs/concepts/observability.md). Runtime("
+        "tracer_provider=..., meter_provider=...) turns them on without it.")
+    otel_capture_content: bool = Field(
+        False, description="Record prompts, replies, tool inputs and results on spans "
+        "(as OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true does).")
 
     @classmethod
     def settings_customise_sources(

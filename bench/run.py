@@ -75,6 +75,8 @@ def scripts(quick: bool) -> list[tuple[str, str, list[str], bool]]:
               ["pipeline.py", *(["--runs", "50", "--samples", "2000"] if quick else [])], True),
              ("redis", "Redis shared stages (bench/redis_shared.py)",
               ["redis_shared.py", *(["--samples", "1000"] if quick else [])], True)]
+    found.append(("otel", "OpenTelemetry cost (bench/otel.py)",
+                  ["otel.py", *(["--runs", "60", "--repeat", "5"] if quick else [])], True))
     if (BENCH / "jit.py").exists():
         found.append(("jit", "JIT (bench/jit.py)",
                       ["jit.py", *(["--sizes", "10,100", "--repeat", "3"] if quick else [])],
@@ -111,8 +113,8 @@ def run(command: list[str]) -> tuple[int, str, float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="scaled-down sizes")
-    parser.add_argument("--only", help="comma-separated: pipeline, redis, jit, search, cli, "
-                        "peers")
+    parser.add_argument("--only", help="comma-separated: pipeline, redis, otel, jit, search, "
+                        "cli, mcp, peers")
     parser.add_argument("--output", default=str(BENCH / "RESULTS.md"))
     args = parser.parse_args(argv)
     chosen = set(args.only.split(",")) if args.only else None

@@ -55,7 +55,8 @@ def build_loader(agent: str, *, identity: Mapping[str, str], deps: Mapping[str, 
     return JITLoader(found, policy, core=core, prototype=prototype,
                      sources=RuntimeSources(runtime),
                      guide_cache=RedisGuideCache(redis) if redis is not None else None,
-                     loading=jit.tool_loading, search=jit.tool_search or "regex", field=field)
+                     loading=jit.tool_loading, search=jit.tool_search or "regex", field=field,
+                     telemetry=runtime.telemetry)
 
 
 def _without_unasked_loader(config: JITConfig) -> JITConfig:

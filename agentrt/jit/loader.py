@@ -36,6 +36,7 @@ from .thread_tools import ThreadTools
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from ..telemetry import Telemetry
     from ..thread._messages import Message
     from ..tools import Tool
     from .catalog import Catalog
@@ -64,14 +65,17 @@ class JITLoader:
         loading: ToolLoading = "deferred",
         search: ToolSearch = "regex",
         field: str = "tool_config",
+        telemetry: Telemetry | None = None,
     ) -> None:
         """``core``: always-active tools (instances are shared by every run, classes are
         built per run with injected arguments). ``prototype``: a run context with the
         agent's identity and deps, to check the core tools' constructors at start-up.
         ``loading`` and ``search``: how catalog tools reach the model (see
-        :mod:`agentrt.jit.config`); ``field`` names the config in a ConfigError."""
+        :mod:`agentrt.jit.config`); ``field`` names the config in a ConfigError.
+        ``telemetry``: the runtime's, for ``activate_tool`` spans (None: off)."""
         self.catalog = catalog
         self.policy = policy
+        self.telemetry = telemetry
         self.loading: ToolLoading = loading
         self.search: ToolSearch = search
         self.sources = sources or RuntimeSources()
@@ -108,7 +112,8 @@ class JITLoader:
         return self.loading != "append"
 
     async def open_run(self, run: RunContext, history: Sequence[Message]) -> ThreadTools:
-        tools = ThreadTools(self.agent_tools(), run, self.sources.provided(run))
+        tools = ThreadTools(self.agent_tools(), run, self.sources.provided(run),
+                            telemetry=self.telemetry)
         await tools.restore(history)
         return tools
 

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
     from .._context import RunContext
+    from ..telemetry import Telemetry
     from ..thread._messages import Message
     from ..tools import FunctionSpec, Tool
     from .agent_tools import AgentTools
@@ -85,8 +86,10 @@ class ThreadTools:
     Built with the agent's core tools (and ``initialize_tools``) active; a run's
     earlier activations are replayed by :meth:`restore`."""
 
-    def __init__(self, agent: AgentTools, run: RunContext, provided: Provided) -> None:
+    def __init__(self, agent: AgentTools, run: RunContext, provided: Provided, *,
+                 telemetry: Telemetry | None = None) -> None:
         self._agent = agent
+        self._telemetry = telemetry
         self._run = run
         self._provided = provided
         self._active: dict[str, _Active] = {}
@@ -212,11 +215,22 @@ class ThreadTools:
             # Shielded: a caller cancelled mid-import must not leave the others waiting on
             # work nobody finishes. The import is bounded; the wait is short.
             with anyio.CancelScope(shield=True):
-                flight.error = await self._load(name, trigger)
+                flight.error = await (self._load(name, trigger) if self._telemetry is None
+                                      or trigger == "restore" else
+                                      self._traced_load(self._telemetry, name, trigger))
         finally:
             del self._flights[name]
             flight.done.set()
         return flight.error
+
+    async def _traced_load(self, telemetry: Telemetry, name: str,
+                           trigger: Trigger) -> str | None:
+        """A live activation in its ``activate_tool`` span (replays at restore make none)."""
+        with telemetry.activation(name, self._agent.catalog.graph.requires(name),
+                                  trigger) as span:
+            error = await self._load(name, trigger)
+            telemetry.activation_failed(span, error)
+        return error
 
     async def _load(self, name: str, trigger: Trigger) -> str | None:
         started = time.perf_counter()

@@ -12,7 +12,7 @@ waiter's own cancellation never touches the execution.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import anyio
 import anyio.lowlevel
@@ -41,6 +41,8 @@ class SharedExecution(Generic[T]):
         self._waiters = 0
         self._joined = False
         self._scope: anyio.CancelScope | None = None
+        # the leader's span (an OpenTelemetry SpanContext), for joiners to link to
+        self.context: Any = None
 
     @property
     def waiters(self) -> int:

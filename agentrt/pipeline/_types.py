@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeAlias, TypeVar
 
 from ..log import get_logger
 
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from ..tools import FunctionOptions, FunctionSpec, Tool
 
 __all__ = ["CallContext", "Replayed", "RunState", "RunStats", "StatsRecorder", "ToolCall",
-           "ToolHandler", "ToolOutcome"]
+           "ToolHandler", "ToolOutcome", "Tracing"]
 
 T = TypeVar("T")
 
@@ -74,6 +74,8 @@ class ToolOutcome:
     the API's content blocks (text, ``tool_reference``, ...), for results one string
     cannot carry (see :class:`agentrt.ToolContent`). They are JSON, like every
     result, so every cache layer can hold them; ``content`` is then their text.
+    ``error_type``: for an error, what kind (the exception's class, ``TimeoutError``),
+    for traces; not kept by the shared layers.
     """
 
     content: str
@@ -81,10 +83,12 @@ class ToolOutcome:
     source: str = "executed"
     transient: bool = False
     blocks: tuple[dict[str, Any], ...] | None = None
+    error_type: str | None = None
 
     def answered_by(self, source: str) -> ToolOutcome:
         """The same outcome, as answered by the stage named ``source``."""
-        return ToolOutcome(self.content, self.is_error, source, self.transient, self.blocks)
+        return ToolOutcome(self.content, self.is_error, source, self.transient, self.blocks,
+                           self.error_type)
 
     def cacheable(self, options: FunctionOptions) -> bool:
         """Whether a stage may keep it: a success, or a deterministic error of a function
@@ -160,17 +164,45 @@ class RunState(Generic[T]):
         return f"RunState({self.name!r}, per={self.per!r})"
 
 
+class Tracing(Protocol):
+    """What the pipeline asks of the runtime's telemetry (``agentrt.telemetry.Telemetry``,
+    which imports this package, not the other way round). Span contexts are opaque here."""
+
+    async def tool_call(self, block: Any, item: ToolCall | ToolOutcome, handler: ToolHandler,
+                        ctx: CallContext) -> ToolOutcome:
+        """Runs one call in its ``execute_tool`` span and counts it."""
+        ...
+
+    def current_span_context(self) -> Any:
+        """The current span's context, for a joiner to link to (None if none records)."""
+        ...
+
+    def link_current(self, to: Any, why: str) -> None:
+        """Links the current span to ``to`` (a leader's span context)."""
+        ...
+
+    def traceparent(self) -> str | None:
+        """The current span's W3C traceparent, to send to another process."""
+        ...
+
+    def from_traceparent(self, value: str) -> Any:
+        """A span context from another process's traceparent (None if unreadable)."""
+        ...
+
+
 @dataclass(slots=True)
 class CallContext:
     """Shared by the calls of one run.
 
     ``log`` is the run's logger for the events of every call (``tool.executed``,
-    ``tool.hit``), bound once per run with the run's ids.
+    ``tool.hit``), bound once per run with the run's ids. ``telemetry``: the runtime's
+    spans and metrics, None when OpenTelemetry is off (stages test it before any work).
     """
 
     run: RunContext
     stats: StatsRecorder = field(default_factory=StatsRecorder)
     log: Logger = field(default_factory=lambda: get_logger("agentrt.tool"))
+    telemetry: Tracing | None = None
     _run_state: dict[RunState[Any], Any] = field(default_factory=dict)
     _turn_state: dict[RunState[Any], Any] = field(default_factory=dict)
     # (tool, function) -> the start of its calls' keys in this run (see keys.key_head)

@@ -56,13 +56,18 @@ class Batcher:
         assert call.key is not None and call.options.batch is not None
         group = (id(call.tool), call.options.batch)
         batch = self._open.get(group)
+        telemetry = ctx.telemetry
         if batch is not None:
             batch.calls.setdefault(call.key, call)
             if len(batch.calls) >= self.max_batch:
                 batch.full.set()
+            if telemetry is not None and batch.execution.context is not None:
+                telemetry.link_current(batch.execution.context, "batch")  # the leader's span
             results = await batch.execution.join()
         else:
             batch = self._open[group] = _Open()
+            if telemetry is not None:
+                batch.execution.context = telemetry.current_span_context()
             batch.calls[call.key] = call
             results = await batch.execution.lead(lambda: self._flush(group, batch, ctx))
         return results.get(call.key, _LOST), len(results) > 1

@@ -85,7 +85,8 @@ async def invoke(fn: Callable[[], Awaitable[Any]], *, name: str, timeout: float,
             return await fn(), None
     except ToolError as exc:
         log.info("tool.error", error=_short(_text_of(exc)), **fields)
-        return _NO_VALUE, ToolOutcome(_short(_text_of(exc)) or f"{name} failed", is_error=True)
+        return _NO_VALUE, ToolOutcome(_short(_text_of(exc)) or f"{name} failed", is_error=True,
+                                      error_type=type(exc).__qualname__)
     except cancelled as exc:
         await anyio.lowlevel.checkpoint_if_cancelled()  # the run's own: it goes on up
         return _NO_VALUE, _failed(name, exc, fields)
@@ -94,13 +95,13 @@ async def invoke(fn: Callable[[], Awaitable[Any]], *, name: str, timeout: float,
     assert scope.cancelled_caught
     log.warning("tool.timeout", timeout=timeout, **fields)
     return _NO_VALUE, ToolOutcome(f"{name} timed out after {timeout:g} s and was cancelled",
-                                  is_error=True, transient=True)
+                                  is_error=True, transient=True, error_type="TimeoutError")
 
 
 def _failed(name: str, exc: BaseException, fields: dict[str, Any]) -> ToolOutcome:
     message = _short(f"{name} failed: {type(exc).__name__}: {_text_of(exc)}")
     log.warning("tool.error", error=message, traceback=bounded_traceback(exc), **fields)
-    return ToolOutcome(message, is_error=True)
+    return ToolOutcome(message, is_error=True, error_type=type(exc).__qualname__)
 
 
 def _content_outcome(content: ToolContent, max_chars: int) -> ToolOutcome:

@@ -266,7 +266,10 @@ class ResponseProcessor:
     async def _one(self, index: int, item: ToolCall | ToolOutcome, turn: TurnOutcomes,
                    ctx: CallContext) -> None:
         started = time.monotonic()
-        outcome = item if isinstance(item, ToolOutcome) else await self.handler(item, ctx)
+        if ctx.telemetry is None:
+            outcome = item if isinstance(item, ToolOutcome) else await self.handler(item, ctx)
+        else:
+            outcome = await ctx.telemetry.tool_call(turn.blocks[index], item, self.handler, ctx)
         turn.durations[index] = time.monotonic() - started
         turn.outcomes[index] = outcome
         ctx.stats.record(outcome)

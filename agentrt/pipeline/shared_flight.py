@@ -7,6 +7,8 @@ one fenced script that only a holder of the lease can run. The others subscribe
 to the key's channel, then look for the outcome (so no wake-up is lost), and
 wait. If the leader dies its lease expires and a waiter takes over; a waiter
 that waits longer than the call's own timeout runs the call itself (and says so).
+With tracing on, the lease's token carries the leader's W3C ``traceparent`` after
+its random part, so a waiter in another process links its span to the leader's.
 
     p:lease:{<key>}    the lease (token)          p:done:{<key>}  the channel
     p:res:{<key>}      the outcome, briefly
@@ -57,12 +59,12 @@ redis.call('PUBLISH', KEYS[3], '1')
 return 1
 """
 # KEYS: lease, result. ARGV: token, ttl ms. A finished flight's outcome, or 1 if the
-# lease was taken, or 0 if someone else holds it.
+# lease was taken, or {0, the holder's token} if someone else holds it.
 _CLAIM = """
 local done = redis.call('GET', KEYS[2])
 if done then return done end
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
-return 0
+return {0, redis.call('GET', KEYS[1]) or ''}
 """
 # KEYS: lease. ARGV: token, ttl ms.
 _RENEW = """
@@ -99,25 +101,35 @@ class SharedFlight(Stage):
         if call.key is None or call.options.scope != "shared" or not self.gate.available:
             return await self.next(call, ctx)
         token = uuid.uuid4().hex
+        links: set[str] | None = None
+        if ctx.telemetry is not None:  # the leader's span travels with the lease
+            token = f"{token} {ctx.telemetry.traceparent() or ''}"
+            links = set()
         try:
-            claimed = await self._claim_or_result(call, ctx, token)
+            claimed = await self._claim_or_result(call, ctx, token, links)
             if isinstance(claimed, bool):
-                return await (self._lead if claimed else self._wait)(call, ctx, token)
+                return await (self._lead(call, ctx, token) if claimed else
+                              self._wait(call, ctx, token, links))
             return claimed
         except BackendUnavailableError:
             return await self.next(call, ctx)
 
-    async def _claim_or_result(self, call: ToolCall, ctx: CallContext,
-                               token: str) -> ToolOutcome | bool:
-        """The outcome of a flight that just landed, else whether we took the lease."""
+    async def _claim_or_result(self, call: ToolCall, ctx: CallContext, token: str,
+                               links: set[str] | None) -> ToolOutcome | bool:
+        """The outcome of a flight that just landed, else whether we took the lease.
+        ``links``: with tracing, the leaders' trace contexts this call linked to."""
         assert call.key is not None
         lease, result, _ = self._keys(call.key)
         for _ in range(2):
             claimed = await self.gate.run(
                 lambda r: self._claim(keys=[lease, result], args=[token, self.lease_ms]),
                 what="claim lease")
-            if claimed in (0, 1):
-                return bool(claimed)
+            if isinstance(claimed, list):  # [0, holder's token]: someone else leads
+                if links is not None:
+                    self._link_leader(claimed[1], ctx, links)
+                return False
+            if claimed == 1:
+                return True
             found = decode_outcome(call.key, claimed)
             versions = await self._tag_versions(call) if found is not None else None
             if found is not None and versions is not None and found[1] == versions:
@@ -178,7 +190,20 @@ class SharedFlight(Stage):
                 log.warning("tool.lease_lost", lease=lease)
                 return
 
-    async def _wait(self, call: ToolCall, ctx: CallContext, token: str) -> ToolOutcome:
+    def _link_leader(self, holder: bytes | str, ctx: CallContext, links: set[str]) -> None:
+        """Links this call's span to the leader's, whose trace context follows the random
+        part of its token (once per leader: a waiter polls)."""
+        assert ctx.telemetry is not None
+        text = holder.decode() if isinstance(holder, bytes) else str(holder)
+        parent = text.partition(" ")[2]
+        if parent and parent not in links:
+            links.add(parent)
+            found = ctx.telemetry.from_traceparent(parent)
+            if found is not None:
+                ctx.telemetry.link_current(found, self.name)
+
+    async def _wait(self, call: ToolCall, ctx: CallContext, token: str,
+                    links: set[str] | None) -> ToolOutcome:
         assert call.key is not None
         channel = self._keys(call.key)[2]
         self.joined += 1
@@ -187,7 +212,7 @@ class SharedFlight(Stage):
             async with self.gate.subscribed(channel) as pubsub:
                 with anyio.move_on_after(patience):
                     while True:
-                        claimed = await self._claim_or_result(call, ctx, token)
+                        claimed = await self._claim_or_result(call, ctx, token, links)
                         if not isinstance(claimed, bool):
                             return claimed
                         if claimed:  # the lease is gone and no outcome: the leader died

@@ -57,10 +57,15 @@ class SingleFlight(Stage):
             return await self.next(call, ctx)
         flights = self.table.flights
         flight = flights.get(key)
+        telemetry = ctx.telemetry
         if flight is not None:
             self.table.joined += 1
+            if telemetry is not None and flight.context is not None:
+                telemetry.link_current(flight.context, self.name)  # to the leader's span
             return self.answer(call, ctx, await flight.join())
         flight = flights[key] = SharedExecution(ABANDONED)
+        if telemetry is not None:
+            flight.context = telemetry.current_span_context()
         self.table.led += 1
         try:
             return await flight.lead(lambda: self.next(call, ctx))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -28,6 +28,7 @@ class _Pending:
     outcome: ToolOutcome = ABANDONED
     finished: bool = False
     done: anyio.Event | None = None  # made by the first duplicate that has to wait
+    context: Any = None  # the first call's span (OpenTelemetry), for duplicates to link to
 
     async def wait(self) -> ToolOutcome:
         if not self.finished:
@@ -62,9 +63,14 @@ class TurnDedup(Stage):
             return await self.pass_side_effect(call, ctx)
         entries = ctx.state(self.slot)
         pending = entries.get(call.key)
+        telemetry = ctx.telemetry
         if pending is not None:
+            if telemetry is not None and pending.context is not None:
+                telemetry.link_current(pending.context, self.name)
             return self.answer(call, ctx, await pending.wait())
         pending = entries[call.key] = _Pending(call.options.cache_tags)
+        if telemetry is not None:
+            pending.context = telemetry.current_span_context()
         try:
             pending.outcome = await self.next(call, ctx)
         finally:

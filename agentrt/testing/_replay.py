@@ -53,13 +53,15 @@ def replies_by_turn(replies: Sequence[Mapping[str, Any]]) -> Script:
 
 @asynccontextmanager
 async def runtime_or_replay(replies: Sequence[Mapping[str, Any]],
-                            settings: Settings | None = None,
+                            settings: Settings | None = None, *,
+                            tracer_provider: Any = None, meter_provider: Any = None,
                             **overrides: Any) -> AsyncIterator[Runtime]:
     """An entered :class:`~agentrt.Runtime` on the real Messages API when an API key is set
     (:func:`has_api_key`), else on a :class:`FakeAnthropicServer` answering with
     ``replies`` (:func:`replies_by_turn`), over real HTTP through the real SDK.
 
-    ``settings`` (or ``load_settings(**overrides)``) configure the runtime either way::
+    ``settings`` (or ``load_settings(**overrides)``) configure the runtime either way, and
+    ``tracer_provider``/``meter_provider`` go to it as :class:`~agentrt.Runtime` takes them::
 
         async with runtime_or_replay(REPLIES, thread_store="memory") as runtime:
             result = await MyAgent(runtime).run("...")
@@ -70,4 +72,6 @@ async def runtime_or_replay(replies: Sequence[Mapping[str, Any]],
         if not has_api_key(settings):
             server = await stack.enter_async_context(FakeAnthropicServer(replies_by_turn(replies)))
             client = await stack.enter_async_context(server.client())
-        yield await stack.enter_async_context(Runtime(settings, client=client))
+        yield await stack.enter_async_context(Runtime(
+            settings, client=client, tracer_provider=tracer_provider,
+            meter_provider=meter_provider))
