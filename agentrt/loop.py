@@ -5,29 +5,34 @@ It sits above the stores (``agentrt.thread``, storage only), the model client
 ``Agent`` shell that builds it.
 
 Each step persists before the next depends on it: the user message before the
-model is asked, the assistant message before any tool runs, the tool results
-before the model is asked again. So at every ``yield`` the stored thread is a
-valid conversation, and a run cancelled or crashed anywhere resumes from it.
+model is asked, the assistant message before any tool result is stored and before
+any side effect runs, the tool results before the model is asked again. So at
+every ``yield`` the stored thread is a valid conversation, and a run cancelled or
+crashed anywhere resumes from it. Read-only calls may start while the reply still
+streams (eager execution, ``agentrt._eager``, on by default when streaming); their
+results are stored only with the others, after the assistant message.
 """
 
 from __future__ import annotations
 
 import os
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from ._context import RunContext
+from ._eager import EagerTurn
 from ._events import (
     RunEvent,
     RunFinished,
-    TextDelta,
     ToolCallFinished,
     ToolCallStarted,
     TurnFinished,
 )
 from ._result import RunResult
+from .llm._model import ModelReply, ToolUseComplete
 from .llm._usage import Usage, UsageLimits, estimate_tokens
 from .log import get_logger
 from .pipeline._types import CallContext, ToolOutcome
@@ -38,8 +43,9 @@ from .thread._owners import open_thread
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Mapping, Sequence
+    from contextlib import AbstractAsyncContextManager
 
-    from .llm._model import Model, ModelReply
+    from .llm._model import Model
     from .llm._request import RequestBuilder
     from .llm._usage import Limit
     from .thread._store import ThreadStore
@@ -111,9 +117,11 @@ class ThreadManager:
         limits: UsageLimits | None = None,
         claims: ThreadClaims | None = None,
         claim_unowned_threads: bool = False,
+        eager_tools: bool = True,
     ) -> None:
         """``claims``: share the runtime's, so that runs of all its agents on one thread
-        queue together (one is made for this manager otherwise)."""
+        queue together (one is made for this manager otherwise). ``eager_tools``: when
+        streaming, start read-only calls as their blocks complete (``agentrt._eager``)."""
         self.store = store
         self.claims = claims if claims is not None else ThreadClaims(store)
         self.claim_unowned_threads = claim_unowned_threads
@@ -123,6 +131,7 @@ class ThreadManager:
         self.tools = tools
         self.max_iterations = max_iterations
         self.stream = stream
+        self.eager_tools = eager_tools
         self.limits = limits or UsageLimits()
 
     async def run(
@@ -159,34 +168,40 @@ class ThreadManager:
                     stop_reason = "usage_limit"
                     break
                 state.iterations += 1
-                reply: ModelReply | None = None
-                async for item in self.model.turn(request, stream=self.stream, logger=log):
-                    if isinstance(item, TextDelta):
-                        yield item
-                    else:
-                        reply = item
-                assert reply is not None
-                await self._store_reply(state, reply)
+                async with self._eager_turn(state) as eager:
+                    reply: ModelReply | None = None
+                    items = self.model.turn(request, stream=self.stream, logger=log)
+                    async for item in items if eager is None else eager.relay(items):
+                        if isinstance(item, ModelReply):
+                            reply = item
+                        elif not isinstance(item, ToolUseComplete):
+                            yield item  # text; with eager tools, the early calls' events
+                    assert reply is not None
+                    await self._store_reply(state, reply)
 
-                calls = _tool_uses(reply.content)
-                if calls:
-                    for block in calls:
-                        yield ToolCallStarted(str(block.get("id")), str(block.get("name")),
-                                              dict(block.get("input") or {}))
-                    turn = await self._run_tools(calls, state, cut=(
-                        # max_tokens ending on a tool_use: that call's input may be truncated
-                        # (a streamed partial JSON still parses), so it must not run.
-                        reply.stop_reason == "max_tokens"
-                        and reply.content[-1].get("type") == "tool_use"))
-                    for block, outcome, duration in zip(
-                            turn.blocks, turn.outcomes, turn.durations, strict=True):
-                        assert outcome is not None
-                        yield ToolCallFinished(str(block.get("id")), str(block.get("name")),
-                                               outcome.is_error, outcome.source, outcome.content,
-                                               duration)
-                elif reply.stop_reason == "max_tokens":
-                    await self._persist(state, Message(role="user",
-                                                       content=_CONTINUE_AFTER_MAX_TOKENS))
+                    calls = _tool_uses(reply.content)
+                    if calls:
+                        for block in calls:
+                            if eager is None or str(block.get("id")) not in eager.started:
+                                yield ToolCallStarted(str(block.get("id")),
+                                                      str(block.get("name")),
+                                                      dict(block.get("input") or {}))
+                        turn = await self._run_tools(calls, state, cut=(
+                            # max_tokens ending on a tool_use: that call's input may be
+                            # truncated (a streamed partial JSON still parses): not run.
+                            reply.stop_reason == "max_tokens"
+                            and reply.content[-1].get("type") == "tool_use"))
+                        for block, outcome, duration in zip(
+                                turn.blocks, turn.outcomes, turn.durations, strict=True):
+                            assert outcome is not None
+                            if eager is None or str(block.get("id")) not in eager.reported:
+                                yield ToolCallFinished(str(block.get("id")),
+                                                       str(block.get("name")),
+                                                       outcome.is_error, outcome.source,
+                                                       outcome.content, duration)
+                    elif reply.stop_reason == "max_tokens":
+                        await self._persist(state, Message(role="user",
+                                                           content=_CONTINUE_AFTER_MAX_TOKENS))
                 yield TurnFinished(state.iterations, reply.stop_reason, reply.usage)
                 if state.limit is not None:
                     stop_reason = "usage_limit"
@@ -221,6 +236,13 @@ class ThreadManager:
         bound.info("run.started", messages=len(history))
         await self._persist(state, Message(role="user", content=user_input))
         return state
+
+    def _eager_turn(self, state: _RunState) -> AbstractAsyncContextManager[EagerTurn | None]:
+        """The turn's eager execution (None when off: not streaming, or turned off)."""
+        if not (self.stream and self.eager_tools):
+            return nullcontext()
+        return EagerTurn(self.processor, state.context, state.tools,
+                         tool_calls=state.limits.tool_calls)
 
     def _request(self, state: _RunState) -> dict[str, Any] | None:
         """The next request, or None when sending it would go past a usage limit."""

@@ -17,6 +17,7 @@ import anyio
 from pydantic import ValidationError
 
 from ..tools._tool import injected_values
+from ._early import EARLY, EarlyCall
 from ._pipeline import Pipeline
 from ._types import CallContext, Replayed, ToolCall, ToolHandler, ToolOutcome
 from .keys import key_head, key_of, scope_identity
@@ -165,9 +166,22 @@ class ResponseProcessor:
         return ToolCall(str(block.get("id")), tool, spec, arguments, options, key)
 
     async def process(self, turn: TurnOutcomes, ctx: CallContext, tools: RunTools) -> None:
-        """Run every call; results land in ``turn`` in the order of the tool_use blocks."""
-        ctx.new_turn()
-        prepared = [await self.prepare(block, tools, ctx) for block in turn.blocks]
+        """Run every call; results land in ``turn`` in the order of the tool_use blocks.
+
+        A call the loop started while the message streamed (``_early.EARLY``, the turn
+        then began with the stream) is taken back, not run again: its outcome lands in
+        ``turn`` when it is done."""
+        early = ctx.existing(EARLY)
+        if early is None:
+            ctx.new_turn()
+        prepared: list[ToolCall | ToolOutcome | EarlyCall] = []
+        for index, block in enumerate(turn.blocks):
+            started = early.take(block) if early is not None else None
+            if started is not None:
+                started.bind(turn, index, ctx.stats)
+                prepared.append(started)
+            else:
+                prepared.append(await self.prepare(block, tools, ctx))
         group: list[int] = []
         for index, item in enumerate(prepared):
             if isinstance(item, ToolCall) and not item.options.read_only:
@@ -216,7 +230,8 @@ class ResponseProcessor:
                 tags.update(dict.fromkeys(call.options.invalidates))
         await self.pipeline.forget(list(tags), ctx)
 
-    async def _run_group(self, indexes: list[int], prepared: list[ToolCall | ToolOutcome],
+    async def _run_group(self, indexes: list[int],
+                         prepared: list[ToolCall | ToolOutcome | EarlyCall],
                          turn: TurnOutcomes, ctx: CallContext) -> None:
         if self.parallel and len(indexes) > 1:
             first, *others = indexes
@@ -229,8 +244,11 @@ class ResponseProcessor:
             for index in indexes:
                 await self._one(index, prepared[index], turn, ctx)
 
-    async def _one(self, index: int, item: ToolCall | ToolOutcome, turn: TurnOutcomes,
-                   ctx: CallContext) -> None:
+    async def _one(self, index: int, item: ToolCall | ToolOutcome | EarlyCall,
+                   turn: TurnOutcomes, ctx: CallContext) -> None:
+        if isinstance(item, EarlyCall):  # its outcome is delivered into turn by the call
+            await item.wait()
+            return
         started = time.monotonic()
         outcome = item if isinstance(item, ToolOutcome) else await self.handler(item, ctx)
         turn.durations[index] = time.monotonic() - started

@@ -13,8 +13,8 @@ What they leave out is the wire: retries, SSE decoding, connection faults. A `Fa
 raised as the `ModelError` `ModelClient` raises once it gives up (the double never retries);
 `CutStream`, `StreamError` and `MalformedEvent` stream the text deltas (and completed
 tool_use blocks) sent before the fault, then raise the error type `ModelClient` raises
-for it. A reply's pacing (`event_delay`, `tokens_per_second`, `pauses`) is kept. Tests of the SDK path (retries, the
-bytes on the wire) keep `FakeAnthropicServer`.
+for it. A reply's pacing (`event_delay`, `tokens_per_second`, `pauses`) is kept. Tests
+of the SDK path (retries, the bytes on the wire) keep `FakeAnthropicServer`.
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ class ScriptedModel:
             CHARS_PER_TOKEN if own.tokens_per_second else None))
         cut = len(events) if isinstance(step, Reply) else step.after_events
         raw_inputs: dict[int, list[str]] = {}
-        pacer = Pacer(own)
+        pacer = Pacer(own.event_delay, own.tokens_per_second, own.pauses)
         blocks = [_Block(b) for b in message["content"]]
         for _, data in events[:cut]:
             if pacer.active:

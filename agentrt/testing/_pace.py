@@ -14,9 +14,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-
-    from ._script import Reply
+    from collections.abc import Mapping, Sequence
 
 __all__ = ["Pacer", "Pause"]
 
@@ -64,10 +62,11 @@ class Pacer:
     """What a reply's stream waits before and after each event (see ``Reply``'s
     ``event_delay``, ``tokens_per_second`` and ``pauses``)."""
 
-    def __init__(self, reply: Reply) -> None:
-        self.event_delay = reply.event_delay
-        self.tokens_per_second = reply.tokens_per_second
-        self.pauses = {pause.after_block: pause for pause in reply.pauses}
+    def __init__(self, event_delay: float, tokens_per_second: float | None,
+                 pauses: Sequence[Pause]) -> None:
+        self.event_delay = event_delay
+        self.tokens_per_second = tokens_per_second
+        self.pauses = {pause.after_block: pause for pause in pauses}
         self.active = bool(self.event_delay or self.tokens_per_second or self.pauses)
 
     async def before(self, data: Mapping[str, Any] | None) -> None:

@@ -166,7 +166,8 @@ class FakeAnthropicServer:
             await writer.send(200, {**headers, "content-type": "application/json"}, payload)
             return
         await writer.start(200, {**headers, **_SSE_HEADERS})
-        pacer = Pacer(own) if isinstance(own, Reply) else None
+        pacer = Pacer(own.event_delay, own.tokens_per_second, own.pauses) if isinstance(
+            own, Reply) else None
         if pacer is not None and pacer.active:
             for frame, data in payload:
                 await pacer.before(data)

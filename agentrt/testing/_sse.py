@@ -162,14 +162,17 @@ def _block_events(index: int, block: Mapping[str, Any], input_text: str | None,
     deltas: list[dict[str, Any]] = []
     if kind == "text":
         opening: dict[str, Any] = {**block, "text": ""}
-        deltas = [{"type": "text_delta", "text": piece} for piece in _pieces(block["text"], size=piece_chars)]
+        deltas = [{"type": "text_delta", "text": piece}
+                  for piece in _pieces(block["text"], size=piece_chars)]
     elif kind in ("tool_use", "server_tool_use"):
         opening = {**block, "input": {}}
         text = input_text if input_text is not None else json.dumps(block.get("input", {}))
-        deltas = [{"type": "input_json_delta", "partial_json": p} for p in ["", *_pieces(text, size=piece_chars)]]
+        deltas = [{"type": "input_json_delta", "partial_json": p}
+                  for p in ["", *_pieces(text, size=piece_chars)]]
     elif kind == "thinking":
         opening = {**block, "thinking": "", "signature": ""}
-        deltas = [{"type": "thinking_delta", "thinking": p} for p in _pieces(block["thinking"], size=piece_chars)]
+        deltas = [{"type": "thinking_delta", "thinking": p}
+                  for p in _pieces(block["thinking"], size=piece_chars)]
         deltas.append({"type": "signature_delta", "signature": block.get("signature", "")})
     else:  # redacted_thinking, server tool results, ...: sent whole, as the API does
         opening = dict(block)
