@@ -182,14 +182,13 @@ async def test_a_read_after_a_write_waits_for_the_end_of_the_message() -> None:
     steps = [Reply(content=[use("note", "w1", text="x"), use("lookup", "r1", q="a"),
                             text("and more")], pauses=[pause]),
              Reply(text="done")]
-    async with harness(steps) as (agent, _, tool, store):
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(collect, agent, [])
-            with anyio.fail_after(5):
-                await pause.reached()
-            await wait_all_tasks_blocked()
-            assert tool.calls == []  # neither the write nor the read after it
-            pause.release()
+    async with harness(steps) as (agent, _, tool, _), anyio.create_task_group() as tg:
+        tg.start_soon(collect, agent, [])
+        with anyio.fail_after(5):
+            await pause.reached()
+        await wait_all_tasks_blocked()
+        assert tool.calls == []  # neither the write nor the read after it
+        pause.release()
     assert tool.calls == ["note:x", "a"]
     assert tool.stored_at_write == [["user", "assistant"]]
 
@@ -199,16 +198,15 @@ async def test_side_effects_wait_for_the_stored_message_and_run_in_reply_order()
     steps = [Reply(content=[use("lookup", "r1", q="a"), use("note", "w1", text="x"),
                             use("note", "w2", text="y")], pauses=[pause]),
              Reply(text="done")]
-    async with harness(steps) as (agent, server, tool, store):
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(collect, agent, [])
-            with anyio.fail_after(5):
-                await pause.reached()
-                await tool.finished["a"].wait()
-            await wait_all_tasks_blocked()
-            assert tool.calls == ["a"]  # the writes wait for the end of the message
-            assert await roles(store) == ["user"]
-            pause.release()
+    async with harness(steps) as (agent, server, tool, store), anyio.create_task_group() as tg:
+        tg.start_soon(collect, agent, [])
+        with anyio.fail_after(5):
+            await pause.reached()
+            await tool.finished["a"].wait()
+        await wait_all_tasks_blocked()
+        assert tool.calls == ["a"]  # the writes wait for the end of the message
+        assert await roles(store) == ["user"]
+        pause.release()
     assert tool.calls == ["a", "note:x", "note:y"]
     # the assistant message was stored before any side effect, and no result before it
     assert tool.stored_at_write == [["user", "assistant"]] * 2
@@ -247,7 +245,7 @@ async def test_eager_tools_off_runs_nothing_before_the_message_ends(where: str) 
              Reply(text="done")]
     options: dict[str, Any] = ({"eager_tools": False} if where == "setting"
                                else {"agent_eager": False})
-    async with harness(steps, **options) as (agent, _, tool, _):
+    async with harness(steps, **options) as (agent, _, tool, _):  # noqa: SIM117
         async with anyio.create_task_group() as tg:
             tg.start_soon(collect, agent, [])
             with anyio.fail_after(5):
@@ -262,7 +260,7 @@ async def test_the_agent_attribute_overrides_the_setting() -> None:
     pause = Pause(after_block=0)
     steps = [Reply(content=[use("lookup", "t1", q="a"), text("more")], pauses=[pause]),
              Reply(text="done")]
-    async with harness(steps, eager_tools=False, agent_eager=True) as (agent, _, tool, _):
+    async with harness(steps, eager_tools=False, agent_eager=True) as (agent, _, tool, _):  # noqa: SIM117
         async with anyio.create_task_group() as tg:
             tg.start_soon(collect, agent, [])
             with anyio.fail_after(5):
@@ -276,13 +274,12 @@ async def test_a_rejected_call_does_not_hold_back_the_reads_after_it() -> None:
     steps = [Reply(content=[use("lookup", "bad"), use("nope", "unknown"),
                             use("lookup", "t1", q="b")], pauses=[pause]),
              Reply(text="done")]
-    async with harness(steps) as (agent, server, tool, _):
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(collect, agent, [])
-            with anyio.fail_after(5):
-                await pause.reached()
-                await tool.finished["b"].wait()
-            pause.release()
+    async with harness(steps) as (agent, server, tool, _), anyio.create_task_group() as tg:
+        tg.start_soon(collect, agent, [])
+        with anyio.fail_after(5):
+            await pause.reached()
+            await tool.finished["b"].wait()
+        pause.release()
     results = server.requests[1].messages[-1]["content"]
     assert [r.get("is_error", False) for r in results] == [True, True, False]
 
@@ -291,7 +288,7 @@ async def test_no_call_past_the_runs_tool_call_limit_starts_early() -> None:
     pause = Pause(after_block=1)
     steps = [Reply(content=[use("lookup", "t1", q="a"), use("lookup", "t2", q="b")],
                    pauses=[pause])]
-    async with harness(steps, usage_limits=UsageLimits(tool_calls=1)) as (agent, _, tool, _):
+    async with harness(steps, usage_limits=UsageLimits(tool_calls=1)) as (agent, _, tool, _):  # noqa: SIM117
         async with anyio.create_task_group() as tg:
             tg.start_soon(collect, agent, [])
             with anyio.fail_after(5):
