@@ -414,3 +414,39 @@ async def test_a_malformed_reply_stores_nothing_of_its_early_calls() -> None:
         assert [type(e) for e in errors] == [MalformedReplyError]
         assert await roles(store) == ["user"]
     assert tool.calls == ["a"]
+
+
+@pytest.mark.redis
+async def test_a_broken_stream_leaves_no_flight_behind_here_or_in_redis(
+        redis_url: str, redis_prefix: str) -> None:
+    import redis
+
+    def leases() -> list[int]:
+        client = redis.Redis.from_url(redis_url)
+        try:
+            return [int(client.pttl(key)) for key in client.scan_iter(f"{redis_prefix}*lease*")]
+        finally:
+            client.close()
+
+    pause = Pause(after_block=0)
+    reply = Reply(content=[use("lookup", "t1", q="a"), text("a long answer")], pauses=[pause])
+    steps = [CutStream(reply, after_events=_events_through_first_block() + 1)]
+    async with harness(steps, redis_url=redis_url, redis_prefix=redis_prefix) as (
+            agent, _, tool, store):
+        assert "shared_flight" in agent.tool_pipeline.names
+        tool.gate = anyio.Event()
+        errors: list[Exception] = []
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(collect, agent, [], None, None, errors)
+            with anyio.fail_after(5):
+                await pause.reached()
+                await tool.started["a"].wait()
+            assert len(await anyio.to_thread.run_sync(leases)) == 1  # led from here
+            pause.release()
+        assert [type(e) for e in errors] == [StreamInterruptedError]
+        assert tool.cancelled == ["a"]
+        assert agent.tool_pipeline.statistics()["single_flight"].in_flight == 0
+        assert await roles(store) == ["user"]
+
+    # the lease was given back (expiring at once), so a waiter elsewhere takes over now
+    assert all(ttl <= 1 for ttl in await anyio.to_thread.run_sync(leases))
