@@ -1,8 +1,8 @@
 """Run every benchmark and write bench/RESULTS.md (``make bench``).
 
 Runs, one after the other, each as its own process: bench/pipeline.py, bench/redis_shared.py
-(skipped, with the reason, when no Redis answers), bench/jit.py (when present) and
-bench/peers/compare.py. Each script's output is echoed as it comes and kept; RESULTS.md gets
+(skipped, with the reason, when no Redis answers), bench/jit.py (when present),
+bench/eager.py and bench/peers/compare.py. Each script's output is echoed as it comes and kept; RESULTS.md gets
 the machine, the Python and package versions, the date, and every script's tables.
 
     python bench/run.py            # the sizes the issues ask for (6-8 minutes here)
@@ -78,6 +78,9 @@ def scripts(quick: bool) -> list[tuple[str, str, list[str], bool]]:
         found.append(("jit", "JIT (bench/jit.py)",
                       ["jit.py", *(["--sizes", "10,100", "--repeat", "3"] if quick else [])],
                       False))
+    found.append(("eager", "Eager execution (bench/eager.py)",
+                  ["eager.py", *(["--quick", "--repeat", "1", "--cpu-turns", "30"] if quick
+                                 else [])], True))
     found.append(("peers", "Peers (bench/peers/compare.py)",
                   ["peers/compare.py", *(["--quick"] if quick else [])], True))
     return found
@@ -98,7 +101,7 @@ def run(command: list[str]) -> tuple[int, str, float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="scaled-down sizes")
-    parser.add_argument("--only", help="comma-separated: pipeline, redis, jit, peers")
+    parser.add_argument("--only", help="comma-separated: pipeline, redis, jit, eager, peers")
     parser.add_argument("--output", default=str(BENCH / "RESULTS.md"))
     args = parser.parse_args(argv)
     chosen = set(args.only.split(",")) if args.only else None
