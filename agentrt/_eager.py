@@ -32,10 +32,14 @@ early, and early calls still running at the end, are reported as before: every
 ``ToolCallStarted`` once the message is stored, then every ``ToolCallFinished``
 once they are all done, in reply order. Each call is reported once.
 
-The stream is read in the loop's own task, as without eager execution, and the
-early calls run in a task group that the loop's generator holds across its
-yields: close the run's event stream in the task that reads it (``Agent.stream``
-under ``contextlib.aclosing``, or read it to the end), as anyio requires.
+The stream is read in the loop's own task, as without eager execution. The early
+calls run in the runtime's task group while it is entered (``Runtime.task_group``),
+so a consumer that drops ``Agent.stream`` without closing it (``break`` and let the
+garbage collector close it, from another task) is safe: the calls are cancelled and
+awaited from whichever task closes the stream. Without an entered runtime they run
+in a task group the loop's generator holds across its yields: then close the run's
+event stream in the task that reads it (``Agent.run`` does; ``Agent.stream`` under
+``contextlib.aclosing``, or read to the end), as anyio requires.
 """
 
 from __future__ import annotations
@@ -77,8 +81,10 @@ class EagerTurn:
     """
 
     def __init__(self, processor: ResponseProcessor, ctx: CallContext, tools: RunTools, *,
-                 tool_calls: int | None = None) -> None:
-        """``tool_calls``: the run's limit on tool calls (None: no limit)."""
+                 tool_calls: int | None = None, group: anyio.abc.TaskGroup | None = None
+                 ) -> None:
+        """``tool_calls``: the run's limit on tool calls (None: no limit); ``group``: a
+        task group that outlives the run (the entered runtime's), else one of its own."""
         self.processor = processor
         self.ctx = ctx
         self.tools = tools
@@ -88,14 +94,16 @@ class EagerTurn:
         self._position = 0  # tool_use blocks seen
         self._blocked = False  # a call that must wait was seen: the rest wait too
         self._done: list[EarlyCall] = []  # finished, not yet reported
-        self._group: anyio.abc.TaskGroup | None = None
+        self._group = group
+        self._own: anyio.abc.TaskGroup | None = None  # entered here, when not given one
 
     async def __aenter__(self) -> EagerTurn:
         self.ctx.new_turn()  # the turn begins with the stream: early calls share its state
         self.early = self.ctx.state(EARLY)
-        group = anyio.create_task_group()
-        await group.__aenter__()
-        self._group = group
+        if self._group is None:
+            own = anyio.create_task_group()
+            await own.__aenter__()
+            self._group = self._own = own
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None,
@@ -104,8 +112,12 @@ class EagerTurn:
         # the message's processing did not take (cut off at max_tokens).
         for call in self.early.running(untaken_only=exc is None):
             call.scope.cancel()
-        group, self._group = self._group, None
-        assert group is not None
+        group, self._own = self._own, None
+        if group is None:  # the runtime's group: wait for them here, whatever the task
+            with anyio.CancelScope(shield=True):
+                for call in self.early.running(untaken_only=False):
+                    await call.wait()
+            return None
         if isinstance(exc, Exception):
             # The loop's own error (a broken stream, a store failure) goes on as it is, not
             # wrapped in an ExceptionGroup: the calls are cancelled, and leave without one.

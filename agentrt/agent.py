@@ -198,7 +198,8 @@ class Agent(AsyncClosing):
                              claims=self.runtime.claims,
                              claim_unowned_threads=settings.claim_unowned_threads,
                              eager_tools=(settings.eager_tools if self.eager_tools is None
-                                          else self.eager_tools))
+                                          else self.eager_tools),
+                             background=self.runtime.task_group)
 
     def _limits(self, given: UsageLimits | None) -> UsageLimits:
         """A run's limits: those given for the run, else the agent's, else the settings'."""

@@ -42,8 +42,10 @@ from .thread._messages import ContentBlock, Message
 from .thread._owners import open_thread
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, Mapping, Sequence
+    from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
     from contextlib import AbstractAsyncContextManager
+
+    from anyio.abc import TaskGroup
 
     from .llm._model import Model
     from .llm._request import RequestBuilder
@@ -118,10 +120,12 @@ class ThreadManager:
         claims: ThreadClaims | None = None,
         claim_unowned_threads: bool = False,
         eager_tools: bool = True,
+        background: Callable[[], TaskGroup | None] | None = None,
     ) -> None:
         """``claims``: share the runtime's, so that runs of all its agents on one thread
         queue together (one is made for this manager otherwise). ``eager_tools``: when
-        streaming, start read-only calls as their blocks complete (``agentrt._eager``)."""
+        streaming, start read-only calls as their blocks complete (``agentrt._eager``);
+        ``background``: the runtime's task group while it is entered, where they run."""
         self.store = store
         self.claims = claims if claims is not None else ThreadClaims(store)
         self.claim_unowned_threads = claim_unowned_threads
@@ -132,6 +136,7 @@ class ThreadManager:
         self.max_iterations = max_iterations
         self.stream = stream
         self.eager_tools = eager_tools
+        self.background = background
         self.limits = limits or UsageLimits()
 
     async def run(
@@ -242,7 +247,8 @@ class ThreadManager:
         if not (self.stream and self.eager_tools):
             return nullcontext()
         return EagerTurn(self.processor, state.context, state.tools,
-                         tool_calls=state.limits.tool_calls)
+                         tool_calls=state.limits.tool_calls,
+                         group=self.background() if self.background is not None else None)
 
     def _request(self, state: _RunState) -> dict[str, Any] | None:
         """The next request, or None when sending it would go past a usage limit."""

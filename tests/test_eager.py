@@ -56,6 +56,7 @@ class Library(Tool):
         self.store = store
         self.calls: list[str] = []
         self.cancelled: list[str] = []
+        self.cancel_seen = anyio.Event()
         self.started: defaultdict[str, anyio.Event] = defaultdict(anyio.Event)
         self.finished: defaultdict[str, anyio.Event] = defaultdict(anyio.Event)
         self.gate: anyio.Event | None = None
@@ -71,6 +72,7 @@ class Library(Tool):
                 await self.gate.wait()
         except anyio.get_cancelled_exc_class():
             self.cancelled.append(q)
+            self.cancel_seen.set()
             raise
         self.finished[q].set()
         return {"q": q, "n": len(q)}
@@ -99,8 +101,11 @@ def text(value: str) -> dict[str, Any]:
 
 @asynccontextmanager
 async def harness(steps: Sequence[Step], *, sdk: bool = True, agent_eager: bool | None = None,
-                  usage_limits: UsageLimits | None = None, **settings: Any
+                  usage_limits: UsageLimits | None = None, entered: bool = True,
+                  **settings: Any
                   ) -> AsyncIterator[tuple[Agent, Any, Library, MemoryThreadStore]]:
+    """``entered``: the Runtime entered (its task group runs the early calls), or not
+    (the loop's generator holds a task group of its own for them)."""
     store = MemoryThreadStore()
     tool = Library(store)
     attrs = {"tools": (tool,), "eager_tools": agent_eager, "usage_limits": usage_limits}
@@ -111,9 +116,14 @@ async def harness(steps: Sequence[Step], *, sdk: bool = True, agent_eager: bool 
         async with Runtime(options, model=model, store=store) as rt:
             yield agent_class(rt), model, tool, store
         return
-    async with FakeAnthropicServer(steps) as server, server.client() as client, \
-            Runtime(options, client=client, store=store) as rt:
-        yield agent_class(rt), server, tool, store
+    async with FakeAnthropicServer(steps) as server, server.client() as client:
+        rt = Runtime(options, client=client, store=store)
+        try:
+            if entered:
+                await rt.__aenter__()
+            yield agent_class(rt), server, tool, store
+        finally:
+            await rt.aclose()
 
 
 async def collect(agent: Agent, events: list[RunEvent], thread_id: str | None = None,
@@ -145,14 +155,16 @@ def tool_events(events: Sequence[RunEvent]) -> list[tuple[str, str]]:
 
 # 1. A read-only call starts at its block's end, unless a call that must wait precedes it.
 
-@pytest.mark.parametrize("sdk", [True, False], ids=["sdk", "double"])
-async def test_a_read_only_call_runs_while_the_rest_of_the_reply_streams(sdk: bool) -> None:
+@pytest.mark.parametrize(("sdk", "entered"), [(True, True), (True, False), (False, True)],
+                         ids=["sdk", "sdk-runtime-not-entered", "double"])
+async def test_a_read_only_call_runs_while_the_rest_of_the_reply_streams(
+        sdk: bool, entered: bool) -> None:
     pause = Pause(after_block=1)
     steps = [Reply(content=[text("Let me look."), use("lookup", "t1", q="a"),
                             text("Meanwhile, more text.")], pauses=[pause]),
              Reply(text="done")]
     events: list[RunEvent] = []
-    async with harness(steps, sdk=sdk) as (agent, _, tool, store):
+    async with harness(steps, sdk=sdk, entered=entered) as (agent, _, tool, store):
         async with anyio.create_task_group() as tg:
             tg.start_soon(collect, agent, events)
             with anyio.fail_after(5):
@@ -331,14 +343,15 @@ def _events_through_first_block() -> int:
     return 2 + 6 + 1
 
 
+@pytest.mark.parametrize("entered", [True, False], ids=["runtime", "runtime-not-entered"])
 @pytest.mark.parametrize("running", [True, False], ids=["running", "finished"])
 async def test_a_broken_stream_stores_nothing_of_its_early_calls_and_resumes(
-        running: bool) -> None:
+        running: bool, entered: bool) -> None:
     pause = Pause(after_block=0)
     reply = Reply(content=[use("lookup", "t1", q="a"), text("a long answer")], pauses=[pause])
     steps = [CutStream(reply, after_events=_events_through_first_block() + 1),
              Reply(text="resumed")]
-    async with harness(steps) as (agent, server, tool, store):
+    async with harness(steps, entered=entered) as (agent, server, tool, store):
         if running:
             tool.gate = anyio.Event()
         errors: list[Exception] = []
@@ -359,11 +372,13 @@ async def test_a_broken_stream_stores_nothing_of_its_early_calls_and_resumes(
     assert {m["role"] for m in server.requests[-1].messages} == {"user"}  # no result
 
 
-async def test_cancelling_the_run_mid_stream_cancels_its_early_calls_and_resumes() -> None:
+@pytest.mark.parametrize("entered", [True, False], ids=["runtime", "runtime-not-entered"])
+async def test_cancelling_the_run_mid_stream_cancels_its_early_calls_and_resumes(
+        entered: bool) -> None:
     pause = Pause(after_block=0)
     steps = [Reply(content=[use("lookup", "t1", q="a"), text("more")], pauses=[pause]),
              Reply(text="resumed")]
-    async with harness(steps) as (agent, _, tool, store):
+    async with harness(steps, entered=entered) as (agent, _, tool, store):
         tool.gate = anyio.Event()
         with anyio.CancelScope() as scope:
             async with anyio.create_task_group() as tg:
@@ -379,6 +394,26 @@ async def test_cancelling_the_run_mid_stream_cancels_its_early_calls_and_resumes
         thread = (await store.list_threads())[0].id
         result = await agent.run("again", thread_id=thread)
     assert result.text == "resumed"
+
+
+async def test_dropping_the_stream_mid_turn_without_closing_it_cancels_the_early_calls(
+        ) -> None:
+    """``break`` and let the garbage collector close the stream (from another task):
+    with the runtime entered, the early calls run in its task group, not the stream's."""
+    pause = Pause(after_block=0)
+    steps = [Reply(content=[use("lookup", "t1", q="a"), text("more")], pauses=[pause])]
+    async with harness(steps) as (agent, _, tool, store):
+        tool.gate = anyio.Event()
+        async for event in agent.stream("go"):
+            if isinstance(event, ToolCallStarted):
+                break
+        with anyio.fail_after(5):
+            await tool.cancel_seen.wait()
+        await wait_all_tasks_blocked()  # the closing task has finished
+        pause.release()
+        assert agent.tool_pipeline.statistics()["single_flight"].in_flight == 0
+        assert await roles(store) == ["user"]
+    assert tool.cancelled == ["a"]
 
 
 async def test_cancelling_after_the_message_is_stored_stores_what_finished() -> None:
