@@ -485,3 +485,23 @@ async def test_a_broken_stream_leaves_no_flight_behind_here_or_in_redis(
 
     # the lease was given back (expiring at once), so a waiter elsewhere takes over now
     assert all(ttl <= 1 for ttl in await anyio.to_thread.run_sync(leases))
+
+
+async def test_a_reply_found_malformed_at_its_end_stores_nothing_of_its_early_calls() -> None:
+    from agentrt.testing import ToolUse
+
+    pause = Pause(after_block=1)
+    steps = [Reply(text="Looking.", tool_calls=[
+        ToolUse("lookup", {"q": "a"}, id="t1"),
+        ToolUse("lookup", id="t2", raw_input_json='{"q": "b" "oops": 1}')], pauses=[pause])]
+    async with harness(steps) as (agent, _, tool, store):
+        errors: list[Exception] = []
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(collect, agent, [], None, None, errors)
+            with anyio.fail_after(5):
+                await pause.reached()
+                await tool.finished["a"].wait()
+            pause.release()
+        assert [type(e) for e in errors] == [MalformedReplyError]
+        assert await roles(store) == ["user"]
+    assert tool.calls == ["a"]  # the read ran; the call after the unreadable one did not
