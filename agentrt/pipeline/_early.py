@@ -16,7 +16,7 @@ early call there.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 
@@ -24,7 +24,7 @@ from ..log import get_logger
 from ._types import RunState, ToolOutcome
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     from ._types import CallContext, StatsRecorder, ToolCall, ToolHandler
 
@@ -34,6 +34,13 @@ log = get_logger("agentrt.pipeline")
 
 _FAILED = ToolOutcome("The call failed inside the runtime; call it again.", is_error=True,
                       source="executed", transient=True)
+
+
+class _Outcomes(Protocol):
+    """Where a message's outcomes land (``processor.TurnOutcomes``, which imports this)."""
+
+    outcomes: list[ToolOutcome | None]
+    durations: list[float]
 
 
 def may_start_early(call: ToolCall) -> bool:
@@ -57,10 +64,10 @@ class EarlyCall:
         self.finished = False
         self.scope = anyio.CancelScope()
         self._done = anyio.Event()
-        self._sink: tuple[Any, int, StatsRecorder] | None = None
+        self._sink: tuple[_Outcomes, int, StatsRecorder] | None = None
 
     async def run(self, handler: ToolHandler, ctx: CallContext,
-                  on_finished: Any = None) -> None:
+                  on_finished: Callable[[EarlyCall], object] | None = None) -> None:
         """Runs the call through the pipeline in its own cancel scope. Never raises
         (but for a cancellation of the whole group): an exception here would cancel
         the loop's task while it waits on the stream."""
@@ -81,8 +88,8 @@ class EarlyCall:
         if on_finished is not None and self.outcome is not None:
             on_finished(self)
 
-    def bind(self, turn: Any, index: int, stats: StatsRecorder) -> None:
-        """Its outcome goes into ``turn`` (a TurnOutcomes) at ``index``, now or when done."""
+    def bind(self, turn: _Outcomes, index: int, stats: StatsRecorder) -> None:
+        """Its outcome goes into ``turn`` at ``index`` (and is counted), now or when done."""
         self._sink = (turn, index, stats)
         if self.finished:
             self._deliver()
