@@ -86,6 +86,8 @@ class Agent(AsyncClosing):
     usage_limits: ClassVar[UsageLimits | None] = None
     max_tokens: ClassVar[int | None] = None
     parallel_tool_calls: ClassVar[bool | None] = None
+    # Start read-only calls while the reply still streams (None: the eager_tools setting).
+    eager_tools: ClassVar[bool | None] = None
     tool_timeout: ClassVar[float | None] = None
     pipeline: ClassVar[Sequence[str | StageFactory] | None] = None
     function_options: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
@@ -110,6 +112,8 @@ class Agent(AsyncClosing):
         _check(cls, "tool_timeout", cls.tool_timeout,
                cls.tool_timeout is None or (isinstance(cls.tool_timeout, int | float)
                                             and cls.tool_timeout > 0), "a positive number")
+        _check(cls, "eager_tools", cls.eager_tools,
+               cls.eager_tools is None or isinstance(cls.eager_tools, bool), "a bool")
         for field in ("model", "system"):
             value = getattr(cls, field)
             _check(cls, field, value, value is None or isinstance(value, str), "a string")
@@ -245,7 +249,11 @@ class Agent(AsyncClosing):
                              claim_unowned_threads=settings.claim_unowned_threads,
                              approval_policy=self._policy,
                              approval_timeout=settings.approval_timeout,
-                             telemetry=self.runtime.telemetry)
+                             telemetry=self.runtime.telemetry,
+                             eager_tools=(settings.eager_tools if self.eager_tools is None
+                                          else self.eager_tools),
+                             background=self.runtime.task_group)
+
 
     def _model_origin(self) -> str:
         if self.model:

@@ -5,9 +5,12 @@ It sits above the stores (``agentrt.thread``, storage only), the model client
 ``Agent`` shell that builds it.
 
 Each step persists before the next depends on it: the user message before the
-model is asked, the assistant message before any tool runs, the tool results
-before the model is asked again. So at every ``yield`` the stored thread is a
-valid conversation, and a run cancelled or crashed anywhere resumes from it.
+model is asked, the assistant message before any tool result is stored and before
+any side effect runs, the tool results before the model is asked again. So at
+every ``yield`` the stored thread is a valid conversation, and a run cancelled or
+crashed anywhere resumes from it. Read-only calls may start while the reply still
+streams (eager execution, ``agentrt._eager``, on by default when streaming); their
+results are stored only with the others, after the assistant message.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import anyio
 from ._approval_gate import ApprovalGate, paused_record
 from ._approvals import PausedTurn, PendingCall, already_decided, paused_turn, with_record
 from ._context import RunContext
+from ._eager import EagerTurn
 from ._errors import ModelError, ThreadNotFoundError
 from ._events import (
     ApprovalRequired,
@@ -34,6 +38,7 @@ from ._events import (
     TurnFinished,
 )
 from ._result import RunResult
+from .llm._model import ModelReply, ToolUseComplete
 from .llm._usage import Usage, UsageLimits, estimate_tokens
 from .log import get_logger
 from .pipeline._types import CallContext, ToolOutcome
@@ -43,13 +48,14 @@ from .thread._messages import ContentBlock, Message, ThreadState
 from .thread._owners import open_thread
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, Mapping, Sequence
-    from contextlib import AbstractContextManager
+    from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+    from contextlib import AbstractAsyncContextManager, AbstractContextManager
 
+    from anyio.abc import TaskGroup
     from opentelemetry.trace import Span
 
     from ._approvals import ApprovalPolicy
-    from .llm._model import Model, ModelReply
+    from .llm._model import Model
     from .llm._request import RequestBuilder
     from .llm._usage import Limit
     from .pipeline._types import ToolCall
@@ -133,12 +139,17 @@ class ThreadManager:
         approval_policy: ApprovalPolicy | None = None,
         approval_timeout: float = 7 * 24 * 3600,
         telemetry: Telemetry | None = None,
+        eager_tools: bool = True,
+        background: Callable[[], TaskGroup | None] | None = None,
     ) -> None:
         """``claims``: share the runtime's, so that runs of all its agents on one thread
         queue together (one is made for this manager otherwise). ``approval_policy``
         settles calls that require approval before a person is asked; a call left to a
         person expires after ``approval_timeout`` seconds. ``telemetry``: the runtime's
-        spans and metrics (None: OpenTelemetry off, nothing of it is touched)."""
+        spans and metrics (None: OpenTelemetry off, nothing of it is touched).
+        ``eager_tools``: when streaming, start read-only calls as their blocks complete
+        (``agentrt._eager``); ``background``: the runtime's task group while it is
+        entered, where they run."""
         self.approvals = ApprovalGate(approval_policy, approval_timeout)
         self.store = store
         self.claims = claims if claims is not None else ThreadClaims(store)
@@ -149,6 +160,8 @@ class ThreadManager:
         self.tools = tools
         self.max_iterations = max_iterations
         self.stream = stream
+        self.eager_tools = eager_tools
+        self.background = background
         self.limits = limits or UsageLimits()
         self.telemetry = telemetry
 
@@ -212,47 +225,51 @@ class ThreadManager:
                         stop_reason = "usage_limit"
                         break
                     state.iterations += 1
-                    reply: ModelReply | None = None
-                    try:
-                        async for item in (
-                                self.model.turn(request, stream=self.stream, logger=log)
-                                if telemetry is None else
-                                self._traced_turn(telemetry, request, log, span)):
-                            if isinstance(item, TextDelta):
-                                yield item
-                            else:
-                                reply = item
-                    except ModelError as exc:
-                        explained = self._explained(exc, request)
-                        if explained is exc:
-                            raise
-                        raise explained from exc
-                    assert reply is not None
-                    await self._store_reply(state, reply)
+                    async with self._eager_turn(state, span) as eager:
+                        reply: ModelReply | None = None
+                        items = (self.model.turn(request, stream=self.stream, logger=log)
+                                 if telemetry is None else
+                                 self._traced_turn(telemetry, request, log, span))
+                        try:
+                            async for item in items if eager is None else eager.relay(items):
+                                if isinstance(item, ModelReply):
+                                    reply = item
+                                elif not isinstance(item, ToolUseComplete):
+                                    yield item  # text; with eager tools, the early calls' events
+                        except ModelError as exc:
+                            explained = self._explained(exc, request)
+                            if explained is exc:
+                                raise
+                            raise explained from exc
+                        assert reply is not None
+                        await self._store_reply(state, reply)
 
-                    calls = _tool_uses(reply.content)
-                    if calls:
-                        for block in calls:
-                            yield ToolCallStarted(str(block.get("id")), str(block.get("name")),
-                                                  dict(block.get("input") or {}))
-                        with self._current(span):
-                            turn = await self._run_tools(calls, state, cut=(
-                                # max_tokens ending on a tool_use: that call's input may be
-                                # truncated (a streamed partial JSON still parses), so it must
-                                # not run.
-                                reply.stop_reason == "max_tokens"
-                                and reply.content[-1].get("type") == "tool_use"))
-                        for block, outcome, duration in zip(
-                                turn.blocks, turn.outcomes, turn.durations, strict=True):
-                            assert outcome is not None
-                            if outcome is PENDING:
-                                continue
-                            yield ToolCallFinished(str(block.get("id")),
-                                                   str(block.get("name")), outcome.is_error,
-                                                   outcome.source, outcome.content, duration)
-                    elif reply.stop_reason == "max_tokens":
-                        await self._persist(state, Message(role="user",
-                                                           content=_CONTINUE_AFTER_MAX_TOKENS))
+                        calls = _tool_uses(reply.content)
+                        if calls:
+                            for block in calls:
+                                if eager is None or str(block.get("id")) not in eager.started:
+                                    yield ToolCallStarted(str(block.get("id")),
+                                                          str(block.get("name")),
+                                                          dict(block.get("input") or {}))
+                            with self._current(span):
+                                turn = await self._run_tools(calls, state, cut=(
+                                    # max_tokens ending on a tool_use: that call's input may be
+                                    # truncated (a streamed partial JSON still parses): not run.
+                                    reply.stop_reason == "max_tokens"
+                                    and reply.content[-1].get("type") == "tool_use"))
+                            for block, outcome, duration in zip(
+                                    turn.blocks, turn.outcomes, turn.durations, strict=True):
+                                assert outcome is not None
+                                if outcome is PENDING:
+                                    continue
+                                if eager is None or str(block.get("id")) not in eager.reported:
+                                    yield ToolCallFinished(str(block.get("id")),
+                                                           str(block.get("name")),
+                                                           outcome.is_error, outcome.source,
+                                                           outcome.content, duration)
+                        elif reply.stop_reason == "max_tokens":
+                            await self._persist(state, Message(role="user",
+                                                               content=_CONTINUE_AFTER_MAX_TOKENS))
                     yield TurnFinished(state.iterations, reply.stop_reason, reply.usage)
                     if state.pending:
                         stop_reason = "approval_required"
@@ -290,7 +307,8 @@ class ThreadManager:
         yield RunFinished(result)
 
     async def _traced_turn(self, telemetry: Telemetry, request: dict[str, Any], log: Any,
-                           run_span: Span | None) -> AsyncGenerator[TextDelta | ModelReply, None]:
+                           run_span: Span | None
+                           ) -> AsyncGenerator[TextDelta | ToolUseComplete | ModelReply, None]:
         """``model.turn`` in its ``chat`` span, current while the model's code runs (so an
         SDK or HTTP span nests under it, or under the run's when the SDK makes the model
         span), never across a ``yield``; the request's duration and tokens measured."""
@@ -310,7 +328,7 @@ class ThreadManager:
                 if isinstance(item, TextDelta):
                     if first is None:
                         first = time.monotonic() - started
-                else:
+                elif isinstance(item, ModelReply):
                     reply = item
                 yield item
         except BaseException as exc:
@@ -417,6 +435,16 @@ class ThreadManager:
         return ModelError(f"{error} (the model {request['model']!r}{origin}: is the name "
                           "right, and available to this API key?)", status_code=404,
                           error_type=error.error_type, request_id=error.request_id)
+
+    def _eager_turn(self, state: _RunState, span: Span | None
+                    ) -> AbstractAsyncContextManager[EagerTurn | None]:
+        """The turn's eager execution (None when off: not streaming, or turned off)."""
+        if not (self.stream and self.eager_tools):
+            return nullcontext()
+        return EagerTurn(self.processor, state.context, state.tools,
+                         tool_calls=state.limits.tool_calls,
+                         group=self.background() if self.background is not None else None,
+                         context=lambda: self._current(span))
 
     def _request(self, state: _RunState) -> dict[str, Any] | None:
         """The next request, or None when sending it would go past a usage limit."""

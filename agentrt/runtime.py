@@ -219,6 +219,12 @@ class Runtime:
             self._warned.add(key)
             log.warning(event, **fields)
 
+    def task_group(self) -> TaskGroup | None:
+        """The runtime's own task group while it is entered (else None): for tasks that
+        must not live in a generator's frame, such as a run's eager tool calls, which
+        then survive a consumer that drops ``Agent.stream`` without closing it."""
+        return self._tasks
+
     def _spawn(self, fn: Callable[[], Awaitable[None]]) -> bool:
         if self._tasks is None:
             return False

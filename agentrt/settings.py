@@ -134,6 +134,10 @@ class Settings(BaseSettings):
     parallel_tools: bool = Field(
         True, description="Run the tool calls of one reply concurrently."
     )
+    eager_tools: bool = Field(
+        True, description="When streaming, start a read-only tool call as soon as its "
+        "tool_use block is complete, while the rest of the reply streams (side effects "
+        "still wait for the end of the message). An agent's eager_tools overrides it.")
     tool_timeout: float = Field(
         60.0, gt=0, description="Seconds a tool function may run before it is cancelled."
     )

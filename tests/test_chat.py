@@ -165,7 +165,10 @@ def test_ctrl_c_cancels_the_turn_not_the_thread(tmp_path: Path) -> None:
     script = replay(tmp_path, [
         {"tool_calls": [{"name": "slow_lookup", "input": {"topic": "archive", "seconds": 60}}]},
         {"text": "Here is a quicker answer."}])
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # eager tools off: the call then starts once its message is stored, so ctrl-C lands
+    # in the tool; with them on it may land while the reply still streams, and then
+    # nothing of the turn is stored (tests/test_eager.py covers that case)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "AGENTRT_EAGER_TOOLS": "false"}
     proc = processes.popen([sys.executable, "-m", "agentrt", "chat", SLOW, "--replay", script],
                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True, env=env)

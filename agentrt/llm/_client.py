@@ -29,7 +29,7 @@ import httpx2
 from .._errors import MalformedReplyError, ModelError, StreamInterruptedError
 from .._events import TextDelta
 from ..log import get_logger
-from ._model import ModelReply
+from ._model import ModelReply, ToolUseComplete
 from ._usage import Usage
 
 if TYPE_CHECKING:
@@ -92,6 +92,27 @@ def reply_from_message(message: anthropic.types.Message,
         usage=Usage.from_api(message.usage),
         model=message.model,
     )
+
+
+def completed_tool_use(content: Any, index: int,
+                       raw_inputs: Mapping[int, list[str]]) -> ToolUseComplete | None:
+    """The streamed block at ``index`` if it is a tool_use, its input parsed strictly
+    (None when it is not a JSON object: the final reply decides what such a call is)."""
+    try:
+        block = content[index]
+    except (IndexError, TypeError):
+        return None
+    if getattr(block, "type", None) != "tool_use":
+        return None
+    text = "".join(raw_inputs.get(index, ())).strip()
+    parsed: Any = {}
+    if text:
+        try:
+            parsed = json.loads(text)
+        except (ValueError, RecursionError):
+            parsed = None
+    return ToolUseComplete(index, {"type": "tool_use", "id": block.id, "name": block.name,
+                                   "input": parsed if isinstance(parsed, dict) else None})
 
 
 def _unsendable(value: Any, depth: int = 0) -> str | None:
@@ -207,8 +228,9 @@ class ModelClient:
             await self.sdk.close()
 
     async def turn(self, request: dict[str, Any], *, stream: bool, logger: Any = None
-                   ) -> AsyncIterator[TextDelta | ModelReply]:
-        """Text deltas as they arrive (streaming only), then exactly one ModelReply.
+                   ) -> AsyncIterator[TextDelta | ToolUseComplete | ModelReply]:
+        """Text deltas as they arrive and tool_use blocks as they complete (streaming
+        only), then exactly one ModelReply.
 
         ``logger``: a bound logger for the events (the loop passes its run's)."""
         log = logger if logger is not None else _log
@@ -274,7 +296,8 @@ class ModelClient:
             raise MalformedReplyError("the model's reply is nested too deep to read") from exc
         return reply_from_message(message)
 
-    async def _stream(self, request: dict[str, Any]) -> AsyncIterator[TextDelta | ModelReply]:
+    async def _stream(self, request: dict[str, Any]
+                      ) -> AsyncIterator[TextDelta | ToolUseComplete | ModelReply]:
         stopped = False
         raw_inputs: dict[int, list[str]] = {}
         try:
@@ -296,6 +319,11 @@ class ModelClient:
                     elif (event.type == "content_block_delta"
                           and event.delta.type == "input_json_delta"):
                         raw_inputs.setdefault(event.index, []).append(event.delta.partial_json)
+                    elif event.type == "content_block_stop":
+                        done = completed_tool_use(events.current_message_snapshot.content,
+                                                  event.index, raw_inputs)
+                        if done is not None:
+                            yield done
                     elif event.type == "message_stop":
                         stopped = True
                 snapshot = events.current_message_snapshot if stopped else None

@@ -1,7 +1,9 @@
 """The seam between the loop and the model: what one model turn looks like.
 
 The loop asks a :class:`Model` for one turn and reads what it yields: text deltas as they
-arrive (streaming only), then exactly one :class:`ModelReply`. ``ModelClient`` is the
+arrive and each ``tool_use`` block as it completes (:class:`ToolUseComplete`; streaming
+only), then exactly one :class:`ModelReply`. A model that never yields the blocks is
+fine: its calls simply all start at the end of the message. ``ModelClient`` is the
 implementation over the real ``anthropic`` SDK; ``agentrt.testing``'s ``ScriptedModel``
 and ``FunctionModel`` are in-process doubles for unit tests of the loop. Nothing here
 imports the SDK.
@@ -18,7 +20,7 @@ if TYPE_CHECKING:
     from .._events import TextDelta
     from ._usage import Usage
 
-__all__ = ["Model", "ModelReply"]
+__all__ = ["Model", "ModelReply", "ToolUseComplete"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,12 +34,29 @@ class ModelReply:
     model: str
 
 
+@dataclass(frozen=True, slots=True)
+class ToolUseComplete:
+    """A streamed ``tool_use`` block at its ``content_block_stop``, before the message ends.
+
+    ``index`` is its position in the message's content; ``block`` is the block as the
+    final :class:`ModelReply` will hold it (``type``, ``id``, ``name``, ``input``), except
+    that ``input`` is None when the streamed JSON does not parse (strictly) as an object:
+    the final reply then decides what the call is. The loop uses it to start read-only
+    calls early (eager execution); nothing is stored from it.
+    """
+
+    index: int
+    block: dict[str, Any]
+
+
 class Model(Protocol):
     """What the loop needs of a model: one turn at a time, and a close."""
 
     def turn(self, request: dict[str, Any], *, stream: bool,
-             logger: Any = None) -> AsyncIterator[TextDelta | ModelReply]:
-        """Text deltas as they arrive (when ``stream``), then exactly one ModelReply.
+             logger: Any = None
+             ) -> AsyncIterator[TextDelta | ToolUseComplete | ModelReply]:
+        """Text deltas as they arrive and :class:`ToolUseComplete` blocks (when ``stream``),
+        then exactly one ModelReply.
 
         ``request`` is a Messages API request body (``model``, ``max_tokens``,
         ``messages``, ``system``, ``tools``, ...); ``logger`` a bound logger for events.

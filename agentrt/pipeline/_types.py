@@ -217,6 +217,12 @@ class CallContext:
             found = states[slot] = slot.factory()
         return found
 
+    def existing(self, slot: RunState[T]) -> T | None:
+        """The slot's state if this run or turn made it already (None otherwise)."""
+        states = self._turn_state if slot.per == "turn" else self._run_state
+        found: T | None = states.get(slot)
+        return found
+
     def new_turn(self) -> None:
         """The next assistant message's calls: per-turn state starts afresh."""
         self._turn_state = {}

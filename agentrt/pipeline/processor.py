@@ -18,6 +18,7 @@ import anyio
 from pydantic import ValidationError
 
 from ..tools._tool import injected_values
+from ._early import EARLY, EarlyCall
 from ._pipeline import Pipeline
 from ._types import CallContext, Replayed, ToolCall, ToolHandler, ToolOutcome
 from .keys import key_head, key_of, scope_identity
@@ -186,12 +187,25 @@ class ResponseProcessor:
                       screen: Screen | None = None) -> None:
         """Run every call; results land in ``turn`` in the order of the tool_use blocks.
 
+        A call the loop started while the message streamed (``_early.EARLY``, the turn
+        then began with the stream) is taken back, not run again: its outcome lands in
+        ``turn`` when it is done.
+
         A call whose function requires approval reaches no stage unless ``screen`` lets
         it (returns None); an outcome it returns answers the call instead (a denial, or
         :data:`PENDING`: left without a result, the run pauses for a person). Without a
         screen such a call is refused."""
-        ctx.new_turn()
-        prepared = [await self.prepare(block, tools, ctx) for block in turn.blocks]
+        early = ctx.existing(EARLY)
+        if early is None:
+            ctx.new_turn()
+        prepared: list[ToolCall | ToolOutcome | EarlyCall] = []
+        for index, block in enumerate(turn.blocks):
+            started = early.take(block) if early is not None else None
+            if started is not None:
+                started.bind(turn, index, ctx.stats)
+                prepared.append(started)
+            else:
+                prepared.append(await self.prepare(block, tools, ctx))
         for index, item in enumerate(prepared):
             if isinstance(item, ToolCall) and item.options.requires_approval:
                 held = _UNSCREENED if screen is None else await screen(item)
@@ -204,7 +218,8 @@ class ResponseProcessor:
         for index, item in enumerate(prepared):
             if item is PENDING:
                 continue
-            if isinstance(item, ToolCall) and item.key is None:
+            # a side effect, or a call that required approval (never keyed): alone, in order
+            if isinstance(item, ToolCall) and (item.key is None or not item.options.read_only):
                 await self._run_group(group, prepared, turn, ctx)
                 group = []
                 await self._one(index, item, turn, ctx)
@@ -250,7 +265,8 @@ class ResponseProcessor:
                 tags.update(dict.fromkeys(call.options.invalidates))
         await self.pipeline.forget(list(tags), ctx)
 
-    async def _run_group(self, indexes: list[int], prepared: list[ToolCall | ToolOutcome],
+    async def _run_group(self, indexes: list[int],
+                         prepared: list[ToolCall | ToolOutcome | EarlyCall],
                          turn: TurnOutcomes, ctx: CallContext) -> None:
         if self.parallel and len(indexes) > 1:
             first, *others = indexes
@@ -263,8 +279,11 @@ class ResponseProcessor:
             for index in indexes:
                 await self._one(index, prepared[index], turn, ctx)
 
-    async def _one(self, index: int, item: ToolCall | ToolOutcome, turn: TurnOutcomes,
-                   ctx: CallContext) -> None:
+    async def _one(self, index: int, item: ToolCall | ToolOutcome | EarlyCall,
+                   turn: TurnOutcomes, ctx: CallContext) -> None:
+        if isinstance(item, EarlyCall):  # its outcome is delivered into turn by the call
+            await item.wait()
+            return
         started = time.monotonic()
         if ctx.telemetry is None:
             outcome = item if isinstance(item, ToolOutcome) else await self.handler(item, ctx)

@@ -3,7 +3,8 @@ in-process models for unit tests of the loop.
 
 Point the real `anthropic.AsyncAnthropic` at `FakeAnthropicServer.base_url` (or use
 `server.client()`), script its replies with `Reply` (its tool calls are `ToolUse`), `Fault`,
-`CutStream`, `StreamError` and `MalformedEvent`, and assert on `server.requests`.
+`CutStream`, `StreamError` and `MalformedEvent`, pace a stream (`Reply(event_delay=...,
+tokens_per_second=..., pauses=[Pause(after_block=0)])`), and assert on `server.requests`.
 `python -m agentrt.testing --replay FILE` runs it standalone. The server keeps the API's
 rules for deferred tools (`defer_loading`, `tool_reference`) and emulates its server-side
 tool search (`Reply(searches=[ToolSearch(...)])`).
@@ -19,6 +20,7 @@ a run as they show it.
 
 from ._logs import capture_events
 from ._model import FunctionModel, ScriptedModel
+from ._pace import Pause
 from ._replay import has_api_key, replies_by_turn, runtime_or_replay
 from ._script import (
     CutStream,
@@ -43,6 +45,7 @@ __all__ = [
     "Fault",
     "FunctionModel",
     "MalformedEvent",
+    "Pause",
     "RecordedRequest",
     "Reply",
     "Responder",

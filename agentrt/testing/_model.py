@@ -11,9 +11,10 @@ refuses (unpaired tool_use/tool_result blocks, broken deferral rules).
 
 What they leave out is the wire: retries, SSE decoding, connection faults. A `Fault` is
 raised as the `ModelError` `ModelClient` raises once it gives up (the double never retries);
-`CutStream`, `StreamError` and `MalformedEvent` stream the text deltas sent before the fault,
-then raise the error type `ModelClient` raises for it. Tests of the SDK path (retries, the
-bytes on the wire) keep `FakeAnthropicServer`.
+`CutStream`, `StreamError` and `MalformedEvent` stream the text deltas (and completed
+tool_use blocks) sent before the fault, then raise the error type `ModelClient` raises
+for it. A reply's pacing (`event_delay`, `tokens_per_second`, `pauses`) is kept. Tests
+of the SDK path (retries, the bytes on the wire) keep `FakeAnthropicServer`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import anyio
 from .._errors import MalformedReplyError, ModelError, StreamInterruptedError
 from .._events import TextDelta
 from ._cache_sim import PromptCache
+from ._pace import CHARS_PER_TOKEN, Pacer
 from ._script import (
     CutStream,
     Fault,
@@ -44,7 +46,7 @@ from ._sse import build_message, message_events
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
 
-    from ..llm._model import ModelReply
+    from ..llm._model import ModelReply, ToolUseComplete
 
 __all__ = ["FunctionModel", "ScriptedModel"]
 
@@ -72,8 +74,10 @@ class ScriptedModel:
         self.closed = True
 
     async def turn(self, request: dict[str, Any], *, stream: bool,
-                   logger: Any = None) -> AsyncIterator[TextDelta | ModelReply]:
-        """Text deltas (when `stream`), then the one `ModelReply`; `logger` is unused."""
+                   logger: Any = None
+                   ) -> AsyncIterator[TextDelta | ToolUseComplete | ModelReply]:
+        """Text deltas and completed tool_use blocks (when `stream`), then the one
+        `ModelReply`; `logger` is unused."""
         body = json.loads(json.dumps(request))  # as sent: JSON, and no longer the loop's
         if stream:
             body["stream"] = True
@@ -104,15 +108,28 @@ class ScriptedModel:
         if not stream:
             yield _model_reply(message, None)
             return
-        events = message_events(message, input_texts)
+        from ..llm._client import completed_tool_use
+
+        events = message_events(message, input_texts, piece_chars=(
+            CHARS_PER_TOKEN if own.tokens_per_second else None))
         cut = len(events) if isinstance(step, Reply) else step.after_events
         raw_inputs: dict[int, list[str]] = {}
+        pacer = Pacer(own.event_delay, own.tokens_per_second, own.pauses)
+        blocks = [_Block(b) for b in message["content"]]
         for _, data in events[:cut]:
+            if pacer.active:
+                await pacer.before(data)
             delta = data.get("delta", {}) if data["type"] == "content_block_delta" else {}
             if delta.get("type") == "text_delta":
                 yield TextDelta(delta["text"])
             elif delta.get("type") == "input_json_delta":
                 raw_inputs.setdefault(data["index"], []).append(delta["partial_json"])
+            elif data["type"] == "content_block_stop":
+                done = completed_tool_use(blocks, data["index"], raw_inputs)
+                if done is not None:
+                    yield done
+            if pacer.active:
+                await pacer.after(data)
         if isinstance(step, CutStream):
             raise StreamInterruptedError(
                 "the model's stream was cut: RemoteProtocolError: peer closed connection "
@@ -137,6 +154,15 @@ class FunctionModel(ScriptedModel):
                  strict_deferred: bool = False) -> None:
         super().__init__(Script(function), min_cache_tokens=min_cache_tokens,
                          strict_deferred=strict_deferred)
+
+
+class _Block:
+    """A content block as the SDK's stream snapshot shows it (``type``, ``id``, ``name``)."""
+
+    def __init__(self, block: dict[str, Any]) -> None:
+        self.type = block.get("type")
+        self.id = block.get("id")
+        self.name = block.get("name")
 
 
 def _error(fault: Fault) -> ModelError:

@@ -14,6 +14,8 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ._pace import Pause
+
 if TYPE_CHECKING:
     import os
 
@@ -68,6 +70,11 @@ class Reply:
     "end_turn" (set "pause_turn" for a server-tool turn the client must resume);
     `output_tokens` defaults to an estimate from the content; `latency` is added to the
     server-wide latency before the first byte.
+
+    Pacing a streamed reply (a non-streaming request ignores it): `event_delay` seconds
+    before each SSE event; `tokens_per_second` streams text and tool input a token (about
+    4 characters) per delta at that rate; `pauses` hold the stream after a block's
+    `content_block_stop` until the test releases them (:class:`Pause`, not in replay files).
     """
 
     text: str | None = None
@@ -78,9 +85,17 @@ class Reply:
     output_tokens: int | None = None
     content: Sequence[dict[str, Any]] | None = None
     searches: Sequence[ToolSearch] = ()
+    event_delay: float = 0.0
+    tokens_per_second: float | None = None
+    pauses: Sequence[Pause] = ()
 
     def __post_init__(self) -> None:
-        _not_negative(latency=self.latency, output_tokens=self.output_tokens)
+        _not_negative(latency=self.latency, output_tokens=self.output_tokens,
+                      event_delay=self.event_delay)
+        if self.tokens_per_second is not None and self.tokens_per_second <= 0:
+            raise ValueError(f"tokens_per_second: must be > 0, got {self.tokens_per_second}")
+        if not all(isinstance(p, Pause) for p in self.pauses):
+            raise ValueError("pauses: every item must be a Pause")
         if self.content is not None and not all(isinstance(b, dict) for b in self.content):
             raise ValueError("content: every block must be an object")
         if not all(isinstance(s, ToolSearch) for s in self.searches):
@@ -350,6 +365,9 @@ def _build(cls: type[_T], entry: object, path: str) -> _T:
         if name == "tool_calls":
             calls = enumerate(entry[name])
             value = tuple(_build(ToolUse, c, f"{path}.{name}[{i}]") for i, c in calls)
+        elif name == "pauses":
+            raise ValueError(f"{path}.pauses: a Pause is released by a test; it cannot be "
+                             "scripted in a file")
         elif name == "searches":
             searches = enumerate(entry[name])
             value = tuple(_build(ToolSearch, c, f"{path}.{name}[{i}]") for i, c in searches)

@@ -13,6 +13,7 @@ import anyio.abc
 
 from ._cache_sim import PromptCache, parse_prompt
 from ._http import DropConnection, HttpRequest, ResponseWriter, serve_connection
+from ._pace import CHARS_PER_TOKEN, Pacer
 from ._script import (
     CutStream,
     Fault,
@@ -171,14 +172,23 @@ class FakeAnthropicServer:
             await writer.send(200, {**headers, "content-type": "application/json"}, payload)
             return
         await writer.start(200, {**headers, **_SSE_HEADERS})
-        for frame in payload:
-            await writer.write(frame)
+        pacer = Pacer(own.event_delay, own.tokens_per_second, own.pauses) if isinstance(
+            own, Reply) else None
+        if pacer is not None and pacer.active:
+            for frame, data in payload:
+                await pacer.before(data)
+                await writer.write(frame)
+                await pacer.after(data)
+        else:
+            for frame, _ in payload:
+                await writer.write(frame)
         if isinstance(step, CutStream):
             raise DropConnection  # mid-body: no terminating chunk, no message_stop
         await writer.end()
 
     async def _decide(self, request: RecordedRequest, body: Any) -> tuple[Step | None, Any]:
-        """The step (None for count_tokens) and its payload: JSON bytes, or SSE frames.
+        """The step (None for count_tokens) and its payload: JSON bytes, or SSE frames
+        (each with its event's data, None for a garbled one, for pacing).
 
         Both are rendered here, so a step that cannot be rendered becomes a 500, not a crash.
         """
@@ -202,17 +212,18 @@ class FakeAnthropicServer:
                                              prompt.hidden if self.strict_deferred else ())
         if not request.stream:
             return step, splice_raw_inputs(json.dumps(message)).encode()
-        events = message_events(message, input_texts)
+        events = message_events(message, input_texts, piece_chars=(
+            CHARS_PER_TOKEN if reply.tokens_per_second else None))
         if isinstance(step, MalformedEvent):
-            broken = f"event: {step.event_name}\ndata: {step.data}\n\n".encode()
-            frames = [encode(name, data) for name, data in events]
+            broken = (f"event: {step.event_name}\ndata: {step.data}\n\n".encode(), None)
+            frames = [(encode(name, data), data) for name, data in events]
             return step, [*frames[: step.after_events], broken, *frames[step.after_events :]]
         if isinstance(step, CutStream | StreamError):
             events = events[: step.after_events]
         if isinstance(step, StreamError):
             error = {"type": step.error_type, "message": step.message}
             events.append(("error", {"type": "error", "error": error}))
-        return step, [encode(name, data) for name, data in events]
+        return step, [(encode(name, data), data) for name, data in events]
 
 
 def checked_prompt(body: Any, path: str = MESSAGES) -> Prompt:

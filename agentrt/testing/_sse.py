@@ -113,9 +113,10 @@ def encode(name: str, data: Mapping[str, Any]) -> bytes:
     return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 
 
-def _pieces(text: str, parts: int = 3) -> list[str]:
-    """At most `parts` fragments; a 2-character text still yields two, which is the point."""
-    size = max(1, math.ceil(len(text) / parts))
+def _pieces(text: str, parts: int = 3, size: int | None = None) -> list[str]:
+    """At most `parts` fragments (or fragments of `size` characters); a 2-character text
+    still yields two, which is the point."""
+    size = size or max(1, math.ceil(len(text) / parts))
     return [text[i : i + size] for i in range(0, len(text), size)]
 
 
@@ -141,8 +142,10 @@ def splice_raw_inputs(body: str) -> str:
     return body
 
 
-def message_events(message: Mapping[str, Any], input_texts: Mapping[int, str]) -> list[Event]:
-    """Every event for `message`; `input_texts` overrides the JSON streamed for a tool_use block."""
+def message_events(message: Mapping[str, Any], input_texts: Mapping[int, str], *,
+                   piece_chars: int | None = None) -> list[Event]:
+    """Every event for `message`; `input_texts` overrides the JSON streamed for a tool_use block;
+    `piece_chars` streams text and input in deltas of that size (else three per block)."""
     usage = message["usage"]
     start = {
         **message,
@@ -157,7 +160,7 @@ def message_events(message: Mapping[str, Any], input_texts: Mapping[int, str]) -
         ("ping", {"type": "ping"}),
     ]
     for index, block in enumerate(message["content"]):
-        events += _block_events(index, block, input_texts.get(index))
+        events += _block_events(index, block, input_texts.get(index), piece_chars)
     counters = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
     cumulative = {key: usage[key] for key in (*counters, "output_tokens")}
     delta = {key: message[key] for key in ("stop_reason", "stop_sequence", "stop_details")}
@@ -166,19 +169,23 @@ def message_events(message: Mapping[str, Any], input_texts: Mapping[int, str]) -
     return events
 
 
-def _block_events(index: int, block: Mapping[str, Any], input_text: str | None) -> list[Event]:
+def _block_events(index: int, block: Mapping[str, Any], input_text: str | None,
+                  piece_chars: int | None = None) -> list[Event]:
     kind = block.get("type")
     deltas: list[dict[str, Any]] = []
     if kind == "text":
         opening: dict[str, Any] = {**block, "text": ""}
-        deltas = [{"type": "text_delta", "text": piece} for piece in _pieces(block["text"])]
+        deltas = [{"type": "text_delta", "text": piece}
+                  for piece in _pieces(block["text"], size=piece_chars)]
     elif kind in ("tool_use", "server_tool_use"):
         opening = {**block, "input": {}}
         text = input_text if input_text is not None else json.dumps(block.get("input", {}))
-        deltas = [{"type": "input_json_delta", "partial_json": p} for p in ["", *_pieces(text)]]
+        deltas = [{"type": "input_json_delta", "partial_json": p}
+                  for p in ["", *_pieces(text, size=piece_chars)]]
     elif kind == "thinking":
         opening = {**block, "thinking": "", "signature": ""}
-        deltas = [{"type": "thinking_delta", "thinking": p} for p in _pieces(block["thinking"])]
+        deltas = [{"type": "thinking_delta", "thinking": p}
+                  for p in _pieces(block["thinking"], size=piece_chars)]
         deltas.append({"type": "signature_delta", "signature": block.get("signature", "")})
     else:  # redacted_thinking, server tool results, ...: sent whole, as the API does
         opening = dict(block)

@@ -89,7 +89,23 @@ class Recorder:
                 found += 1
             return found
 
-        return ["  " * depth(s) + s.name for s in spans]
+        lines = ["  " * depth(s) + s.name for s in spans]
+        # Calls of one message run side by side (and start early, while it streams): the
+        # order their spans start in is the scheduler's, so a run of sibling leaf calls is
+        # shown sorted.
+        ordered: list[str] = []
+        run: list[str] = []
+        for index, line in enumerate(lines):
+            following = lines[index + 1] if index + 1 < len(lines) else ""
+            leaf = _indent(following) <= _indent(line)
+            if line.lstrip().startswith("execute_tool") and leaf and (
+                    not run or _indent(run[0]) == _indent(line)):
+                run.append(line)
+                continue
+            ordered += sorted(run)
+            run = []
+            ordered.append(line)
+        return ordered + sorted(run)
 
     def named(self, prefix: str) -> list[ReadableSpan]:
         return [s for s in self.finished() if s.name.startswith(prefix)]
@@ -108,3 +124,7 @@ class Recorder:
     def shutdown(self) -> None:
         self.tracer_provider.shutdown()
         self.meter_provider.shutdown()
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip())
