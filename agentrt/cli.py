@@ -56,14 +56,6 @@ def _settings(args: argparse.Namespace) -> Settings:
     return settings
 
 
-def _decision_arguments(parser: argparse.ArgumentParser, when: str) -> None:
-    parser.add_argument("--approve", action="append", default=[], metavar="ID",
-                        help=f"run this pending call{when} (repeatable)")
-    parser.add_argument("--deny", action="append", default=[], metavar="ID:REASON",
-                        help=f"refuse this pending call, telling the model why{when} "
-                             "(repeatable)")
-
-
 def _show_pipeline(args: argparse.Namespace, out: TextIO) -> int:
     from ._target import load_agent_class
     from .pipeline import configured_stages, describe_pipeline, stage_names

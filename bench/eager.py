@@ -118,7 +118,7 @@ async def cpu_per_turn(eager: bool, turns: int, rate: float) -> float:
 async def main(args: argparse.Namespace) -> None:
     logging.disable(logging.WARNING)
     latencies = [0.05, 0.2, 0.8]
-    counts = [1, 4] if args.quick else [1, 2, 4]
+    counts = [1, 4] if args.quick else [1, 2, 3, 4]
     cases = [("reads", k, latency) for latency in latencies for k in counts]
     cases += [("write_then_read", 1, 0.2)]
     run = 0
