@@ -221,6 +221,11 @@ class Connection:
             if (idle is not None and self.in_flight == 0
                     and time.monotonic() - self.last_used >= idle):
                 log.info("mcp.server_idle", server=self.name, idle_timeout=idle)
+                # Before the session starts closing (which takes a while): a call arriving
+                # meanwhile starts the server again instead of taking the closing session
+                # ("connection lost", seen on a busy machine).
+                self.session = None
+                self._ready = None
                 return
 
     async def _on_message(self, message: Any) -> None:
