@@ -249,7 +249,7 @@ async def test_a_cluster_that_cannot_be_reached_is_unavailable_not_a_crash() -> 
     gate = RedisGate(f"redis://127.0.0.1:{free_port()}/0", cluster=True, timeout=1.0)
     # which of redis-py's two errors it is depends on where its start-up gives up
     with capture_events() as logs, pytest.raises(
-            BackendUnavailableError, match="RedisCluster(Exception|UnreachableError)"):
+            BackendUnavailableError, match=r"RedisCluster(Exception|UnreachableError)"):
         await gate.run(lambda r: r.get("k"), what="get")
     assert [e["event"] for e in logs] == ["redis.unavailable"]
     await gate.aclose()
