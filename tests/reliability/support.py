@@ -7,11 +7,15 @@ import json
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
+from anyio.streams.buffered import BufferedByteReceiveStream
+
 from agentrt import Agent, Message, Runtime, Tool, function, load_settings
 from agentrt.testing import FakeAnthropicServer
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
+
+    from anyio.abc import Process
 
     from agentrt import ThreadStore
     from agentrt.testing import Responder, Step
@@ -93,3 +97,20 @@ def check_thread(messages: Sequence[Message]) -> None:
 
 def tool_results(request_body: dict[str, Any]) -> list[dict[str, Any]]:
     return [b for b in request_body["messages"][-1]["content"] if b["type"] == "tool_result"]
+
+
+class Child:
+    """A child process of a cross-process test (claim_child.py, approval_child.py) that
+    speaks one JSON value per line on stdout, and a reader over it."""
+
+    def __init__(self, process: Process) -> None:
+        assert process.stdout is not None
+        self.process = process
+        self.lines = BufferedByteReceiveStream(process.stdout)
+
+    async def read(self) -> Any:
+        return json.loads(await self.lines.receive_until(b"\n", 1 << 20))
+
+    async def send(self, line: bytes) -> None:
+        assert self.process.stdin is not None
+        await self.process.stdin.send(line)

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 import processes
 import pytest
-from anyio.streams.buffered import BufferedByteReceiveStream
 
 from agentrt import Runtime, load_settings
 from agentrt.testing import FakeAnthropicServer
@@ -25,12 +24,11 @@ from agentrt.thread.redis import RedisThreadStore
 from agentrt.thread.sqlite import SQLiteThreadStore
 
 from .approval_child import Payments, model, pay_agent
-from .support import check_thread
+from .support import Child, check_thread
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-    from anyio.abc import Process
     from redis_support import GateFactory
 
     from agentrt import ThreadStore
@@ -43,20 +41,6 @@ CHILD = Path(__file__).with_name("approval_child.py")
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"  # redis.asyncio
-
-
-class Child:
-    def __init__(self, process: Process) -> None:
-        assert process.stdout is not None
-        self.process = process
-        self.lines = BufferedByteReceiveStream(process.stdout)
-
-    async def read(self) -> Any:
-        return json.loads(await self.lines.receive_until(b"\n", 1 << 20))
-
-    async def send(self, line: bytes) -> None:
-        assert self.process.stdin is not None
-        await self.process.stdin.send(line)
 
 
 @asynccontextmanager

@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import processes
 import pytest
-from anyio.streams.buffered import BufferedByteReceiveStream
 
 from agentrt import (
     MemoryThreadStore,
@@ -38,12 +37,11 @@ from agentrt import (
 from agentrt.testing import FakeAnthropicServer
 
 from .claim_child import Recorder, model, recorder_agent
-from .support import check_thread
+from .support import Child, check_thread
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
 
-    from anyio.abc import Process
     from redis_support import GateFactory
 
     from agentrt import Agent, RunResult, ThreadStore
@@ -176,22 +174,6 @@ async def test_a_run_waits_no_longer_than_thread_wait(tmp_path: Path) -> None:
 
 
 # -- in two OS processes ------------------------------------------------------------------
-
-
-class Child:
-    """A claim_child.py process and a line reader over its stdout."""
-
-    def __init__(self, process: Process) -> None:
-        assert process.stdout is not None
-        self.process = process
-        self.lines = BufferedByteReceiveStream(process.stdout)
-
-    async def read(self) -> Any:
-        return json.loads(await self.lines.receive_until(b"\n", 1 << 20))
-
-    async def send(self, line: bytes) -> None:
-        assert self.process.stdin is not None
-        await self.process.stdin.send(line)
 
 
 @asynccontextmanager
