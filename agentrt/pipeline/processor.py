@@ -218,8 +218,8 @@ class ResponseProcessor:
         for index, item in enumerate(prepared):
             if item is PENDING:
                 continue
-            # a side effect, or a call that required approval (never keyed): alone, in order
-            if isinstance(item, ToolCall) and (item.key is None or not item.options.read_only):
+            # unkeyed: a side effect, or a call that required approval: alone, in order
+            if isinstance(item, ToolCall) and item.key is None:
                 await self._run_group(group, prepared, turn, ctx)
                 group = []
                 await self._one(index, item, turn, ctx)
