@@ -255,8 +255,12 @@ async def test_two_runs_on_one_thread_in_two_processes(store: dict[str, Any],
 @pytest.mark.parametrize("kind", ["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
 async def test_the_claim_of_a_killed_process_is_taken_over_after_its_lease(
         store: dict[str, Any]) -> None:
-    lease = 1.0
-    async with FakeAnthropicServer(model) as server:
+    # Renewed every lease / 3, the claim has at least 2 s left when its holder is killed. The
+    # parent's store and SDK client are opened before the kill: opened after it, the SDK's
+    # first import alone took 4 s with two suites side by side, past a 1 s lease.
+    lease = 3.0
+    async with FakeAnthropicServer(model) as server, parent_store(store) as parent, \
+            server.client() as client:
         config = {**store, "base_url": server.base_url, "thread_id": "t1", "wait": 0.0,
                   "lease": lease, "note": "killed", "stagger": 0.0, "block": True}
         with anyio.fail_after(PROCESS_TIMEOUT):
@@ -267,19 +271,17 @@ async def test_the_claim_of_a_killed_process_is_taken_over_after_its_lease(
                 child.process.send_signal(signal.SIGKILL)
                 assert await child.process.wait() == -signal.SIGKILL
                 killed_at = anyio.current_time()
-        async with parent_store(store) as parent, server.client() as client:
-            settings = load_settings(thread_store=store["store"], thread_lease=lease,
-                                     thread_wait=0)
-            async with Runtime(settings, client=client, store=parent) as runtime:
-                agent = recorder_agent(Recorder(seconds=0))(runtime)
-                with pytest.raises(ThreadBusyError):  # the dead process's claim still holds
-                    await agent.run("too soon", thread_id="t1")
-                runtime.claims.wait = 10.0
-                result = await agent.run("after the lease", thread_id="t1")
-                took_over_after = anyio.current_time() - killed_at
-            assert result.text == "done"
-            assert took_over_after < lease + 3.0  # the lease, not thread_wait
-            messages = await parent.messages("t1")
+        settings = load_settings(thread_store=store["store"], thread_lease=lease, thread_wait=0)
+        async with Runtime(settings, client=client, store=parent) as runtime:
+            agent = recorder_agent(Recorder(seconds=0))(runtime)
+            with pytest.raises(ThreadBusyError):  # the dead process's claim still holds
+                await agent.run("too soon", thread_id="t1")
+            runtime.claims.wait = 10.0
+            result = await agent.run("after the lease", thread_id="t1")
+            took_over_after = anyio.current_time() - killed_at
+        assert result.text == "done"
+        assert took_over_after < lease + 3.0  # the lease, not thread_wait
+        messages = await parent.messages("t1")
     check_thread(messages)
     # the killed run's side effect is answered as unknown, never run again
     answered = messages[2].blocks()[0]
