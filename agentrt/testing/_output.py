@@ -137,7 +137,7 @@ def schema_problem(value: Any, schema: dict[str, Any], defs: dict[str, Any] | No
                 return f"{path}.{name}".lstrip(".") + ": required, missing"
         for name, item in value.items():
             if name not in properties:
-                return f"{path}.{name}".lstrip(".") + ": not in the schema's properties"
+                return f"{path}.{name}".lstrip(".") + ": not a property of the schema"
             if (problem := schema_problem(item, properties[name], defs,
                                           f"{path}.{name}".lstrip("."))) is not None:
                 return problem
