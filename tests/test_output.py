@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal
 
 import pytest
@@ -45,7 +45,7 @@ pytestmark = pytest.mark.anyio
 SDK = pytest.mark.integration
 
 
-class Currency(str, Enum):
+class Currency(StrEnum):
     EUR = "EUR"
     USD = "USD"
 
@@ -323,7 +323,7 @@ async def test_a_second_typed_run_continues_the_thread() -> None:
     ("Invoice", "got 'Invoice'"),
 ])
 def test_an_output_type_that_is_not_structured_is_refused(value: Any, expected: str) -> None:
-    with pytest.raises(ConfigError, match="Bad.output_type: ") as caught:
+    with pytest.raises(ConfigError, match=r"Bad\.output_type: ") as caught:
         type("Bad", (Agent,), {"output_type": value})
     assert expected in str(caught.value)
 
@@ -335,5 +335,5 @@ def test_output_retries_must_be_a_count() -> None:
 
 async def test_a_run_argument_is_checked_too() -> None:
     async with harness([]) as (agent, _):
-        with pytest.raises(ConfigError, match="^output_type: expected a pydantic model"):
+        with pytest.raises(ConfigError, match=r"^output_type: expected a pydantic model"):
             await agent.run("?", output_type=list)
