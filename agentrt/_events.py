@@ -33,7 +33,8 @@ class TextDelta:
 @dataclass(frozen=True, slots=True)
 class PartialOutput:
     """A typed run's answer as streamed so far (an agent with ``output_type``): the JSON
-    parsed leniently (dicts and lists; the last string may be cut), not yet validated.
+    parsed leniently (dicts and lists; a value still streaming, such as a half-sent
+    string, is left out until it is complete), not yet validated.
     Comes after the ``TextDelta`` that changed it; the validated answer is
     ``RunResult.output``. A retried answer streams again from the start."""
 
