@@ -253,6 +253,8 @@ class ThreadManager:
                             if explained is exc:
                                 raise
                             raise explained from exc
+                        if output is not None and (last := output.flush()) is not None:
+                            yield last  # a parse the deltas skipped: the whole answer
                         assert reply is not None
                         await self._store_reply(state, reply)
 

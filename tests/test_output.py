@@ -282,6 +282,19 @@ async def test_partial_output_while_the_answer_streams(sdk: bool) -> None:
     assert max(grown) == grown[-1]
 
 
+async def test_a_long_answer_is_parsed_a_bounded_number_of_times() -> None:
+    long = {**INVOICE, "lines": [{"item": f"item {i}", "qty": i + 1, "unit_price": 1.0}
+                                 for i in range(100)]}
+    async with harness([Reply(output=long, tokens_per_second=100_000)]) as (agent, _):
+        events = [e async for e in agent.stream("Invoice order 7.")]
+    partials = [e.output for e in events if isinstance(e, PartialOutput)]
+    deltas = [e for e in events if isinstance(e, TextDelta)]
+    assert len(deltas) > 1000 and 50 < len(partials) < 200  # ~22 parses per doubling
+    assert partials[-1] == long  # the last one is the whole answer (a flush at the end)
+    counts = [len(p.get("lines", ())) for p in partials]
+    assert counts == sorted(counts) and counts[-1] == 100
+
+
 async def test_a_retried_answer_streams_again_from_the_start() -> None:
     async with harness([Reply(output=BAD_QTY), Reply(output=INVOICE)]) as (agent, _):
         events = [e async for e in agent.stream("Invoice order 7.")]
