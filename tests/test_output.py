@@ -193,6 +193,7 @@ async def test_a_run_argument_types_an_untyped_agent() -> None:
 
 
 @SDK
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
 @pytest.mark.parametrize("stream", [True, False])
 async def test_an_invalid_answer_is_sent_back_with_what_failed(stream: bool) -> None:
     async with harness([Reply(output=BAD_QTY), Reply(output=INVOICE)], sdk=True,
