@@ -14,6 +14,7 @@ Three families, kept apart because callers handle them differently::
     ├── ThreadBusyError           another run holds the thread (waited, then refused)
     ├── ThreadOwnerError          the run's identity is not the thread's owner
     ├── ApprovalError             a decision on calls that are not pending (or missing ones)
+    ├── OutputValidationError     a typed run's answer stayed invalid after its retries
     └── BackendUnavailableError   an optional backend (Redis) cannot be reached
     UsageError                    the developer's mistake, raised at start-up
     ├── ConfigError               a setting or config file is invalid (names the field)
@@ -40,6 +41,7 @@ __all__ = [
     "MalformedReplyError",
     "MissingParameterError",
     "ModelError",
+    "OutputValidationError",
     "StoreError",
     "StreamInterruptedError",
     "TargetError",
@@ -143,6 +145,27 @@ class ApprovalError(AgentRtError):
         super().__init__(f"thread {thread_id!r}: {detail}")
         self.thread_id = thread_id
         self.detail = detail
+
+
+class OutputValidationError(AgentRtError):
+    """A typed run's answer (``output_type``) failed validation on every attempt: the first
+    and each of the ``output_retries`` the model was given, told what failed. ``errors``
+    are the last attempt's (``loc`` like ``items.0.qty``, ``msg``, ``type``), ``text`` its
+    raw answer; the thread holds every attempt."""
+
+    def __init__(self, output_type: str, errors: list[dict[str, Any]], text: str, *,
+                 attempts: int, thread_id: str) -> None:
+        shown = "; ".join(f"{e['loc'] or '(the whole answer)'}: {e['msg']}" for e in errors[:5])
+        more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+        super().__init__(
+            f"the model's answer is not a valid {output_type} after {attempts} attempt"
+            f"{'s' if attempts != 1 else ''}: {shown}{more}; its answer began {text[:200]!r} "
+            f"(thread {thread_id!r}; raise output_retries to let the model try again)")
+        self.output_type = output_type
+        self.errors = errors
+        self.text = text
+        self.attempts = attempts
+        self.thread_id = thread_id
 
 
 class BackendUnavailableError(AgentRtError):

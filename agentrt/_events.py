@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ApprovalRequired",
+    "PartialOutput",
     "RunEvent",
     "RunFinished",
     "TextDelta",
@@ -27,6 +28,17 @@ class TextDelta:
     """A piece of the assistant's text as it streams in."""
 
     text: str
+
+
+@dataclass(frozen=True, slots=True)
+class PartialOutput:
+    """A typed run's answer as streamed so far (an agent with ``output_type``): the JSON
+    parsed leniently (dicts and lists; a value still streaming, such as a half-sent
+    string, is left out until it is complete), not yet validated.
+    Comes after the ``TextDelta`` that changed it; the validated answer is
+    ``RunResult.output``. A retried answer streams again from the start."""
+
+    output: Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,5 +89,5 @@ class RunFinished:
     result: RunResult
 
 
-RunEvent: TypeAlias = (TextDelta | ToolCallStarted | ToolCallFinished | TurnFinished
-                       | ApprovalRequired | RunFinished)
+RunEvent: TypeAlias = (TextDelta | PartialOutput | ToolCallStarted | ToolCallFinished
+                       | TurnFinished | ApprovalRequired | RunFinished)

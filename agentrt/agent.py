@@ -9,12 +9,13 @@ from __future__ import annotations
 import inspect
 from collections.abc import Mapping
 from contextlib import aclosing
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
 
 from ._closing import AsyncClosing
 from ._context import RunContext
 from ._errors import AgentRtError, ConfigError
 from ._events import RunEvent, RunFinished
+from ._output import OutputCheck, OutputSpec
 from .llm._request import RequestBuilder
 from .llm._usage import UsageLimits
 from .loop import ThreadManager
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
     from .tools._provider import RunTools, ToolProvider
 
 __all__ = ["Agent"]
+
+T = TypeVar("T")
 
 
 def _check(cls: type, field: str, value: object, ok: bool, expected: str) -> None:
@@ -99,6 +102,12 @@ class Agent(AsyncClosing):
     # MCP servers whose tools join the catalog (agentrt.mcp; needs agentrt[mcp]):
     # {"git": StdioServer(command="mcp-server-git", args=[...])}
     mcp_servers: ClassVar[Mapping[str, StdioServer | HTTPServer]] = {}
+    # Typed answers (agentrt._output): RunResult.output is an instance of this pydantic
+    # model, dataclass, TypedDict or union of them; output_retries (None: the setting)
+    # bounds how often the model is asked again when its answer does not validate.
+    output_type: ClassVar[Any] = None
+    output_retries: ClassVar[int | None] = None
+    _output_spec: ClassVar[OutputSpec[Any] | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -139,6 +148,11 @@ class Agent(AsyncClosing):
                        "an agentrt.mcp.StdioServer or HTTPServer")
         if cls.tool_catalog or cls.tool_config is not None:
             _check_jit_attributes(cls)
+        _check(cls, "output_retries", cls.output_retries, cls.output_retries is None or (
+            type(cls.output_retries) is int and cls.output_retries >= 0), "an int >= 0")
+        if "output_type" in vars(cls):
+            cls._output_spec = None if cls.output_type is None else OutputSpec.of(
+                cls.output_type, field=f"{cls.__name__}.output_type")
 
     def __init__(
         self,
@@ -272,7 +286,7 @@ class Agent(AsyncClosing):
 
     async def stream(self, task: str | list[ContentBlock], *, thread_id: str | None = None,
                      usage_limits: UsageLimits | None = None, approve: Sequence[str] = (),
-                     deny: Mapping[str, str] | None = None,
+                     deny: Mapping[str, str] | None = None, output_type: Any = None,
                      ) -> AsyncGenerator[RunEvent, None]:
         """Events as they happen; the last is ``RunFinished`` carrying the result.
 
@@ -280,32 +294,46 @@ class Agent(AsyncClosing):
         Close the iterator (``contextlib.aclosing``) to release it promptly.
         ``approve``/``deny`` decide calls the thread has pending first (see
         :meth:`resume`); pending calls left undecided are denied: the user moved on.
+        A typed run (``output_type``, see :meth:`run`) also yields ``PartialOutput``.
         """
         async with aclosing(self._events(task, thread_id, usage_limits, approve,
-                                          deny)) as events:
+                                          deny, output_type)) as events:
             async for event in events:
                 yield event
 
     async def resume_stream(self, thread_id: str, *, approve: Sequence[str] = (),
                             deny: Mapping[str, str] | None = None,
-                            usage_limits: UsageLimits | None = None,
+                            usage_limits: UsageLimits | None = None, output_type: Any = None,
                             ) -> AsyncGenerator[RunEvent, None]:
         """:meth:`resume`, as events (the approved calls' ``ToolCallFinished`` first)."""
         async with aclosing(self._events(None, thread_id, usage_limits, approve,
-                                          deny)) as events:
+                                          deny, output_type)) as events:
             async for event in events:
                 yield event
 
+    @overload
     async def resume(self, thread_id: str, *, approve: Sequence[str] = (),
                      deny: Mapping[str, str] | None = None,
-                     usage_limits: UsageLimits | None = None) -> RunResult:
+                     usage_limits: UsageLimits | None = None,
+                     output_type: type[T]) -> RunResult[T]: ...
+    @overload
+    async def resume(self, thread_id: str, *, approve: Sequence[str] = (),
+                     deny: Mapping[str, str] | None = None,
+                     usage_limits: UsageLimits | None = None,
+                     output_type: object = None) -> RunResult: ...
+    async def resume(self, thread_id: str, *, approve: Sequence[str] = (),
+                     deny: Mapping[str, str] | None = None,
+                     usage_limits: UsageLimits | None = None,
+                     output_type: Any = None) -> RunResult:
         """Continue a run that stopped with ``stop_reason="approval_required"``, in this
         process or any other: ``approve`` (call ids) run, exactly once; ``deny`` (call id
         -> reason) are answered to the model as refused, with the reason; then the loop
         goes on. Every pending call must be decided; an id that is not pending is an
         :class:`ApprovalError`, and so is a call already decided otherwise. Only this
-        agent's identity, if it owns the thread, may decide (``ThreadOwnerError``)."""
-        return await self._result(self._events(None, thread_id, usage_limits, approve, deny))
+        agent's identity, if it owns the thread, may decide (``ThreadOwnerError``).
+        ``output_type``: as for :meth:`run`."""
+        return await self._result(self._events(None, thread_id, usage_limits, approve, deny,
+                                               output_type))
 
     async def pending(self, thread_id: str) -> list[PendingCall]:
         """The calls of ``thread_id`` waiting for a person (``ThreadOwnerError`` unless
@@ -316,12 +344,24 @@ class Agent(AsyncClosing):
 
     def _events(self, task: str | list[ContentBlock] | None, thread_id: str | None,
                 usage_limits: UsageLimits | None, approve: Sequence[str] = (),
-                deny: Mapping[str, str] | None = None) -> AsyncGenerator[RunEvent, None]:
+                deny: Mapping[str, str] | None = None,
+                output_type: Any = None) -> AsyncGenerator[RunEvent, None]:
         return self._manager.run(task, thread_id=thread_id, agent=self.name,
                                  identity=self.identity, deps=self.deps,
                                  limits=None if usage_limits is None
                                  else self._limits(usage_limits),
-                                 approve=list(approve), deny=dict(deny or {}))
+                                 approve=list(approve), deny=dict(deny or {}),
+                                 output=self._output_check(output_type))
+
+    def _output_check(self, output_type: Any) -> OutputCheck[Any] | None:
+        """A typed run's check: ``output_type`` given for the run, else the agent's."""
+        spec = (self._output_spec if output_type is None
+                else OutputSpec.of(output_type, field="output_type"))
+        if spec is None:
+            return None
+        retries = self.output_retries
+        return OutputCheck(spec, self.runtime.settings.output_retries if retries is None
+                           else retries)
 
     async def tools_for(self, thread_id: str | None = None) -> RunTools:
         """This thread's tools as its next run would open them (``agentrt chat``'s ``/tools``).
@@ -337,15 +377,31 @@ class Agent(AsyncClosing):
                          identity=dict(self.identity), deps=dict(self.deps))
         return await self._manager.tools.open_run(run, history)
 
+    @overload
     async def run(self, task: str | list[ContentBlock], *, thread_id: str | None = None,
                   usage_limits: UsageLimits | None = None, approve: Sequence[str] = (),
-                  deny: Mapping[str, str] | None = None) -> RunResult:
+                  deny: Mapping[str, str] | None = None,
+                  output_type: type[T]) -> RunResult[T]: ...
+    @overload
+    async def run(self, task: str | list[ContentBlock], *, thread_id: str | None = None,
+                  usage_limits: UsageLimits | None = None, approve: Sequence[str] = (),
+                  deny: Mapping[str, str] | None = None,
+                  output_type: object = None) -> RunResult: ...
+    async def run(self, task: str | list[ContentBlock], *, thread_id: str | None = None,
+                  usage_limits: UsageLimits | None = None, approve: Sequence[str] = (),
+                  deny: Mapping[str, str] | None = None,
+                  output_type: Any = None) -> RunResult:
         """Run ``task`` to its end; ``usage_limits`` bound this run (see :class:`UsageLimits`).
 
         It may end early with ``stop_reason="approval_required"``: see :meth:`resume`.
         ``approve``/``deny`` decide the thread's pending calls before ``task`` is added;
-        any left undecided are denied ("the user moved on")."""
-        return await self._result(self._events(task, thread_id, usage_limits, approve, deny))
+        any left undecided are denied ("the user moved on").
+
+        ``output_type`` (for this run; else the agent's ``output_type``) makes the answer
+        typed: ``RunResult.output`` is a validated instance (see ``agentrt._output``), or
+        :class:`OutputValidationError` once ``output_retries`` are spent."""
+        return await self._result(self._events(task, thread_id, usage_limits, approve, deny,
+                                               output_type))
 
     async def _result(self, stream: AsyncGenerator[RunEvent, None]) -> RunResult:
         # the loop's own events, not stream()'s re-yield: one generator hop fewer per event

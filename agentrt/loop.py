@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from opentelemetry.trace import Span
 
     from ._approvals import ApprovalPolicy
+    from ._output import OutputCheck
     from .llm._model import Model
     from .llm._request import RequestBuilder
     from .llm._usage import Limit
@@ -181,6 +182,7 @@ class ThreadManager:
         limits: UsageLimits | None = None,
         approve: Sequence[str] = (),
         deny: Mapping[str, str] | None = None,
+        output: OutputCheck[Any] | None = None,
     ) -> AsyncGenerator[RunEvent, None]:
         """Events of one run; the last is always ``RunFinished`` unless an error is raised.
 
@@ -192,6 +194,10 @@ class ThreadManager:
         ``user_input`` None resumes a paused thread: ``approve`` and ``deny`` decide its
         pending calls (see :mod:`agentrt._approvals`); with a message, pending calls
         left undecided are denied ("the user moved on").
+
+        ``output``: a typed run (:mod:`agentrt._output`): its requests ask for the JSON
+        answer, and the final one is validated (the model told what failed and asked
+        again while retries last).
         """
         if user_input is None and (
                 thread_id is None or await self.store.get_thread(thread_id) is None):
@@ -225,6 +231,9 @@ class ThreadManager:
                         stop_reason = "usage_limit"
                         break
                     state.iterations += 1
+                    if output is not None:
+                        output.apply(request)
+                        output.start_turn()
                     async with self._eager_turn(state, span) as eager:
                         reply: ModelReply | None = None
                         items = (self.model.turn(request, stream=self.stream, logger=log)
@@ -236,11 +245,16 @@ class ThreadManager:
                                     reply = item
                                 elif not isinstance(item, ToolUseComplete):
                                     yield item  # text; with eager tools, the early calls' events
+                                    if output is not None and isinstance(item, TextDelta) and (
+                                            partial := output.partial(item.text)) is not None:
+                                        yield partial
                         except ModelError as exc:
                             explained = self._explained(exc, request)
                             if explained is exc:
                                 raise
                             raise explained from exc
+                        if output is not None and (last := output.flush()) is not None:
+                            yield last  # a parse the deltas skipped: the whole answer
                         assert reply is not None
                         await self._store_reply(state, reply)
 
@@ -281,6 +295,12 @@ class ThreadManager:
                         stop_reason = "usage_limit"
                         break
                     if not calls and reply.stop_reason in _FINAL:
+                        retry = None if output is None else output.check(
+                            reply, _text_of(reply.content).strip(), run.thread_id)
+                        if retry is not None:  # the model is told what failed; asked again
+                            await self._persist(state, retry)
+                            state.texts.clear()
+                            continue
                         stop_reason = reply.stop_reason
                         break
                     # tool_use, pause_turn (resend unchanged) and max_tokens go round again
@@ -290,7 +310,8 @@ class ThreadManager:
                                    stop_reason=stop_reason, usage=state.usage,
                                    stats=state.context.stats.snapshot(),
                                    iterations=state.iterations, limit=state.limit,
-                                   pending=tuple(state.pending))
+                                   pending=tuple(state.pending),
+                                   output=None if output is None else output.value)
                 if stop_reason in ("max_iterations", "usage_limit"):
                     log.warning("run.stopped", stop_reason=stop_reason, limit=state.limit,
                                 iterations=state.iterations, max_iterations=self.max_iterations,

@@ -138,6 +138,10 @@ class Settings(BaseSettings):
         True, description="When streaming, start a read-only tool call as soon as its "
         "tool_use block is complete, while the rest of the reply streams (side effects "
         "still wait for the end of the message). An agent's eager_tools overrides it.")
+    output_retries: int = Field(
+        1, ge=0, le=10, description="Times a typed agent's model (output_type) is told what "
+        "failed and asked again when its answer does not validate, before the run fails "
+        "with OutputValidationError. An agent's output_retries overrides it.")
     tool_timeout: float = Field(
         60.0, gt=0, description="Seconds a tool function may run before it is cancelled."
     )

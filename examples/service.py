@@ -43,6 +43,7 @@ from agentrt import (
     AgentRtError,
     ApprovalError,
     ApprovalRequired,
+    PartialOutput,
     RunEvent,
     RunFinished,
     TextDelta,
@@ -73,6 +74,8 @@ def event_json(event: RunEvent) -> tuple[str, dict[str, Any]]:
     """An SSE event name and its JSON data for each run event."""
     if isinstance(event, TextDelta):
         return "text", {"text": event.text}
+    if isinstance(event, PartialOutput):  # a typed agent's answer so far (output_type)
+        return "partial_output", {"output": event.output}
     if isinstance(event, ToolCallStarted):
         return "tool_call", {"id": event.id, "name": event.name, "input": event.input}
     if isinstance(event, ToolCallFinished):

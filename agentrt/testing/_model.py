@@ -28,6 +28,7 @@ import anyio
 from .._errors import MalformedReplyError, ModelError, StreamInterruptedError
 from .._events import TextDelta
 from ._cache_sim import PromptCache
+from ._output import scripted_output
 from ._pace import CHARS_PER_TOKEN, Pacer
 from ._script import (
     CutStream,
@@ -102,6 +103,10 @@ class ScriptedModel:
         if not stream and isinstance(step, CutStream):
             raise ModelError("cannot reach the Messages API: Connection error.")
         assert isinstance(own, Reply)
+        try:
+            own = scripted_output(own, body)
+        except ValueError as exc:
+            raise _error(Fault(500, f"fake model: the step failed: {exc}")) from None
         message, input_texts = build_message(own, body["model"], self.cache.account(prompt),
                                              body.get("tools"),
                                              prompt.hidden if self.strict_deferred else ())

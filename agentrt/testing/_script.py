@@ -71,6 +71,10 @@ class Reply:
     `output_tokens` defaults to an estimate from the content; `latency` is added to the
     server-wide latency before the first byte.
 
+    `output` (a JSON value) is a structured-output answer: sent as the text, JSON-encoded,
+    to a request with `output_config.format`, once checked against its schema (the API
+    never answers outside it; see `agentrt.testing._output`). It replaces `text`.
+
     Pacing a streamed reply (a non-streaming request ignores it): `event_delay` seconds
     before each SSE event; `tokens_per_second` streams text and tool input a token (about
     4 characters) per delta at that rate; `pauses` hold the stream after a block's
@@ -88,8 +92,12 @@ class Reply:
     event_delay: float = 0.0
     tokens_per_second: float | None = None
     pauses: Sequence[Pause] = ()
+    output: Any = None
 
     def __post_init__(self) -> None:
+        if self.output is not None and (self.text is not None or self.content is not None):
+            raise ValueError("output: the answer's text is its JSON; set output, or text "
+                             "(a raw answer), not both")
         _not_negative(latency=self.latency, output_tokens=self.output_tokens,
                       event_delay=self.event_delay)
         if self.tokens_per_second is not None and self.tokens_per_second <= 0:
@@ -324,6 +332,7 @@ def _replies_in_source(text: str, file: Path) -> list[Any]:
 _JSON_TYPES: dict[str, tuple[type, ...]] = {
     **{"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,)},
     **{"dict": (dict,), "Reply": (dict,), "Sequence": (list,)},
+    "Any": (dict, list, str, int, float, bool),
 }
 _KINDS: dict[str, type[Step]] = {
     "fault": Fault,

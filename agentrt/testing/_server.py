@@ -13,6 +13,7 @@ import anyio.abc
 
 from ._cache_sim import PromptCache, parse_prompt
 from ._http import DropConnection, HttpRequest, ResponseWriter, serve_connection
+from ._output import check_output_config, scripted_output
 from ._pace import CHARS_PER_TOKEN, Pacer
 from ._script import (
     CutStream,
@@ -206,7 +207,7 @@ class FakeAnthropicServer:
             raise _Rejected(400, f"fake server: script exhausted after {consumed} replies")
         if isinstance(step, Fault):
             return step, None
-        reply = step if isinstance(step, Reply) else step.reply
+        reply = scripted_output(step if isinstance(step, Reply) else step.reply, body)
         message, input_texts = build_message(reply, body["model"], self.cache.account(prompt),
                                              body.get("tools"),
                                              prompt.hidden if self.strict_deferred else ())
@@ -238,6 +239,7 @@ def checked_prompt(body: Any, path: str = MESSAGES) -> Prompt:
         raise _Rejected(400, "messages: Input should be a valid list")
     _check_tool_pairing(body["messages"])
     try:
+        check_output_config(body)
         return parse_prompt(body)
     except ValueError as exc:
         raise _Rejected(400, str(exc)) from None
