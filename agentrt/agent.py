@@ -15,6 +15,7 @@ from ._closing import AsyncClosing
 from ._context import RunContext
 from ._errors import AgentRtError, ConfigError
 from ._events import RunEvent, RunFinished
+from .context import ContextPolicy
 from .llm._request import RequestBuilder
 from .llm._usage import UsageLimits
 from .loop import ThreadManager
@@ -99,6 +100,8 @@ class Agent(AsyncClosing):
     # MCP servers whose tools join the catalog (agentrt.mcp; needs agentrt[mcp]):
     # {"git": StdioServer(command="mcp-server-git", args=[...])}
     mcp_servers: ClassVar[Mapping[str, StdioServer | HTTPServer]] = {}
+    # Keeps long threads under the context window (agentrt.context; None: the settings').
+    context_policy: ClassVar[ContextPolicy | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -112,6 +115,9 @@ class Agent(AsyncClosing):
         _check(cls, "tool_timeout", cls.tool_timeout,
                cls.tool_timeout is None or (isinstance(cls.tool_timeout, int | float)
                                             and cls.tool_timeout > 0), "a positive number")
+        _check(cls, "context_policy", cls.context_policy,
+               cls.context_policy is None or isinstance(cls.context_policy, ContextPolicy),
+               "a ContextPolicy")
         _check(cls, "eager_tools", cls.eager_tools,
                cls.eager_tools is None or isinstance(cls.eager_tools, bool), "a bool")
         for field in ("model", "system"):
@@ -252,7 +258,20 @@ class Agent(AsyncClosing):
                              telemetry=self.runtime.telemetry,
                              eager_tools=(settings.eager_tools if self.eager_tools is None
                                           else self.eager_tools),
-                             background=self.runtime.task_group)
+                             background=self.runtime.task_group,
+                             context=self._context_policy())
+
+    def _context_policy(self) -> ContextPolicy | None:
+        if self.context_policy is not None:
+            return None if self.context_policy.strategy == "off" else self.context_policy
+        settings = self.runtime.settings
+        if settings.context_strategy == "off":
+            return None
+        return ContextPolicy(strategy=settings.context_strategy, budget=settings.context_budget,
+                             budget_fraction=settings.context_budget_fraction,
+                             edit_every=settings.context_edit_every,
+                             keep_tool_results=settings.context_keep_tool_results,
+                             windows=dict(settings.context_windows))
 
 
     def _model_origin(self) -> str:

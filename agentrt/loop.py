@@ -38,6 +38,7 @@ from ._events import (
     TurnFinished,
 )
 from ._result import RunResult
+from .context import open_window
 from .llm._model import ModelReply, ToolUseComplete
 from .llm._usage import Usage, UsageLimits, estimate_tokens
 from .log import get_logger
@@ -55,6 +56,7 @@ if TYPE_CHECKING:
     from opentelemetry.trace import Span
 
     from ._approvals import ApprovalPolicy
+    from .context import ContextPolicy, ThreadWindow
     from .llm._model import Model
     from .llm._request import RequestBuilder
     from .llm._usage import Limit
@@ -116,6 +118,7 @@ class _RunState:
     claim: Claim | None = None  # the run's hold on its thread
     stored: ThreadState = field(default_factory=ThreadState)  # the thread's state, as last seen
     pending: list[PendingCall] = field(default_factory=list)  # calls waiting for a person
+    window: ThreadWindow | None = None  # what requests show of the thread (agentrt.context)
 
 
 async def _run_approved(call: ToolCall) -> ToolOutcome | None:
@@ -141,6 +144,7 @@ class ThreadManager:
         telemetry: Telemetry | None = None,
         eager_tools: bool = True,
         background: Callable[[], TaskGroup | None] | None = None,
+        context: ContextPolicy | None = None,
     ) -> None:
         """``claims``: share the runtime's, so that runs of all its agents on one thread
         queue together (one is made for this manager otherwise). ``approval_policy``
@@ -149,7 +153,8 @@ class ThreadManager:
         spans and metrics (None: OpenTelemetry off, nothing of it is touched).
         ``eager_tools``: when streaming, start read-only calls as their blocks complete
         (``agentrt._eager``); ``background``: the runtime's task group while it is
-        entered, where they run."""
+        entered, where they run. ``context``: keeps each request under a token budget
+        (``agentrt.context``; None sends whole threads)."""
         self.approvals = ApprovalGate(approval_policy, approval_timeout)
         self.store = store
         self.claims = claims if claims is not None else ThreadClaims(store)
@@ -164,6 +169,7 @@ class ThreadManager:
         self.background = background
         self.limits = limits or UsageLimits()
         self.telemetry = telemetry
+        self.context = context
 
     def _current(self, span: Span | None) -> AbstractContextManager[None]:
         """The run's span current around a step with no ``yield`` inside (its tool calls'
@@ -220,7 +226,7 @@ class ThreadManager:
                                            duration)
                 stop_reason = "max_iterations"
                 while state.iterations < self.max_iterations:
-                    request = self._request(state)
+                    request = await self._request(state)
                     if request is None:
                         stop_reason = "usage_limit"
                         break
@@ -237,12 +243,17 @@ class ThreadManager:
                                 elif not isinstance(item, ToolUseComplete):
                                     yield item  # text; with eager tools, the early calls' events
                         except ModelError as exc:
+                            if state.window is not None and state.window.overflowed(exc):
+                                state.iterations -= 1  # too long: re-fitted and sent again
+                                continue
                             explained = self._explained(exc, request)
                             if explained is exc:
                                 raise
                             raise explained from exc
                         assert reply is not None
                         await self._store_reply(state, reply)
+                        if state.window is not None:
+                            await state.window.observe(reply)
 
                         calls = _tool_uses(reply.content)
                         if calls:
@@ -364,6 +375,8 @@ class ThreadManager:
         else:
             settled = await self._settle(state, paused, approve, deny,
                                          moved_on=user_input is not None)
+        if self.context is not None:
+            state.window = await self._open_window(state)
         bound.info("run.started", messages=len(history))
         if user_input is not None:
             await self._persist(state, Message(role="user", content=user_input))
@@ -446,9 +459,28 @@ class ThreadManager:
                          group=self.background() if self.background is not None else None,
                          context=lambda: self._current(span))
 
-    def _request(self, state: _RunState) -> dict[str, Any] | None:
+    async def _open_window(self, state: _RunState) -> ThreadWindow:
+        assert self.context is not None
+
+        async def forget(blocks: list[ContentBlock]) -> None:
+            await self.processor.forget_results(blocks, state.context, state.tools)
+
+        def add_usage(usage: Usage) -> None:  # a summary request's, counted in the run's
+            state.usage += usage
+
+        return await open_window(self.context, model=self.model, model_name=self.builder.model,
+                                 max_tokens=self.builder.max_tokens, store=self.store,
+                                 thread_id=state.context.run.thread_id, history=state.history,
+                                 forget=forget, add_usage=add_usage, log=state.context.log)
+
+    async def _request(self, state: _RunState) -> dict[str, Any] | None:
         """The next request, or None when sending it would go past a usage limit."""
-        request = self.builder.build(state.tools.definitions(), state.history)
+        definitions = state.tools.definitions()
+        if state.window is None:
+            request = self.builder.build(definitions, state.history)
+        else:  # kept under the context budget (agentrt.context)
+            request = await state.window.request(
+                state.history, lambda messages: self.builder.build(definitions, messages))
         limits = state.limits
         if not limits.bounded:
             return request
