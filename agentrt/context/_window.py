@@ -146,6 +146,8 @@ class ThreadWindow:
         self.calls: dict[str, ContentBlock] = {}  # tool_use id -> block, from the history
         self._scanned = 0
         self._sizes: dict[tuple[str, int], int] = {}
+        # tool_use ids before the view's start, for that start (and history)
+        self._before: tuple[int, set[str], Message | None] = (-1, set(), None)
         self.since_edit = policy.edit_every  # the first request may edit
         self.baseline: tuple[int, int] | None = None  # (prompt tokens reported, estimated)
         self.ratio = 1.0
@@ -211,10 +213,13 @@ class ThreadWindow:
             at = next((i for i, m in enumerate(history) if m.id == through), None)
             if at is not None and at + 1 > start:
                 start, lead = at + 1, self.summary
-        hidden: set[str] = set()
-        for message in history[:start]:
-            hidden.update(str(b.get("id")) for b in _blocks(message)
-                          if b.get("type") == "tool_use")
+        if self._before[0] != start or self._before[2] is not history[0]:
+            before: set[str] = set()
+            for message in history[:start]:
+                before.update(str(b.get("id")) for b in _blocks(message)
+                              if b.get("type") == "tool_use")
+            self._before = (start, before, history[0] if history else None)
+        hidden = set(self._before[1])
         messages: list[Message] = []
         keys: list[tuple[str, int]] = []
         if lead is not None:

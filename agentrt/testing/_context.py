@@ -25,7 +25,6 @@ Where the reference (``anthropic-api.md``) is silent, the SDK's types decide (an
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -37,8 +36,8 @@ if TYPE_CHECKING:
     from ._cache_sim import Prompt
     from ._script import RecordedRequest, Responder, Step
 
-__all__ = ["CLEARED_PLACEHOLDER", "ContextSeen", "answering_summaries", "emulate_context",
-           "summary_reply"]
+__all__ = ["CLEARED_PLACEHOLDER", "ContextSeen", "PageReading", "answering_summaries",
+           "emulate_context", "page_text", "summary_reply"]
 
 BETA_EDITS = "context-management-2025-06-27"
 BETA_COMPACT = "compact-2026-01-12"
@@ -126,7 +125,7 @@ def emulate_context(body: dict[str, Any], prompt: Prompt, betas: Collection[str]
             b.get("type") == "compaction" for m in seen_messages[:1] for b in _blocks(m)):
         seen = ContextSeen(body, prompt, prompt.total_tokens, prompt.total_tokens)
     else:
-        seen = _edited(body, seen_messages, config, betas)
+        seen = _edited(body, prompt, seen_messages, config, betas)
     window = _window(str(body.get("model", "")), windows)
     tokens = seen.window_tokens
     if window is not None and tokens > window:
@@ -141,7 +140,7 @@ def _window(model: str, windows: Mapping[str, int] | None) -> int | None:
     return None
 
 
-def _edited(body: dict[str, Any], messages: list[dict[str, Any]], config: Any,
+def _edited(body: dict[str, Any], prompt: Prompt, messages: list[dict[str, Any]], config: Any,
             betas: Collection[str]) -> ContextSeen:
     edits: list[Any] = []
     if config is not None:
@@ -159,16 +158,16 @@ def _edited(body: dict[str, Any], messages: list[dict[str, Any]], config: Any,
         if kind == "compact_20260112" and edit.get("pause_after_compaction"):
             raise ValueError(f"context_management.edits.{index}.pause_after_compaction: not "
                              "emulated by the fake server")
-    messages = json.loads(json.dumps(messages))  # ours to edit
+    messages = list(messages)  # edited copy-on-write: a changed message is replaced
     current = {**body, "messages": messages}
-    original = parse_prompt(current).total_tokens
+    dropped = len(messages) != len(body.get("messages") or ())
+    original = parse_prompt(current).total_tokens if dropped else prompt.total_tokens
     applied: list[dict[str, Any]] = []
     compaction: dict[str, Any] | None = None
     compaction_usage: dict[str, Any] | None = None
-    checked = original
+    tokens = checked = original
     for index, edit in enumerate(edits):
         where = f"context_management.edits.{index}"
-        tokens = checked = parse_prompt(current).total_tokens
         if edit["type"] == "clear_tool_uses_20250919":
             report = _clear_tool_uses(messages, edit, tokens, where)
         elif edit["type"] == "clear_thinking_20251015":
@@ -183,20 +182,25 @@ def _edited(body: dict[str, Any], messages: list[dict[str, Any]], config: Any,
                                     "cache_creation_input_tokens": 0,
                                     "cache_read_input_tokens": 0,
                                     "output_tokens": estimate_tokens(text)}
+                checked = tokens
                 messages[:] = [{"role": "assistant", "content": [compaction]}]
         if report is not None:
-            checked = parse_prompt(current).total_tokens
-            report["cleared_input_tokens"] = tokens - checked
+            tokens -= report["cleared_input_tokens"]
             applied.append(report)
-    return ContextSeen(current, parse_prompt(current), original, checked, applied,
-                       edited=config is not None, compaction=compaction,
+    seen = parse_prompt(current)
+    return ContextSeen(current, seen, original, tokens if compaction is None else checked,
+                       applied, edited=config is not None, compaction=compaction,
                        compaction_usage=compaction_usage)
+
+
+def _replace(messages: list[dict[str, Any]], index: int, blocks: list[dict[str, Any]]) -> None:
+    messages[index] = {**messages[index], "content": blocks}
 
 
 def _clear_tool_uses(messages: list[dict[str, Any]], edit: dict[str, Any], tokens: int,
                      where: str) -> dict[str, Any] | None:
     excluded = set(edit.get("exclude_tools") or ())
-    uses = [(m, b) for m in messages if m.get("role") == "assistant" for b in _blocks(m)
+    uses = [b for m in messages if m.get("role") == "assistant" for b in _blocks(m)
             if b.get("type") == "tool_use" and b.get("name") not in excluded]
     trigger = edit.get("trigger") or {"type": "input_tokens", "value": 100_000}
     if not isinstance(trigger, dict) or trigger.get("type") not in ("input_tokens", "tool_uses"):
@@ -206,41 +210,57 @@ def _clear_tool_uses(messages: list[dict[str, Any]], edit: dict[str, Any], token
         return None
     keep = _value(edit.get("keep"), "tool_uses", 3, f"{where}.keep")
     cleared = uses[:max(0, len(uses) - keep)]
-    ids = {str(b.get("id")) for _, b in cleared}
-    results = [b for m in messages if m.get("role") == "user" for b in _blocks(m)
-               if b.get("type") == "tool_result" and str(b.get("tool_use_id")) in ids]
-    at_least = edit.get("clear_at_least")
-    if at_least is not None:
-        wanted = _value(at_least, "input_tokens", 0, f"{where}.clear_at_least")
-        freed = sum(estimate_tokens(b.get("content")) for b in results)
-        if freed < wanted:
-            return None
     if not cleared:
         return None
-    for block in results:
-        block["content"] = CLEARED_PLACEHOLDER
+    ids = {str(b.get("id")) for b in cleared}
     inputs = edit.get("clear_tool_inputs")
-    for _, block in cleared:
-        if inputs is True or (isinstance(inputs, list) and block.get("name") in inputs):
-            block["input"] = {}
-    return {"type": "clear_tool_uses_20250919", "cleared_tool_uses": len(cleared)}
+    names = {str(b.get("id")): b.get("name") for b in cleared}
+    freed = 0
+    edited: list[tuple[int, list[dict[str, Any]]]] = []
+    for index, message in enumerate(messages):
+        blocks = _blocks(message)
+        new = list(blocks)
+        for position, block in enumerate(blocks):
+            if block.get("type") == "tool_result" and str(block.get("tool_use_id")) in ids:
+                new[position] = {**block, "content": CLEARED_PLACEHOLDER}
+            elif block.get("type") == "tool_use" and str(block.get("id")) in ids and (
+                    inputs is True or (isinstance(inputs, list)
+                                       and names.get(str(block.get("id"))) in inputs)):
+                new[position] = {**block, "input": {}}
+            else:
+                continue
+            freed += estimate_tokens(block) - estimate_tokens(new[position])
+        if any(a is not b for a, b in zip(new, blocks, strict=True)):
+            edited.append((index, new))
+    at_least = edit.get("clear_at_least")
+    if at_least is not None and freed < _value(at_least, "input_tokens", 0,
+                                               f"{where}.clear_at_least"):
+        return None
+    for index, new in edited:
+        _replace(messages, index, new)
+    return {"type": "clear_tool_uses_20250919", "cleared_tool_uses": len(cleared),
+            "cleared_input_tokens": freed}
 
 
 def _clear_thinking(messages: list[dict[str, Any]], edit: dict[str, Any],
                     where: str) -> dict[str, Any] | None:
     keep_spec = edit.get("keep")
-    turns = [m for m in messages if m.get("role") == "assistant"
+    turns = [i for i, m in enumerate(messages) if m.get("role") == "assistant"
              and any(b.get("type") in ("thinking", "redacted_thinking") for b in _blocks(m))]
     if keep_spec == "all" or (isinstance(keep_spec, dict) and keep_spec.get("type") == "all"):
         return None
     keep = _value(keep_spec, "thinking_turns", 1, f"{where}.keep")
     cleared = turns[:max(0, len(turns) - keep)]
-    for message in cleared:
-        message["content"] = [b for b in _blocks(message)
-                              if b.get("type") not in ("thinking", "redacted_thinking")]
+    freed = 0
+    for index in cleared:
+        blocks = _blocks(messages[index])
+        kept = [b for b in blocks if b.get("type") not in ("thinking", "redacted_thinking")]
+        freed += sum(estimate_tokens(b) for b in blocks) - sum(estimate_tokens(b) for b in kept)
+        _replace(messages, index, kept)
     if not cleared:
         return None
-    return {"type": "clear_thinking_20251015", "cleared_thinking_turns": len(cleared)}
+    return {"type": "clear_thinking_20251015", "cleared_thinking_turns": len(cleared),
+            "cleared_input_tokens": freed}
 
 
 def summary_of(messages: list[dict[str, Any]], instructions: Any = None) -> str:
@@ -277,3 +297,50 @@ def answering_summaries(responder: Responder) -> Responder:
         return responder(request)
 
     return respond
+
+
+class PageReading:
+    """A tool-heavy conversation for the fake model (a responder): each run the user asks
+    for ``per_run`` pages, the model reads them one ``read_page`` call a turn, then says
+    it is done. Every ``reread_every`` pages it reads page 1 again (a call whose result a
+    long thread has long cleared). Summary requests get :func:`summary_reply`."""
+
+    def __init__(self, per_run: int = 10, *, reread_every: int | None = None,
+                 tool: str = "read_page") -> None:
+        self.per_run = per_run
+        self.reread_every = reread_every
+        self.tool = tool
+        self.page = 0
+        self.in_run = 0
+        self.summaries = 0
+
+    def __call__(self, request: RecordedRequest) -> Step:
+        from ..context import SUMMARY_SYSTEM
+        from ._script import Reply, ToolUse
+
+        if request.system.startswith(SUMMARY_SYSTEM):
+            self.summaries += 1
+            return Reply(text=summary_reply(request.messages))
+        if self.in_run < self.per_run:
+            self.in_run += 1
+            self.page += 1
+            page = self.page
+            if self.reread_every and self.page % self.reread_every == 0:
+                page = 1
+            return Reply(text=f"Reading page {page}.",
+                         tool_calls=[ToolUse(self.tool, {"page": page})])
+        self.in_run = 0
+        return Reply(text=f"I have read up to page {self.page}.")
+
+
+def page_text(page: int, size: int = 20_480) -> str:
+    """``size`` characters of deterministic text for page ``page``."""
+    line = f"page {page}: the quick brown fox jumps over the lazy dog, line "
+    text, number = [], 0
+    total = 0
+    while total < size:
+        piece = f"{line}{number}.\n"
+        text.append(piece)
+        total += len(piece)
+        number += 1
+    return "".join(text)[:size]
