@@ -507,7 +507,9 @@ class ThreadManager:
             await self._persist(state, Message(
                 role="assistant", content=reply.content, id=reply.id,
                 metadata={"stop_reason": reply.stop_reason, "model": reply.model,
-                          "usage": reply.usage.to_json()}))
+                          "usage": reply.usage.to_json(),
+                          # what the API's context editing cleared, as it reported it
+                          **({"context_management": reply.context} if reply.context else {})}))
         state.texts.append(_text_of(reply.content))
 
     async def _persist(self, state: _RunState, message: Message) -> None:

@@ -155,6 +155,7 @@ class ThreadWindow:
         self.retries = 0
         self.forgotten: set[str] = set()
         self.compact_now = False
+        self.armed = False
         self.sent: tuple[int, int] | None = None  # (messages, rest) estimated, last request
         self.window = model_context(model, policy.windows).window
         self.edits = 0
@@ -313,6 +314,10 @@ class ThreadWindow:
         over = measured > self.budget or self.force
         due = measured > trigger and self.since_edit >= self.policy.edit_every
         self.since_edit += 1
+        # the API compacts when its count passes the trigger: armed from half the budget,
+        # so the request it compacts is still under the budget
+        self.armed = self.chain[0] == "api_compact" and measured > (
+            self.policy.target_fraction * self.budget)
         if over or due:
             view = await self._edit(history, view, overhead, measured)
         self.sent = (self._size(view), overhead)
@@ -334,9 +339,12 @@ class ThreadWindow:
                           "trigger": {"type": "tool_uses", "value": kept},
                           "keep": {"type": "tool_uses", "value": kept}})
             betas.append(BETA_CONTEXT_EDITING)
-        if self.compact_now:
+        if self.compact_now or self.armed:
+            # compact_now: this very request (a fallback, the client's edits not enough)
+            fraction = (self.policy.target_fraction if self.compact_now
+                        else self.policy.trigger_fraction)
             edits.append({"type": "compact_20260112", "trigger": {
-                "type": "input_tokens", "value": int(self.policy.target_fraction * self.budget)}})
+                "type": "input_tokens", "value": int(fraction * self.budget)}})
             betas.append(BETA_COMPACT)
         if edits:
             request["context_management"] = {"edits": edits}
@@ -373,6 +381,7 @@ class ThreadWindow:
                 if (overhead + self._size(view)) * self.ratio < 0.95 * self.window:
                     self.compact_now = True  # the API compacts this very request
                     break
+                continue  # too long for the API to take at all: the client summarizes
             elif strategy == "summary":
                 await self._summarize(history, view, room, measured)
             view = self._view(history)
