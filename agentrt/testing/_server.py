@@ -259,8 +259,9 @@ def seen_prompt(body: Any, path: str, betas: Sequence[str],
     """`checked_prompt`, then what the model sees of it: context edits applied, the
     model's window checked (else `_Rejected`)."""
     prompt = checked_prompt(body, path)
-    try:
-        return emulate_context(body, prompt, {b.strip() for b in betas}, windows)
+    try:  # count_tokens counts what it is given, window or not
+        return emulate_context(body, prompt, {b.strip() for b in betas},
+                               {} if path == COUNT_TOKENS else windows)
     except ValueError as exc:
         raise _Rejected(400, str(exc)) from None
 
