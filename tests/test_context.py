@@ -3,6 +3,7 @@ threads already over the limit, on the fake model (50,000-token window)."""
 
 from __future__ import annotations
 
+import itertools
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -246,14 +247,14 @@ async def test_off_sends_the_whole_thread_until_the_api_refuses_it() -> None:
 
 async def test_edits_happen_at_most_once_per_n_requests_and_the_cache_survives_between() -> None:
     # 2 KB pages: a request grows slowly, so the schedule (edit_every) decides
-    async with reading(policy("stub", edit_every=6), size=2048) as (agent, model, _, store):
+    async with reading(policy("stub", edit_every=6), size=2048) as (agent, _, _, store):
         thread_id = await talk(agent, 12)
         stored = await store.messages(thread_id)
         events = await store.events(thread_id)
         replies = [m for m in stored if m.role == "assistant"]
         # the request after an edit is the first one whose prompt changed below the top
         edited_before = [any(previous.created_at < e.created_at < m.created_at for e in events)
-                         for previous, m in zip(replies, replies[1:], strict=False)]
+                         for previous, m in itertools.pairwise(replies)]
         assert 2 <= sum(edited_before) <= len(replies) // 6 + 1
         for edited, previous, reply in zip(edited_before, replies, replies[1:], strict=False):
             before = Usage(**previous.metadata["usage"]).prompt_tokens
@@ -284,7 +285,7 @@ async def test_a_thread_already_over_the_window_is_recovered(strategy: str) -> N
     store = MemoryThreadStore()
     info = await store.create_thread()
     await store.append(info.id, _old_thread(15))  # about 80,000 tokens: past the window
-    async with reading(policy(strategy), store=store) as (agent, model, _, _):
+    async with reading(policy(strategy), store=store) as (agent, _, _, _):
         await talk(agent, 1, info.id)
         sizes = prompt_sizes((await store.messages(info.id))[60:])
         assert len(sizes) == 11 and max(sizes) <= BUDGET
