@@ -311,3 +311,40 @@ async def test_a_request_the_api_refuses_as_too_long_is_refitted_and_sent_again(
         assert len(stored) == 44
         assert max(prompt_sizes(stored)) <= 32_000
         assert len(model.requests) > 22  # some were refused, then sent again smaller
+
+
+# Over HTTP, through the real SDK (the beta messages API) ----------------------------
+
+@pytest.mark.integration
+@pytest.mark.parametrize("strategy", ["api_edit", "api_compact", "stub"])
+@pytest.mark.parametrize("stream", [True, False])
+async def test_each_strategy_over_the_sdk_and_the_fake_server(strategy: str,
+                                                              stream: bool) -> None:
+    from agentrt.testing import FakeAnthropicServer
+
+    pages = Pages()
+    script = PageReading(10)
+
+    class Reader(Agent):
+        tools = (pages,)
+        context_policy = policy(strategy)
+
+    Reader.model = MODEL
+    settings = load_settings(thread_store="memory", stream=stream, max_iterations=50,
+                             llm_max_retries=0)
+    store = MemoryThreadStore()
+    async with FakeAnthropicServer(script, context_windows={MODEL: WINDOW}) as server, \
+            server.client() as client, Runtime(settings, client=client, store=store) as rt:
+        thread_id = await talk(Reader(runtime=rt), 2)
+        stored = await store.messages(thread_id)
+        assert max(prompt_sizes(stored)) <= BUDGET
+        betas = {r.headers.get("anthropic-beta") for r in server.requests}
+        if strategy == "api_edit":
+            assert "context-management-2025-06-27" in betas
+            assert any("context_management" in m.metadata for m in stored)
+        elif strategy == "api_compact":
+            assert "compact-2026-01-12" in betas
+            assert any(m.blocks()[0].get("type") == "compaction" for m in stored
+                       if m.role == "assistant")
+        else:
+            assert betas == {None}
