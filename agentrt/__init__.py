@@ -52,6 +52,7 @@ if _typing.TYPE_CHECKING:
     from ._result import RunResult
     from .agent import Agent
     from .jit import GuideCache, JITConfig, MemoryGuideCache, ToolRule
+    from .context import ContextPolicy, register_model
     from .llm._usage import Usage, UsageLimits
     from .log import configure_logging
     from .pipeline import CallContext, RunStats, Stage, ToolCall, ToolHandler, ToolOutcome
@@ -68,6 +69,8 @@ __version__ = "0.1.0"
 _USER_API = {
     "Agent": ".agent",
     "Runtime": ".runtime",
+    "ContextPolicy": ".context",
+    "register_model": ".context",
     "RunContext": "._context",
     "RunResult": "._result",
     "RunStats": ".pipeline._types",
@@ -143,6 +146,7 @@ __all__ = [
     "BackendUnavailableError",
     "CallContext",
     "ConfigError",
+    "ContextPolicy",
     "DependencyCycleError",
     "FunctionSpec",
     "GuideCache",
@@ -194,6 +198,7 @@ __all__ = [
     "configure_logging",
     "function",
     "load_settings",
+    "register_model",
     "tool_reference",
 ]
 

@@ -18,6 +18,7 @@ key is set, else on the fake server answering with their scripted replies; `show
 a run as they show it.
 """
 
+from ._context import answering_summaries
 from ._logs import capture_events
 from ._model import FunctionModel, ScriptedModel
 from ._pace import Pause
@@ -56,6 +57,7 @@ __all__ = [
     "ToolCall",
     "ToolSearch",
     "ToolUse",
+    "answering_summaries",
     "capture_events",
     "has_api_key",
     "replies_by_turn",
