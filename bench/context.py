@@ -117,8 +117,9 @@ async def converse(strategy: str, turns: int) -> Outcome:
             continue
         betas = set(request.headers.get("anthropic-beta", "").split(","))
         try:
-            seen = emulate_context(request.body, parse_prompt(request.body), betas, {})
-        except ValueError:
+            seen = emulate_context(request.body, parse_prompt(request.body), betas,
+                                   {MODEL: window})
+        except ValueError:  # refused (none, past its window): never sent to the model
             continue
         largest = max(largest, seen.window_tokens)
     return Outcome(strategy, done, len(replies), script.summaries, largest, per_request,
@@ -143,8 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"conversation: {args.turns} tool turns of 20 KB results, {MODEL} window {WINDOW:,} "
           f"(budget {budget:,}); none on a {BIG:,} window fits {none.turns if none else 0} "
           f"turns ({fits} requests); {args.repeat} runs, median (min-max)")
-    header = (f"| {'strategy':<11} | turns | requests | summaries | largest | over budget "
-              f"| billed input, all | billed, part that fits | vs none | wall s |")
+    header = (f"| {'strategy':<11} | turns | requests | summaries |   largest | over budget "
+              f"| billed input, all | billed, part that fits | vs none |           wall s |")
     print(header)
     print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
     base = statistics.median(o.billed_over(fits) for o in runs["none"]) if none else 0.0
@@ -158,10 +159,10 @@ def main(argv: list[str] | None = None) -> int:
         over = "-" if strategy == "none" else str(
             max(int(o.largest > budget) for o in outcomes) and "yes" or "no")
         print(f"| {strategy:<11} | {outcomes[0].turns:>5} | {outcomes[0].requests:>8} "
-              f"| {outcomes[0].summaries:>9} | {max(o.largest for o in outcomes):>7,} "
+              f"| {outcomes[0].summaries:>9} | {max(o.largest for o in outcomes):>9,} "
               f"| {over:>11} | {spread([sum(o.per_request) for o in outcomes]):>17} "
               f"| {spread(part):>22} | {spread(ratio, '{:.3f}'):>7} "
-              f"| {spread([o.seconds for o in outcomes], '{:.1f}'):>6} |")
+              f"| {spread([o.seconds for o in outcomes], '{:.1f}'):>16} |")
     return 0
 
 

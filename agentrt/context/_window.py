@@ -146,6 +146,7 @@ class ThreadWindow:
         self.calls: dict[str, ContentBlock] = {}  # tool_use id -> block, from the history
         self._scanned = 0
         self._sizes: dict[tuple[str, int], int] = {}
+        self._rest: tuple[Any, int] = (None, 0)
         # tool_use ids before the view's start, for that start (and history)
         self._before: tuple[int, set[str], Message | None] = (-1, set(), None)
         self.since_edit = policy.edit_every  # the first request may edit
@@ -303,7 +304,7 @@ class ThreadWindow:
         if not self.chain:
             return build(history)
         view = self._view(history)
-        overhead = estimate_tokens({k: v for k, v in build([]).items() if k != "messages"})
+        overhead = self._overhead(build([]))
         measured = self._measure(view, overhead)
         if self.counter is not None and _CLOSE * self.budget < measured < 1.1 * self.budget:
             exact = await self.counter.count_tokens(self._final(history, build, view))
@@ -350,6 +351,16 @@ class ThreadWindow:
             request["context_management"] = {"edits": edits}
             request["betas"] = betas
         return request
+
+    def _overhead(self, empty: dict[str, Any]) -> int:
+        """Estimated tokens of the request without its messages (tools, system), cached
+        while the tool names and the system prompt stay the same."""
+        key = (tuple(str(t.get("name")) for t in empty.get("tools", ())),
+               json.dumps(empty.get("system"), default=str))
+        if self._rest[0] != key:
+            self._rest = (key, estimate_tokens({k: v for k, v in empty.items()
+                                                if k != "messages"}))
+        return self._rest[1]
 
     def _measure(self, view: _View, overhead: int) -> int:
         """Tokens of the request: what the API reported for the previous one plus an
