@@ -51,8 +51,8 @@ if _typing.TYPE_CHECKING:
     )
     from ._result import RunResult
     from .agent import Agent
-    from .jit import GuideCache, JITConfig, MemoryGuideCache, ToolRule
     from .context import ContextPolicy, register_model
+    from .jit import GuideCache, JITConfig, MemoryGuideCache, ToolRule
     from .llm._usage import Usage, UsageLimits
     from .log import configure_logging
     from .pipeline import CallContext, RunStats, Stage, ToolCall, ToolHandler, ToolOutcome

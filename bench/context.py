@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         part = [o.billed_over(fits) for o in outcomes]
         ratio = [p / base for p in part] if base else [0.0]
         over = "-" if strategy == "none" else str(
-            max(int(o.largest > budget) for o in outcomes) and "yes" or "no")
+            (max(int(o.largest > budget) for o in outcomes) and "yes") or "no")
         print(f"| {strategy:<11} | {outcomes[0].turns:>5} | {outcomes[0].requests:>8} "
               f"| {outcomes[0].summaries:>9} | {max(o.largest for o in outcomes):>9,} "
               f"| {over:>11} | {spread([sum(o.per_request) for o in outcomes]):>17} "

@@ -3,8 +3,9 @@
 Runs, one after the other, each as its own process: bench/pipeline.py, bench/redis_shared.py
 (skipped, with the reason, when no Redis answers), bench/jit.py (when present), bench/cli.py,
 bench/search_quality.py, bench/mcp_bench.py (with the mcp extra installed), bench/eager.py,
-bench/context.py and bench/peers/compare.py. Each script's output is echoed as it comes and kept; RESULTS.md
-gets the machine, the Python and package versions, the date, and every script's tables.
+bench/context.py and bench/peers/compare.py. Each script's output is echoed as it comes and
+kept; RESULTS.md gets the machine, the Python and package versions, the date, and every
+script's tables.
 
     python bench/run.py            # the sizes the issues ask for (6-8 minutes here)
     python bench/run.py --quick    # scaled down (a few minutes)

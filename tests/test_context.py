@@ -348,3 +348,37 @@ async def test_each_strategy_over_the_sdk_and_the_fake_server(strategy: str,
                        if m.role == "assistant")
         else:
             assert betas == {None}
+
+
+# `agentrt threads show` ---------------------------------------------------------------
+
+async def test_threads_show_lists_what_the_context_cleared_and_summarized(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+    import json
+
+    import anyio.to_thread
+
+    from agentrt import SQLiteThreadStore
+    from agentrt.cli import main
+
+    db = tmp_path / "t.db"
+    async with SQLiteThreadStore(db) as store, reading(
+            policy("stub"), store=store) as (agent, _, _, _):  # type: ignore[arg-type]
+        thread_id = await talk(agent, 2)
+    monkeypatch.setenv("AGENTRT_SQLITE_PATH", str(db))
+    monkeypatch.delenv("AGENTRT_THREAD_STORE", raising=False)
+    out = io.StringIO()
+    code = await anyio.to_thread.run_sync(lambda: main(["threads", "show", thread_id],
+                                                       stdout=out))
+    assert code == 0
+    text = out.getvalue()
+    assert "44 messages" in text.splitlines()[0]
+    assert "context (what requests show of it; every message above is stored whole):" in text
+    assert "tool results (stub)" in text
+    out = io.StringIO()
+    await anyio.to_thread.run_sync(lambda: main(["threads", "show", thread_id, "--json"],
+                                                stdout=out))
+    shown = json.loads(out.getvalue())
+    assert {e["kind"] for e in shown["context"]} == {CLEARED}
+    assert len(shown["messages"]) == 44
