@@ -241,45 +241,46 @@ class ThreadWindow:
             changed: list[ContentBlock] | None = None
             edits = 0
             for index, block in enumerate(blocks):
-                new = self._shown(block, limit, stub_all, in_view, hidden)
-                if new is not block:
+                new, weight = self._shown(block, limit, stub_all, in_view, hidden)
+                if weight:  # a stub weighs 1, a clip 1000: the key of the copy's size
                     changed = changed if changed is not None else list(blocks)
                     changed[index] = new
-                    edits += 1
+                    edits += weight
             if changed is None and blocks is _blocks(message):
                 messages.append(message)
             else:
                 messages.append(Message(role=message.role, content=changed or blocks,
                                         id=message.id, created_at=message.created_at))
-                edits += 1000 * (len(_blocks(message)) - len(blocks))
+                edits += 1_000_000 * (len(_blocks(message)) - len(blocks))
             keys.append((message.id, edits if stub_all else -1 - edits))
         return _View(messages, keys, start, hidden, in_view)
 
     def _shown(self, block: ContentBlock, limit: int, stub_all: bool, in_view: list[str],
-               hidden: set[str]) -> ContentBlock:
+               hidden: set[str]) -> tuple[ContentBlock, int]:
+        """The block as the request shows it, and how it changed: 0 not, 1 stubbed,
+        1000 clipped."""
         kind = block.get("type")
         if kind == "tool_use":
             in_view.append(str(block.get("id")))
-            return block
+            return block, 0
         if kind == "tool_result":
             call_id = str(block.get("tool_use_id"))
-            strategy = self.cleared.get(call_id)
-            if strategy is not None:
+            if call_id in self.cleared:
                 hidden.add(call_id)
-                if stub_all:  # else the API clears it (api_edit): sent whole
-                    size = len(_text(block.get("content")))
-                    stub = {k: v for k, v in block.items() if k != "content"}
-                    stub["content"] = stub_text(self.calls.get(call_id), size)
-                    return stub
-                return block
+                if not stub_all:  # the API clears it (api_edit): sent whole
+                    return block, 0
+                size = len(_text(block.get("content")))
+                stub = {k: v for k, v in block.items() if k != "content"}
+                stub["content"] = stub_text(self.calls.get(call_id), size)
+                return stub, 1
             text = _text(block.get("content"))
             if len(text) > limit:
                 return {**{k: v for k, v in block.items() if k != "content"},
-                        "content": clip(text, limit)}
-            return block
+                        "content": clip(text, limit)}, 1000
+            return block, 0
         if kind == "text" and len(str(block.get("text", ""))) > limit:
-            return {**block, "text": clip(str(block["text"]), limit)}
-        return block
+            return {**block, "text": clip(str(block["text"]), limit)}, 1000
+        return block, 0
 
     def _sizes_of(self, view: _View) -> list[int]:
         """Estimated tokens of each message of the view (cached: stored messages never
