@@ -22,7 +22,8 @@ from ._policy import (
     model_context,
     register_model,
 )
-from ._window import CLEARED, COMPACTED, SUMMARY, SUMMARY_SYSTEM, ThreadWindow, TokenCounter
+from ._summary import SUMMARY_SYSTEM
+from ._window import CLEARED, COMPACTED, SUMMARY, ThreadWindow, TokenCounter
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable

@@ -36,6 +36,15 @@ from ..llm._usage import estimate_tokens
 from ..log import get_logger
 from ..thread._messages import Message, ThreadEvent
 from ._policy import BETA_COMPACT, BETA_CONTEXT_EDITING, model_context
+from ._summary import (
+    SUMMARY_SYSTEM,
+    blocks_of,
+    clip,
+    stub_text,
+    summary_request,
+    text_of,
+    transcript,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
@@ -46,18 +55,10 @@ if TYPE_CHECKING:
     from ..thread._store import ThreadStore
     from ._policy import ContextPolicy
 
-__all__ = ["CLEARED", "COMPACTED", "SUMMARY", "SUMMARY_SYSTEM", "ThreadWindow", "TokenCounter"]
+__all__ = ["CLEARED", "COMPACTED", "SUMMARY", "ThreadWindow", "TokenCounter"]
 
 CLEARED, SUMMARY, COMPACTED = "context.cleared", "context.summary", "context.compacted"
 EVENT_VERSION = 1
-SUMMARY_SYSTEM = (
-    "You write the running summary of a conversation between a user and an AI assistant "
-    "that uses tools. It replaces the transcript below in the assistant's context.")
-_SUMMARY_ASK = (
-    "Summarize the conversation above for the assistant that will continue it: the user's "
-    "goals and requests, decisions made, facts learned from tool results (names, ids, "
-    "numbers, file paths), what was done and what is still pending. Be concise and "
-    "specific; write only the summary.")
 _CLOSE = 0.9  # of the budget: from here a request is measured by count_tokens
 _MAX_RETRIES = 2  # requests refused as too long, re-fitted and sent again, per turn
 _log = get_logger("agentrt.context")
@@ -65,42 +66,6 @@ _log = get_logger("agentrt.context")
 
 class TokenCounter(Protocol):
     async def count_tokens(self, request: dict[str, Any]) -> int: ...
-
-
-def _blocks(message: Message) -> list[ContentBlock]:
-    return message.blocks()
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list):
-        return "\n".join(_text(b.get("text", b.get("content", ""))) if isinstance(b, dict)
-                         else str(b) for b in value)
-    return json.dumps(value, ensure_ascii=False, default=str)
-
-
-def clip(text: str, limit: int) -> str:
-    """``text`` cut to its first and last ``limit // 2`` characters, with a notice."""
-    if len(text) <= limit:
-        return text
-    half = max(1, limit // 2)
-    return (f"{text[:half]}\n[... {len(text) - 2 * half} characters cut here: this content "
-            f"was too long for the context window ...]\n{text[-half:]}")
-
-
-def _call_label(block: ContentBlock) -> str:
-    arguments = json.dumps(block.get("input") or {}, ensure_ascii=False, sort_keys=True)
-    return f"{block.get('name')}({clip(arguments, 200)})"
-
-
-def stub_text(call: ContentBlock | None, size: int) -> str:
-    """What stands in for a cleared tool result: the call it answered, and how to get
-    it back."""
-    if call is None:
-        return f"[tool result cleared from the context ({size} characters)]"
-    return (f"[result of {_call_label(call)} cleared from the context to save space "
-            f"({size} characters); call {call.get('name')} again if you need it]")
 
 
 @dataclass(slots=True)
@@ -190,7 +155,7 @@ class ThreadWindow:
     def _scan(self, history: Sequence[Message]) -> None:
         for message in history[self._scanned:]:
             if message.role == "assistant":
-                for block in _blocks(message):
+                for block in blocks_of(message):
                     if block.get("type") == "tool_use":
                         self.calls[str(block.get("id"))] = block
         self._scanned = len(history)
@@ -198,7 +163,7 @@ class ThreadWindow:
     @staticmethod
     def _has_compaction(message: Message) -> bool:
         return message.role == "assistant" and any(
-            b.get("type") == "compaction" and b.get("content") for b in _blocks(message))
+            b.get("type") == "compaction" and b.get("content") for b in blocks_of(message))
 
     def _view(self, history: Sequence[Message], *, stub_all: bool = True) -> _View:
         """The messages shown: from the latest compaction or summary on, cleared results
@@ -218,7 +183,7 @@ class ThreadWindow:
         if self._before[0] != start or self._before[2] is not history[0]:
             before: set[str] = set()
             for message in history[:start]:
-                before.update(str(b.get("id")) for b in _blocks(message)
+                before.update(str(b.get("id")) for b in blocks_of(message)
                               if b.get("type") == "tool_use")
             self._before = (start, before, history[0] if history else None)
         hidden = set(self._before[1])
@@ -232,7 +197,7 @@ class ThreadWindow:
         limit = max(2000, int(self.budget * 0.25) * 3)  # characters a block may keep
         in_view: list[str] = []
         for position, message in enumerate(history[start:]):
-            blocks = _blocks(message)
+            blocks = blocks_of(message)
             if position == 0 and message.role == "assistant":
                 at = next((i for i, b in enumerate(blocks) if b.get("type") == "compaction"),
                           None)
@@ -246,12 +211,12 @@ class ThreadWindow:
                     changed = changed if changed is not None else list(blocks)
                     changed[index] = new
                     edits += weight
-            if changed is None and blocks is _blocks(message):
+            if changed is None and blocks is blocks_of(message):
                 messages.append(message)
             else:
                 messages.append(Message(role=message.role, content=changed or blocks,
                                         id=message.id, created_at=message.created_at))
-                edits += 1_000_000 * (len(_blocks(message)) - len(blocks))
+                edits += 1_000_000 * (len(blocks_of(message)) - len(blocks))
             keys.append((message.id, edits if stub_all else -1 - edits))
         return _View(messages, keys, start, hidden, in_view)
 
@@ -269,11 +234,11 @@ class ThreadWindow:
                 hidden.add(call_id)
                 if not stub_all:  # the API clears it (api_edit): sent whole
                     return block, 0
-                size = len(_text(block.get("content")))
+                size = len(text_of(block.get("content")))
                 stub = {k: v for k, v in block.items() if k != "content"}
                 stub["content"] = stub_text(self.calls.get(call_id), size)
                 return stub, 1
-            text = _text(block.get("content"))
+            text = text_of(block.get("content"))
             if len(text) > limit:
                 return {**{k: v for k, v in block.items() if k != "content"},
                         "content": clip(text, limit)}, 1000
@@ -408,7 +373,7 @@ class ThreadWindow:
         tokens, keeping the newest ``keep_tool_results``."""
         sizes: dict[str, int] = {}
         for message in view.messages:
-            for block in _blocks(message):
+            for block in blocks_of(message):
                 if block.get("type") == "tool_result":
                     sizes[str(block.get("tool_use_id"))] = estimate_tokens(block)
         candidates = [i for i in view.in_view if i in sizes and i not in self.cleared]
@@ -445,21 +410,17 @@ class ThreadWindow:
         last = len(history) - self.policy.keep_messages
         cuts = [i for i in range(view.start + 1, last + 1)
                 if history[i].role == "assistant" or not any(
-                    b.get("type") == "tool_result" for b in _blocks(history[i]))]
+                    b.get("type") == "tool_result" for b in blocks_of(history[i]))]
         if not cuts:
             return
         allowance = self.policy.summary_max_tokens + 50
         cut = next((c for c in cuts if tails[c - view.start] + allowance <= room), cuts[-1])
         previous = str(self.summary.data.get("summary", "")) if (
             lead and self.summary is not None) else ""
-        transcript = self._transcript(previous, history[view.start:cut])
-        request = {
-            "model": self.policy.summary_model or self.model,
-            "max_tokens": self.policy.summary_max_tokens,
-            "system": [{"type": "text", "text": SUMMARY_SYSTEM}],
-            "messages": [{"role": "user", "content": [
-                {"type": "text", "text": f"{transcript}\n\n{_SUMMARY_ASK}"}]}],
-        }
+        request = summary_request(
+            self.policy.summary_model or self.model, self.policy.summary_max_tokens,
+            transcript(previous, history[view.start:cut], self.calls,
+                       room=max(4000, (self.budget - self.policy.summary_max_tokens - 1000) * 3)))
         reply: ModelReply | None = None
         async for item in self.summarizer.turn(request, stream=False, logger=self.log):
             if isinstance(item, ModelReply):
@@ -477,31 +438,6 @@ class ThreadWindow:
         self.log.info("context.summarized", messages=cut - view.start,
                       summary_tokens=reply.usage.output_tokens,
                       input_tokens=reply.usage.prompt_tokens)
-
-    def _transcript(self, previous: str, messages: Sequence[Message]) -> str:
-        """The messages as text for the summarizer, cut to fit its own request."""
-        room = max(4000, (self.budget - self.policy.summary_max_tokens - 1000) * 3)
-        per_block = 4000
-        while True:
-            lines = [f"<earlier summary>\n{previous}\n</earlier summary>"] if previous else []
-            for message in messages:
-                for block in _blocks(message):
-                    kind = block.get("type")
-                    if kind == "text":
-                        lines.append(f"[{message.role}] {clip(str(block.get('text')), per_block)}")
-                    elif kind == "tool_use":
-                        lines.append(f"[assistant called {_call_label(block)}]")
-                    elif kind == "tool_result":
-                        call = self.calls.get(str(block.get("tool_use_id")))
-                        name = call.get("name") if call is not None else "tool"
-                        lines.append(f"[{name} returned] "
-                                     f"{clip(_text(block.get('content')), per_block)}")
-                    elif kind == "compaction" and block.get("content"):
-                        lines.append(f"<earlier summary>\n{block['content']}\n</earlier summary>")
-            text = "\n".join(lines)
-            if len(text) <= room or per_block <= 100:
-                return clip(text, room)
-            per_block //= 4
 
     async def _record(self, event: ThreadEvent) -> None:
         await self.store.append_events(self.thread_id, [event])
