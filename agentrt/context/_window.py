@@ -37,7 +37,6 @@ from ..log import get_logger
 from ..thread._messages import Message, ThreadEvent
 from ._policy import BETA_COMPACT, BETA_CONTEXT_EDITING, model_context
 from ._summary import (
-    SUMMARY_SYSTEM,
     blocks_of,
     clip,
     stub_text,
