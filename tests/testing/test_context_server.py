@@ -170,3 +170,19 @@ def test_an_empty_compaction_block_is_refused() -> None:
                 {"role": "user", "content": "go"}]
     with pytest.raises(ValueError, match="compaction block's content must not be empty"):
         emulated(messages, [])
+
+
+async def test_the_model_client_counts_tokens_through_the_beta_api_when_edits_are_asked() -> None:
+    from agentrt.llm._client import ModelClient
+
+    async with FakeAnthropicServer([]) as server, server.client(max_retries=0) as client:
+        model = ModelClient(client)
+        plain = {"model": MODEL, "max_tokens": 10, "messages": thread(4)}
+        whole = await model.count_tokens(plain)
+        edited = await model.count_tokens({
+            **plain, "betas": [EDITS], "context_management": {"edits": [{
+                "type": "clear_tool_uses_20250919", "trigger": {"type": "tool_uses", "value": 1},
+                "keep": {"type": "tool_uses", "value": 1}}]}})
+        assert whole > 8000 and edited < 3000
+        assert [r.path for r in server.requests] == ["/v1/messages/count_tokens"] * 2
+        assert EDITS in server.requests[1].headers["anthropic-beta"]
