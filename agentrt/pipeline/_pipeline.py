@@ -69,6 +69,11 @@ class Pipeline:
             for stage in self._forgetting:
                 await stage.forget(tags, ctx)  # type: ignore[attr-defined]
 
+    @property
+    def unsees(self) -> bool:
+        """Whether any stage answers from what the model saw (so must forget calls)."""
+        return bool(self._unseeing)
+
     async def forget_calls(self, keys: Sequence[str], ctx: CallContext) -> None:
         """Every stage that answers from what the model saw drops the calls ``keys``."""
         if keys:

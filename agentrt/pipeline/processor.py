@@ -270,6 +270,8 @@ class ResponseProcessor:
         """Calls whose results the model no longer sees (cleared or summarized out of a
         long thread's context): no stage may answer them again from what the model was
         shown, so asking again runs them through the pipeline."""
+        if not self.pipeline.unsees:
+            return  # no stage keeps what the model saw: nothing to look up
         keys: list[str] = []
         for block in blocks:
             call = await self.prepare(block, tools, ctx)
