@@ -53,6 +53,7 @@ if _typing.TYPE_CHECKING:
     )
     from ._result import RunResult
     from .agent import Agent
+    from .context import ContextPolicy, register_model
     from .jit import GuideCache, JITConfig, MemoryGuideCache, ToolRule
     from .llm._usage import Usage, UsageLimits
     from .log import configure_logging
@@ -70,6 +71,8 @@ __version__ = "0.1.0"
 _USER_API = {
     "Agent": ".agent",
     "Runtime": ".runtime",
+    "ContextPolicy": ".context",
+    "register_model": ".context",
     "RunContext": "._context",
     "RunResult": "._result",
     "RunStats": ".pipeline._types",
@@ -147,6 +150,7 @@ __all__ = [
     "BackendUnavailableError",
     "CallContext",
     "ConfigError",
+    "ContextPolicy",
     "DependencyCycleError",
     "FunctionSpec",
     "GuideCache",
@@ -200,6 +204,7 @@ __all__ = [
     "configure_logging",
     "function",
     "load_settings",
+    "register_model",
     "tool_reference",
 ]
 

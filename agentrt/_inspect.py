@@ -29,9 +29,9 @@ from .settings import Settings, config_file, effective_thread_store
 
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Sequence
 
-    from .thread._messages import Message
+    from .thread._messages import Message, ThreadEvent
     from .thread._store import ThreadStore
 
 __all__ = ["config_show", "render_messages", "threads_command"]
@@ -140,6 +140,28 @@ def render_messages(messages: Iterable[Message]) -> list[str]:
     return lines
 
 
+def context_lines(events: Iterable[ThreadEvent], messages: Sequence[Message]) -> list[str]:
+    """One line per context event (agentrt.context): what was cleared, summarized,
+    compacted, naming messages by their number in ``render_messages``."""
+    number = {m.id: index for index, m in enumerate(messages, start=1)}
+    lines = []
+    for event in events:
+        data = event.data
+        if event.kind == "context.cleared":
+            what = (f"cleared {len(data.get('tool_use_ids') or ())} tool results "
+                    f"({data.get('strategy')})")
+        elif event.kind == "context.summary":
+            what = (f"summarized {data.get('messages')} messages through "
+                    f"[{number.get(str(data.get('through')), '?')}]: "
+                    f"{_clip(str(data.get('summary', '')), 100)}")
+        elif event.kind == "context.compacted":
+            what = f"compacted by the API at [{number.get(str(data.get('message_id')), '?')}]"
+        else:
+            what = event.kind
+        lines.append(f"  {_when(event.created_at)}  {what}\n")
+    return lines
+
+
 async def threads_command(args: argparse.Namespace, out: TextIO, settings: Settings) -> int:
     kind = effective_thread_store(settings)
     if kind == "sqlite" and not settings.sqlite_path.exists():
@@ -188,16 +210,22 @@ async def _show(store: ThreadStore, args: argparse.Namespace, out: TextIO) -> in
     messages = await store.messages(args.thread_id)
     # an operator's view of the store: every thread's pending calls, whoever owns it
     pending = await pending_calls(store, args.thread_id, check_owner=False)
+    context = [e for e in await store.events(args.thread_id) if e.kind.startswith("context.")]
     if args.json:
         out.write(json.dumps({"id": info.id, "created_at": info.created_at,
                               "updated_at": info.updated_at, "metadata": info.metadata,
                               "messages": [m.to_json() for m in messages],
-                              "pending": [p.to_json() for p in pending]},
+                              "pending": [p.to_json() for p in pending],
+                              "context": [{"id": e.id, "kind": e.kind, "data": e.data,
+                                           "created_at": e.created_at} for e in context]},
                              ensure_ascii=False) + "\n")
         return 0
     out.write(f"thread {info.id} · {info.message_count} messages · created "
               f"{_when(info.created_at)} · updated {_when(info.updated_at)}\n")
     out.write("".join(render_messages(messages)))
+    if context:
+        out.write("context (what requests show of it; every message above is stored whole):\n")
+        out.write("".join(context_lines(context, messages)))
     if pending:
         out.write(f"waiting for approval ({len(pending)}), until "
                   f"{_when(min(p.expires_at for p in pending))}:\n")

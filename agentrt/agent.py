@@ -16,6 +16,7 @@ from ._context import RunContext
 from ._errors import AgentRtError, ConfigError
 from ._events import RunEvent, RunFinished
 from ._output import OutputCheck, OutputSpec
+from .context import ContextPolicy
 from .llm._request import RequestBuilder
 from .llm._usage import UsageLimits
 from .loop import ThreadManager
@@ -108,6 +109,8 @@ class Agent(AsyncClosing):
     output_type: ClassVar[Any] = None
     output_retries: ClassVar[int | None] = None
     _output_spec: ClassVar[OutputSpec[Any] | None] = None
+    # Keeps long threads under the context window (agentrt.context; None: the settings').
+    context_policy: ClassVar[ContextPolicy | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -121,6 +124,9 @@ class Agent(AsyncClosing):
         _check(cls, "tool_timeout", cls.tool_timeout,
                cls.tool_timeout is None or (isinstance(cls.tool_timeout, int | float)
                                             and cls.tool_timeout > 0), "a positive number")
+        _check(cls, "context_policy", cls.context_policy,
+               cls.context_policy is None or isinstance(cls.context_policy, ContextPolicy),
+               "a ContextPolicy")
         _check(cls, "eager_tools", cls.eager_tools,
                cls.eager_tools is None or isinstance(cls.eager_tools, bool), "a bool")
         for field in ("model", "system"):
@@ -266,7 +272,20 @@ class Agent(AsyncClosing):
                              telemetry=self.runtime.telemetry,
                              eager_tools=(settings.eager_tools if self.eager_tools is None
                                           else self.eager_tools),
-                             background=self.runtime.task_group)
+                             background=self.runtime.task_group,
+                             context=self._context_policy())
+
+    def _context_policy(self) -> ContextPolicy | None:
+        if self.context_policy is not None:
+            return None if self.context_policy.strategy == "off" else self.context_policy
+        settings = self.runtime.settings
+        if settings.context_strategy == "off":
+            return None
+        return ContextPolicy(strategy=settings.context_strategy, budget=settings.context_budget,
+                             budget_fraction=settings.context_budget_fraction,
+                             edit_every=settings.context_edit_every,
+                             keep_tool_results=settings.context_keep_tool_results,
+                             windows=dict(settings.context_windows))
 
 
     def _model_origin(self) -> str:

@@ -38,6 +38,7 @@ from ._events import (
     TurnFinished,
 )
 from ._result import RunResult
+from .context import open_window
 from .llm._model import ModelReply, ToolUseComplete
 from .llm._usage import Usage, UsageLimits, estimate_tokens
 from .log import get_logger
@@ -56,6 +57,7 @@ if TYPE_CHECKING:
 
     from ._approvals import ApprovalPolicy
     from ._output import OutputCheck
+    from .context import ContextPolicy, ThreadWindow
     from .llm._model import Model
     from .llm._request import RequestBuilder
     from .llm._usage import Limit
@@ -117,6 +119,7 @@ class _RunState:
     claim: Claim | None = None  # the run's hold on its thread
     stored: ThreadState = field(default_factory=ThreadState)  # the thread's state, as last seen
     pending: list[PendingCall] = field(default_factory=list)  # calls waiting for a person
+    window: ThreadWindow | None = None  # what requests show of the thread (agentrt.context)
 
 
 async def _run_approved(call: ToolCall) -> ToolOutcome | None:
@@ -142,6 +145,7 @@ class ThreadManager:
         telemetry: Telemetry | None = None,
         eager_tools: bool = True,
         background: Callable[[], TaskGroup | None] | None = None,
+        context: ContextPolicy | None = None,
     ) -> None:
         """``claims``: share the runtime's, so that runs of all its agents on one thread
         queue together (one is made for this manager otherwise). ``approval_policy``
@@ -150,7 +154,8 @@ class ThreadManager:
         spans and metrics (None: OpenTelemetry off, nothing of it is touched).
         ``eager_tools``: when streaming, start read-only calls as their blocks complete
         (``agentrt._eager``); ``background``: the runtime's task group while it is
-        entered, where they run."""
+        entered, where they run. ``context``: keeps each request under a token budget
+        (``agentrt.context``; None sends whole threads)."""
         self.approvals = ApprovalGate(approval_policy, approval_timeout)
         self.store = store
         self.claims = claims if claims is not None else ThreadClaims(store)
@@ -165,6 +170,7 @@ class ThreadManager:
         self.background = background
         self.limits = limits or UsageLimits()
         self.telemetry = telemetry
+        self.context = context
 
     def _current(self, span: Span | None) -> AbstractContextManager[None]:
         """The run's span current around a step with no ``yield`` inside (its tool calls'
@@ -226,7 +232,7 @@ class ThreadManager:
                                            duration)
                 stop_reason = "max_iterations"
                 while state.iterations < self.max_iterations:
-                    request = self._request(state)
+                    request = await self._request(state)
                     if request is None:
                         stop_reason = "usage_limit"
                         break
@@ -249,6 +255,9 @@ class ThreadManager:
                                             partial := output.partial(item.text)) is not None:
                                         yield partial
                         except ModelError as exc:
+                            if state.window is not None and state.window.overflowed(exc):
+                                state.iterations -= 1  # too long: re-fitted and sent again
+                                continue
                             explained = self._explained(exc, request)
                             if explained is exc:
                                 raise
@@ -257,6 +266,8 @@ class ThreadManager:
                             yield last  # a parse the deltas skipped: the whole answer
                         assert reply is not None
                         await self._store_reply(state, reply)
+                        if state.window is not None:
+                            await state.window.observe(reply)
 
                         calls = _tool_uses(reply.content)
                         if calls:
@@ -385,6 +396,8 @@ class ThreadManager:
         else:
             settled = await self._settle(state, paused, approve, deny,
                                          moved_on=user_input is not None)
+        if self.context is not None:
+            state.window = await self._open_window(state)
         bound.info("run.started", messages=len(history))
         if user_input is not None:
             await self._persist(state, Message(role="user", content=user_input))
@@ -467,9 +480,28 @@ class ThreadManager:
                          group=self.background() if self.background is not None else None,
                          context=lambda: self._current(span))
 
-    def _request(self, state: _RunState) -> dict[str, Any] | None:
+    async def _open_window(self, state: _RunState) -> ThreadWindow:
+        assert self.context is not None
+
+        async def forget(blocks: list[ContentBlock]) -> None:
+            await self.processor.forget_results(blocks, state.context, state.tools)
+
+        def add_usage(usage: Usage) -> None:  # a summary request's, counted in the run's
+            state.usage += usage
+
+        return await open_window(self.context, model=self.model, model_name=self.builder.model,
+                                 max_tokens=self.builder.max_tokens, store=self.store,
+                                 thread_id=state.context.run.thread_id, history=state.history,
+                                 forget=forget, add_usage=add_usage, log=state.context.log)
+
+    async def _request(self, state: _RunState) -> dict[str, Any] | None:
         """The next request, or None when sending it would go past a usage limit."""
-        request = self.builder.build(state.tools.definitions(), state.history)
+        definitions = state.tools.definitions()
+        if state.window is None:
+            request = self.builder.build(definitions, state.history)
+        else:  # kept under the context budget (agentrt.context)
+            request = await state.window.request(
+                state.history, lambda messages: self.builder.build(definitions, messages))
         limits = state.limits
         if not limits.bounded:
             return request
@@ -496,7 +528,9 @@ class ThreadManager:
             await self._persist(state, Message(
                 role="assistant", content=reply.content, id=reply.id,
                 metadata={"stop_reason": reply.stop_reason, "model": reply.model,
-                          "usage": reply.usage.to_json()}))
+                          "usage": reply.usage.to_json(),
+                          # what the API's context editing cleared, as it reported it
+                          **({"context_management": reply.context} if reply.context else {})}))
         state.texts.append(_text_of(reply.content))
 
     async def _persist(self, state: _RunState, message: Message) -> None:

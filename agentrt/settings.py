@@ -149,6 +149,24 @@ class Settings(BaseSettings):
         100_000, gt=100, description="Tool results longer than this are truncated with a notice."
     )
     prompt_caching: bool = Field(True, description="Add cache_control breakpoints to requests.")
+    context_strategy: Literal["auto", "api_edit", "api_compact", "stub", "summary", "off"] = Field(
+        "auto", description="How a long thread's requests are kept under the context budget: "
+        "auto (the API's context editing where the model takes it, else stubs for old tool "
+        "results; then a summary), api_edit, api_compact, stub, summary, or off. An agent's "
+        "context_policy overrides the context_* settings.")
+    context_budget: int | None = Field(
+        None, ge=1024, description="Tokens one request may hold; unset means "
+        "context_budget_fraction of the model's context window (less max_tokens).")
+    context_budget_fraction: float = Field(
+        0.75, gt=0, le=1, description="The budget's share of the model's context window.")
+    context_edit_every: int = Field(
+        8, gt=0, description="Requests between two context edits at most often (the cached "
+        "prefix is rebuilt at each), unless the budget would be passed.")
+    context_keep_tool_results: int = Field(
+        3, gt=0, description="Newest tool results never cleared from the context.")
+    context_windows: dict[str, int] = Field(
+        default_factory=dict, description="Context windows (tokens) by model name or prefix, "
+        "added to or overriding agentrt's table: {\"my-model\": 200000}.")
     pipeline: list[str] | None = Field(
         None, description="Tool-call stages in order, before execute; unset means turn_dedup, "
         "memo, local_cache, single_flight, (shared_cache, shared_flight,) batch, with the "

@@ -2,9 +2,10 @@
 
 Runs, one after the other, each as its own process: bench/pipeline.py, bench/redis_shared.py
 (skipped, with the reason, when no Redis answers), bench/jit.py (when present), bench/cli.py,
-bench/search_quality.py, bench/mcp_bench.py (with the mcp extra installed), bench/eager.py
-and bench/peers/compare.py. Each script's output is echoed as it comes and kept; RESULTS.md
-gets the machine, the Python and package versions, the date, and every script's tables.
+bench/search_quality.py, bench/mcp_bench.py (with the mcp extra installed), bench/eager.py,
+bench/context.py and bench/peers/compare.py. Each script's output is echoed as it comes and
+kept; RESULTS.md gets the machine, the Python and package versions, the date, and every
+script's tables.
 
     python bench/run.py            # the sizes the issues ask for (6-8 minutes here)
     python bench/run.py --quick    # scaled down (a few minutes)
@@ -96,6 +97,9 @@ def scripts(quick: bool) -> list[tuple[str, str, list[str], bool]]:
     found.append(("eager", "Eager execution (bench/eager.py)",
                   ["eager.py", *(["--quick", "--repeat", "1", "--cpu-turns", "30"] if quick
                                  else [])], True))
+    found.append(("context", "Long threads (bench/context.py)",
+                  ["context.py", *(["--turns", "100", "--repeat", "1"] if quick else [])],
+                  True))
     found.append(("peers", "Peers (bench/peers/compare.py)",
                   ["peers/compare.py", *(["--quick"] if quick else [])], True))
     return found
@@ -117,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="scaled-down sizes")
     parser.add_argument("--only", help="comma-separated: pipeline, redis, otel, jit, search, "
-                        "cli, mcp, eager, peers")
+                        "cli, mcp, eager, context, peers")
     parser.add_argument("--output", default=str(BENCH / "RESULTS.md"))
     args = parser.parse_args(argv)
     chosen = set(args.only.split(",")) if args.only else None

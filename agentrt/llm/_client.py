@@ -47,7 +47,7 @@ _INITIAL_BACKOFF = 0.5
 _MAX_BACKOFF = 8.0
 
 
-def reply_from_message(message: anthropic.types.Message,
+def reply_from_message(message: anthropic.types.Message | anthropic.types.beta.BetaMessage,
                 raw_inputs: Mapping[int, list[str]] | None = None) -> ModelReply:
     """``raw_inputs``: a streamed tool call's JSON text by block index. It is parsed
     strictly here: the SDK's snapshot is a lenient partial parse that silently drops
@@ -85,12 +85,16 @@ def reply_from_message(message: anthropic.types.Message,
             raise MalformedReplyError(
                 f"the model's call of {block.get('name')!r} ({block.get('id')}) has input "
                 f"that is not a JSON object: {str(block.get('input'))[:200]!r}")
+    context = getattr(message, "context_management", None)
+    if context is not None and not isinstance(context, dict):
+        context = context.model_dump(mode="json", exclude_none=True)
     return ModelReply(
         id=message.id,
         content=content,
         stop_reason=message.stop_reason or "end_turn",
         usage=Usage.from_api(message.usage),
         model=message.model,
+        context=context,
     )
 
 
@@ -287,9 +291,24 @@ class ModelClient:
             return asked
         return min(_INITIAL_BACKOFF * 2.0 ** attempt, _MAX_BACKOFF) * (1 - 0.25 * random.random())
 
+    def _messages(self, request: dict[str, Any]) -> Any:
+        """The SDK's messages resource for ``request``: the beta one when it names betas
+        (context editing, compaction), which only the beta types carry."""
+        return self._calls.beta.messages if "betas" in request else self._calls.messages
+
+    async def count_tokens(self, request: dict[str, Any]) -> int:
+        """The API's count of ``request``'s prompt (``POST /v1/messages/count_tokens``),
+        after the context edits it asks for."""
+        body = {k: v for k, v in request.items() if k not in ("max_tokens", "stream")}
+        try:
+            counted = await self._messages(request).count_tokens(**body)
+        except (anthropic.APIError, httpx2.HTTPError) as exc:
+            raise _translate(exc, self.key_origin) from exc
+        return int(counted.input_tokens)
+
     async def _create(self, request: dict[str, Any]) -> ModelReply:
         try:
-            message = await self._calls.messages.create(**request)
+            message = await self._messages(request).create(**request)
         except (anthropic.APIError, httpx2.HTTPError) as exc:
             raise _translate(exc, self.key_origin) from exc
         except RecursionError as exc:  # the SDK's JSON parse of a body nested too deep
@@ -301,7 +320,7 @@ class ModelClient:
         stopped = False
         raw_inputs: dict[int, list[str]] = {}
         try:
-            async with self._calls.messages.stream(**request) as events:
+            async with self._messages(request).stream(**request) as events:
                 iterator = aiter(events)
                 while True:
                     try:

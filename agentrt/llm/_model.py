@@ -25,13 +25,17 @@ __all__ = ["Model", "ModelReply", "ToolUseComplete"]
 
 @dataclass(frozen=True, slots=True)
 class ModelReply:
-    """One assistant message, as the Messages API returned it (content blocks as JSON)."""
+    """One assistant message, as the Messages API returned it (content blocks as JSON).
+
+    ``context``: the API's ``context_management`` report (``applied_edits``), when the
+    request asked for context editing."""
 
     id: str
     content: list[dict[str, Any]]
     stop_reason: str
     usage: Usage
     model: str
+    context: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,13 +35,14 @@ class Usage:
 
     @classmethod
     def from_api(cls, usage: Any) -> Usage:
-        """From the SDK's ``Usage`` object (cache counters may be ``None``)."""
-        return cls(
-            input_tokens=getattr(usage, "input_tokens", 0) or 0,
-            output_tokens=getattr(usage, "output_tokens", 0) or 0,
-            cache_creation_input_tokens=getattr(usage, "cache_creation_input_tokens", 0) or 0,
-            cache_read_input_tokens=getattr(usage, "cache_read_input_tokens", 0) or 0,
-        )
+        """From the SDK's ``Usage`` object (cache counters may be ``None``). A server-side
+        compaction's cost (an ``iterations`` entry of type ``compaction``, which the API
+        leaves out of the top-level counts) is added in."""
+        found = cls(*(int(_field(usage, name) or 0) for name in _COUNTS))
+        for item in _field(usage, "iterations") or ():
+            if _field(item, "type") == "compaction":
+                found += cls(*(int(_field(item, name) or 0) for name in _COUNTS))
+        return found
 
     def to_json(self) -> dict[str, int]:
         """The four token counts, by the API's names."""
@@ -51,6 +52,15 @@ class Usage:
             "cache_creation_input_tokens": self.cache_creation_input_tokens,
             "cache_read_input_tokens": self.cache_read_input_tokens,
         }
+
+
+_COUNTS = ("input_tokens", "output_tokens", "cache_creation_input_tokens",
+           "cache_read_input_tokens")
+
+
+def _field(value: Any, name: str) -> Any:
+    """An attribute of the SDK's object, or a key of its JSON form."""
+    return value.get(name) if isinstance(value, dict) else getattr(value, name, None)
 
 
 def estimate_tokens(value: Any) -> int:

@@ -39,6 +39,7 @@ class Pipeline:
             raise ValueError(f"two stages share a name: {self.names}")
         self._replaying = [s for s in self.stages if overrides(s, "replay")]
         self._forgetting = [s for s in self.stages if overrides(s, "forget")]
+        self._unseeing = [s for s in self.stages if overrides(s, "forget_calls")]
 
     def __repr__(self) -> str:
         return f"Pipeline({', '.join(self.names) or 'no stages'} -> execute)"
@@ -67,6 +68,17 @@ class Pipeline:
         if tags:
             for stage in self._forgetting:
                 await stage.forget(tags, ctx)  # type: ignore[attr-defined]
+
+    @property
+    def unsees(self) -> bool:
+        """Whether any stage answers from what the model saw (so must forget calls)."""
+        return bool(self._unseeing)
+
+    async def forget_calls(self, keys: Sequence[str], ctx: CallContext) -> None:
+        """Every stage that answers from what the model saw drops the calls ``keys``."""
+        if keys:
+            for stage in self._unseeing:
+                await stage.forget_calls(keys, ctx)  # type: ignore[attr-defined]
 
     def statistics(self) -> dict[str, Any]:
         """Each stage's counters by its name (stages without ``statistics`` left out)."""

@@ -20,6 +20,10 @@ that override it:
 - ``forget(tags, ctx)``: a side effect that may have changed what results tagged with
   ``tags`` say (it ran, failed part-way, or its outcome is unknown after a crash):
   drop them.
+- ``forget_calls(keys, ctx)``: the results of the calls keyed ``keys`` left the
+  model's context (cleared or summarized to keep a long thread under the window):
+  a stage that answers from what the model saw (the memo) drops them, so asking
+  again runs the call.
 - ``statistics()``: a frozen snapshot of the stage's counters.
 """
 
@@ -71,6 +75,9 @@ class Stage:
 
     async def forget(self, tags: Sequence[str], ctx: CallContext) -> None:
         """Drop what this stage keeps under any of ``tags``."""
+
+    async def forget_calls(self, keys: Sequence[str], ctx: CallContext) -> None:
+        """Drop what this stage keeps for the calls keyed ``keys``."""
 
     def statistics(self) -> Any:
         """A frozen dataclass of the stage's counters."""

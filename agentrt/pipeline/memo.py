@@ -80,6 +80,12 @@ class Memo(Stage):
     async def forget(self, tags: Sequence[str], ctx: CallContext) -> None:
         self._drop(ctx.state(self.slot), tags)
 
+    async def forget_calls(self, keys: Sequence[str], ctx: CallContext) -> None:
+        # results cleared from the model's context: asked again, they run again
+        entries = ctx.state(self.slot)
+        for key in keys:
+            entries.pop(key, None)
+
     @staticmethod
     def _drop(entries: dict[str, _Entry], tags: Iterable[str]) -> None:
         wanted = set(tags)

@@ -265,6 +265,20 @@ class ResponseProcessor:
                 tags.update(dict.fromkeys(call.options.invalidates))
         await self.pipeline.forget(list(tags), ctx)
 
+    async def forget_results(self, blocks: Sequence[dict[str, Any]], ctx: CallContext,
+                             tools: RunTools) -> None:
+        """Calls whose results the model no longer sees (cleared or summarized out of a
+        long thread's context): no stage may answer them again from what the model was
+        shown, so asking again runs them through the pipeline."""
+        if not self.pipeline.unsees:
+            return  # no stage keeps what the model saw: nothing to look up
+        keys: list[str] = []
+        for block in blocks:
+            call = await self.prepare(block, tools, ctx)
+            if isinstance(call, ToolCall) and call.key is not None:
+                keys.append(call.key)
+        await self.pipeline.forget_calls(keys, ctx)
+
     async def _run_group(self, indexes: list[int],
                          prepared: list[ToolCall | ToolOutcome | EarlyCall],
                          turn: TurnOutcomes, ctx: CallContext) -> None:

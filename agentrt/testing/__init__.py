@@ -7,7 +7,11 @@ Point the real `anthropic.AsyncAnthropic` at `FakeAnthropicServer.base_url` (or 
 tokens_per_second=..., pauses=[Pause(after_block=0)])`), and assert on `server.requests`.
 `python -m agentrt.testing --replay FILE` runs it standalone. The server keeps the API's
 rules for deferred tools (`defer_loading`, `tool_reference`) and emulates its server-side
-tool search (`Reply(searches=[ToolSearch(...)])`).
+tool search (`Reply(searches=[ToolSearch(...)])`). Given
+`context_windows={"model": tokens}` (server and model doubles alike) a longer prompt gets
+the API's 400 `prompt is too long`; the API's context editing and compaction
+(`context_management`) are emulated, and `answering_summaries(responder)` answers the
+summary requests of `agentrt.context`.
 
 `Runtime(model=ScriptedModel(steps))` answers with the same steps without HTTP or the SDK's
 request path, and `FunctionModel(fn)` with `fn(request)`: the loop's unit tests use them,
@@ -18,6 +22,7 @@ key is set, else on the fake server answering with their scripted replies; `show
 a run as they show it.
 """
 
+from ._context import answering_summaries
 from ._logs import capture_events
 from ._model import FunctionModel, ScriptedModel
 from ._pace import Pause
@@ -56,6 +61,7 @@ __all__ = [
     "ToolCall",
     "ToolSearch",
     "ToolUse",
+    "answering_summaries",
     "capture_events",
     "has_api_key",
     "replies_by_turn",

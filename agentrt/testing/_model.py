@@ -41,11 +41,11 @@ from ._script import (
     Step,
     StreamError,
 )
-from ._server import _ERRORS, MESSAGES, _Rejected, checked_prompt
+from ._server import _ERRORS, COUNT_TOKENS, MESSAGES, _Rejected, seen_prompt
 from ._sse import build_message, message_events
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Sequence
+    from collections.abc import AsyncIterator, Mapping, Sequence
 
     from ..llm._model import ModelReply, ToolUseComplete
 
@@ -64,8 +64,10 @@ class ScriptedModel:
     """
 
     def __init__(self, script: Script | Sequence[Step] | Responder, *,
-                 min_cache_tokens: int = 1024, strict_deferred: bool = False) -> None:
+                 min_cache_tokens: int = 1024, strict_deferred: bool = False,
+                 context_windows: Mapping[str, int] | None = None) -> None:
         self.script = script if isinstance(script, Script) else Script(script)
+        self.context_windows = dict(context_windows or {})
         self.strict_deferred = strict_deferred
         self.requests: list[RecordedRequest] = []
         self.cache = PromptCache(min_cache_tokens)
@@ -79,16 +81,18 @@ class ScriptedModel:
                    ) -> AsyncIterator[TextDelta | ToolUseComplete | ModelReply]:
         """Text deltas and completed tool_use blocks (when `stream`), then the one
         `ModelReply`; `logger` is unused."""
-        body = json.loads(json.dumps(request))  # as sent: JSON, and no longer the loop's
+        body, headers = _as_sent(request)
         if stream:
             body["stream"] = True
-        recorded = RecordedRequest(method="POST", path=MESSAGES, headers={}, body=body,
+        recorded = RecordedRequest(method="POST", path=MESSAGES, headers=headers, body=body,
                                    stream=stream, received_at=time.monotonic())
         self.requests.append(recorded)
         try:
-            prompt = checked_prompt(body)
+            seen = seen_prompt(body, MESSAGES, headers.get("anthropic-beta", "").split(","),
+                               self.context_windows)
         except _Rejected as exc:
             raise _error(exc.fault) from None
+        prompt = seen.prompt
         step = await self.script.next_step(recorded)
         if step is None:
             raise _error(Fault(400, f"fake model: script exhausted after "
@@ -110,6 +114,7 @@ class ScriptedModel:
         message, input_texts = build_message(own, body["model"], self.cache.account(prompt),
                                              body.get("tools"),
                                              prompt.hidden if self.strict_deferred else ())
+        seen.finish(message)
         if not stream:
             yield _model_reply(message, None)
             return
@@ -150,15 +155,37 @@ class ScriptedModel:
         yield _model_reply(message, raw_inputs)
 
 
+    async def count_tokens(self, request: dict[str, Any]) -> int:
+        """``count_tokens`` as the fake server answers it (edits applied); refused requests
+        raise the ``ModelError`` the client would."""
+        body, headers = _as_sent(request)
+        body.pop("max_tokens", None)
+        try:
+            seen = seen_prompt(body, COUNT_TOKENS, headers.get("anthropic-beta", "").split(","),
+                               self.context_windows)
+        except _Rejected as exc:
+            raise _error(exc.fault) from None
+        return int(seen.count()["input_tokens"])
+
+
+def _as_sent(request: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The body and headers the SDK would send: JSON (no longer the loop's), ``betas`` as
+    the ``anthropic-beta`` header."""
+    body = json.loads(json.dumps(request))
+    betas = body.pop("betas", None)
+    return body, ({"anthropic-beta": ",".join(betas)} if betas else {})
+
+
 class FunctionModel(ScriptedModel):
     """A model whose every turn is `function(request)`: a `Reply` (or any step), or an
     awaitable of one. `request` is a `RecordedRequest`: `.messages`, `.tools` and
     `.system` as the loop sent them (the whole body in `.body`)."""
 
     def __init__(self, function: Responder, *, min_cache_tokens: int = 1024,
-                 strict_deferred: bool = False) -> None:
+                 strict_deferred: bool = False,
+                 context_windows: Mapping[str, int] | None = None) -> None:
         super().__init__(Script(function), min_cache_tokens=min_cache_tokens,
-                         strict_deferred=strict_deferred)
+                         strict_deferred=strict_deferred, context_windows=context_windows)
 
 
 class _Block:

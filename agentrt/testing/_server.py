@@ -12,6 +12,7 @@ import anyio
 import anyio.abc
 
 from ._cache_sim import PromptCache, parse_prompt
+from ._context import emulate_context
 from ._http import DropConnection, HttpRequest, ResponseWriter, serve_connection
 from ._output import check_output_config, scripted_output
 from ._pace import CHARS_PER_TOKEN, Pacer
@@ -29,11 +30,12 @@ from ._script import (
 from ._sse import build_message, encode, message_events, new_id, splice_raw_inputs
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
     import anthropic
 
     from ._cache_sim import Prompt
+    from ._context import ContextSeen
 
 MESSAGES, COUNT_TOKENS = "/v1/messages", "/v1/messages/count_tokens"
 _SSE_HEADERS = {"content-type": "text/event-stream", "cache-control": "no-cache"}
@@ -68,6 +70,10 @@ class FakeAnthropicServer:
     `strict_deferred=True` answers the API's way when a scripted reply calls a deferred tool
     that no `tool_reference` (in a `tool_result` or a search result) has revealed: the model
     cannot see such a tool, so the step fails (a 500 naming it) instead of reaching the client.
+
+    `context_windows` gives models (by name or prefix) a context window: a longer prompt gets
+    the API's 400 `prompt is too long`. Context editing and compaction (`context_management`)
+    are emulated (see `agentrt.testing._context`).
     """
 
     def __init__(
@@ -80,8 +86,10 @@ class FakeAnthropicServer:
         min_cache_tokens: int = 1024,
         require_auth: bool = True,
         strict_deferred: bool = False,
+        context_windows: Mapping[str, int] | None = None,
     ) -> None:
         self.strict_deferred = strict_deferred
+        self.context_windows = dict(context_windows or {})
         self.script = script if isinstance(script, Script) else Script(script)
         self.latency = latency
         self.require_auth = require_auth
@@ -198,9 +206,10 @@ class FakeAnthropicServer:
         headers = request.headers
         if self.require_auth and not (headers.get("authorization") or headers.get("x-api-key")):
             raise _Rejected(401, "missing credentials: send Authorization: Bearer or x-api-key")
-        prompt = checked_prompt(body, request.path)
+        seen = seen_prompt(body, request.path, headers.get("anthropic-beta", "").split(","),
+                           self.context_windows)
         if request.path == COUNT_TOKENS:
-            return None, json.dumps({"input_tokens": prompt.total_tokens}).encode()
+            return None, json.dumps(seen.count()).encode()
         step = await self.script.next_step(request)
         if step is None:
             consumed = self.script.consumed
@@ -208,9 +217,11 @@ class FakeAnthropicServer:
         if isinstance(step, Fault):
             return step, None
         reply = scripted_output(step if isinstance(step, Reply) else step.reply, body)
+        prompt = seen.prompt
         message, input_texts = build_message(reply, body["model"], self.cache.account(prompt),
                                              body.get("tools"),
                                              prompt.hidden if self.strict_deferred else ())
+        seen.finish(message)
         if not request.stream:
             return step, splice_raw_inputs(json.dumps(message)).encode()
         events = message_events(message, input_texts, piece_chars=(
@@ -241,6 +252,18 @@ def checked_prompt(body: Any, path: str = MESSAGES) -> Prompt:
     try:
         check_output_config(body)
         return parse_prompt(body)
+    except ValueError as exc:
+        raise _Rejected(400, str(exc)) from None
+
+
+def seen_prompt(body: Any, path: str, betas: Sequence[str],
+                windows: Mapping[str, int]) -> ContextSeen:
+    """`checked_prompt`, then what the model sees of it: context edits applied, the
+    model's window checked (else `_Rejected`)."""
+    prompt = checked_prompt(body, path)
+    try:  # count_tokens counts what it is given, window or not
+        return emulate_context(body, prompt, {b.strip() for b in betas},
+                               {} if path == COUNT_TOKENS else windows)
     except ValueError as exc:
         raise _Rejected(400, str(exc)) from None
 

@@ -163,8 +163,13 @@ def message_events(message: Mapping[str, Any], input_texts: Mapping[int, str], *
         events += _block_events(index, block, input_texts.get(index), piece_chars)
     counters = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
     cumulative = {key: usage[key] for key in (*counters, "output_tokens")}
+    if "iterations" in usage:
+        cumulative["iterations"] = usage["iterations"]
     delta = {key: message[key] for key in ("stop_reason", "stop_sequence", "stop_details")}
-    events.append(("message_delta", {"type": "message_delta", "delta": delta, "usage": cumulative}))
+    closing = {"type": "message_delta", "delta": delta, "usage": cumulative}
+    if message.get("context_management") is not None:
+        closing["context_management"] = message["context_management"]
+    events.append(("message_delta", closing))
     events.append(("message_stop", {"type": "message_stop"}))
     return events
 

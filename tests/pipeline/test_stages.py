@@ -116,6 +116,19 @@ async def test_memo_is_rebuilt_from_history_and_forgets_invalidated_results() ->
     assert results[0]["content"] == first[0]["content"]
 
 
+async def test_memo_forgets_calls_whose_results_left_the_models_context() -> None:
+    """A long thread's cleared or summarized results (agentrt.context): asked again,
+    the call runs instead of the memo answering from what the model no longer sees."""
+    proc, tools, up, _ = _setup(["memo"])
+    ctx = context()
+    await turn(proc, tools, ctx, use("get_weather", city="Oslo"), use("get_weather", city="Rome"))
+    await proc.forget_results([use("get_weather", city="Oslo")], ctx, tools)
+    again = await turn(proc, tools, ctx, use("get_weather", city="Oslo"),
+                       use("get_weather", city="Rome"))
+    assert [r["source"] for r in again] == ["executed", "memo"]
+    assert up.count("weather") == 3
+
+
 async def test_errors_are_not_memoized_by_default() -> None:
     proc, tools, up, _ = _setup(["memo"])
     ctx = context()
