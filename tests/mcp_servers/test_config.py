@@ -219,7 +219,6 @@ def test_import_agentrt_mcp_does_not_import_the_mcp_package() -> None:
 
 
 def test_only_an_explicit_destructive_hint_marks_a_tool_for_approval() -> None:
-    from agentrt.mcp._session import MCPServers
     from agentrt.mcp._tools import build_tool_class
 
     def fn(name: str, hints: dict[str, Any]) -> dict[str, Any]:
@@ -230,7 +229,7 @@ def test_only_an_explicit_destructive_hint_marks_a_tool_for_approval() -> None:
     entry = {"name": "git", "version": "1", "functions": [
         fn("git_reset", {"destructiveHint": True}), fn("git_add", {}),
         fn("git_log", {"readOnlyHint": True, "idempotentHint": True})]}
-    cls = build_tool_class("git", StdioServer(command="g"), entry, MCPServers())
+    cls = build_tool_class("git", StdioServer(command="g"), entry)
     assert [cls.destructive(n) for n in ("git_reset", "git_add", "git_log")] == [
         True, False, False]
     assert cls.annotations["git_log"] == {"readOnlyHint": True, "idempotentHint": True}
