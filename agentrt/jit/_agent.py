@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from ..mcp._config import MCPServer
     from ..runtime import Runtime
     from ..tools import Tool
+    from .manifest import Manifest
 
 __all__ = ["build_loader"]
 
@@ -56,6 +57,7 @@ def _loader(agent: str, *, identity: Mapping[str, str], deps: Mapping[str, Any],
             servers: Mapping[str, MCPServer]) -> JITLoader:
     core_classes = [item if isinstance(item, type) else type(item) for item in core]
     listed = list(catalog)
+    manifest: Manifest | bool | None = False  # the catalog looks it up
     if servers:  # each server's tools, from the manifest: no server is started
         manifest = runtime.catalogs.manifest(jit.manifest) if jit.manifest else None
         listed += server_tool_classes(servers, manifest, runtime.mcp,
@@ -63,7 +65,7 @@ def _loader(agent: str, *, identity: Mapping[str, str], deps: Mapping[str, Any],
     # search_tools is deferred mode's: in the catalog (so a config can name it) only there
     finder = [ToolFinder] if jit.tool_loading == "deferred" else []
     found = runtime.catalogs.catalog(jit, core=[*core_classes, ToolLoader, *finder],
-                                     listed=listed)
+                                     listed=listed, manifest=manifest)
     policy = jit.bind(found, field=field)
     prototype = RunContext(thread_id="", run_id="", agent=agent, identity=dict(identity),
                            deps=dict(deps))

@@ -42,6 +42,9 @@ log = get_logger("agentrt.mcp")
 # the entry was recorded under this configuration); the most recent _LIMIT of them
 _CLASSES: dict[tuple[str, str, str], tuple[type[MCPTool], bool]] = {}
 _LIMIT = 256
+# (manifest file version, the servers by name and id) -> (the servers, kept so that their
+# ids stay theirs, and their classes)
+_SHARED: dict[object, tuple[object, tuple[type[MCPTool], ...]]] = {}
 _FOUND: list[bool] = []  # the mcp package was found once: it stays found
 
 
@@ -67,7 +70,7 @@ def merge_servers(declared: Mapping[str, MCPServer], configured: Mapping[str, MC
     merged = dict(configured)
     for name, server in declared.items():
         other = merged.setdefault(name, server)
-        if other != server:
+        if other is not server and other != server:
             raise ConfigError(f"MCP server {name!r} is declared both on the agent and in its "
                               "tool config, differently; keep one", field=f"{field}.{name}")
     return merged
@@ -86,8 +89,22 @@ def server_tool_classes(servers: Mapping[str, MCPServer], manifest: Manifest | N
     if built is not None:
         return list(built[1])
     require_mcp()
-    classes = [_class_of(name, server, manifest, registry, field=f"{field}.{name}")
-               for name, server in servers.items()]
+    # the first agent of another runtime, for the same servers and manifest file version
+    stamp = manifest.stamp if manifest is not None else None
+    shared = None if stamp is None or registry.live else (
+        stamp, tuple((name, id(server)) for name, server in servers.items()))
+    found = _SHARED.get(shared) if shared is not None else None
+    if found is None:
+        classes = [_class_of(name, server, manifest, registry, field=f"{field}.{name}")
+                   for name, server in servers.items()]
+        if shared is not None:
+            _SHARED[shared] = (dict(servers), tuple(classes))
+            while len(_SHARED) > _LIMIT:
+                del _SHARED[next(iter(_SHARED))]
+    else:
+        classes = list(found[1])
+        for cls in classes:
+            _check_config(cls)
     # the servers and manifest are kept with the classes, so that their ids stay theirs
     registry.built[key] = ((manifest, dict(servers)), tuple(classes))
     while len(registry.built) > _LIMIT:
@@ -117,12 +134,16 @@ def _class_of(name: str, server: MCPServer, manifest: Manifest | None,
             "tools must be known without starting it; run `agentrt tools manifest "
             "--agent <your agent>` (it starts each server once and records its tools)",
             field=field)
-    cls, same_config = found
-    if not same_config:
-        log.warning("mcp.manifest_stale", server=name, changed=["config"],
+    _check_config(found[0])
+    return found[0]
+
+
+def _check_config(cls: type[MCPTool]) -> None:
+    """A warning when the class's entry was recorded under another configuration."""
+    if not _CLASSES.get(cls.key, (cls, True))[1]:
+        log.warning("mcp.manifest_stale", server=cls.server_name, changed=["config"],
                     hint="the manifest describes this server under another configuration; "
                          "regenerate it with `agentrt tools manifest`")
-    return cls
 
 
 def tool_class(name: str, server: MCPServer, entry: Mapping[str, Any], *,
@@ -138,8 +159,9 @@ def tool_class(name: str, server: MCPServer, entry: Mapping[str, Any], *,
 def _remember(key: tuple[str, str, str], name: str, server: MCPServer,
               entry: Mapping[str, Any]) -> tuple[type[MCPTool], bool]:
     with collector_paused():  # a spec and options per tool: see jit.manifest
-        found = _CLASSES[key] = (build_tool_class(name, server, entry),
-                                 entry.get("config") == server.digest(name))
+        cls = build_tool_class(name, server, entry)
+        cls.key = key
+        found = _CLASSES[key] = (cls, entry.get("config") == server.digest(name))
     while len(_CLASSES) > _LIMIT:
         del _CLASSES[next(iter(_CLASSES))]
     return found

@@ -112,6 +112,7 @@ class MCPTool(Tool):
     server_name: ClassVar[str] = ""
     server: ClassVar[MCPServer]
     entry: ClassVar[Mapping[str, Any]] = {}  # what the class was built from
+    key: ClassVar[tuple[str, str, str]] = ("", "", "")  # see agentrt.mcp._catalog
     remote_names: ClassVar[Mapping[str, str]] = {}  # function name -> the server's tool name
     annotations: ClassVar[Mapping[str, Mapping[str, Any]]] = {}  # by function name
 
