@@ -277,7 +277,7 @@ async def main(samples: int, conversations: int, processes: int) -> None:
         for on in (False, True):
             calls, upstream, floor = await duplicate_heavy(manifest, base, conversations, on)
             print(f"| {'on ' if on else 'off'}      | {calls:10} | {upstream:18} | {floor:28} |")
-        rows = await startup(entry, base, max(20, samples // 5), processes)
+        rows = await startup(entry, base, max(50, samples // 2), processes)
         print("\n(c) start-up (define + build the agent), 10 servers configured, none used; "
               "median, samples interleaved:")
         print("| agent                                  | no servers ms | 10 servers ms | "
