@@ -405,9 +405,10 @@ class ThreadTools:
                                   self._active[name].specs.values() if spec.name not in deferred]
         if len(self._order) <= self._core_tools:
             self._core_end = len(self._definitions)
-        self._log("info", "jit.tools_changed", tools=changed,
-                  reason="an MCP server's live tool list differs from the one its tools "
-                         "were built from")
+        if changed:
+            self._log("info", "jit.tools_changed", tools=changed,
+                      reason="an MCP server's live tool list differs from the one its "
+                             "tools were built from")
 
     async def restore(self, history: Sequence[Message]) -> None:
         """Replay the thread's activations: each assistant message's tool_use blocks
