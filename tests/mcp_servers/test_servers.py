@@ -443,6 +443,27 @@ async def test_a_manifest_stale_at_start_gives_way_to_the_live_list_new_tools_sc
     assert counter.read_text() == "1" and result.stats.executed == 3
 
 
+async def test_a_live_tool_left_out_of_the_allow_list_stays_out(tmp_path: Path) -> None:
+    """The live list wins only within the allow-list: a tool the manifest lacked and the
+    server offers is neither sent nor called when the server's ``methods`` omit it."""
+    from agentrt.jit.manifest import render_manifest
+    from agentrt.mcp._describe import describe_servers
+
+    server = own()
+    (live,) = await describe_servers({"own": server})
+    (tmp_path / "m.json").write_text(render_manifest([_stale_entry(live)]))
+    steps = [calls(("whoami", {"who": "x"})), calls(("pid", {})), Reply(text="ok")]
+    cls = agent_class(tmp_path / "m.json", {"own": server},
+                      tools={"own": {"methods": ["whoami", "lookup"]}})
+    async with running(cls, steps, sdk=False) as (agent, model):
+        result = await agent.run("go")
+    assert [sorted(_names(r)) for r in model.requests[1:]] == [
+        ["initialize_tools", "lookup", "search_tools", "whoami"]] * 2
+    (refused,) = results(model.requests[2])
+    assert refused["is_error"] and "pid" in text(refused)
+    assert result.stats.executed == 1
+
+
 async def test_a_tool_added_while_the_server_runs_is_sent_and_callable_from_the_next_request(
         manifest: Path, tmp_path: Path) -> None:
     """``grow`` adds ``fresh`` (read-only) and says tools/list_changed: the next request
