@@ -10,7 +10,10 @@
     git_commit between them), 20 conversations, pipeline on and off: with it on, the
     upstream MCP calls are the writes plus the distinct read keys per invalidation.
 (c) Start-up of an agent with 10 configured servers, none used: no child process is
-    started, and start-up is within 1.2x of the same agent with no servers.
+    started, ``mcp`` is not imported, and start-up is within 1.2x of the same agent with
+    no servers (the ratio of medians), for the first agent of a fresh process, the first
+    of a fresh Runtime in a process that built agents before, and the next agent on
+    that Runtime.
 
     python bench/mcp_bench.py [--samples 200] [--conversations 20] [--processes 16]
 """
