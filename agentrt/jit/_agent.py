@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from ..mcp._config import MCPServer
     from ..runtime import Runtime
     from ..tools import Tool
+    from .manifest import Manifest
 
 __all__ = ["build_loader"]
 
@@ -37,9 +38,26 @@ def build_loader(agent: str, *, identity: Mapping[str, str], deps: Mapping[str, 
     its ``tool_config`` (a JITConfig, a mapping or a TOML file path)."""
     field = f"{agent}.tool_config"
     jit = _without_unasked_loader(JITConfig.coerce(config, field=field))
+    servers = merge_servers(mcp_servers or {}, jit.mcp.servers, field=f"{agent}.mcp_servers")
+
+    def build() -> JITLoader:
+        return _loader(agent, identity=identity, deps=deps, core=core, catalog=catalog,
+                       jit=jit, field=field, runtime=runtime, servers=servers)
+
+    loader = build()
+    if servers:  # a server's live tool list, when it differs from the manifest's, wins
+        registry = runtime.mcp
+        loader.follow(lambda: registry.generation, build)
+    return loader
+
+
+def _loader(agent: str, *, identity: Mapping[str, str], deps: Mapping[str, Any],
+            core: Sequence[Tool | type[Tool]], catalog: Sequence[str | type[Tool]],
+            jit: JITConfig, field: str, runtime: Runtime,
+            servers: Mapping[str, MCPServer]) -> JITLoader:
     core_classes = [item if isinstance(item, type) else type(item) for item in core]
     listed = list(catalog)
-    servers = merge_servers(mcp_servers or {}, jit.mcp.servers, field=f"{agent}.mcp_servers")
+    manifest: Manifest | bool | None = False  # the catalog looks it up
     if servers:  # each server's tools, from the manifest: no server is started
         manifest = runtime.catalogs.manifest(jit.manifest) if jit.manifest else None
         listed += server_tool_classes(servers, manifest, runtime.mcp,
@@ -47,7 +65,7 @@ def build_loader(agent: str, *, identity: Mapping[str, str], deps: Mapping[str, 
     # search_tools is deferred mode's: in the catalog (so a config can name it) only there
     finder = [ToolFinder] if jit.tool_loading == "deferred" else []
     found = runtime.catalogs.catalog(jit, core=[*core_classes, ToolLoader, *finder],
-                                     listed=listed)
+                                     listed=listed, manifest=manifest)
     policy = jit.bind(found, field=field)
     prototype = RunContext(thread_id="", run_id="", agent=agent, identity=dict(identity),
                            deps=dict(deps))

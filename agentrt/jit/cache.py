@@ -52,24 +52,35 @@ class CatalogCache:
         except OSError as exc:
             raise ConfigError(f"cannot read the tool manifest ({exc})", field=str(file)) from exc
         key = (str(file.absolute()), stat.st_mtime_ns, stat.st_size)
-        return _remember(self._manifests, key, lambda: read_manifest(file), self.limit)
+        return _remember(self._manifests, key, lambda: _stamped(read_manifest(file), key),
+                         self.limit)
 
     def entry_points(self) -> tuple[tuple[str, str], ...]:
         """The ``agentrt.tools`` entry points installed on this ``sys.path``."""
         return _remember(self._entry_points, tuple(sys.path), installed_entry_points, 1)
 
     def catalog(self, config: JITConfig, *, core: Sequence[type[Tool]] = (),
-                listed: Sequence[str | type[Tool]] = ()) -> Catalog:
+                listed: Sequence[str | type[Tool]] = (),
+                manifest: Manifest | bool | None = False) -> Catalog:
         """The catalog of these sources: the agent's core tool classes, its
         ``tool_catalog`` and its config (its ``catalog``, manifest and entry points).
-        The config's ``python_path`` joins ``sys.path`` first."""
+        The config's ``python_path`` joins ``sys.path`` first. ``manifest``: the
+        config's, when the caller just had it from :meth:`manifest` (not looked up
+        again)."""
         config.add_python_path()
-        manifest = self.manifest(config.manifest) if config.manifest else None
+        if isinstance(manifest, bool):
+            manifest = self.manifest(config.manifest) if config.manifest else None
         points = self.entry_points() if config.entry_points else ()
         key = (tuple(core), tuple(listed), config.catalog, manifest, points)
         return _remember(self._catalogs, key, lambda: load_catalog(
             core=core, listed=listed, configured=config.catalog, manifest=manifest,
             entry_points=points), self.limit)
+
+
+def _stamped(manifest: Manifest | None, key: tuple[str, int, int]) -> Manifest | None:
+    if manifest is not None:
+        manifest.stamp = key
+    return manifest
 
 
 def _remember(memo: dict[_K, _V], key: _K, build: Callable[[], _V], limit: int) -> _V:

@@ -8,7 +8,10 @@ the first run, not at start-up: with deferred loading (``tool_loading``
 ``deferred`` or ``server_search``) it holds what every request sends after the
 core tools, the search tool and each allowed catalog function's definition
 marked ``defer_loading: true``, read from the manifest (nothing imported). Both
-are fixed for the agent's life, so they never change the request prefix.
+are fixed for the agent's life, so they never change the request prefix, but for
+one case: an MCP server whose live tool list differs from the manifest's
+(:meth:`JITLoader.follow`), where the catalog is rebuilt and each open run takes
+the new tools from its next request on.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from .search_tools import ToolFinder
 from .thread_tools import ThreadTools
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from ..telemetry import Telemetry
     from ..thread._messages import Message
@@ -83,6 +86,9 @@ class JITLoader:
         self.guide_cache: GuideCache = guide_cache or MemoryGuideCache()
         self.classes = ToolClasses(catalog)
         self._agent: AgentTools | None = None
+        self._version: Callable[[], int] | None = None
+        self._rebuild: Callable[[], JITLoader] | None = None
+        self._seen = 0
         core_allowed: list[Tool | type[Tool]] = []
         for item in core:
             cls = item if isinstance(item, type) else type(item)
@@ -111,15 +117,30 @@ class JITLoader:
     def deferring(self) -> bool:
         return self.loading != "append"
 
+    def follow(self, version: Callable[[], int], rebuild: Callable[[], JITLoader]) -> None:
+        """Rebuild the agent's tools when ``version()`` changes (an MCP server reported a
+        tool list other than the manifest's): ``rebuild()`` is this loader built from
+        the current sources. Open runs take the new tools from their next request on."""
+        self._version, self._rebuild, self._seen = version, rebuild, version()
+
     async def open_run(self, run: RunContext, history: Sequence[Message]) -> ThreadTools:
         tools = ThreadTools(self.agent_tools(), run, self.sources.provided(run),
-                            telemetry=self.telemetry)
+                            telemetry=self.telemetry,
+                            source=self.agent_tools if self._version is not None else None)
         await tools.restore(history)
         return tools
 
     def agent_tools(self) -> AgentTools:
         """What every run shares, assembled on the first run (it reads the manifest's
         entries of every allowed tool when deferring)."""
+        if self._version is not None and self._rebuild is not None:
+            version = self._version()
+            if version != self._seen:
+                fresh = self._rebuild()
+                self._seen = version
+                self.catalog, self.policy, self.classes = fresh.catalog, fresh.policy, fresh.classes
+                self.core, self.with_loader = fresh.core, fresh.with_loader
+                self.with_finder, self._agent = fresh.with_finder, None
         if self._agent is None:
             self._agent = AgentTools(
                 catalog=self.catalog, policy=self.policy, classes=self.classes,

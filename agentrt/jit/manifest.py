@@ -202,6 +202,9 @@ class Manifest:
         self._details: Mapping[str, list[str]] | None = None
         self._entries: dict[str, dict[str, Any] | None] = {}
         self._stale = False
+        # the file's (path, modification time, size) when a CatalogCache read it: what
+        # names this version of it in the caches of a process (agentrt.mcp's classes)
+        self.stamp: tuple[str, int, int] | None = None
 
     def __len__(self) -> int:
         return len(self.names)

@@ -42,7 +42,7 @@ from .initialize_tools import INITIALIZE_TOOLS, ActivationReport, ToolLoader, Tr
 from .search_tools import ToolFinder
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Callable, Iterable, Sequence
 
     from .._context import RunContext
     from ..telemetry import Telemetry
@@ -87,8 +87,13 @@ class ThreadTools:
     earlier activations are replayed by :meth:`restore`."""
 
     def __init__(self, agent: AgentTools, run: RunContext, provided: Provided, *,
-                 telemetry: Telemetry | None = None) -> None:
+                 telemetry: Telemetry | None = None,
+                 source: Callable[[], AgentTools] | None = None) -> None:
+        """``source``: the agent's tools as they are now, when they may change during
+        the run (an MCP server's live tool list: see :meth:`_adopt`)."""
         self._agent = agent
+        self._source = source
+        self._core_tools = 0  # self._order[:_core_tools] are the core tools
         self._telemetry = telemetry
         self._run = run
         self._provided = provided
@@ -108,6 +113,7 @@ class ThreadTools:
     # -- the RunTools contract -------------------------------------------------
 
     def definitions(self) -> list[dict[str, Any]]:
+        self._follow()
         self._commit()
         if not self._agent.deferring:
             return list(self._definitions)
@@ -123,6 +129,7 @@ class ThreadTools:
                 for fn in self._active[tool].specs if fn in deferred]
 
     async def resolve(self, function_name: str) -> BoundFunction | str:
+        self._follow()
         tool = self._owner.get(function_name)
         if tool is not None:
             return self._bind(tool, function_name)
@@ -160,6 +167,7 @@ class ThreadTools:
         Unknown and refused names are reported, not raised: this is what the model
         asked for. Activating an active tool is a no-op (it is never rebuilt).
         """
+        self._follow()
         catalog, policy = self._agent.catalog, self._agent.policy
         requested = tuple(dict.fromkeys(names))
         failed: dict[str, str] = {}
@@ -347,6 +355,60 @@ class ThreadTools:
             self._add(cls.name, _Active(cls, specs, None if isinstance(item, type) else item))
         self._commit(keep_order=True)
         self._core_end = len(self._definitions)
+        self._core_tools = len(self._order)
+
+    # -- the agent's tools changed (an MCP server's live list) ---------------------
+
+    def _follow(self) -> None:
+        if self._source is not None:
+            agent = self._source()
+            if agent is not self._agent:
+                self._adopt(agent)
+
+    def _adopt(self, agent: AgentTools) -> None:
+        """The agent's tools were rebuilt during this run (an MCP server reported a tool
+        list other than the one its class was built from). From the next request on, an
+        active tool whose class changed has the new class's functions (new ones callable,
+        removed ones gone, schemas and options as the server says), in its place in the
+        list: the request prefix changes from that tool's first definition on (with
+        deferred loading, from the first deferred definition of a changed tool), and
+        what comes before it stays byte for byte."""
+        old, self._agent = self._agent, agent
+        changed = []
+        for name, active in list(self._active.items()):
+            entry = agent.catalog.entry(name) if name in agent.catalog else None
+            cls = entry.cls if entry is not None else None
+            instance = active.instance
+            if name == ToolFinder.name and agent.finder is not old.finder:
+                instance = ToolFinder(agent.finder) if agent.finder is not None else None
+            elif cls is None or cls is active.cls:
+                continue
+            else:
+                instance = None  # built again, with the new class, on its next call
+            cls = cls or active.cls
+            allowed = agent.policy.methods(name)
+            specs = {fn: s for fn, s in cls.functions().items()
+                     if allowed is None or fn in allowed}
+            for fn in active.specs:
+                if self._owner.get(fn) == name:
+                    del self._owner[fn]
+            for fn in specs:
+                self._owner.setdefault(fn, name)
+            self._active[name] = _Active(cls, specs, instance)
+            changed.append(name)
+        deferred = agent.deferred.functions
+        self._definitions = []
+        for number, name in enumerate(self._order):
+            if number == self._core_tools:
+                self._core_end = len(self._definitions)
+            self._definitions += [agent.definition(spec) for spec in
+                                  self._active[name].specs.values() if spec.name not in deferred]
+        if len(self._order) <= self._core_tools:
+            self._core_end = len(self._definitions)
+        if changed:
+            self._log("info", "jit.tools_changed", tools=changed,
+                      reason="an MCP server's live tool list differs from the one its "
+                             "tools were built from")
 
     async def restore(self, history: Sequence[Message]) -> None:
         """Replay the thread's activations: each assistant message's tool_use blocks

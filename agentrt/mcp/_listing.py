@@ -3,7 +3,7 @@
 The entry (``kind = "mcp"``) has the server's reported version, its tools'
 definitions as the Messages API takes them and their annotations, so an agent knows
 them without starting the server. When a server is started, its live list is compared
-with that entry (:func:`stale_fields`): a mismatch is logged, and the live list wins.
+with that entry (:func:`differences`): a mismatch is logged, and the live list wins.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     from ._config import MCPServer
 
-__all__ = ["describe_tools", "list_all", "live_entry", "stale_fields"]
+__all__ = ["describe_tools", "differences", "list_all", "live_entry"]
 
 _HINTS = {"read_only_hint": "readOnlyHint", "destructive_hint": "destructiveHint",
           "idempotent_hint": "idempotentHint", "open_world_hint": "openWorldHint"}
@@ -67,14 +67,24 @@ async def live_entry(name: str, server: MCPServer, session: Any,
     return describe_tools(name, server, version, await list_all(session))
 
 
-def stale_fields(recorded: Mapping[str, Any], live: Mapping[str, Any]) -> list[str]:
-    """What differs between the manifest's entry and the live one (function names, or
-    ``version``); empty when they match."""
-    if recorded.get("fingerprint") == live.get("fingerprint"):
-        return []
+def differences(recorded: Mapping[str, Any], live: Mapping[str, Any]) -> dict[str, Any]:
+    """How the live entry differs from the recorded one (the manifest's, or an earlier
+    live list): ``changed``, every tool name that differs (then ``version`` and
+    ``config`` when those do), split into ``added``, ``removed`` and ``modified`` (each
+    modified tool with what changed: ``input_schema``, ``annotations``,
+    ``description``). Empty lists when they match."""
     old = {f["name"]: f for f in recorded.get("functions", ())}
     new = {f["name"]: f for f in live.get("functions", ())}
-    changed = sorted(n for n in old.keys() | new.keys() if old.get(n) != new.get(n))
-    if recorded.get("version") != live.get("version"):
-        changed.append("version")
-    return changed
+    modified: dict[str, list[str]] = {}
+    for name in sorted(old.keys() & new.keys()):
+        before, after = old[name].get("definition", {}), new[name].get("definition", {})
+        what = [key for key in ("input_schema", "description")
+                if before.get(key) != after.get(key)]
+        if old[name].get("annotations") != new[name].get("annotations"):
+            what.append("annotations")
+        if what or old[name] != new[name]:
+            modified[name] = what or ["summary"]
+    added, removed = sorted(new.keys() - old.keys()), sorted(old.keys() - new.keys())
+    changed = sorted([*added, *removed, *modified])
+    changed += [key for key in ("version", "config") if recorded.get(key) != live.get(key)]
+    return {"changed": changed, "added": added, "removed": removed, "modified": modified}

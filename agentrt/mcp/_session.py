@@ -94,10 +94,14 @@ class Connection:
     """One server's session, started on first use (see the module docstring)."""
 
     def __init__(self, name: str, server: MCPServer, identity: Mapping[str, str],
-                 recorded: Mapping[str, Any] | None = None) -> None:
-        """``recorded``: the server's manifest entry, checked against the live list."""
+                 recorded: Mapping[str, Any] | None = None,
+                 servers: MCPServers | None = None) -> None:
+        """``recorded``: the server's entry as its agents know it (the manifest's, or a
+        live list adopted before), which the live list is checked against; ``servers``:
+        the runtime's connections, told when the live list differs."""
         self.name = name
         self.recorded = recorded
+        self.servers = servers
         self.live_tools: frozenset[str] | None = None
         self.server = server
         self.identity = dict(identity)
@@ -112,6 +116,8 @@ class Connection:
         self._failure = f"MCP server {name!r} stopped"
         self._stop: anyio.Event | None = None
         self._done: anyio.Event | None = None
+        self._wake = anyio.Event()  # a tools/list_changed notification arrived
+        self._refreshing: anyio.Event | None = None  # set when the tools are listed again
 
     async def call(self, tool: str, arguments: dict[str, Any]) -> Any:
         """``tools/call``: the result, or ToolError for a server that cannot answer. A
@@ -123,12 +129,15 @@ class Connection:
         session = await self._session()
         self.in_flight += 1
         try:
-            if self.tools_changed:
-                self.tools_changed = False
-                await self._refresh(session)
+            await self._catch_up(session)
             if self.live_tools is not None and tool not in self.live_tools:
                 raise ToolError(f"MCP server {self.name!r} no longer offers the tool {tool!r}")
-            return await session.call_tool(tool, arguments)
+            result = await session.call_tool(tool, arguments)
+            try:  # said during the call: in the next request
+                await self._catch_up(session)
+            except Exception as exc:  # the result stands; the next call finds the loss
+                log.warning("mcp.refresh_failed", server=self.name, error=reason_of(exc))
+            return result
         except ToolError:
             raise
         except MCPError as exc:
@@ -200,24 +209,60 @@ class Connection:
 
         spawn_host(host)
 
+    async def _catch_up(self, session: Any) -> None:
+        """List the tools again if the server said they changed (once, whoever asks
+        first: the others wait for that listing)."""
+        while True:
+            refreshing = self._refreshing
+            if refreshing is not None:
+                await refreshing.wait()
+                continue
+            if not self.tools_changed:
+                return
+            self.tools_changed = False
+            done = self._refreshing = anyio.Event()
+            try:
+                await self._refresh(session)
+            finally:
+                self._refreshing = None
+                done.set()
+
     async def _refresh(self, session: Any) -> None:
-        """The live tool list (which wins), checked against the manifest's."""
-        from ._listing import live_entry, stale_fields
+        """The live tool list, checked against the one the agents know: a mismatch is a
+        warning, and the live list wins (the runtime's agents take it from their next
+        request on)."""
+        from ._listing import differences, live_entry
 
         live = await live_entry(self.name, self.server, session, self.server_version)
         self.live_tools = frozenset(f["name"] for f in live["functions"])
-        changed = stale_fields(self.recorded, live) if self.recorded is not None else []
-        if changed:
-            log.warning("mcp.manifest_stale", server=self.name, changed=changed,
-                        hint="the server's live tool list is used; regenerate the manifest "
-                             "with `agentrt tools manifest`")
+        known = self.recorded
+        if known is not None and known.get("fingerprint") == live["fingerprint"]:
+            return
+        self.recorded = live
+        if known is not None:
+            log.warning("mcp.manifest_stale", server=self.name, **differences(known, live),
+                        hint="the server's live tool list is used from the next request on; "
+                             "regenerate the manifest with `agentrt tools manifest`")
+        if self.servers is not None:
+            self.servers.adopt(self.name, self.server, live)
 
     async def _serve(self, stop: anyio.Event) -> None:
-        """Until told to stop, or idle (no call in flight) for ``idle_timeout``."""
+        """Until told to stop, or idle (no call in flight) for ``idle_timeout``; a
+        ``tools/list_changed`` notification is answered by listing the tools again."""
         idle = self.server.idle_timeout
         while not stop.is_set():
             with anyio.move_on_after(idle if idle is not None else float("inf")):
-                await stop.wait()
+                await _first(stop, self._wake)
+            if self._wake.is_set():
+                self._wake = anyio.Event()
+                session = self.session
+                if session is not None:
+                    try:
+                        await self._catch_up(session)
+                    except Exception as exc:  # the next call finds the session lost
+                        log.warning("mcp.refresh_failed", server=self.name,
+                                    error=reason_of(exc))
+                continue
             if (idle is not None and self.in_flight == 0
                     and time.monotonic() - self.last_used >= idle):
                 log.info("mcp.server_idle", server=self.name, idle_timeout=idle)
@@ -231,6 +276,7 @@ class Connection:
     async def _on_message(self, message: Any) -> None:
         if getattr(message, "method", None) == "notifications/tools/list_changed":
             self.tools_changed = True
+            self._wake.set()
             log.info("mcp.tools_changed", server=self.name)
 
     def _lost(self, session: Any, tool: str, exc: Exception) -> None:
@@ -251,6 +297,17 @@ class Connection:
                 await self._done.wait()
 
 
+async def _first(*events: anyio.Event) -> None:
+    """Until one of ``events`` is set."""
+    async with anyio.create_task_group() as group:
+        async def wait(event: anyio.Event) -> None:
+            await event.wait()
+            group.cancel_scope.cancel()
+
+        for event in events:
+            group.start_soon(wait, event)
+
+
 def reason_of(exc: BaseException) -> str:
     """The first real cause inside an exception group, as one line."""
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
@@ -261,32 +318,47 @@ def reason_of(exc: BaseException) -> str:
 
 
 class MCPServers:
-    """A runtime's connections and tool classes (made on first use of each)."""
+    """A runtime's connections (made on first use of each), the live tool lists its
+    servers reported where they differ from the manifest (``live``, by server name and
+    configuration), and ``generation``, which counts those changes: an agent built
+    before one rebuilds its tools (see :meth:`agentrt.jit.loader.JITLoader.follow`)."""
 
     def __init__(self) -> None:
         self._connections: dict[tuple[object, ...], Connection] = {}
-        self.classes: dict[tuple[object, ...], type[Any]] = {}  # see _catalog
-        self._recorded: dict[tuple[str, str], Mapping[str, Any]] = {}
-        # (manifest, servers) by their ids -> the classes built for them (see _catalog)
+        self.live: dict[tuple[str, str], Mapping[str, Any]] = {}
+        self.generation = 0
+        # (manifest, servers, generation) by their ids -> the classes built for them (see
+        # _catalog)
         self.built: dict[object, tuple[object, tuple[type[Any], ...]]] = {}
 
-    def connection(self, name: str, server: MCPServer,
-                   identity: Mapping[str, str]) -> Connection:
+    def connection(self, name: str, server: MCPServer, identity: Mapping[str, str],
+                   tool: type[Any] | None = None) -> Connection:
+        """The connection of ``server`` (per caller for a ``per_identity`` one); ``tool``,
+        the class the call came through, tells a new connection the entry it was built
+        from."""
         who = tuple(sorted(identity.items())) if server.per_identity else ()
-        key = (name, server.model_dump_json(), who)
+        config = server.model_dump_json()
+        key = (name, config, who)
         found = self._connections.get(key)
         if found is None:
+            recorded = self.live.get((name, config))
+            if recorded is None and tool is not None:
+                recorded = getattr(tool, "entry", None) or None
             found = self._connections[key] = Connection(
-                name, server, identity if server.per_identity else {},
-                self._recorded.get((name, key[1])))
+                name, server, identity if server.per_identity else {}, recorded, self)
         return found
 
     def connections(self) -> list[Connection]:
         return list(self._connections.values())
 
-    def record(self, name: str, server: MCPServer, entry: Mapping[str, Any]) -> None:
-        """The server's manifest entry, which its connection checks the live list against."""
-        self._recorded[name, server.model_dump_json()] = entry
+    def adopt(self, name: str, server: MCPServer, entry: Mapping[str, Any]) -> None:
+        """``entry``, a started server's live list, replaces what the agents knew."""
+        key = (name, server.model_dump_json())
+        known = self.live.get(key)
+        if known is not None and known.get("fingerprint") == entry.get("fingerprint"):
+            return
+        self.live[key] = entry
+        self.generation += 1
 
     async def aclose(self) -> None:
         connections, self._connections = list(self._connections.values()), {}

@@ -1,9 +1,13 @@
 """An MCP server's tools as one catalog :class:`~agentrt.Tool`, built from its manifest entry.
 
-Nothing here starts the server: the class is built from what ``agentrt tools manifest``
-recorded (names, descriptions, input schemas, annotations), so the server's tools are
-in the catalog, under the allow-list, deferred or listed like any Tool's functions,
-and the server is started by the first call of one of them.
+Nothing here starts the server, nor imports the ``mcp`` package: the class is built
+from what ``agentrt tools manifest`` recorded (names, descriptions, input schemas,
+annotations), or from the live list a started server reported, so the server's tools
+are in the catalog, under the allow-list, deferred or listed like any Tool's functions,
+and the server is started by the first call of one of them. A class belongs to no
+runtime (it is built once per process for a server's configuration and entry: see
+:mod:`._catalog`); an instance calls through the connections of the runtime it is
+constructed with.
 
 The annotations decide each function's :class:`~agentrt.FunctionOptions` (see
 :func:`options_for`): the rest of the pipeline needs nothing MCP-specific.
@@ -22,10 +26,11 @@ from .._errors import ToolError
 from ..tools import FunctionOptions, FunctionSpec, Tool
 from ..tools._content import ToolContent
 from ._config import MCPServer, ToolOverride, server_tag
-from ._session import MCPServers
 
 if TYPE_CHECKING:
     from .._context import RunContext
+    from ..runtime import Runtime
+    from ._session import MCPServers
 
 __all__ = ["MCPTool", "build_tool_class", "options_for", "to_content"]
 
@@ -100,14 +105,21 @@ def to_content(result: Any, server_name: str, tool: str) -> ToolContent:
 
 
 class MCPTool(Tool):
-    """The base of every MCP server's tool class (one class per server and runtime)."""
+    """The base of every MCP server's tool class (one class per server configuration
+    and tool list, shared by the runtimes of a process)."""
 
     name = "mcp"
     server_name: ClassVar[str] = ""
     server: ClassVar[MCPServer]
-    servers: ClassVar[MCPServers]
+    entry: ClassVar[Mapping[str, Any]] = {}  # what the class was built from
+    key: ClassVar[tuple[str, str, str]] = ("", "", "")  # see agentrt.mcp._catalog
     remote_names: ClassVar[Mapping[str, str]] = {}  # function name -> the server's tool name
     annotations: ClassVar[Mapping[str, Mapping[str, Any]]] = {}  # by function name
+
+    def __init__(self, runtime: Runtime | None = None) -> None:
+        """``runtime``: whose connections the calls go through (the JIT loader gives
+        the agent's)."""
+        self.servers: MCPServers | None = runtime.mcp if runtime is not None else None
 
     @classmethod
     def destructive(cls, function: str) -> bool:
@@ -116,10 +128,13 @@ class MCPTool(Tool):
         return cls.annotations.get(function, {}).get("destructiveHint") is True
 
     async def call(self, function: str, arguments: dict[str, Any], run: RunContext) -> Any:
-        connection = self.servers.connection(self.server_name, self.server, run.identity)
+        if self.servers is None:
+            raise ToolError(f"the tools of MCP server {self.server_name!r} were constructed "
+                            "without a runtime: construct them with one")
+        connection = self.servers.connection(self.server_name, self.server, run.identity,
+                                             type(self))
         result = await connection.call(self.remote_names[function], arguments)
         return to_content(result, self.server_name, self.remote_names[function])
-
 
     def __getattr__(self, attr: str) -> Any:
         """``_mcp_NAME``: the method the pipeline's Execute calls for the function NAME
@@ -137,9 +152,10 @@ class MCPTool(Tool):
 _METHOD = "_mcp_"
 
 
-def build_tool_class(server_name: str, server: MCPServer, entry: Mapping[str, Any],
-                     servers: MCPServers) -> type[MCPTool]:
-    """The class of a server's tools from its manifest entry (``describe_server``'s)."""
+def build_tool_class(server_name: str, server: MCPServer,
+                     entry: Mapping[str, Any]) -> type[MCPTool]:
+    """The class of a server's tools from its manifest entry (``describe_server``'s)
+    or its live one."""
     functions: dict[str, FunctionSpec] = {}
     remote: dict[str, str] = {}
     annotations: dict[str, Mapping[str, Any]] = {}
@@ -160,7 +176,7 @@ def build_tool_class(server_name: str, server: MCPServer, entry: Mapping[str, An
         annotations[function] = hints
     namespace: dict[str, Any] = {
         "name": server_name, "version": f"{server.digest(server_name)}:{entry.get('version', '')}",
-        "server_name": server_name, "server": server, "servers": servers,
+        "server_name": server_name, "server": server, "entry": entry,
         "remote_names": remote, "annotations": annotations, "__doc__": entry.get("summary") or
         f"Tools of the MCP server {server_name!r}.", "__module__": "agentrt.mcp",
         "__qualname__": f"servers.{server_name}"}

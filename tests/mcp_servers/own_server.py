@@ -4,7 +4,8 @@
 ``lookup`` (readOnlyHint: counts its executions in the file ``COUNTER`` names),
 ``slow`` (no annotations: sleeps, first writing the time to the file ``STARTED`` names), ``whoami``
 (readOnlyHint: the ``WHO`` environment value, for per-identity sessions), ``pid``,
-``retire`` (removes ``lookup``, then sends ``tools/list_changed``).
+``retire`` (removes ``lookup``, then sends ``tools/list_changed``), ``grow`` (adds
+``fresh``, read-only, then sends ``tools/list_changed``).
 """
 
 from __future__ import annotations
@@ -66,6 +67,19 @@ async def retire(ctx: Context) -> str:  # type: ignore[type-arg]
     server.remove_tool("lookup")
     await ctx.session.send_tool_list_changed()
     return "lookup retired"
+
+
+def fresh(word: str) -> str:
+    """A tool added while the server runs (read-only)."""
+    return f"fresh {word} (execution {_count()})"
+
+
+@server.tool()
+async def grow(ctx: Context) -> str:  # type: ignore[type-arg]
+    """Add the fresh tool and say so (notifications/tools/list_changed)."""
+    server.add_tool(fresh, annotations=READ)
+    await ctx.session.send_tool_list_changed()
+    return "fresh added"
 
 
 if __name__ == "__main__":

@@ -218,8 +218,42 @@ def test_import_agentrt_mcp_does_not_import_the_mcp_package() -> None:
     assert out.strip() == "False"
 
 
+@pytest.mark.integration
+def test_an_agent_with_servers_none_used_imports_no_mcp_and_starts_no_child(
+        tmp_path: Path) -> None:
+    """Start-up (benchmark c): the tools of configured servers are known from the
+    manifest, so building the agent and running it without calling them imports nothing
+    of the ``mcp`` package (it takes longer to import than the agent takes to build) and
+    starts no process; the model still sees the servers' tools (deferred)."""
+    path = _manifest(tmp_path, {f"git{i}": StdioServer(command="g", args=[str(i)],
+                                                        prefix=f"r{i}_") for i in range(3)},
+                     [_tool("git_log", READ), _tool("git_commit")])
+    code = (
+        "import os, sys, anyio, agentrt, agentrt.mcp\n"
+        "from agentrt.testing import Reply, ScriptedModel\n"
+        "class A(agentrt.Agent):\n"
+        f" mcp_servers = {{f'git{{i}}': agentrt.mcp.StdioServer(command='g', args=[str(i)], "
+        "prefix=f'r{i}_') for i in range(3)}\n"
+        f" tool_config = {{'manifest': {str(path)!r}}}\n"
+        "async def main():\n"
+        " model = ScriptedModel([Reply(text='hi')])\n"
+        " async with agentrt.Runtime(agentrt.load_settings(thread_store='memory'), "
+        "model=model) as rt:\n"
+        "  await A(rt).run('hi')\n"
+        "  sent = sorted(t['name'] for t in model.requests[0].body['tools'])\n"
+        "  kids = [p for p in os.listdir('/proc') if p.isdigit() and os.path.exists("
+        "f'/proc/{p}/stat') and open(f'/proc/{p}/stat').read().rpartition(')')[2].split()[1]"
+        " == str(os.getpid())]\n"
+        " print(sorted(m for m in sys.modules if m == 'mcp' or m.startswith(('mcp.', "
+        "'mcp_types'))), kids, [n for n in sent if n.startswith('r')])\n"
+        "anyio.run(main)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == ("[] [] ['r0_git_commit', 'r0_git_log', 'r1_git_commit', "
+                           "'r1_git_log', 'r2_git_commit', 'r2_git_log']")
+
+
 def test_only_an_explicit_destructive_hint_marks_a_tool_for_approval() -> None:
-    from agentrt.mcp._session import MCPServers
     from agentrt.mcp._tools import build_tool_class
 
     def fn(name: str, hints: dict[str, Any]) -> dict[str, Any]:
@@ -230,7 +264,7 @@ def test_only_an_explicit_destructive_hint_marks_a_tool_for_approval() -> None:
     entry = {"name": "git", "version": "1", "functions": [
         fn("git_reset", {"destructiveHint": True}), fn("git_add", {}),
         fn("git_log", {"readOnlyHint": True, "idempotentHint": True})]}
-    cls = build_tool_class("git", StdioServer(command="g"), entry, MCPServers())
+    cls = build_tool_class("git", StdioServer(command="g"), entry)
     assert [cls.destructive(n) for n in ("git_reset", "git_add", "git_log")] == [
         True, False, False]
     assert cls.annotations["git_log"] == {"readOnlyHint": True, "idempotentHint": True}

@@ -377,10 +377,118 @@ async def test_a_tools_list_changed_notification_refreshes_the_live_list(
             await agent.run("go")
     before, after = results(model.requests[1])[0], results(model.requests[3])[0]
     assert not before.get("is_error")
-    assert after["is_error"] and "no longer offers the tool 'lookup'" in text(after)
+    # the live list won: lookup left the tools list and is no function any more
+    assert after["is_error"] and "Unknown function 'lookup'" in text(after)
+    assert "lookup" not in [t["name"] for t in model.requests[2].body["tools"]]
+    assert "lookup" in [t["name"] for t in model.requests[1].body["tools"]]
     assert [e["event"] for e in events if e["event"] in (
         "mcp.tools_changed", "mcp.manifest_stale")] == ["mcp.tools_changed",
                                                         "mcp.manifest_stale"]
+
+
+def _stale_entry(entry: dict[str, Any]) -> dict[str, Any]:
+    """``entry`` as an older server described it: without ``pid``, ``lookup`` without its
+    read-only hint, ``whoami`` with another input schema."""
+    from agentrt.jit.manifest import fingerprint
+
+    old = json.loads(json.dumps(entry))
+    old["functions"] = [f for f in old["functions"] if f["name"] != "pid"]
+    for fn in old["functions"]:
+        if fn["name"] == "lookup":
+            fn["annotations"] = {}
+        if fn["name"] == "whoami":
+            fn["definition"]["input_schema"] = {"type": "object", "properties": {
+                "who": {"type": "string"}}, "required": ["who"]}
+    old["fingerprint"] = fingerprint(old)
+    return old
+
+
+def _names(request: Any) -> list[str]:
+    return [t["name"] for t in request.body["tools"]]
+
+
+async def test_a_manifest_stale_at_start_gives_way_to_the_live_list_new_tools_schemas_and_hints(
+        tmp_path: Path) -> None:
+    """The live list wins over a stale manifest from the next request on: a tool the
+    manifest lacks is sent and callable, a changed schema is sent as the server has it,
+    a changed hint changes what the pipeline does (lookup is read-only live: run once)."""
+    from agentrt.jit.manifest import render_manifest
+    from agentrt.mcp._describe import describe_servers
+
+    counter = tmp_path / "count"
+    server = own(env={"COUNTER": str(counter)})
+    (live,) = await describe_servers({"own": server})
+    (tmp_path / "m.json").write_text(render_manifest([_stale_entry(live)]))
+    look = ("lookup", {"key": "k"})
+    steps = [calls(("whoami", {"who": "x"})), calls(look), calls(("pid", {})), calls(look),
+             Reply(text="ok")]
+    with capture_events("agentrt.mcp") as events:
+        async with running(agent_class(tmp_path / "m.json", {"own": server}), steps,
+                           sdk=False) as (agent, model):
+            result = await agent.run("go")
+    (stale,) = [e for e in events if e["event"] == "mcp.manifest_stale"]
+    assert (stale["added"], stale["removed"], stale["modified"]) == (
+        ["pid"], [], {"lookup": ["annotations"], "whoami": ["input_schema"]})
+    assert stale["changed"] == ["lookup", "pid", "whoami"]
+    assert "pid" not in _names(model.requests[0]) and "pid" in _names(model.requests[1])
+    schemas = [{t["name"]: t.get("input_schema") for t in r.body["tools"]}
+               for r in model.requests[:2]]
+    assert schemas[0]["whoami"]["required"] == ["who"]
+    assert schemas[1]["whoami"] == next(f["definition"]["input_schema"]
+                                        for f in live["functions"] if f["name"] == "whoami")
+    pid = results(model.requests[3])[0]
+    assert not pid.get("is_error") and int(text(pid)) > 0
+    assert [text(results(model.requests[i])[0]) for i in (2, 4)] == [
+        "value of k (execution 1)"] * 2
+    assert counter.read_text() == "1" and result.stats.executed == 3
+
+
+async def test_a_live_tool_left_out_of_the_allow_list_stays_out(tmp_path: Path) -> None:
+    """The live list wins only within the allow-list: a tool the manifest lacked and the
+    server offers is neither sent nor called when the server's ``methods`` omit it."""
+    from agentrt.jit.manifest import render_manifest
+    from agentrt.mcp._describe import describe_servers
+
+    server = own()
+    (live,) = await describe_servers({"own": server})
+    (tmp_path / "m.json").write_text(render_manifest([_stale_entry(live)]))
+    steps = [calls(("whoami", {"who": "x"})), calls(("pid", {})), Reply(text="ok")]
+    cls = agent_class(tmp_path / "m.json", {"own": server},
+                      tools={"own": {"methods": ["whoami", "lookup"]}})
+    async with running(cls, steps, sdk=False) as (agent, model):
+        result = await agent.run("go")
+    assert [sorted(_names(r)) for r in model.requests[1:]] == [
+        ["initialize_tools", "lookup", "search_tools", "whoami"]] * 2
+    (refused,) = results(model.requests[2])
+    assert refused["is_error"] and "pid" in text(refused)
+    assert result.stats.executed == 1
+
+
+async def test_a_tool_added_while_the_server_runs_is_sent_and_callable_from_the_next_request(
+        manifest: Path, tmp_path: Path) -> None:
+    """``grow`` adds ``fresh`` (read-only) and says tools/list_changed: the next request
+    of the same run has it, and it is called (once: its hint is honoured). In append
+    mode the tools before the server's own are sent as they were (the prompt-cache
+    prefix up to them holds)."""
+    counter = tmp_path / "count"
+    server = own(env={"COUNTER": str(counter)})
+    fresh = ("fresh", {"word": "w"})
+    steps = [calls(("lookup", {"key": "a"})), calls(("grow", {})), calls(fresh),
+             calls(fresh), Reply(text="ok")]
+    with capture_events("agentrt") as events:
+        async with running(agent_class(manifest, {"own": server}, tool_loading="append"),
+                           steps, sdk=False) as (agent, model):
+            await agent.run("go")
+    # requests[2] answers grow: it is the next request
+    before, after = model.requests[1].body["tools"], model.requests[2].body["tools"]
+    assert "fresh" not in _names(model.requests[1]) and "fresh" in _names(model.requests[2])
+    first_own = _names(model.requests[1]).index("grow")
+    assert first_own > 0 and after[:first_own] == before[:first_own]
+    assert [text(results(model.requests[i])[0]) for i in (3, 4)] == [
+        "fresh w (execution 2)"] * 2  # lookup was execution 1
+    stale = [e for e in events if e["event"] == "mcp.manifest_stale"]
+    assert [(e["added"], e["removed"]) for e in stale] == [(["fresh"], [])]
+    assert any(e["event"] == "jit.tools_changed" and e["tools"] == ["own"] for e in events)
 
 
 async def test_results_are_per_identity_unless_the_server_is_public(
