@@ -317,6 +317,12 @@ class Agent(AsyncClosing):
     def _events(self, task: str | list[ContentBlock] | None, thread_id: str | None,
                 usage_limits: UsageLimits | None, approve: Sequence[str] = (),
                 deny: Mapping[str, str] | None = None) -> AsyncGenerator[RunEvent, None]:
+        elsewhere = self.runtime.dispatch(self, task, thread_id=thread_id,
+                                          limits=None if usage_limits is None
+                                          else self._limits(usage_limits),
+                                          approve=approve, deny=deny or {})
+        if elsewhere is not None:  # a durable run (agentrt.temporal)
+            return elsewhere
         return self._manager.run(task, thread_id=thread_id, agent=self.name,
                                  identity=self.identity, deps=self.deps,
                                  limits=None if usage_limits is None
