@@ -16,6 +16,8 @@ own runs renew theirs, so an ``agentrt chat`` on the thread is refused meanwhile
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -151,12 +153,15 @@ class Activities:
         try:
             if not await store.claim(ref.thread_id, ref.run_id, lease=lease):
                 raise ThreadBusyError(ref.thread_id, 0.0)
-            async with anyio.create_task_group() as group:
-                group.start_soon(self._beat, manager, ref)
-                try:
-                    yield agent, manager
-                finally:
-                    group.cancel_scope.cancel()
+            # a task of its own, not a task group: an error of the activity leaves as
+            # itself (Temporal's activities run on asyncio only)
+            beat = asyncio.ensure_future(self._beat(manager, ref))
+            try:
+                yield agent, manager
+            finally:
+                beat.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await beat
         except AgentRtError as exc:
             raise _reraised(exc) from exc
 
@@ -242,7 +247,8 @@ class Activities:
             if len(history) > data.count and history[data.count].role == "assistant":
                 return await self._turn_output(manager, state, data, history[data.count])
             if len(history) != data.count:
-                raise ThreadChangedError(ref.thread_id, f"expected {data.count} messages, found {len(history)}")
+                raise ThreadChangedError(
+                    ref.thread_id, f"expected {data.count} messages, found {len(history)}")
             state.usage = Usage(**data.usage)
             state.last_prompt, state.sent = data.last_prompt, data.sent
             request = manager._request(state)
