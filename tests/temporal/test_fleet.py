@@ -60,17 +60,16 @@ async def _finish_on_the_other(harness_run: anyio.abc.TaskGroup, agent: FleetAge
 
 async def test_worker_killed_during_the_model_request(temporal_address: str,
                                                       tmp_path: Path) -> None:
-    reached = anyio.Event()
+    reached, killed = anyio.Event(), anyio.Event()
     seen: collections.Counter[int] = collections.Counter()
 
-    def model(request: RecordedRequest) -> Reply:
-        reply = fleet_model(request)
+    async def model(request: RecordedRequest) -> Reply:
         turn = len(request.body["messages"])
         seen[turn] += 1
-        if turn == 3 and seen[turn] == 1:  # the second request, the first time: slow
-            reached.set()
-            return Reply(text=reply.text, tool_calls=reply.tool_calls, event_delay=1.0)
-        return reply
+        if turn == 3 and seen[turn] == 1:  # the second request, the first time: its
+            reached.set()                  # worker is killed while it waits for the reply
+            await killed.wait()
+        return fleet_model(request)
 
     async with fleet(temporal_address, tmp_path, model) as harness:
         first = await harness.worker()
@@ -82,6 +81,7 @@ async def test_worker_killed_during_the_model_request(temporal_address: str,
                 await reached.wait()
             await harness.worker()
             first.kill()
+            killed.set()
         (result,) = results
         assert result.stop_reason == "end_turn"
         assert result.text == "All shipped: pear"
