@@ -4,8 +4,9 @@ tests/temporal/fleet.py:FleetAgent ...``) and in process.
 Its tools record every execution in Redis (``FLEET_PREFIX``), so that the test sees
 what ran on which worker, even on a worker it killed: each record is pushed to
 ``<prefix>:log`` (all of them) and ``<prefix>:signal`` (the test waits on it with
-BLPOP). ``FLEET_HANG`` names a function that hangs after recording its start (the
-worker is killed there): ``ship`` hangs before its effect, ``slow_check`` mid-read.
+BLPOP). ``FLEET_HANG`` names a function whose first call in the fleet hangs after
+recording its start (its worker is killed there): ``ship`` hangs before its effect,
+``slow_check`` mid-read.
 """
 
 from __future__ import annotations
@@ -33,9 +34,17 @@ async def record(function_name: str, phase: str, **fields: Any) -> None:
         await client.aclose()
 
 
-async def hang_if(function_name: str) -> None:
-    if os.environ.get("FLEET_HANG") == function_name:
-        await anyio.sleep_forever()
+async def hangs(function_name: str) -> bool:
+    """Whether this call is the first of ``FLEET_HANG`` in the whole fleet (whichever
+    worker runs it): decided before its start is recorded, so the worker the test kills
+    on seeing that record is the one that hangs."""
+    if os.environ.get("FLEET_HANG") != function_name:
+        return False
+    client = aioredis.Redis.from_url(REDIS_URL)
+    try:
+        return bool(await client.set(f"{os.environ['FLEET_PREFIX']}:hung", "1", nx=True))
+    finally:
+        await client.aclose()
 
 
 async def records(prefix: str) -> list[dict[str, Any]]:
@@ -64,8 +73,10 @@ class Warehouse(Tool):
         Args:
             item: The item's name.
         """
+        hang = await hangs("slow_check")
         await record("slow_check", "start", item=item)
-        await hang_if("slow_check")
+        if hang:
+            await anyio.sleep_forever()
         await record("slow_check", "effect", item=item)
         return f"{item} checked"
 
@@ -87,8 +98,10 @@ class Warehouse(Tool):
         Args:
             item: The item's name.
         """
+        hang = await hangs("ship")
         await record("ship", "start", item=item)
-        await hang_if("ship")
+        if hang:
+            await anyio.sleep_forever()
         await record("ship", "effect", item=item)
         return f"shipped {item}"
 

@@ -143,6 +143,8 @@ class Fleet:
                    AGENTRT_ANTHROPIC_API_KEY="sk-test", AGENTRT_REDIS_URL=REDIS_URL,
                    AGENTRT_REDIS_PREFIX=self.prefix, AGENTRT_LOG_FORMAT="json",
                    AGENTRT_LOG_LEVEL="info", FLEET_PREFIX=self.prefix,
+                   # a dead worker's single-flight lease expires as fast as its activity
+                   AGENTRT_LEASE_TTL=str(HEARTBEAT_TIMEOUT),
                    PYTHONUNBUFFERED="1")
         if hang is not None:
             env["FLEET_HANG"] = hang
@@ -157,6 +159,22 @@ class Fleet:
         worker = Worker(process, self.group)
         self.workers.append(worker)
         await worker.ready()
+        return worker
+
+    async def start(self, count: int, *, hang: str | None = None) -> list[Worker]:
+        """``count`` workers started at once."""
+        started: list[Worker] = []
+
+        async def one() -> None:
+            started.append(await self.worker(hang=hang))
+
+        async with anyio.create_task_group() as group:
+            for _ in range(count):
+                group.start_soon(one)
+        return started
+
+    def by_pid(self, pid: int) -> Worker:
+        (worker,) = [w for w in self.workers if w.process.pid == pid]
         return worker
 
     @asynccontextmanager
@@ -202,6 +220,11 @@ async def fleet(address: str, tmp: Path,
         group = await stack.enter_async_context(anyio.create_task_group())
         harness = Fleet(address, server, tmp, stack, group)
         stack.push_async_callback(harness.aclose)
-        yield harness
+        try:
+            yield harness
+        except BaseException:
+            for worker in harness.workers:  # shown with the failure (captured stdout)
+                print(f"--- worker {worker.process.pid}:", *worker.log[-60:], sep="\n")
+            raise
         harness.stop()
         group.cancel_scope.cancel()

@@ -6,6 +6,7 @@ whole, no side effect run twice, no cached read repeated; 50 runs across 2 worke
 from __future__ import annotations
 
 import collections
+import uuid
 from typing import TYPE_CHECKING
 
 import anyio
@@ -14,6 +15,8 @@ import pytest
 from agentrt.testing import RecordedRequest, Reply
 
 from reliability.support import check_thread
+from agentrt.temporal._types import workflow_id
+
 from .fleet import FleetAgent
 from .support import fleet, fleet_model
 
@@ -54,8 +57,9 @@ async def test_a_run_completes_on_a_worker_process(temporal_address: str,
 
 
 async def _finish_on_the_other(harness_run: anyio.abc.TaskGroup, agent: FleetAgent,
-                               task: str, results: list[RunResult]) -> None:
-    results.append(await agent.run(task))
+                               task: str, results: list[RunResult],
+                               thread_id: str | None = None) -> None:
+    results.append(await agent.run(task, thread_id=thread_id))
 
 
 async def test_worker_killed_during_the_model_request(temporal_address: str,
@@ -72,15 +76,20 @@ async def test_worker_killed_during_the_model_request(temporal_address: str,
         return fleet_model(request)
 
     async with fleet(temporal_address, tmp_path, model) as harness:
-        first = await harness.worker()
+        await harness.start(2)
+        thread_id = f"thread_{uuid.uuid4().hex}"
         async with harness.runtime() as runtime, anyio.create_task_group() as group:
             results: list[RunResult] = []
             group.start_soon(_finish_on_the_other, group, FleetAgent(runtime),
-                             "Ship: pear", results)
+                             "Ship: pear", results, thread_id)
             with anyio.fail_after(30):
                 await reached.wait()
-            await harness.worker()
-            first.kill()
+            # the worker running the model request, as Temporal knows it ("pid@host")
+            description = await runtime.temporal.get_workflow_handle(
+                workflow_id(thread_id)).describe()
+            (running,) = description.raw_description.pending_activities
+            assert running.activity_type.name == "agentrt.model_turn"
+            harness.by_pid(int(running.last_worker_identity.split("@")[0])).kill()
             killed.set()
         (result,) = results
         assert result.stop_reason == "end_turn"
@@ -98,15 +107,14 @@ async def test_worker_killed_during_the_model_request(temporal_address: str,
 async def test_worker_killed_during_a_read_only_tool(temporal_address: str,
                                                      tmp_path: Path) -> None:
     async with fleet(temporal_address, tmp_path) as harness:
-        first = await harness.worker(hang="slow_check")
+        await harness.start(2, hang="slow_check")
         async with harness.runtime() as runtime:
             async with anyio.create_task_group() as group:
                 results: list[RunResult] = []
                 group.start_soon(_finish_on_the_other, group, FleetAgent(runtime),
                                  "Check: fig", results)
                 killed_in = await harness.wait_for("slow_check", "start")
-                await harness.worker()
-                first.kill()
+                harness.by_pid(killed_in["pid"]).kill()
             (result,) = results
             assert result.stop_reason == "end_turn"
             assert result.text == "Checked fig."
@@ -130,15 +138,14 @@ async def test_worker_killed_during_a_read_only_tool(temporal_address: str,
 async def test_worker_killed_during_a_side_effect(temporal_address: str,
                                                   tmp_path: Path) -> None:
     async with fleet(temporal_address, tmp_path) as harness:
-        first = await harness.worker(hang="ship")
+        await harness.start(2, hang="ship")
         async with harness.runtime() as runtime:
             async with anyio.create_task_group() as group:
                 results: list[RunResult] = []
                 group.start_soon(_finish_on_the_other, group, FleetAgent(runtime),
                                  "Ship: plum", results)
                 killed_in = await harness.wait_for("ship", "start")
-                await harness.worker()
-                first.kill()
+                harness.by_pid(killed_in["pid"]).kill()
             (result,) = results
             assert result.stop_reason == "end_turn"
             assert result.text == "All shipped: plum"
@@ -158,8 +165,7 @@ async def test_worker_killed_during_a_side_effect(temporal_address: str,
 async def test_fifty_concurrent_runs_across_two_workers(temporal_address: str,
                                                         tmp_path: Path) -> None:
     async with fleet(temporal_address, tmp_path) as harness:
-        await harness.worker()
-        await harness.worker()
+        await harness.start(2)
         async with harness.runtime() as runtime:
             agent = FleetAgent(runtime)
             results: dict[int, RunResult] = {}
