@@ -14,6 +14,7 @@ import asyncio
 import os
 from typing import TYPE_CHECKING, Any
 
+import anyio
 from temporalio.client import (
     Client,
     WorkflowFailureError,
@@ -141,20 +142,25 @@ class TemporalRuntime(Runtime):
                         if event is not None:
                             yield event
             finally:
-                if not stop.done():
+                if not stop.done():  # the caller left: the wait is dropped, quietly
                     stop.cancel()
+                    with anyio.CancelScope(shield=True):
+                        await asyncio.wait([stop])
+                    if not stop.cancelled():
+                        stop.exception()
             result = result_from(await self._stopped(handle, stop))
             finished = True
             if result.pending:
                 yield ApprovalRequired(result.pending)
             yield RunFinished(result)
         finally:
-            if not finished and handle is not None:
-                # the caller cancelled the run, or stopped reading: the workflow and its
-                # activities are cancelled (the thread is answered and released there)
-                await asyncio.shield(self._cancel(handle))
-            if source is not None:
-                await asyncio.shield(source.aclose())
+            with anyio.CancelScope(shield=True):
+                if not finished and handle is not None:
+                    # the caller cancelled the run, or stopped reading: the workflow and
+                    # its activities are cancelled (the thread is answered and released)
+                    await self._cancel(handle)
+                if source is not None:
+                    await source.aclose()
 
     async def _cancel(self, handle: WorkflowHandle[Any, Any]) -> None:
         try:

@@ -23,6 +23,7 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
+from temporalio.workflow import HandlerUnfinishedPolicy
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
@@ -96,13 +97,15 @@ class AgentRunWorkflow:
 
     # ---- the caller's handles ---------------------------------------------------------
 
-    @workflow.update(name=WAIT)
+    # the caller falls back on the workflow's result when it ends (failed, cancelled)
+    # before the update can answer
+    @workflow.update(name=WAIT, unfinished_policy=HandlerUnfinishedPolicy.ABANDON)
     async def wait_stop(self, seen: int) -> dict[str, Any]:
         """The run's next stop after the first ``seen``: paused for approval, or done."""
         await workflow.wait_condition(lambda: len(self._stops) > seen)
         return {"index": len(self._stops), **self._stops[-1]}
 
-    @workflow.update(name=DECIDE)
+    @workflow.update(name=DECIDE, unfinished_policy=HandlerUnfinishedPolicy.ABANDON)
     async def decide(self, approve: list[str], deny: dict[str, str]) -> dict[str, Any]:
         """Decide the paused run's calls; returns its next stop."""
         seen = len(self._stops)
@@ -183,7 +186,10 @@ class AgentRunWorkflow:
                 if not turn.calls and turn.stop_reason in _FINAL:
                     stop_reason = turn.stop_reason
                     break
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, ActivityError, ApplicationError) as exc:
+            if not _cancelled(exc):
+                await self._finish(ref, options)
+                raise
             # cancelled (its activities with it): the turn's calls are answered, those
             # that had not finished as cancelled, so the thread is whole; the claim goes
             if self._turn is not None:
@@ -191,9 +197,6 @@ class AgentRunWorkflow:
                 await self._store(options, "agentrt.store_results", ResultsInput(
                     ref, turn.count, _results_id(ref, iterations),
                     _blocks(turn, done, missing={"skip": "cancelled"})), int)
-            await self._finish(ref, options)
-            raise
-        except (ActivityError, ApplicationError, CancelledError):
             await self._finish(ref, options)
             raise
         await self._finish(ref, options)
@@ -274,6 +277,8 @@ class AgentRunWorkflow:
                     maximum_attempts=options.read_only_attempts if read_only else 1,
                     non_retryable_error_types=["ConfigError"]))
         except ActivityError as exc:
+            if isinstance(exc.cause, CancelledError):  # the run is being cancelled
+                raise
             # the worker died or the call failed outside the pipeline (which answers a
             # tool's own errors): a side effect may or may not have happened
             workflow.logger.warning("agentrt call %s lost: %s", call.get("id"), exc.cause)
@@ -312,6 +317,12 @@ class AgentRunWorkflow:
         stats.add(settled.stats)
         texts.clear()
         return settled.count
+
+
+def _cancelled(exc: BaseException) -> bool:
+    """The run was cancelled: here, or in the activity it was waiting for."""
+    return isinstance(exc, asyncio.CancelledError) or (
+        isinstance(exc, ActivityError) and isinstance(exc.cause, CancelledError))
 
 
 def _results_id(ref: RunRef, iteration: int) -> str:

@@ -21,10 +21,10 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 from temporalio.client import Client
 
 from agentrt import load_settings
-from agentrt.temporal import Options, TemporalRuntime
+from agentrt.temporal import Options, TemporalRuntime, run_worker
 from agentrt.testing import FakeAnthropicServer, RecordedRequest, Reply, ToolUse
 
-from .fleet import REDIS_URL
+from .fleet import REDIS_URL, FleetAgent
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -172,6 +172,24 @@ class Fleet:
             for _ in range(count):
                 group.start_soon(one)
         return started
+
+    @asynccontextmanager
+    async def in_process_worker(self) -> AsyncIterator[None]:
+        """A worker in this process (the tools' FLEET_ variables set by the caller)."""
+        settings = load_settings(thread_store="sqlite", sqlite_path=str(self.db),
+                                 anthropic_base_url=self.server.base_url,
+                                 anthropic_api_key="sk-test", redis_url=REDIS_URL,
+                                 redis_prefix=self.prefix, lease_ttl=HEARTBEAT_TIMEOUT)
+        client = await Client.connect(self.address)
+        stop = anyio.Event()
+        async with anyio.create_task_group() as group:
+            group.start_soon(lambda: run_worker([FleetAgent], client=client,
+                                                task_queue=self.queue, settings=settings,
+                                                stop=stop))
+            try:
+                yield
+            finally:
+                stop.set()
 
     def by_pid(self, pid: int) -> Worker:
         (worker,) = [w for w in self.workers if w.process.pid == pid]
