@@ -317,7 +317,7 @@ class Agent(AsyncClosing):
     def _events(self, task: str | list[ContentBlock] | None, thread_id: str | None,
                 usage_limits: UsageLimits | None, approve: Sequence[str] = (),
                 deny: Mapping[str, str] | None = None) -> AsyncGenerator[RunEvent, None]:
-        elsewhere = self.runtime.dispatch(self, task, thread_id=thread_id,
+        elsewhere = self.runtime.dispatch(self.name, self.identity, task, thread_id=thread_id,
                                           limits=None if usage_limits is None
                                           else self._limits(usage_limits),
                                           approve=approve, deny=deny or {})

@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 
     from ._events import RunEvent
     from ._redis import RedisGate
-    from .agent import Agent
     from .jit.cache import CatalogCache
     from .llm._model import Model
     from .llm._usage import UsageLimits
@@ -223,12 +222,13 @@ class Runtime:
             self._warned.add(key)
             log.warning(event, **fields)
 
-    def dispatch(self, agent: Agent, task: str | list[ContentBlock] | None, *,
-                 thread_id: str | None, limits: UsageLimits | None, approve: Sequence[str],
+    def dispatch(self, agent: str, identity: Mapping[str, str],
+                 task: str | list[ContentBlock] | None, *, thread_id: str | None,
+                 limits: UsageLimits | None, approve: Sequence[str],
                  deny: Mapping[str, str]) -> AsyncGenerator[RunEvent, None] | None:
-        """Where this runtime's agents run: None here, in this process (the loop); a
-        runtime that runs them elsewhere (``agentrt.temporal.TemporalRuntime``)
-        returns the run's events."""
+        """Where runs of this runtime's agents (``agent`` by name) execute: None here,
+        in this process (the loop); a runtime that runs them elsewhere
+        (``agentrt.temporal.TemporalRuntime``) returns the run's events."""
         return None
 
     def task_group(self) -> TaskGroup | None:

@@ -39,8 +39,8 @@ from ._types import DECIDE, WAIT, WORKFLOW, Options, RunInput, RunRef, workflow_
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 
-    from ..agent import Agent
-    from ..llm._model import ModelReply, TextDelta, ToolUseComplete
+    from .._events import TextDelta
+    from ..llm._model import ModelReply, ToolUseComplete
     from ..llm._usage import UsageLimits
     from ..settings import Settings
     from ..thread._messages import ContentBlock
@@ -103,16 +103,19 @@ class TemporalRuntime(Runtime):
         self.task_queue = task_queue
         self.options = options or Options(approval_timeout=self.settings.approval_timeout)
 
-    def dispatch(self, agent: Agent, task: str | list[ContentBlock] | None, *,
-                 thread_id: str | None, limits: UsageLimits | None, approve: Sequence[str],
+    def dispatch(self, agent: str, identity: Mapping[str, str],
+                 task: str | list[ContentBlock] | None, *, thread_id: str | None,
+                 limits: UsageLimits | None, approve: Sequence[str],
                  deny: Mapping[str, str]) -> AsyncGenerator[RunEvent, None]:
-        return self._events(agent, task, thread_id, limits, list(approve), dict(deny))
+        return self._events(RunRef(agent=agent, thread_id="", run_id="",
+                                   identity=dict(identity)),
+                            task, thread_id, limits, list(approve), dict(deny))
 
     def _redis_url(self) -> str | None:
         url = self.settings.redis_url
         return None if url is None else url.get_secret_value()
 
-    async def _events(self, agent: Agent, task: str | list[ContentBlock] | None,
+    async def _events(self, agent: RunRef, task: str | list[ContentBlock] | None,
                       thread_id: str | None, limits: UsageLimits | None, approve: list[str],
                       deny: dict[str, str]) -> AsyncGenerator[RunEvent, None]:
         thread_id = thread_id or f"thread_{os.urandom(12).hex()}"
@@ -168,7 +171,7 @@ class TemporalRuntime(Runtime):
         except RPCError as exc:  # done meanwhile
             log.info("temporal.cancel_skipped", workflow_id=handle.id, error=str(exc))
 
-    async def _start_or_decide(self, agent: Agent, task: str | list[ContentBlock] | None,
+    async def _start_or_decide(self, agent: RunRef, task: str | list[ContentBlock] | None,
                                thread_id: str, limits: UsageLimits | None,
                                approve: list[str], deny: dict[str, str], events: str,
                                ) -> tuple[WorkflowHandle[Any, Any], Any]:
@@ -184,8 +187,8 @@ class TemporalRuntime(Runtime):
                 running = False
             if running:
                 return handle, self._decide(handle, thread_id, approve, deny)
-        ref = RunRef(agent=agent.name, thread_id=thread_id, run_id=f"run_{os.urandom(8).hex()}",
-                     identity=dict(agent.identity), events=events)
+        ref = RunRef(agent=agent.agent, thread_id=thread_id,
+                     run_id=f"run_{os.urandom(8).hex()}", identity=agent.identity, events=events)
         data = RunInput(ref=ref, user_input=task, approve=approve, deny=deny,
                         limits=None if limits is None else {
                             "input_tokens": limits.input_tokens,
@@ -200,7 +203,7 @@ class TemporalRuntime(Runtime):
         except WorkflowAlreadyStartedError:
             raise ThreadBusyError(thread_id, 0.0) from None
         log.info("temporal.run_started", thread_id=thread_id, run_id=ref.run_id,
-                 agent=agent.name, workflow_id=wid)
+                 agent=agent.agent, workflow_id=wid)
         return handle, handle.execute_update(WAIT, 0, result_type=dict)
 
     async def _decide(self, handle: WorkflowHandle[Any, Any], thread_id: str,

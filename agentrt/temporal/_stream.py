@@ -65,23 +65,27 @@ class EventSource:
     async def skip_to_end(self) -> None:
         """Read only what is published from now on (the thread's earlier runs' events
         stay behind)."""
-        last = await self.client.xrevrange(self.key, count=1)
+        last: Any = await self.client.xrevrange(self.key, count=1)
         if last:
-            entry = last[0][0]
-            self.last = entry.decode() if isinstance(entry, bytes) else entry
+            self.last = _text(last[0][0])
 
     async def read(self, block_ms: int | None) -> list[dict[str, Any]]:
         """Events after the last read; waits up to ``block_ms`` for one (None: not at all)."""
-        answer = await self.client.xread({self.key: self.last}, count=500, block=block_ms)
+        answer: Any = await self.client.xread({self.key: self.last}, count=500,
+                                              block=block_ms)
         events: list[dict[str, Any]] = []
         for _, entries in answer or []:
             for entry_id, fields in entries:
-                self.last = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+                self.last = _text(entry_id)
                 events.append(json.loads(fields[b"e"]))
         return events
 
     async def aclose(self) -> None:
         await self.client.aclose()
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def event_from(data: dict[str, Any]) -> RunEvent | None:

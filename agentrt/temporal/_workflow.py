@@ -23,9 +23,9 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.workflow import HandlerUnfinishedPolicy
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+from temporalio.workflow import HandlerUnfinishedPolicy
 
 with workflow.unsafe.imports_passed_through():
     from ._types import (
@@ -268,7 +268,7 @@ class AgentRunWorkflow:
                     options: Options) -> CallOutput | dict[str, Any]:
         read_only = bool(call.get("read_only"))
         try:
-            return await workflow.execute_activity(
+            output: CallOutput = await workflow.execute_activity(
                 "agentrt.tool_call", CallInput(ref, turn.count, call), result_type=CallOutput,
                 start_to_close_timeout=timedelta(seconds=options.tool_timeout),
                 heartbeat_timeout=timedelta(seconds=options.heartbeat_timeout),
@@ -283,6 +283,7 @@ class AgentRunWorkflow:
             # tool's own errors): a side effect may or may not have happened
             workflow.logger.warning("agentrt call %s lost: %s", call.get("id"), exc.cause)
             return {"skip": "lost"}
+        return output
 
     async def _pause(self, ref: RunRef, turn: TurnOutput,
                      outcomes: dict[str, CallOutput | dict[str, Any]],

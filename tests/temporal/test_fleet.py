@@ -11,10 +11,8 @@ from typing import TYPE_CHECKING
 
 import anyio
 import pytest
-
-from agentrt.testing import RecordedRequest, Reply
-
 from reliability.support import check_thread
+
 from agentrt.temporal._types import workflow_id
 
 from .fleet import FleetAgent
@@ -24,6 +22,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from agentrt import RunResult
+    from agentrt.testing import RecordedRequest, Reply
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration, pytest.mark.redis,
               pytest.mark.timeout(90)]
