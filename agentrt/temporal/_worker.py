@@ -58,11 +58,14 @@ def build_worker(client: Client, task_queue: str, agents: Sequence[Agent], *,
 
 
 async def run_worker(agent_classes: Sequence[type[Agent]], *, client: Client, task_queue: str,
-                     settings: Settings | None = None, stop: anyio.Event | None = None) -> None:
+                     settings: Settings | None = None, runtime: Runtime | None = None,
+                     stop: anyio.Event | None = None) -> None:
     """Run a worker for these agents until ``stop`` is set (or forever): one runtime
-    (store, model client, Redis) shared by them, from ``settings``."""
+    (store, model client, Redis) shared by them: ``runtime`` (entered, the caller's),
+    else one made from ``settings``."""
     async with AsyncExitStack() as stack:
-        runtime = await stack.enter_async_context(Runtime(settings))
+        if runtime is None:
+            runtime = await stack.enter_async_context(Runtime(settings))
         agents = [cls(runtime) for cls in agent_classes]
         for agent in agents:
             stack.push_async_callback(agent.aclose)
