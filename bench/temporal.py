@@ -28,6 +28,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -177,6 +178,8 @@ async def recovery(address: str, hang: str, tmp: Path) -> tuple[float, float]:
                         break
                 else:
                     raise SystemExit("bench: a worker did not start")
+                # then drained, so that its logs never fill the pipe
+                threading.Thread(target=worker.stderr.read, daemon=True).start()
             client = await Client.connect(address)
             settings = load_settings(thread_store="sqlite", sqlite_path=str(db),
                                      redis_url=REDIS, redis_prefix=prefix)

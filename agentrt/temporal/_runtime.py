@@ -50,7 +50,7 @@ __all__ = ["TemporalRuntime"]
 
 log = get_logger("agentrt.temporal")
 
-_POLL_MS = 100  # how long one read of the event stream waits
+_BLOCK_MS = 1000  # a read of the event stream waits this long for one, then reads again
 
 
 class _OnWorkers:
@@ -130,21 +130,38 @@ class TemporalRuntime(Runtime):
             handle, waiting = await self._start_or_decide(agent, task, thread_id, limits,
                                                           approve, deny, key if url else "")
             stop = asyncio.ensure_future(waiting)
+            reader: asyncio.Future[list[dict[str, Any]]] | None = None
             try:
                 while not stop.done():
                     if source is None:
                         await asyncio.wait([stop])
                         break
-                    for data in await source.read(_POLL_MS):
-                        event = event_from(data)
-                        if event is not None:
-                            yield event
+                    if reader is None:
+                        reader = asyncio.ensure_future(source.read(_BLOCK_MS))
+                    await asyncio.wait([reader, stop], return_when=asyncio.FIRST_COMPLETED)
+                    if reader.done():
+                        for data in reader.result():
+                            event = event_from(data)
+                            if event is not None:
+                                yield event
+                        reader = None
+                if reader is not None:  # the run stopped: the rest is read at once below
+                    reader.cancel()
+                    await asyncio.wait([reader])
+                    if not reader.cancelled():
+                        for data in reader.result():
+                            event = event_from(data)
+                            if event is not None:
+                                yield event
+                    reader = None
                 if source is not None:
                     for data in await source.read(None):
                         event = event_from(data)
                         if event is not None:
                             yield event
             finally:
+                if reader is not None and not reader.done():
+                    reader.cancel()
                 if not stop.done():  # the caller left: the wait is dropped, quietly
                     stop.cancel()
                     with anyio.CancelScope(shield=True):
