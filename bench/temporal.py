@@ -157,7 +157,7 @@ async def recovery(address: str, hang: str, tmp: Path) -> tuple[float, float]:
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
     queue = f"q-{prefix}"
     db = tmp / f"{prefix}.db"
-    redis = aioredis.Redis.from_url(REDIS)
+    redis = aioredis.Redis.from_url(REDIS, socket_timeout=120)  # BLPOP waits below
     async with FakeAnthropicServer(model) as server:
         env = {**{k: v for k, v in os.environ.items() if not k.startswith("AGENTRT_")},
                "AGENTRT_THREAD_STORE": "sqlite", "AGENTRT_SQLITE_PATH": str(db),

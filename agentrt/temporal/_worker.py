@@ -22,6 +22,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from .._errors import ConfigError, UsageError
 from ..log import get_logger
 from ..runtime import Runtime
+from ..settings import load_settings
 from ._activities import Activities
 from ._stream import EventSink
 from ._workflow import AgentRunWorkflow
@@ -33,9 +34,24 @@ if TYPE_CHECKING:
     from ..agent import Agent
     from ..settings import Settings
 
-__all__ = ["build_worker", "run_worker", "worker_command"]
+__all__ = ["WORKER_LEASE_TTL", "build_worker", "run_worker", "worker_command", "worker_settings"]
 
 log = get_logger("agentrt.temporal")
+
+
+# A worker's cross-process single-flight lease, unless set: no longer than the default
+# heartbeat timeout, so that a read-only call retried after its worker died does not
+# wait out the dead worker's lease (10 s by default) behind the heartbeat timeout.
+WORKER_LEASE_TTL = 5.0
+
+
+def worker_settings(settings: Settings | None) -> Settings:
+    """The settings a worker runs with: ``settings`` (else the environment's), with
+    ``lease_ttl`` at :data:`WORKER_LEASE_TTL` unless it was set."""
+    settings = settings or load_settings()
+    if "lease_ttl" in settings.model_fields_set:
+        return settings
+    return settings.model_copy(update={"lease_ttl": WORKER_LEASE_TTL})
 
 
 def build_worker(client: Client, task_queue: str, agents: Sequence[Agent], *,
@@ -65,7 +81,7 @@ async def run_worker(agent_classes: Sequence[type[Agent]], *, client: Client, ta
     else one made from ``settings``."""
     async with AsyncExitStack() as stack:
         if runtime is None:
-            runtime = await stack.enter_async_context(Runtime(settings))
+            runtime = await stack.enter_async_context(Runtime(worker_settings(settings)))
         agents = [cls(runtime) for cls in agent_classes]
         for agent in agents:
             stack.push_async_callback(agent.aclose)

@@ -129,7 +129,7 @@ class Fleet:
         self.db = tmp / "threads.db"
         self.stack = stack
         self.group = group
-        self.redis = aioredis.Redis.from_url(REDIS_URL)
+        self.redis = aioredis.Redis.from_url(REDIS_URL, socket_timeout=60)  # BLPOP waits
         self.workers: list[Worker] = []
 
     def settings(self) -> Settings:
