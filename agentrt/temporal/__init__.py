@@ -10,6 +10,7 @@ See docs/concepts/temporal.md.
 
 from ._runtime import TemporalRuntime
 from ._types import Options
-from ._worker import build_worker, run_worker
+from ._worker import WORKER_LEASE_TTL, build_worker, run_worker, worker_settings
 
-__all__ = ["Options", "TemporalRuntime", "build_worker", "run_worker"]
+__all__ = ["WORKER_LEASE_TTL", "Options", "TemporalRuntime", "build_worker", "run_worker",
+           "worker_settings"]

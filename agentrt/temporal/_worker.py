@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import signal
 from contextlib import AsyncExitStack
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import anyio
@@ -67,6 +68,10 @@ def build_worker(client: Client, task_queue: str, agents: Sequence[Agent], *,
     return Worker(
         client, task_queue=task_queue, workflows=[AgentRunWorkflow],
         activities=activities.all(), max_concurrent_activities=max_concurrent_activities,
+        # a run's workflow tasks go to the worker that ran its last one (its cache); if
+        # that worker died, they move to any worker after this (the SDK's default, 10 s,
+        # would add as much to every recovery; the workflow's history is small to replay)
+        sticky_queue_schedule_to_start_timeout=timedelta(seconds=2),
         # the workflow module imports only the payload types; agentrt's modules are
         # passed through (imported once, not per workflow run)
         workflow_runner=SandboxedWorkflowRunner(
