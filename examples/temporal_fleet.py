@@ -89,7 +89,7 @@ async def _running_tool(client: Client, workflow_id: str) -> int | None:
     worker "pid@host"), if one does."""
     try:
         description = await client.get_workflow_handle(workflow_id).describe()
-    except Exception:  # noqa: BLE001 (not started yet)
+    except Exception:
         return None
     for activity in description.raw_description.pending_activities:
         if activity.activity_type.name == "agentrt.tool_call" and activity.last_worker_identity:
