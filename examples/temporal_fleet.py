@@ -181,4 +181,8 @@ if __name__ == "__main__":
     if args.worker:
         anyio.run(worker, *args.worker)
     else:
-        sys.exit(anyio.run(main))
+        code = anyio.run(main)
+        sys.stdout.flush()
+        # the dev server is gone: leave before the interpreter's finalization, which the
+        # Temporal client's native threads (retrying, logging) may still call into
+        os._exit(code)
