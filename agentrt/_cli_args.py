@@ -52,6 +52,15 @@ def parser(version: str) -> argparse.ArgumentParser:
                         help="print exactly one JSON object on stdout (with its thread_id)")
     resume.add_argument("--replay", metavar="FILE", help=_REPLAY_HELP)
 
+    worker = commands.add_parser("worker", parents=[common],
+                                 help="run durable runs of agents on Temporal (agentrt[temporal])")
+    worker.add_argument("targets", nargs="+", metavar="TARGET", help=_TARGET_HELP)
+    worker.add_argument("--temporal", required=True, metavar="ADDRESS",
+                        help="the Temporal server, host:port (a dev server: localhost:7233)")
+    worker.add_argument("--task-queue", required=True, metavar="NAME",
+                        help="the task queue the clients' TemporalRuntime starts runs on")
+    worker.add_argument("--namespace", default="default", help="the Temporal namespace")
+
     chat = commands.add_parser("chat", parents=[common],
                                help="talk to an agent on one thread (a REPL; /help inside)")
     chat.add_argument("target", help=_TARGET_HELP)

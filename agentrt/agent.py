@@ -365,12 +365,22 @@ class Agent(AsyncClosing):
                 usage_limits: UsageLimits | None, approve: Sequence[str] = (),
                 deny: Mapping[str, str] | None = None,
                 output_type: Any = None) -> AsyncGenerator[RunEvent, None]:
+        output = self._output_check(output_type)
+        elsewhere = self.runtime.dispatch(self.name, self.identity, task, thread_id=thread_id,
+                                          limits=None if usage_limits is None
+                                          else self._limits(usage_limits),
+                                          approve=approve, deny=deny or {})
+        if elsewhere is not None:  # a durable run (agentrt.temporal)
+            if output is not None:
+                raise ConfigError(f"{type(self).__name__}: typed answers (output_type) are not "
+                                  "supported on a TemporalRuntime yet; run the agent on a "
+                                  "Runtime, or leave output_type unset")
+            return elsewhere
         return self._manager.run(task, thread_id=thread_id, agent=self.name,
                                  identity=self.identity, deps=self.deps,
                                  limits=None if usage_limits is None
                                  else self._limits(usage_limits),
-                                 approve=list(approve), deny=dict(deny or {}),
-                                 output=self._output_check(output_type))
+                                 approve=list(approve), deny=dict(deny or {}), output=output)
 
     def _output_check(self, output_type: Any) -> OutputCheck[Any] | None:
         """A typed run's check: ``output_type`` given for the run, else the agent's."""

@@ -212,6 +212,18 @@ async def _chat(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
         return await Chat(agent, info.id, stdin=stdin, out=out, err=sys.stderr).run()
 
 
+async def _worker(args: argparse.Namespace) -> int:
+    from ._errors import UsageError
+
+    settings = _settings(args)
+    try:
+        from .temporal._worker import worker_command
+    except ImportError as exc:
+        raise UsageError(f"agentrt worker needs the temporal extra: pip install "
+                         f"'agentrt[temporal]' ({exc})") from exc
+    return await worker_command(args, settings)
+
+
 def _dispatch(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
     import anyio
 
@@ -232,6 +244,8 @@ def _dispatch(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
         return anyio.run(threads_command, args, out, _settings(args))
     if args.command == "chat":
         return anyio.run(_chat, args, stdin, out)
+    if args.command == "worker":
+        return anyio.run(_worker, args)
     return anyio.run(_run, args, out)
 
 

@@ -20,7 +20,7 @@ from .settings import Settings, effective_thread_store, load_settings, setting_o
 from .thread._claims import ThreadClaims
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
     from types import TracebackType
 
     import anthropic
@@ -28,11 +28,14 @@ if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
     from opentelemetry.trace import TracerProvider
 
+    from ._events import RunEvent
     from ._redis import RedisGate
     from .jit.cache import CatalogCache
     from .llm._model import Model
+    from .llm._usage import UsageLimits
     from .mcp._session import MCPServers
     from .telemetry import Telemetry
+    from .thread._messages import ContentBlock
     from .thread._store import ThreadStore
 
 __all__ = ["Runtime"]
@@ -218,6 +221,15 @@ class Runtime:
         if key not in self._warned:
             self._warned.add(key)
             log.warning(event, **fields)
+
+    def dispatch(self, agent: str, identity: Mapping[str, str],
+                 task: str | list[ContentBlock] | None, *, thread_id: str | None,
+                 limits: UsageLimits | None, approve: Sequence[str],
+                 deny: Mapping[str, str]) -> AsyncGenerator[RunEvent, None] | None:
+        """Where runs of this runtime's agents (``agent`` by name) execute: None here,
+        in this process (the loop); a runtime that runs them elsewhere
+        (``agentrt.temporal.TemporalRuntime``) returns the run's events."""
+        return None
 
     def task_group(self) -> TaskGroup | None:
         """The runtime's own task group while it is entered (else None): for tasks that

@@ -16,6 +16,7 @@ TESTED = {  # example -> the test module that runs it and checks its stats
     "research_assistant": "test_jit_examples", "content_creator": "test_jit_examples",
     "fleet": "test_fleet", "service": "test_service", "approvals": "test_approvals",
     "mcp_git": "test_mcp_git", "traced": "test_traced", "typed_answer": "test_typed_answer",
+    "temporal_fleet": "test_temporal_fleet",
 }
 BUILDS_ON = {"traced": "shop"}  # example -> the example whose conversation it replays
 
