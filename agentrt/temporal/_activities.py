@@ -32,6 +32,7 @@ from .._context import RunContext
 from .._errors import (
     AgentRtError,
     BackendUnavailableError,
+    ModelError,
     StoreError,
     ThreadBusyError,
     ThreadChangedError,
@@ -251,20 +252,31 @@ class Activities:
                     ref.thread_id, f"expected {data.count} messages, found {len(history)}")
             state.usage = Usage(**data.usage)
             state.last_prompt, state.sent = data.last_prompt, data.sent
-            request = manager._request(state)
-            if request is None:
-                return TurnOutput(count=data.count, stop_reason="", usage=Usage().to_json(),
-                                  text="", calls=[], cut=False, message_id="",
-                                  limit=state.limit, sent=state.sent)
-            reply: ModelReply | None = None
-            async for item in manager.model.turn(request, stream=manager.stream,
-                                                 logger=state.context.log):
-                if isinstance(item, ModelReply):
-                    reply = item
-                elif isinstance(item, TextDelta):
-                    await self._publish(ref, [{"type": "text", "text": item.text}])
+            if manager.context is not None:  # long threads kept under the budget
+                state.window = await manager._open_window(state)
+            while True:
+                request = await manager._request(state)
+                if request is None:
+                    return TurnOutput(count=data.count, stop_reason="",
+                                      usage=Usage().to_json(), text="", calls=[], cut=False,
+                                      message_id="", limit=state.limit, sent=state.sent)
+                reply: ModelReply | None = None
+                try:
+                    async for item in manager.model.turn(request, stream=manager.stream,
+                                                         logger=state.context.log):
+                        if isinstance(item, ModelReply):
+                            reply = item
+                        elif isinstance(item, TextDelta):
+                            await self._publish(ref, [{"type": "text", "text": item.text}])
+                except ModelError as exc:
+                    if state.window is not None and state.window.overflowed(exc):
+                        continue  # too long for the API: re-fitted and sent again
+                    raise
+                break
             assert reply is not None
             await manager._store_reply(state, reply)
+            if state.window is not None:
+                await state.window.observe(reply)
             if not reply.content:  # nothing stored (the API refuses it back)
                 return TurnOutput(count=len(state.history), stop_reason=reply.stop_reason,
                                   usage=reply.usage.to_json(), text="", calls=[], cut=False,
