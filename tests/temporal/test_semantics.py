@@ -12,7 +12,7 @@ import pytest
 from reliability.support import check_thread
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 
-from agentrt import ThreadBusyError
+from agentrt import Runtime, ThreadBusyError
 from agentrt.temporal._types import workflow_id
 
 from .fleet import FleetAgent
@@ -98,3 +98,29 @@ async def test_cancelling_a_run_cancels_its_workflow_and_activities(
             assert again.stop_reason == "end_turn"
         ships = [r["phase"] for r in await harness.records() if r["fn"] == "ship"]
         assert ships == ["start", "start", "effect"]
+
+
+async def test_a_local_run_is_refused_while_a_durable_run_holds_the_thread(
+        temporal_address: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The workflow's activities hold the store's claim: an in-process run (what
+    `agentrt chat` does) on the same thread is refused meanwhile, and goes through once
+    the durable run is over."""
+    async with fleet(temporal_address, tmp_path) as harness:
+        monkeypatch.setenv("FLEET_PREFIX", harness.prefix)
+        monkeypatch.setenv("FLEET_HANG", "ship")
+        thread_id = f"thread_{uuid.uuid4().hex}"
+        settings = harness.settings().model_copy(update={"thread_wait": 0.0})
+        async with harness.in_process_worker(), harness.runtime() as runtime, \
+                harness.server.client() as client, Runtime(settings, client=client) as local:
+            durable, nearby = FleetAgent(runtime), FleetAgent(local)
+            async with anyio.create_task_group() as group:
+                group.start_soon(lambda: durable.run("Ship: lime", thread_id=thread_id))
+                await harness.wait_for("ship", "start")
+                with pytest.raises(ThreadBusyError):
+                    await nearby.run("Ship: pear", thread_id=thread_id)
+                group.cancel_scope.cancel()  # the hung call: the run is cancelled
+            with pytest.raises(WorkflowFailureError):
+                await runtime.temporal.get_workflow_handle(workflow_id(thread_id)).result()
+            again = await nearby.run("Ship: pear", thread_id=thread_id)
+            assert again.stop_reason == "end_turn"
+            check_thread(await local.store.messages(thread_id))
