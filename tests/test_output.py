@@ -352,3 +352,25 @@ async def test_a_run_argument_is_checked_too() -> None:
     async with harness([]) as (agent, _):
         with pytest.raises(ConfigError, match=r"^output_type: expected a pydantic model"):
             await agent.run("?", output_type=list)
+
+
+class _Elsewhere(Runtime):
+    """A runtime whose runs execute elsewhere (as agentrt.temporal's do)."""
+
+    dispatched = 0
+
+    def dispatch(self, *args: Any, **kwargs: Any) -> Any:
+        async def events() -> AsyncIterator[Any]:
+            type(self).dispatched += 1
+            yield None
+
+        return events()
+
+
+async def test_a_typed_run_on_a_runtime_that_runs_elsewhere_is_refused_before_it_starts(
+        ) -> None:
+    settings = load_settings(thread_store="memory", anthropic_api_key="sk-unused")
+    async with _Elsewhere(settings, store=MemoryThreadStore()) as runtime:
+        with pytest.raises(ConfigError, match="not supported on a TemporalRuntime"):
+            await Billing(runtime).run("Invoice the books")
+    assert _Elsewhere.dispatched == 0
