@@ -66,13 +66,16 @@ class JITLoader:
         search: ToolSearch = "regex",
         field: str = "tool_config",
         telemetry: Telemetry | None = None,
+        search_first: bool = True,
     ) -> None:
         """``core``: always-active tools (instances are shared by every run, classes are
         built per run with injected arguments). ``prototype``: a run context with the
         agent's identity and deps, to check the core tools' constructors at start-up.
         ``loading`` and ``search``: how catalog tools reach the model (see
         :mod:`agentrt.jit.config`); ``field`` names the config in a ConfigError.
-        ``telemetry``: the runtime's, for ``activate_tool`` spans (None: off)."""
+        ``telemetry``: the runtime's, for ``activate_tool`` spans (None: off).
+        ``search_first``: with ``search_tools``, search each new user message before the
+        first request and reveal its best matches (no effect in the other modes)."""
         self.catalog = catalog
         self.policy = policy
         self.telemetry = telemetry
@@ -94,6 +97,7 @@ class JITLoader:
         self.with_loader = ToolLoader.name in catalog and policy.may_activate(ToolLoader.name)
         self.with_finder = (loading == "deferred" and ToolFinder.name in catalog
                             and policy.may_activate(ToolFinder.name))
+        self.search_first = search_first and self.with_finder
         if loading == "deferred" and not (self.with_loader or self.with_finder):
             # Nothing could ever reference a deferred tool (and a request whose tools are
             # all deferred is refused by the API).
@@ -126,7 +130,8 @@ class JITLoader:
                 detector=self.detector, guide_cache=self.guide_cache, core=self.core,
                 with_loader=self.with_loader, deferring=self.deferring,
                 deferred=self.deferred(), search_tool=self.search_tool(),
-                listing=self.listing(), finder=self.search_index())
+                listing=self.listing(), finder=self.search_index(),
+                search_first=self.search_first)
         return self._agent
 
     def _core_names(self) -> frozenset[str]:
