@@ -228,40 +228,60 @@ open(sys.argv[2], "w", encoding="utf-8").write(
 
 LOADING_CHILD = CHILD_SETUP + """
 from agentrt.testing import ToolUse, ToolSearch
+from agentrt.testing._cache_sim import parse_prompt
 mode, search, min_cache = sys.argv[3], sys.argv[4], int(sys.argv[5])
 needed = json.loads(sys.argv[6])  # three tool names, e.g. tool_0012
 system_rules = int(sys.argv[7])  # numbered house rules after the system prompt's sentence
+tasks = json.loads(sys.argv[8])
 queries = {"regex": lambda t: t + "_", "bm25": lambda t: f"{t} search records"}
 
 def use(name, **arguments):
     return Reply(tool_calls=[ToolUse(name, arguments)])
 
-def load(tool, first_call):
-    # server_search: one reply searches for the tool and calls it (the API runs the search
-    # in the same turn); deferred: search_tools (a client tool: a round trip), then the
-    # call; append and deferred without tool_finder: initialize_tools, then the call
-    if mode == "server_search":
-        return [Reply(searches=[ToolSearch(queries[search](tool))],
-                      tool_calls=[ToolUse(*first_call)])]
-    if mode == "deferred":
-        return [use("search_tools", query=queries["bm25"](tool)),
-                use(first_call[0], **first_call[1])]
-    return [use("initialize_tools", tool_names=[tool]), use(first_call[0], **first_call[1])]
+class Load:
+    # The model's first call of a tool it needs: made at once when the function is
+    # visible already (a tool_reference revealed it), else after finding it. With
+    # server_search one reply searches and calls (the API runs the search inside the
+    # model's turn); deferred: search_tools, a client tool (a round trip), then the
+    # call; append and deferred without tool_finder: initialize_tools, then the call.
+    def __init__(self, tool, function, arguments):
+        self.tool, self.function, self.arguments = tool, function, arguments
+
+    def replies(self, request):
+        call = use(self.function, **self.arguments)
+        visible = self.function not in parse_prompt(request.body).hidden and any(
+            t.get("name") == self.function for t in request.body.get("tools", []))
+        if mode in ("server_search", "deferred") and visible:
+            return [call]
+        if mode == "server_search":
+            return [Reply(searches=[ToolSearch(queries[search](self.tool))],
+                          tool_calls=[ToolUse(self.function, self.arguments)])]
+        if mode == "deferred":
+            return [use("search_tools", query=queries["bm25"](self.tool)), call]
+        return [use("initialize_tools", tool_names=[self.tool]), call]
 
 a, b, c = needed
-turns = [
-    [*load(a, (a + "_search", {"query": "overdue"})), use(a + "_get", record_id="r1"),
-     use(a + "_get", record_id="r2"), Reply(text="Two overdue records.")],
-    [*load(b, (b + "_search", {"query": "renewal"})), use(b + "_get", record_id="c9"),
-     use(a + "_update", record_id="r1", changes={"status": "paid"}, reason="matched"),
-     Reply(text="Marked as paid.")],
-    [*load(c, (c + "_search", {"query": "late"})), use(c + "_get", record_id="s4"),
-     use(c + "_update", record_id="s4", changes={"eta": "friday"}, reason="carrier"),
-     use(b + "_get", record_id="c9"), use(a + "_search", query="paid"),
-     use(c + "_search", query="friday"),
-     use(b + "_update", record_id="c9", changes={"owner": "ops"}, reason="handover"),
-     use(a + "_get", record_id="r1"), Reply(text="All three updated.")],
+plan = [
+    Load(a, a + "_search", {"query": "overdue"}), use(a + "_get", record_id="r1"),
+    use(a + "_get", record_id="r2"), Reply(text="Two overdue records."),
+    Load(b, b + "_search", {"query": "renewal"}), use(b + "_get", record_id="c9"),
+    use(a + "_update", record_id="r1", changes={"status": "paid"}, reason="matched"),
+    Reply(text="Marked as paid."),
+    Load(c, c + "_search", {"query": "late"}), use(c + "_get", record_id="s4"),
+    use(c + "_update", record_id="s4", changes={"eta": "friday"}, reason="carrier"),
+    use(b + "_get", record_id="c9"), use(a + "_search", query="paid"),
+    use(c + "_search", query="friday"),
+    use(b + "_update", record_id="c9", changes={"owner": "ops"}, reason="handover"),
+    use(a + "_get", record_id="r1"), Reply(text="All three updated."),
 ]
+
+def respond(request):
+    step = plan.pop(0)
+    if isinstance(step, Load):
+        first, *rest = step.replies(request)
+        plan[:0] = rest
+        return first
+    return step
 
 class LoadingAgent(Agent):
     system = "You are a helpful operations assistant." + "".join(
@@ -274,9 +294,8 @@ class LoadingAgent(Agent):
                    **({"disabled": ["tool_finder"]} if mode == "deferred_listing" else {})}
 
 async def main():
-    steps = [reply for turn in turns for reply in turn]
     # strict: the fake's model cannot call a deferred tool no tool_reference revealed
-    async with FakeAnthropicServer(steps, min_cache_tokens=min_cache,
+    async with FakeAnthropicServer(respond, min_cache_tokens=min_cache,
                                    strict_deferred=True) as server, \
             server.client() as client:
         store = MemoryThreadStore()
@@ -284,7 +303,7 @@ async def main():
                           client=client, store=store)
         agent = LoadingAgent(runtime)
         thread = None
-        for task in ("Find the overdue invoices.", "Match the renewals.", "Fix the rest."):
+        for task in tasks:
             result = await agent.run(task, thread_id=thread)
             thread = result.thread_id
             assert result.stats.errors == 0, result.stats
@@ -297,18 +316,16 @@ async def main():
                 if isinstance(block, dict) and block.get("type") == "tool_search_tool_result":
                     found = [r["tool_name"] for r in block["content"]["tool_references"]]
                     assert any(f.startswith(tuple(needed)) for f in found), found
-    usage = [m.metadata["usage"] for m in stored if m.role == "assistant"]
+    usage = [m.metadata["usage"] for m in stored if "usage" in m.metadata]
     first = bodies[0]
     # the requests that only carry a search_tools answer: the round trips the API's own
     # search (inside the model's turn) does not make
-    searched = []
-    for index, body in enumerate(bodies):
-        messages = body["messages"]
-        asked = {b["id"] for b in (messages[-2]["content"] if len(messages) > 1 else [])
-                 if isinstance(b, dict) and b.get("type") == "tool_use"
-                 and b.get("name") == "search_tools"}
-        if asked:
-            searched.append(index)
+    # the requests that follow a reply asking only for search_tools: the round trips the
+    # API's own search (inside the model's turn) does not make
+    replies = [m for m in stored if "usage" in m.metadata]
+    searched = [index + 1 for index, m in enumerate(replies)
+                if any(b.get("name") == "search_tools" for b in m.blocks()
+                       if b.get("type") == "tool_use")]
     print(json.dumps({
         "usage": usage,
         "search_round_trips": searched,
@@ -321,18 +338,27 @@ anyio.run(main)
 """
 
 
+VAGUE_TASKS = ("Find the overdue invoices.", "Match the renewals.", "Fix the rest.")
+
+
 def measure_loading(root: Path, paths: list[str], manifest: Path, min_cache: int,
-                    system_rules: int = 0) -> list[tuple[str, dict[str, Any]]]:
+                    system_rules: int = 0, vague: bool = False
+                    ) -> list[tuple[str, dict[str, Any]]]:
     n = len(paths)
     needed = []
     for i in (n // 8, n // 2 - 3, n - 17):  # three tools without dependencies
         needed.append(f"tool_{i - 1 if i % 10 == 9 else i:04d}")
+    # each task names the service it is about, as a user's request would (the generated
+    # tools differ only by it); vague: tasks that do not say what they need
+    tasks = list(VAGUE_TASKS) if vague else [
+        f"{verb} in service {int(tool[5:])}." for verb, tool in zip(
+            ("Find the overdue records", "Match the renewals", "Fix the late ones"), needed)]
     rows = []
     for mode, search in (("append", "regex"), ("deferred", "regex"),
                          ("deferred_listing", "regex"), ("server_search", "regex"),
                          ("server_search", "bm25")):
         found = child(LOADING_CHILD, root, json.dumps(paths), str(manifest), mode, search,
-                      str(min_cache), json.dumps(needed), str(system_rules))
+                      str(min_cache), json.dumps(needed), str(system_rules), json.dumps(tasks))
         usage = found["usage"]
         first = usage[0]
         found.update(
