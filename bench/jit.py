@@ -216,6 +216,49 @@ async def main():
 anyio.run(main)
 """
 
+INDEX_CHILD = CHILD_SETUP + """
+from agentrt.jit.search import SECTION, build_index, stored_words
+TOPICS = json.loads(sys.argv[3])
+class DeferredAgent(Agent):
+    system = "You are a helpful operations assistant."
+    tool_catalog = paths
+    tool_config = {"manifest": manifest, "tool_loading": "deferred"}
+
+async def main():
+    async with FakeAnthropicServer([]) as server, server.client() as client:
+        runtime = Runtime(load_settings(thread_store="memory", stream=False),
+                          client=client, store=MemoryThreadStore())
+        loader = DeferredAgent(runtime)._manager.tools
+        deferred = loader.agent_tools().deferred  # what the first request reads anyway
+        catalog = loader.catalog
+        owners = {d["name"]: catalog.tool_for(d["name"]) for d in deferred.definitions}
+        tools = set(owners.values())
+        summaries = {t: catalog.entry(t).summary for t in tools}
+        started = time.perf_counter()
+        section = catalog.manifest.section(SECTION)
+        read = time.perf_counter() - started
+        stored = stored_words(section, {t: catalog.entry(t).fingerprint for t in tools})
+        index = build_index(deferred.definitions, owners, summaries, stored=stored)
+        loaded = time.perf_counter() - started
+        started = time.perf_counter()
+        memory = build_index(deferred.definitions, owners, summaries)
+        built = time.perf_counter() - started
+        same = [d.words for d in index.documents] == [d.words for d in memory.documents]
+        queries = [f"find the {TOPICS[i % len(TOPICS)]} records of service {i}"
+                   for i in range(0, len(paths), max(1, len(paths) // 200))]
+        times = []
+        for query in queries:
+            started = time.perf_counter()
+            index.search(query, 5)
+            times.append(time.perf_counter() - started)
+        times.sort()
+        print(json.dumps({"read": read, "loaded": loaded, "built": built, "same": same,
+                          "documents": len(index), "query": statistics.median(times),
+                          "query_max": times[-1], "queries": len(times)}))
+import statistics
+anyio.run(main)
+"""
+
 MANIFEST_CHILD = """
 import json, sys
 from agentrt.jit import describe, render_manifest
@@ -352,7 +395,8 @@ def measure_loading(root: Path, paths: list[str], manifest: Path, min_cache: int
     # tools differ only by it); vague: tasks that do not say what they need
     tasks = list(VAGUE_TASKS) if vague else [
         f"{verb} in service {int(tool[5:])}." for verb, tool in zip(
-            ("Find the overdue records", "Match the renewals", "Fix the late ones"), needed)]
+            ("Find the overdue records", "Match the renewals", "Fix the late ones"), needed,
+            strict=True)]
     rows = []
     for mode, search in (("append", "regex"), ("deferred", "regex"),
                          ("deferred_listing", "regex"), ("server_search", "regex"),
@@ -473,6 +517,29 @@ def run_deferred(root: Path, catalogs: dict[int, tuple[list[str], Path]],
             for n in catalogs}
 
 
+def run_index(root: Path, paths: list[str], manifest: Path, repeat: int) -> dict[str, Any]:
+    """The search index of a deferred agent over every tool, in fresh processes (median):
+    reading the manifest's ``search`` section, building the index from it, building it in
+    memory instead, and one query."""
+    runs = [child(INDEX_CHILD, root, json.dumps(paths), str(manifest), json.dumps(TOPICS))
+            for _ in range(repeat)]
+    found = {key: statistics.median(r[key] for r in runs) * 1000
+             for key in ("read", "loaded", "built", "query", "query_max")}
+    return {**found, "same": all(r["same"] for r in runs), "documents": runs[0]["documents"],
+            "queries": runs[0]["queries"], "tools": len(paths)}
+
+
+def report_index(found: dict[str, Any]) -> None:
+    print()
+    print(f"Search index at {found['tools']:,} tools ({found['documents']:,} functions; ms, "
+          "median of fresh processes)")
+    print(f"  manifest section read {found['read']:.1f}, index loaded from it (read included) "
+          f"{found['loaded']:.1f}, built in memory instead {found['built']:.1f}; same words: "
+          f"{found['same']}")
+    print(f"  query: median {found['query']:.3f}, slowest of {found['queries']} "
+          f"{found['query_max']:.3f} [{'ok' if found['query_max'] < 1 else 'MISSED'} < 1 ms]")
+
+
 def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     warms = [r["warm"] for r in runs if r["warm"] is not None]
     return {"cold_ms": statistics.median(r["cold"] for r in runs) * 1000,
@@ -489,12 +556,16 @@ def main(argv: list[str] | None = None) -> int:
                              "prompt (about 30 tokens each): a realistic prompt size")
     parser.add_argument("--loading-tools", type=int, default=100,
                         help="catalog size of the tool_loading comparison (0 skips it)")
+    parser.add_argument("--vague-tasks", action="store_true",
+                        help="tasks that do not name the service they need (search_first "
+                             "then finds nothing useful and the model searches)")
     parser.add_argument("--min-cache-tokens", type=int, default=1024,
                         help="the fake server's minimum cacheable prefix")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s]
     rows: list[tuple[int, dict[str, Any], dict[str, Any]]] = []
     loading: list[tuple[str, dict[str, Any]]] = []
+    index: dict[str, Any] | None = None
     with tempfile.TemporaryDirectory(prefix="agentrt-jit-bench-") as tmp:
         root = Path(tmp)
         catalogs: dict[int, tuple[list[str], Path]] = {}
@@ -517,11 +588,15 @@ def main(argv: list[str] | None = None) -> int:
         eager = run_children("eager", root, sized, max(1, min(args.repeat, 3)), warm=5)
         deferred = run_deferred(root, sized, args.repeat)
         rows = [(n, {**jit[n], **deferred[n]}, eager[n]) for n in sizes]
+        index = run_index(root, *sized[max(sizes)], max(1, min(args.repeat, 3))) if sizes \
+            else None
         if args.loading_tools:
             loading = measure_loading(root, *catalog(args.loading_tools), args.min_cache_tokens,
-                                      args.system_rules)
+                                      args.system_rules, args.vague_tasks)
     if rows:
         report(rows)
+    if index:
+        report_index(index)
     if loading:
         report_loading(loading, args.loading_tools, args.min_cache_tokens)
     return 0

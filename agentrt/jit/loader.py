@@ -29,7 +29,7 @@ from .agent_tools import (
 from .detector import ParameterDetector, RuntimeSources
 from .guides import MemoryGuideCache
 from .initialize_tools import ToolLoader
-from .search import LazyIndex, SearchIndex, build_index
+from .search import SECTION, LazyIndex, SearchIndex, build_index, stored_words
 from .search_tools import ToolFinder
 from .thread_tools import ThreadTools
 
@@ -140,7 +140,7 @@ class JITLoader:
     def search_index(self) -> LazyIndex | None:
         """What ``search_tools`` ranks (``deferred`` mode): the allowed deferred functions.
         One per catalog, policy and core tools, like the definitions it reads; built on
-        the first search."""
+        the first search, from the words the manifest stores where they are current."""
         if not self.with_finder:
             return None
         core = self._core_names()
@@ -152,8 +152,12 @@ class JITLoader:
                       for d in deferred.definitions}
             tools = {*owners.values(), *deferred.undescribed}
             summaries = {tool: catalog.entry(tool).summary for tool in tools if tool in catalog}
+            manifest = catalog.manifest
+            stored = None if manifest is None else stored_words(
+                manifest.section(SECTION),
+                {tool: catalog.entry(tool).fingerprint for tool in tools if tool in catalog})
             return build_index(deferred.definitions, owners, summaries,
-                               undescribed=deferred.undescribed)
+                               undescribed=deferred.undescribed, stored=stored)
 
         return catalog.memo(("search_index", core, self.policy.key), lambda: LazyIndex(build))
 

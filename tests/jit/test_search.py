@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agentrt.jit import JITConfig, JITLoader, ToolLoader, load_catalog, read_manifest
-from agentrt.jit.search import SearchIndex, document_of, terms
+from agentrt.jit.search import SearchIndex, build_index, document_of, terms
 from agentrt.jit.search_tools import ToolFinder
 from agentrt.testing import Reply, ToolUse, capture_events
 
@@ -314,3 +314,62 @@ async def test_without_search_first_the_model_must_search(tmp_path: Path) -> Non
         with pytest.raises(Exception, match="make_slides"):
             await agent.run("build a slide deck")
     assert len(server.requests[0].body["messages"]) == 1
+
+
+def _rewrite_section(file: Path, change: Any) -> None:
+    lines = file.read_text().splitlines()
+    section = json.loads(lines[-1])
+    change(section)
+    file.write_text("\n".join([*lines[:-1], json.dumps(section)]) + "\n")
+
+
+async def test_the_index_loads_its_words_from_the_manifest_without_importing(
+        tmp_path: Path) -> None:
+    """`agentrt tools manifest` stores each function's words (the `search` section): the
+    index built from them is the one built in memory, and nothing is imported."""
+    manifest = write_manifest(tmp_path)
+    section = read_manifest(manifest).section("search")  # type: ignore[union-attr]
+    assert section is not None and "make_slides" in section["tools"]["presentation"][
+        "functions"]
+    agent_cls = research_agent(manifest, search_first=False)
+    async with harness(agent_cls, [Reply(text="a")]) as (agent, _):
+        loader = agent._manager.tools  # type: ignore[attr-defined]
+        index = loader.search_index().get()
+        deferred = loader.agent_tools().deferred
+        catalog = loader.catalog
+        owners = {d["name"]: catalog.tool_for(d["name"]) for d in deferred.definitions}
+        summaries = {t: catalog.entry(t).summary for t in set(owners.values())}
+        memory = build_index(deferred.definitions, owners, summaries,
+                             undescribed=deferred.undescribed)
+    assert not IMPORTS
+    assert [(d.function, d.words, d.summary) for d in index.documents] == [
+        (d.function, d.words, d.summary) for d in memory.documents]
+
+
+async def test_stored_words_are_used_only_while_current(tmp_path: Path) -> None:
+    """A tool whose fingerprint no longer matches (its class changed since the manifest
+    was written) is normalised again in memory; the others' stored words are used (here
+    made recognisable), and a section written under other rules is ignored whole."""
+    manifest = write_manifest(tmp_path)
+
+    def tamper(section: dict[str, Any]) -> None:
+        tools = section["tools"]
+        tools["presentation"]["functions"]["make_slides"] = "zzqx"
+        tools["files"]["fingerprint"] = "0" * 32
+        tools["files"]["functions"]["read_file"] = "zzqy"
+
+    _rewrite_section(manifest, tamper)
+    async with harness(research_agent(manifest, search_first=False), []) as (agent, _):
+        index = agent._manager.tools.search_index().get()  # type: ignore[attr-defined]
+    assert [h.function for h in index.search("zzqx")] == ["make_slides"]
+    assert index.search("zzqy") == []
+    assert index.search("read a file")[0].function == "read_file"
+
+    def other_rules(section: dict[str, Any]) -> None:
+        section["format"] = "older"
+
+    _rewrite_section(manifest, other_rules)
+    async with harness(research_agent(manifest, search_first=False), []) as (agent, _):
+        index = agent._manager.tools.search_index().get()  # type: ignore[attr-defined]
+    assert index.search("zzqx") == []
+    assert index.search("build slides")[0].function == "make_slides"
