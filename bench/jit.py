@@ -461,6 +461,17 @@ def report_loading(rows: list[tuple[str, dict[str, Any]]], n: int, min_cache: in
     print(f"  deferred's prefix never changes: {deferred['changes']} changes "
           f"[{'ok' if deferred['changes'] == 0 else 'MISSED'}]")
     gap = deferred["billed"] - by["server_search (bm25)"]["billed"]
+    # the other part of the gap: requests under the minimum cacheable length (nothing read
+    # nor written: billed in full), which a smaller prompt has more of
+    under = {label: [i for i, u in enumerate(by[label]["usage"])
+                     if not u["cache_read_input_tokens"] and not u["cache_creation_input_tokens"]]
+             for label in ("deferred", "server_search (bm25)")}
+    full = {label: sum(_billed(by[label]["usage"][i]) for i in found)
+            for label, found in under.items()}
+    print(f"  uncached (under the {min_cache:,}-token minimum): deferred's requests "
+          f"{under['deferred']} bill {full['deferred']:,.0f}, server_search (bm25)'s "
+          f"{under['server_search (bm25)']} bill {full['server_search (bm25)']:,.0f}: "
+          f"{full['deferred'] - full['server_search (bm25)']:,.0f} of the gap of {gap:,.0f}")
     trips = deferred["round_trip_billed"]
     print(f"  the search_tools round trips (requests {deferred['search_round_trips']}) bill "
           f"{trips:,.0f} of deferred's {deferred['billed']:,.0f}; the gap to server_search "
