@@ -17,7 +17,8 @@ definition), writes their manifest, then measures in fresh interpreter processes
   an allow-list of ten), and the same for the next run of that process;
 - how catalog tools reach the model (``tool_loading``): one 20-request
   conversation over a 100-tool catalog of which the task needs 3, for ``append``,
-  ``deferred`` and ``server_search`` (regex and BM25), on the fake server's
+  ``deferred`` (with ``search_first`` too, and with the listing of ``initialize_tools``
+  instead of ``search_tools``) and ``server_search`` (regex and BM25), on the fake server's
   prompt-cache simulation: the first request's prompt tokens, cache reads on each
   request, prefix changes, and the billed input (cache writes x1.25 + reads x0.1 +
   uncached x1, the API's price ratios).
@@ -294,12 +295,12 @@ class Load:
         call = use(self.function, **self.arguments)
         visible = self.function not in parse_prompt(request.body).hidden and any(
             t.get("name") == self.function for t in request.body.get("tools", []))
-        if mode in ("server_search", "deferred") and visible:
+        if mode in ("server_search", "deferred", "deferred_first") and visible:
             return [call]
         if mode == "server_search":
             return [Reply(searches=[ToolSearch(queries[search](self.tool))],
                           tool_calls=[ToolUse(self.function, self.arguments)])]
-        if mode == "deferred":
+        if mode in ("deferred", "deferred_first"):
             return [use("search_tools", query=queries["bm25"](self.tool)), call]
         return [use("initialize_tools", tool_names=[self.tool]), call]
 
@@ -332,7 +333,8 @@ class LoadingAgent(Agent):
         f"and ask before touching more than {i + 2} records." for i in range(system_rules))
     tool_catalog = paths
     tool_config = {"manifest": manifest,
-                   "tool_loading": "deferred" if mode == "deferred_listing" else mode,
+                   "tool_loading": "deferred" if mode.startswith("deferred") else mode,
+                   **({"search_first": True} if mode == "deferred_first" else {}),
                    **({"tool_search": search} if mode == "server_search" else {}),
                    **({"disabled": ["tool_finder"]} if mode == "deferred_listing" else {})}
 
@@ -398,7 +400,7 @@ def measure_loading(root: Path, paths: list[str], manifest: Path, min_cache: int
             ("Find the overdue records", "Match the renewals", "Fix the late ones"), needed,
             strict=True)]
     rows = []
-    for mode, search in (("append", "regex"), ("deferred", "regex"),
+    for mode, search in (("append", "regex"), ("deferred", "regex"), ("deferred_first", "regex"),
                          ("deferred_listing", "regex"), ("server_search", "regex"),
                          ("server_search", "bm25")):
         found = child(LOADING_CHILD, root, json.dumps(paths), str(manifest), mode, search,
@@ -417,7 +419,8 @@ def measure_loading(root: Path, paths: list[str], manifest: Path, min_cache: int
         found["billed"] = found["uncached"] + 1.25 * found["written"] + 0.1 * found["read"]
         found["round_trip_billed"] = sum(_billed(usage[i]) for i in found["search_round_trips"])
         label = {"server_search": f"server_search ({search})",
-                 "deferred_listing": "deferred, listing"}.get(mode, mode)
+                 "deferred_listing": "deferred, listing",
+                 "deferred_first": "deferred, search_first"}.get(mode, mode)
         rows.append((label, found))
     return rows
 
@@ -454,6 +457,11 @@ def report_loading(rows: list[tuple[str, dict[str, Any]]], n: int, min_cache: in
     ratio = deferred["billed"] / by["server_search (bm25)"]["billed"]
     print(f"  deferred billed at most 1.10x server_search (bm25): {ratio:.3f}x "
           f"[{'ok' if ratio <= 1.10 else 'MISSED'}]")
+    first = by["deferred, search_first"]
+    print(f"  deferred with search_first (opt-in): {first['billed']:,.0f}, "
+          f"{first['billed'] / by['server_search (bm25)']['billed']:.3f}x server_search "
+          f"(bm25), {first['requests']} requests, reading "
+          f"{first['reading']}/{first['requests'] - 1}")
     below = deferred["billed"] < by["append"]["billed"]
     print(f"  deferred billed below append: {deferred['billed']:,.0f} against "
           f"{by['append']['billed']:,.0f} ({deferred['billed'] / by['append']['billed']:.3f}x) "

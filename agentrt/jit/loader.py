@@ -66,7 +66,7 @@ class JITLoader:
         search: ToolSearch = "regex",
         field: str = "tool_config",
         telemetry: Telemetry | None = None,
-        search_first: bool = True,
+        search_first: bool = False,
     ) -> None:
         """``core``: always-active tools (instances are shared by every run, classes are
         built per run with injected arguments). ``prototype``: a run context with the

@@ -13,7 +13,7 @@ functions only, so a forbidden tool is never found. An allowed tool the manifest
 not describe is found by its name and summary: its line says to load it with
 ``initialize_tools`` (its functions are unknown until it is imported).
 
-Searching first (``search_first``, on by default): a search is a round trip (the model
+Searching first (``search_first``, off by default): a search is a round trip (the model
 asks, the client answers, the model is asked again), which the API's own search makes
 inside the model's turn. So before the first request of a run the user's new message
 is itself searched, and when it finds functions the thread has not revealed yet the

@@ -233,7 +233,8 @@ async def test_a_thread_resumes_in_another_process(tmp_path: Path, loading: str)
 @pytest.mark.parametrize("anyio_backend", ["trio"])
 async def test_jit_runs_on_trio(tmp_path: Path) -> None:
     steps = [call("fetch_page", url="u"), Reply(text="fine")]
-    async with harness(research_agent(write_manifest(tmp_path)), steps,
+    # search_first reveals fetch_page (the message's search runs on trio too)
+    async with harness(research_agent(write_manifest(tmp_path), search_first=True), steps,
                        identity=ACME) as (agent, server):
         result = await agent.run("read")
     assert result.text == "fine"

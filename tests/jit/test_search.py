@@ -125,8 +125,7 @@ async def test_the_index_is_built_once_per_catalog(tmp_path: Path) -> None:
         await other.run("y")
         first = agent._manager.tools.agent_tools().finder  # type: ignore[attr-defined]
         second = other._manager.tools.agent_tools().finder  # type: ignore[attr-defined]
-    # built by the first run's search of its message ("x"), not again for the second agent
-    assert first is not None and first is second and first.built
+    assert first is not None and first is second and not first.built  # nobody searched
 
 
 @pytest.mark.integration  # the real SDK over HTTP
@@ -277,8 +276,9 @@ async def test_a_new_message_is_searched_first_so_the_model_calls_what_it_needs_
     the task costs no search round trip; a message that finds nothing new adds nothing."""
     steps = [call("make_slides", title="T", bullets=["x"]), Reply(text="done"),
              Reply(text="again"), Reply(text="fine")]
-    async with harness(research_agent(write_manifest(tmp_path)), steps, identity=ACME,
-                       sdk=True, strict_deferred=True, min_cache_tokens=64) as (agent, server):
+    async with harness(research_agent(write_manifest(tmp_path), search_first=True), steps,
+                       identity=ACME, sdk=True, strict_deferred=True,
+                       min_cache_tokens=64) as (agent, server):
         result = await agent.run("build a slide deck")
         # the same tool again, then nothing the catalog knows: no exchange either time
         again = await agent.run("another slide deck", thread_id=result.thread_id)
@@ -306,7 +306,7 @@ async def test_a_new_message_is_searched_first_so_the_model_calls_what_it_needs_
 
 
 async def test_without_search_first_the_model_must_search(tmp_path: Path) -> None:
-    """The same first reply with search_first off: the fake's model cannot see the
+    """The same first reply with search_first off (the default): the fake's model cannot see the
     tool (nothing revealed it), as the API's could not, so the call never happens."""
     steps = [call("make_slides", title="T", bullets=["x"]), Reply(text="done")]
     async with harness(research_agent(write_manifest(tmp_path), search_first=False), steps,
