@@ -58,13 +58,13 @@ class ScriptedModel:
     responder function of the request. Every request lands in `requests` as a
     `RecordedRequest` (the body as it would go on the wire, `"stream": true` included when
     streaming), so assertions written against the server's `requests` read the same.
-    `strict_deferred` (on by default) refuses a reply that calls a deferred tool no
-    `tool_reference` has revealed yet (the API's model cannot see one), as
-    `FakeAnthropicServer`'s does.
+    `strict_deferred` refuses a reply that calls a deferred tool no `tool_reference` has
+    revealed yet (the API's model cannot see one), as `FakeAnthropicServer`'s does (off by
+    default, as there).
     """
 
     def __init__(self, script: Script | Sequence[Step] | Responder, *,
-                 min_cache_tokens: int = 1024, strict_deferred: bool = True) -> None:
+                 min_cache_tokens: int = 1024, strict_deferred: bool = False) -> None:
         self.script = script if isinstance(script, Script) else Script(script)
         self.strict_deferred = strict_deferred
         self.requests: list[RecordedRequest] = []
@@ -152,7 +152,7 @@ class FunctionModel(ScriptedModel):
     `.system` as the loop sent them (the whole body in `.body`)."""
 
     def __init__(self, function: Responder, *, min_cache_tokens: int = 1024,
-                 strict_deferred: bool = True) -> None:
+                 strict_deferred: bool = False) -> None:
         super().__init__(Script(function), min_cache_tokens=min_cache_tokens,
                          strict_deferred=strict_deferred)
 

@@ -46,7 +46,7 @@ async def harness(agent_cls: type[Agent], steps: Sequence[Step] | Any, *,
                   store: ThreadStore | None = None, identity: dict[str, str] | None = None,
                   deps: dict[str, Any] | None = None, stream: bool = False, sdk: bool = False,
                   min_cache_tokens: int = 1024,
-                  strict_deferred: bool = True) -> AsyncIterator[tuple[Agent, Any]]:
+                  strict_deferred: bool = False) -> AsyncIterator[tuple[Agent, Any]]:
     """The agent and what answered it (``.requests``): a ScriptedModel, or with ``sdk``
     (mark the test ``integration``) a FakeAnthropicServer the real SDK talks to;
     ``strict_deferred``: the model cannot call a deferred tool before it is revealed."""
