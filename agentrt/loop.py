@@ -401,6 +401,8 @@ class ThreadManager:
         bound.info("run.started", messages=len(history))
         if user_input is not None:
             await self._persist(state, Message(role="user", content=user_input))
+            for message in await tools.opening(user_input):  # deferred tools: searched first
+                await self._persist(state, message)
         return state, settled
 
     async def _set_state(self, state: _RunState, data: dict[str, Any]) -> None:

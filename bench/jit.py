@@ -17,7 +17,8 @@ definition), writes their manifest, then measures in fresh interpreter processes
   an allow-list of ten), and the same for the next run of that process;
 - how catalog tools reach the model (``tool_loading``): one 20-request
   conversation over a 100-tool catalog of which the task needs 3, for ``append``,
-  ``deferred`` and ``server_search`` (regex and BM25), on the fake server's
+  ``deferred`` (with ``search_first`` too, and with the listing of ``initialize_tools``
+  instead of ``search_tools``) and ``server_search`` (regex and BM25), on the fake server's
   prompt-cache simulation: the first request's prompt tokens, cache reads on each
   request, prefix changes, and the billed input (cache writes x1.25 + reads x0.1 +
   uncached x1, the API's price ratios).
@@ -216,6 +217,49 @@ async def main():
 anyio.run(main)
 """
 
+INDEX_CHILD = CHILD_SETUP + """
+from agentrt.jit.search import SECTION, build_index, stored_words
+TOPICS = json.loads(sys.argv[3])
+class DeferredAgent(Agent):
+    system = "You are a helpful operations assistant."
+    tool_catalog = paths
+    tool_config = {"manifest": manifest, "tool_loading": "deferred"}
+
+async def main():
+    async with FakeAnthropicServer([]) as server, server.client() as client:
+        runtime = Runtime(load_settings(thread_store="memory", stream=False),
+                          client=client, store=MemoryThreadStore())
+        loader = DeferredAgent(runtime)._manager.tools
+        deferred = loader.agent_tools().deferred  # what the first request reads anyway
+        catalog = loader.catalog
+        owners = {d["name"]: catalog.tool_for(d["name"]) for d in deferred.definitions}
+        tools = set(owners.values())
+        summaries = {t: catalog.entry(t).summary for t in tools}
+        started = time.perf_counter()
+        section = catalog.manifest.section(SECTION)
+        read = time.perf_counter() - started
+        stored = stored_words(section, {t: catalog.entry(t).fingerprint for t in tools})
+        index = build_index(deferred.definitions, owners, summaries, stored=stored)
+        loaded = time.perf_counter() - started
+        started = time.perf_counter()
+        memory = build_index(deferred.definitions, owners, summaries)
+        built = time.perf_counter() - started
+        same = [d.words for d in index.documents] == [d.words for d in memory.documents]
+        queries = [f"find the {TOPICS[i % len(TOPICS)]} records of service {i}"
+                   for i in range(0, len(paths), max(1, len(paths) // 200))]
+        times = []
+        for query in queries:
+            started = time.perf_counter()
+            index.search(query, 5)
+            times.append(time.perf_counter() - started)
+        times.sort()
+        print(json.dumps({"read": read, "loaded": loaded, "built": built, "same": same,
+                          "documents": len(index), "query": statistics.median(times),
+                          "query_max": times[-1], "queries": len(times)}))
+import statistics
+anyio.run(main)
+"""
+
 MANIFEST_CHILD = """
 import json, sys
 from agentrt.jit import describe, render_manifest
@@ -228,40 +272,60 @@ open(sys.argv[2], "w", encoding="utf-8").write(
 
 LOADING_CHILD = CHILD_SETUP + """
 from agentrt.testing import ToolUse, ToolSearch
+from agentrt.testing._cache_sim import parse_prompt
 mode, search, min_cache = sys.argv[3], sys.argv[4], int(sys.argv[5])
 needed = json.loads(sys.argv[6])  # three tool names, e.g. tool_0012
 system_rules = int(sys.argv[7])  # numbered house rules after the system prompt's sentence
+tasks = json.loads(sys.argv[8])
 queries = {"regex": lambda t: t + "_", "bm25": lambda t: f"{t} search records"}
 
 def use(name, **arguments):
     return Reply(tool_calls=[ToolUse(name, arguments)])
 
-def load(tool, first_call):
-    # server_search: one reply searches for the tool and calls it (the API runs the search
-    # in the same turn); deferred: search_tools (a client tool: a round trip), then the
-    # call; append and deferred without tool_finder: initialize_tools, then the call
-    if mode == "server_search":
-        return [Reply(searches=[ToolSearch(queries[search](tool))],
-                      tool_calls=[ToolUse(*first_call)])]
-    if mode == "deferred":
-        return [use("search_tools", query=queries["bm25"](tool)),
-                use(first_call[0], **first_call[1])]
-    return [use("initialize_tools", tool_names=[tool]), use(first_call[0], **first_call[1])]
+class Load:
+    # The model's first call of a tool it needs: made at once when the function is
+    # visible already (a tool_reference revealed it), else after finding it. With
+    # server_search one reply searches and calls (the API runs the search inside the
+    # model's turn); deferred: search_tools, a client tool (a round trip), then the
+    # call; append and deferred without tool_finder: initialize_tools, then the call.
+    def __init__(self, tool, function, arguments):
+        self.tool, self.function, self.arguments = tool, function, arguments
+
+    def replies(self, request):
+        call = use(self.function, **self.arguments)
+        visible = self.function not in parse_prompt(request.body).hidden and any(
+            t.get("name") == self.function for t in request.body.get("tools", []))
+        if mode in ("server_search", "deferred", "deferred_first") and visible:
+            return [call]
+        if mode == "server_search":
+            return [Reply(searches=[ToolSearch(queries[search](self.tool))],
+                          tool_calls=[ToolUse(self.function, self.arguments)])]
+        if mode in ("deferred", "deferred_first"):
+            return [use("search_tools", query=queries["bm25"](self.tool)), call]
+        return [use("initialize_tools", tool_names=[self.tool]), call]
 
 a, b, c = needed
-turns = [
-    [*load(a, (a + "_search", {"query": "overdue"})), use(a + "_get", record_id="r1"),
-     use(a + "_get", record_id="r2"), Reply(text="Two overdue records.")],
-    [*load(b, (b + "_search", {"query": "renewal"})), use(b + "_get", record_id="c9"),
-     use(a + "_update", record_id="r1", changes={"status": "paid"}, reason="matched"),
-     Reply(text="Marked as paid.")],
-    [*load(c, (c + "_search", {"query": "late"})), use(c + "_get", record_id="s4"),
-     use(c + "_update", record_id="s4", changes={"eta": "friday"}, reason="carrier"),
-     use(b + "_get", record_id="c9"), use(a + "_search", query="paid"),
-     use(c + "_search", query="friday"),
-     use(b + "_update", record_id="c9", changes={"owner": "ops"}, reason="handover"),
-     use(a + "_get", record_id="r1"), Reply(text="All three updated.")],
+plan = [
+    Load(a, a + "_search", {"query": "overdue"}), use(a + "_get", record_id="r1"),
+    use(a + "_get", record_id="r2"), Reply(text="Two overdue records."),
+    Load(b, b + "_search", {"query": "renewal"}), use(b + "_get", record_id="c9"),
+    use(a + "_update", record_id="r1", changes={"status": "paid"}, reason="matched"),
+    Reply(text="Marked as paid."),
+    Load(c, c + "_search", {"query": "late"}), use(c + "_get", record_id="s4"),
+    use(c + "_update", record_id="s4", changes={"eta": "friday"}, reason="carrier"),
+    use(b + "_get", record_id="c9"), use(a + "_search", query="paid"),
+    use(c + "_search", query="friday"),
+    use(b + "_update", record_id="c9", changes={"owner": "ops"}, reason="handover"),
+    use(a + "_get", record_id="r1"), Reply(text="All three updated."),
 ]
+
+def respond(request):
+    step = plan.pop(0)
+    if isinstance(step, Load):
+        first, *rest = step.replies(request)
+        plan[:0] = rest
+        return first
+    return step
 
 class LoadingAgent(Agent):
     system = "You are a helpful operations assistant." + "".join(
@@ -269,14 +333,14 @@ class LoadingAgent(Agent):
         f"and ask before touching more than {i + 2} records." for i in range(system_rules))
     tool_catalog = paths
     tool_config = {"manifest": manifest,
-                   "tool_loading": "deferred" if mode == "deferred_listing" else mode,
+                   "tool_loading": "deferred" if mode.startswith("deferred") else mode,
+                   **({"search_first": True} if mode == "deferred_first" else {}),
                    **({"tool_search": search} if mode == "server_search" else {}),
                    **({"disabled": ["tool_finder"]} if mode == "deferred_listing" else {})}
 
 async def main():
-    steps = [reply for turn in turns for reply in turn]
     # strict: the fake's model cannot call a deferred tool no tool_reference revealed
-    async with FakeAnthropicServer(steps, min_cache_tokens=min_cache,
+    async with FakeAnthropicServer(respond, min_cache_tokens=min_cache,
                                    strict_deferred=True) as server, \
             server.client() as client:
         store = MemoryThreadStore()
@@ -284,7 +348,7 @@ async def main():
                           client=client, store=store)
         agent = LoadingAgent(runtime)
         thread = None
-        for task in ("Find the overdue invoices.", "Match the renewals.", "Fix the rest."):
+        for task in tasks:
             result = await agent.run(task, thread_id=thread)
             thread = result.thread_id
             assert result.stats.errors == 0, result.stats
@@ -297,18 +361,16 @@ async def main():
                 if isinstance(block, dict) and block.get("type") == "tool_search_tool_result":
                     found = [r["tool_name"] for r in block["content"]["tool_references"]]
                     assert any(f.startswith(tuple(needed)) for f in found), found
-    usage = [m.metadata["usage"] for m in stored if m.role == "assistant"]
+    usage = [m.metadata["usage"] for m in stored if "usage" in m.metadata]
     first = bodies[0]
     # the requests that only carry a search_tools answer: the round trips the API's own
     # search (inside the model's turn) does not make
-    searched = []
-    for index, body in enumerate(bodies):
-        messages = body["messages"]
-        asked = {b["id"] for b in (messages[-2]["content"] if len(messages) > 1 else [])
-                 if isinstance(b, dict) and b.get("type") == "tool_use"
-                 and b.get("name") == "search_tools"}
-        if asked:
-            searched.append(index)
+    # the requests that follow a reply asking only for search_tools: the round trips the
+    # API's own search (inside the model's turn) does not make
+    replies = [m for m in stored if "usage" in m.metadata]
+    searched = [index + 1 for index, m in enumerate(replies)
+                if any(b.get("name") == "search_tools" for b in m.blocks()
+                       if b.get("type") == "tool_use")]
     print(json.dumps({
         "usage": usage,
         "search_round_trips": searched,
@@ -321,18 +383,28 @@ anyio.run(main)
 """
 
 
+VAGUE_TASKS = ("Find the overdue invoices.", "Match the renewals.", "Fix the rest.")
+
+
 def measure_loading(root: Path, paths: list[str], manifest: Path, min_cache: int,
-                    system_rules: int = 0) -> list[tuple[str, dict[str, Any]]]:
+                    system_rules: int = 0, vague: bool = False
+                    ) -> list[tuple[str, dict[str, Any]]]:
     n = len(paths)
     needed = []
     for i in (n // 8, n // 2 - 3, n - 17):  # three tools without dependencies
         needed.append(f"tool_{i - 1 if i % 10 == 9 else i:04d}")
+    # each task names the service it is about, as a user's request would (the generated
+    # tools differ only by it); vague: tasks that do not say what they need
+    tasks = list(VAGUE_TASKS) if vague else [
+        f"{verb} in service {int(tool[5:])}." for verb, tool in zip(
+            ("Find the overdue records", "Match the renewals", "Fix the late ones"), needed,
+            strict=True)]
     rows = []
-    for mode, search in (("append", "regex"), ("deferred", "regex"),
+    for mode, search in (("append", "regex"), ("deferred", "regex"), ("deferred_first", "regex"),
                          ("deferred_listing", "regex"), ("server_search", "regex"),
                          ("server_search", "bm25")):
         found = child(LOADING_CHILD, root, json.dumps(paths), str(manifest), mode, search,
-                      str(min_cache), json.dumps(needed), str(system_rules))
+                      str(min_cache), json.dumps(needed), str(system_rules), json.dumps(tasks))
         usage = found["usage"]
         first = usage[0]
         found.update(
@@ -347,7 +419,8 @@ def measure_loading(root: Path, paths: list[str], manifest: Path, min_cache: int
         found["billed"] = found["uncached"] + 1.25 * found["written"] + 0.1 * found["read"]
         found["round_trip_billed"] = sum(_billed(usage[i]) for i in found["search_round_trips"])
         label = {"server_search": f"server_search ({search})",
-                 "deferred_listing": "deferred, listing"}.get(mode, mode)
+                 "deferred_listing": "deferred, listing",
+                 "deferred_first": "deferred, search_first"}.get(mode, mode)
         rows.append((label, found))
     return rows
 
@@ -384,6 +457,11 @@ def report_loading(rows: list[tuple[str, dict[str, Any]]], n: int, min_cache: in
     ratio = deferred["billed"] / by["server_search (bm25)"]["billed"]
     print(f"  deferred billed at most 1.10x server_search (bm25): {ratio:.3f}x "
           f"[{'ok' if ratio <= 1.10 else 'MISSED'}]")
+    first = by["deferred, search_first"]
+    print(f"  deferred with search_first (opt-in): {first['billed']:,.0f}, "
+          f"{first['billed'] / by['server_search (bm25)']['billed']:.3f}x server_search "
+          f"(bm25), {first['requests']} requests, reading "
+          f"{first['reading']}/{first['requests'] - 1}")
     below = deferred["billed"] < by["append"]["billed"]
     print(f"  deferred billed below append: {deferred['billed']:,.0f} against "
           f"{by['append']['billed']:,.0f} ({deferred['billed'] / by['append']['billed']:.3f}x) "
@@ -391,6 +469,17 @@ def report_loading(rows: list[tuple[str, dict[str, Any]]], n: int, min_cache: in
     print(f"  deferred's prefix never changes: {deferred['changes']} changes "
           f"[{'ok' if deferred['changes'] == 0 else 'MISSED'}]")
     gap = deferred["billed"] - by["server_search (bm25)"]["billed"]
+    # the other part of the gap: requests under the minimum cacheable length (nothing read
+    # nor written: billed in full), which a smaller prompt has more of
+    under = {label: [i for i, u in enumerate(by[label]["usage"])
+                     if not u["cache_read_input_tokens"] and not u["cache_creation_input_tokens"]]
+             for label in ("deferred", "server_search (bm25)")}
+    full = {label: sum(_billed(by[label]["usage"][i]) for i in found)
+            for label, found in under.items()}
+    print(f"  uncached (under the {min_cache:,}-token minimum): deferred's requests "
+          f"{under['deferred']} bill {full['deferred']:,.0f}, server_search (bm25)'s "
+          f"{under['server_search (bm25)']} bill {full['server_search (bm25)']:,.0f}: "
+          f"{full['deferred'] - full['server_search (bm25)']:,.0f} of the gap of {gap:,.0f}")
     trips = deferred["round_trip_billed"]
     print(f"  the search_tools round trips (requests {deferred['search_round_trips']}) bill "
           f"{trips:,.0f} of deferred's {deferred['billed']:,.0f}; the gap to server_search "
@@ -447,6 +536,29 @@ def run_deferred(root: Path, catalogs: dict[int, tuple[list[str], Path]],
             for n in catalogs}
 
 
+def run_index(root: Path, paths: list[str], manifest: Path, repeat: int) -> dict[str, Any]:
+    """The search index of a deferred agent over every tool, in fresh processes (median):
+    reading the manifest's ``search`` section, building the index from it, building it in
+    memory instead, and one query."""
+    runs = [child(INDEX_CHILD, root, json.dumps(paths), str(manifest), json.dumps(TOPICS))
+            for _ in range(repeat)]
+    found = {key: statistics.median(r[key] for r in runs) * 1000
+             for key in ("read", "loaded", "built", "query", "query_max")}
+    return {**found, "same": all(r["same"] for r in runs), "documents": runs[0]["documents"],
+            "queries": runs[0]["queries"], "tools": len(paths)}
+
+
+def report_index(found: dict[str, Any]) -> None:
+    print()
+    print(f"Search index at {found['tools']:,} tools ({found['documents']:,} functions; ms, "
+          "median of fresh processes)")
+    print(f"  manifest section read {found['read']:.1f}, index loaded from it (read included) "
+          f"{found['loaded']:.1f}, built in memory instead {found['built']:.1f}; same words: "
+          f"{found['same']}")
+    print(f"  query: median {found['query']:.3f}, slowest of {found['queries']} "
+          f"{found['query_max']:.3f} [{'ok' if found['query_max'] < 1 else 'MISSED'} < 1 ms]")
+
+
 def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     warms = [r["warm"] for r in runs if r["warm"] is not None]
     return {"cold_ms": statistics.median(r["cold"] for r in runs) * 1000,
@@ -463,12 +575,16 @@ def main(argv: list[str] | None = None) -> int:
                              "prompt (about 30 tokens each): a realistic prompt size")
     parser.add_argument("--loading-tools", type=int, default=100,
                         help="catalog size of the tool_loading comparison (0 skips it)")
+    parser.add_argument("--vague-tasks", action="store_true",
+                        help="tasks that do not name the service they need (search_first "
+                             "then finds nothing useful and the model searches)")
     parser.add_argument("--min-cache-tokens", type=int, default=1024,
                         help="the fake server's minimum cacheable prefix")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s]
     rows: list[tuple[int, dict[str, Any], dict[str, Any]]] = []
     loading: list[tuple[str, dict[str, Any]]] = []
+    index: dict[str, Any] | None = None
     with tempfile.TemporaryDirectory(prefix="agentrt-jit-bench-") as tmp:
         root = Path(tmp)
         catalogs: dict[int, tuple[list[str], Path]] = {}
@@ -491,11 +607,15 @@ def main(argv: list[str] | None = None) -> int:
         eager = run_children("eager", root, sized, max(1, min(args.repeat, 3)), warm=5)
         deferred = run_deferred(root, sized, args.repeat)
         rows = [(n, {**jit[n], **deferred[n]}, eager[n]) for n in sizes]
+        index = run_index(root, *sized[max(sizes)], max(1, min(args.repeat, 3))) if sizes \
+            else None
         if args.loading_tools:
             loading = measure_loading(root, *catalog(args.loading_tools), args.min_cache_tokens,
-                                      args.system_rules)
+                                      args.system_rules, args.vague_tasks)
     if rows:
         report(rows)
+    if index:
+        report_index(index)
     if loading:
         report_loading(loading, args.loading_tools, args.min_cache_tokens)
     return 0

@@ -74,7 +74,7 @@ def _loader(agent: str, *, identity: Mapping[str, str], deps: Mapping[str, Any],
                      sources=RuntimeSources(runtime),
                      guide_cache=RedisGuideCache(redis) if redis is not None else None,
                      loading=jit.tool_loading, search=jit.tool_search or "regex", field=field,
-                     telemetry=runtime.telemetry)
+                     telemetry=runtime.telemetry, search_first=jit.search_first)
 
 
 def _without_unasked_loader(config: JITConfig) -> JITConfig:

@@ -126,8 +126,9 @@ class AgentTools:
     ``initialize_tools`` is among them, ``deferring`` whether catalog functions are
     sent deferred (``deferred``, plus ``search_tool`` with ``server_search``) rather
     than appended when activated, ``listing`` the end of ``initialize_tools``'
-    description, and ``finder`` the index ``search_tools`` ranks (``deferred`` mode,
-    unless the config disables ``tool_finder``)."""
+    description, ``finder`` the index ``search_tools`` ranks (``deferred`` mode,
+    unless the config disables ``tool_finder``) and ``search_first`` whether a new user
+    message is searched before the first request."""
 
     catalog: Catalog
     policy: ToolPolicy
@@ -141,6 +142,7 @@ class AgentTools:
     search_tool: dict[str, Any] | None
     listing: str
     finder: LazyIndex | None = None
+    search_first: bool = False
 
     def definition(self, spec: FunctionSpec) -> dict[str, Any]:
         """A function's ``tools[i]`` entry; initialize_tools carries the catalog listing,

@@ -23,7 +23,10 @@ How the model gets to see a catalog tool is ``tool_loading``:
   manifest, nothing imported). The model does not see them until ``search_tools``
   (our client-side search, tool ``tool_finder``) or ``initialize_tools`` answers with
   ``tool_reference`` blocks naming them, so the tools list, and the prompt cache,
-  never change within a thread;
+  never change within a thread. With ``search_first = true`` each new user message
+  is searched before the model is asked, and its best matches revealed: a task that
+  says what it needs costs no search round trip (but the message's words may reveal
+  more than the model's own query would: docs/concepts/jit.md has the figures);
 - ``"server_search"``: the same, plus the API's tool search tool (``tool_search =
   "regex"`` or ``"bm25"``), with which the model finds tools itself. The search
   shows the tools it finds, so ``initialize_tools`` is not sent unless the config
@@ -173,6 +176,9 @@ class JITConfig(BaseModel):
     entry_points: StrictBool = True
     tool_loading: ToolLoading = "deferred"
     tool_search: ToolSearch | None = None  # server_search's variant; unset means regex
+    # deferred mode with search_tools: search each new user message before the first
+    # request and reveal its best matches (see agentrt.jit.search_tools)
+    search_first: StrictBool = False
     mcp: MCPConfig = MCPConfig()
     # per function name: ``[function_options.refund] requires_approval = true``
     function_options: dict[str, FunctionOverride] = {}

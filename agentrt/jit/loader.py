@@ -32,7 +32,7 @@ from .agent_tools import (
 from .detector import ParameterDetector, RuntimeSources
 from .guides import MemoryGuideCache
 from .initialize_tools import ToolLoader
-from .search import LazyIndex, SearchIndex, build_index
+from .search import SECTION, LazyIndex, SearchIndex, build_index, stored_words
 from .search_tools import ToolFinder
 from .thread_tools import ThreadTools
 
@@ -69,13 +69,16 @@ class JITLoader:
         search: ToolSearch = "regex",
         field: str = "tool_config",
         telemetry: Telemetry | None = None,
+        search_first: bool = False,
     ) -> None:
         """``core``: always-active tools (instances are shared by every run, classes are
         built per run with injected arguments). ``prototype``: a run context with the
         agent's identity and deps, to check the core tools' constructors at start-up.
         ``loading`` and ``search``: how catalog tools reach the model (see
         :mod:`agentrt.jit.config`); ``field`` names the config in a ConfigError.
-        ``telemetry``: the runtime's, for ``activate_tool`` spans (None: off)."""
+        ``telemetry``: the runtime's, for ``activate_tool`` spans (None: off).
+        ``search_first``: with ``search_tools``, search each new user message before the
+        first request and reveal its best matches (no effect in the other modes)."""
         self.catalog = catalog
         self.policy = policy
         self.telemetry = telemetry
@@ -100,6 +103,7 @@ class JITLoader:
         self.with_loader = ToolLoader.name in catalog and policy.may_activate(ToolLoader.name)
         self.with_finder = (loading == "deferred" and ToolFinder.name in catalog
                             and policy.may_activate(ToolFinder.name))
+        self.search_first = search_first and self.with_finder
         if loading == "deferred" and not (self.with_loader or self.with_finder):
             # Nothing could ever reference a deferred tool (and a request whose tools are
             # all deferred is refused by the API).
@@ -147,7 +151,8 @@ class JITLoader:
                 detector=self.detector, guide_cache=self.guide_cache, core=self.core,
                 with_loader=self.with_loader, deferring=self.deferring,
                 deferred=self.deferred(), search_tool=self.search_tool(),
-                listing=self.listing(), finder=self.search_index())
+                listing=self.listing(), finder=self.search_index(),
+                search_first=self.search_first)
         return self._agent
 
     def _core_names(self) -> frozenset[str]:
@@ -156,7 +161,7 @@ class JITLoader:
     def search_index(self) -> LazyIndex | None:
         """What ``search_tools`` ranks (``deferred`` mode): the allowed deferred functions.
         One per catalog, policy and core tools, like the definitions it reads; built on
-        the first search."""
+        the first search, from the words the manifest stores where they are current."""
         if not self.with_finder:
             return None
         core = self._core_names()
@@ -168,8 +173,12 @@ class JITLoader:
                       for d in deferred.definitions}
             tools = {*owners.values(), *deferred.undescribed}
             summaries = {tool: catalog.entry(tool).summary for tool in tools if tool in catalog}
+            manifest = catalog.manifest
+            stored = None if manifest is None else stored_words(
+                manifest.section(SECTION),
+                {tool: catalog.entry(tool).fingerprint for tool in tools if tool in catalog})
             return build_index(deferred.definitions, owners, summaries,
-                               undescribed=deferred.undescribed)
+                               undescribed=deferred.undescribed, stored=stored)
 
         return catalog.memo(("search_index", core, self.policy.key), lambda: LazyIndex(build))
 

@@ -131,7 +131,8 @@ def _location(entry: Mapping[str, Any]) -> str:
 def render_manifest(entries: Iterable[Mapping[str, Any]],
                     sections: Mapping[str, Mapping[str, Any]] | None = None) -> str:
     """The manifest text for ``entries`` (from :func:`describe`), sorted by tool name,
-    then ``sections`` (name -> data) in name order.
+    then ``sections`` (name -> data) in name order: always ``search``, the words of
+    the search index (:func:`agentrt.jit.search.manifest_section`).
 
     Raises :class:`ToolDefinitionError` when two tools share a name or a function name
     (the function map must point each name at exactly one tool), and
@@ -157,7 +158,9 @@ def render_manifest(entries: Iterable[Mapping[str, Any]],
                     f"{entry['name']!r}; rename one (function(name=...))")
     requires = {e["name"]: e["requires"] for e in tools if e["requires"]}
     DependencyGraph(requires).check()
-    named = dict(sorted((sections or {}).items()))
+    from .search import SECTION, manifest_section  # the search index's words
+
+    named = dict(sorted({SECTION: manifest_section(tools), **(sections or {})}.items()))
     index = {"format": FORMAT, "version": VERSION,
              "tools": {"name": [e["name"] for e in tools], "kind": [e["kind"] for e in tools],
                        "location": [_location(e) for e in tools], "requires": requires,

@@ -13,13 +13,20 @@ The index is built once per catalog and policy (``Catalog.memo``, on the Runtime
 :class:`~agentrt.jit.cache.CatalogCache`, so it lives as long as the manifest it
 came from) from the same deferred definitions the requests carry, on the first
 search (:class:`LazyIndex`): a forbidden tool has no document, so no query can find
-it. A query costs one pass over the postings of its words, their BM25 weights
-precomputed at build time (well under a millisecond at a thousand tools).
+it. The normalised words of every manifest function are stored with the manifest
+(its ``search`` section, :func:`manifest_section`, written by ``agentrt tools
+manifest``), so the build only counts them: a function whose tool's fingerprint or
+whose normalisation rules changed since (:data:`SECTION_FORMAT`) is normalised again
+in memory, as is everything when the section is missing. A query costs one pass over
+the postings of its words, their BM25 weights precomputed at build time (well under a
+millisecond at a thousand tools).
 """
 
 from __future__ import annotations
 
+import hashlib
 import heapq
+import json
 import math
 import re
 import time
@@ -34,8 +41,9 @@ from ..log import get_logger
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping, Sequence
 
-__all__ = ["LazyIndex", "SearchDocument", "SearchHit", "SearchIndex", "Terms", "build_index",
-           "document_of", "terms"]
+__all__ = ["SECTION", "SECTION_FORMAT", "LazyIndex", "SearchDocument", "SearchHit",
+           "SearchIndex", "StoredWords", "Terms", "build_index", "document_of",
+           "manifest_section", "stored_words", "terms"]
 
 log = get_logger("agentrt.jit")
 
@@ -162,8 +170,65 @@ def document_of(definition: Mapping[str, Any], tool: str, tool_summary: str,
         words += terms(str(parameter)) * _PARAMETER_WEIGHT
         if isinstance(spec, dict) and spec.get("description"):
             words += terms(str(spec["description"]))
-    summary = next((line.strip() for line in description.splitlines() if line.strip()), "")
-    return SearchDocument(name, tool, summary, tuple(words))
+    return SearchDocument(name, tool, _first_line(definition), tuple(words))
+
+
+def _first_line(definition: Mapping[str, Any]) -> str:
+    description = str(definition.get("description") or "")
+    return next((line.strip() for line in description.splitlines() if line.strip()), "")
+
+
+# -- the manifest's section ---------------------------------------------------------
+
+SECTION = "search"
+# What a stored word list depends on besides the tool (its fingerprint): the rules above.
+SECTION_FORMAT = hashlib.sha256(json.dumps(
+    [_WORD.pattern, _PHRASES.pattern, sorted(_STOP), _SUFFIXES, _GROUPS, _NAME_WEIGHT,
+     _PARAMETER_WEIGHT, 1]).encode()).hexdigest()[:16]
+StoredWords = dict[str, dict[str, tuple[str, ...]]]  # tool -> function -> its words
+
+
+def manifest_section(entries: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """The ``search`` section of a manifest of these entries (from
+    :func:`~agentrt.jit.manifest.describe`): each Python tool's fingerprint and each of
+    its functions' words, space-separated. MCP tools are named per agent (a prefix), so
+    theirs are normalised when an index is built."""
+    normalised = Terms()
+    tools = {}
+    for entry in entries:
+        if entry.get("kind") != "python":
+            continue
+        functions = {}
+        for fn in entry.get("functions", []):
+            document = document_of(fn["definition"], entry["name"], entry.get("summary", ""),
+                                   normalised)
+            functions[document.function] = " ".join(document.words)
+        tools[entry["name"]] = {"fingerprint": entry.get("fingerprint"), "functions": functions}
+    return {"format": SECTION_FORMAT, "tools": tools}
+
+
+def stored_words(section: Mapping[str, Any] | None,
+                 fingerprints: Mapping[str, str | None]) -> StoredWords | None:
+    """The words a manifest's ``search`` section holds for the tools of ``fingerprints``
+    (tool -> its fingerprint now) that it describes as they are; None when there is no
+    section or it was written under other rules (an older or newer agentrt)."""
+    if section is None or section.get("format") != SECTION_FORMAT:
+        if section is not None:
+            log.info("jit.search_section_stale", hint="written by another agentrt version; "
+                     "the index is built in memory (regenerate the manifest)")
+        return None
+    tools = section.get("tools")
+    if not isinstance(tools, dict):
+        return None
+    found: StoredWords = {}
+    for tool, fingerprint in fingerprints.items():
+        data = tools.get(tool)
+        if (isinstance(data, dict) and fingerprint is not None
+                and data.get("fingerprint") == fingerprint
+                and isinstance(data.get("functions"), dict)):
+            found[tool] = {fn: tuple(str(words).split())
+                           for fn, words in data["functions"].items()}
+    return found
 
 
 class SearchIndex:
@@ -194,12 +259,16 @@ class SearchIndex:
         """The ``limit`` best matches of ``query``, best first (ties by catalog order);
         a document must share at least one word with the query and score at least a
         fifth of the best match's score."""
-        scores: dict[int, float] = {}
-        get = scores.get
+        # a list, not a dict: a query's common words touch every document, and indexing
+        # a list costs a third of a dict's get-and-set (every weight is positive, so 0.0
+        # means no shared word)
+        scores = [0.0] * len(self.documents)
         for word in set(self._terms._split(query)):
             for index, weight in self._postings.get(word, ()):
-                scores[index] = get(index, 0.0) + weight
-        best = heapq.nsmallest(max(0, limit), scores.items(), key=lambda item: (-item[1], item[0]))
+                scores[index] += weight
+        # nlargest is stable: among equal scores, the earlier document first
+        top = heapq.nlargest(max(0, limit), range(len(scores)), key=scores.__getitem__)
+        best = [(i, scores[i]) for i in top if scores[i] > 0.0]
         floor = best[0][1] * _CUTOFF if best else 0.0
         return [SearchHit(self.documents[i].function, self.documents[i].tool,
                           self.documents[i].summary, score) for i, score in best
@@ -207,15 +276,24 @@ class SearchIndex:
 
 
 def build_index(definitions: Sequence[Mapping[str, Any]], owners: Mapping[str, str],
-                summaries: Mapping[str, str], *, undescribed: Sequence[str] = ()) -> SearchIndex:
+                summaries: Mapping[str, str], *, undescribed: Sequence[str] = (),
+                stored: StoredWords | None = None) -> SearchIndex:
     """The index of ``definitions`` (``owners``: function -> tool; ``summaries``: tool ->
     its one-line summary), plus a document for each ``undescribed`` tool (one the
     manifest does not describe: found by its name and summary, with no function to
-    reveal, so its hit has ``function == ""`` and the tool must be activated by name)."""
+    reveal, so its hit has ``function == ""`` and the tool must be activated by name).
+    ``stored``: the words of functions already normalised (:func:`stored_words`, only
+    those still current); the others are normalised here."""
     normalised = Terms()
-    documents = [document_of(d, owners.get(str(d.get("name")), ""),
-                             summaries.get(owners.get(str(d.get("name")), ""), ""), normalised)
-                 for d in definitions]
+    documents = []
+    for definition in definitions:
+        name = str(definition.get("name"))
+        tool = owners.get(name, "")
+        words = stored.get(tool, {}).get(name) if stored is not None else None
+        if words is None:
+            documents.append(document_of(definition, tool, summaries.get(tool, ""), normalised))
+        else:
+            documents.append(SearchDocument(name, tool, _first_line(definition), words))
     documents += [SearchDocument("", tool, summaries.get(tool, ""), tuple(
         normalised(tool) * _NAME_WEIGHT + normalised(summaries.get(tool, ""))))
         for tool in undescribed]

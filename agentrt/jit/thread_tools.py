@@ -34,19 +34,19 @@ from pydantic import ValidationError
 
 from .._errors import MissingParameterError, ToolDefinitionError
 from ..log import get_logger
+from ..thread._messages import Message
 from ..tools._registry import BoundFunction
 from ..tools._tool import record_injected
 from .catalog import did_you_mean
 from .guides import get_guides, guide_key, render_guide, set_guides
 from .initialize_tools import INITIALIZE_TOOLS, ActivationReport, ToolLoader, Trigger
-from .search_tools import ToolFinder
+from .search_tools import ToolFinder, first_search
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
 
     from .._context import RunContext
     from ..telemetry import Telemetry
-    from ..thread._messages import Message
     from ..tools import FunctionSpec, Tool
     from .agent_tools import AgentTools
     from .detector import Provided
@@ -108,6 +108,7 @@ class ThreadTools:
         # argument): answered again without retrying, and logged once.
         self._failed: dict[str, str] = {}
         self._counts: Counter[str] = Counter()
+        self._revealed: set[str] = set()  # functions a tool_reference of the thread named
         self._start()
 
     # -- the RunTools contract -------------------------------------------------
@@ -412,10 +413,12 @@ class ThreadTools:
 
     async def restore(self, history: Sequence[Message]) -> None:
         """Replay the thread's activations: each assistant message's tool_use blocks
-        activate what they activated live, then its batch is committed."""
+        activate what they activated live, then its batch is committed. Notes what the
+        thread's ``tool_reference`` blocks revealed (for :meth:`opening`)."""
         core = len(self._order)
         for message in history:
             if message.role != "assistant":
+                self._note_references(message.blocks())
                 continue
             for block in message.blocks():
                 if block.get("type") == "tool_use":
@@ -437,6 +440,34 @@ class ThreadTools:
             if (tool is not None and tool not in self._active
                     and self._agent.policy.allows(tool, function_name)):
                 await self.activate_many([tool], trigger="restore")
+
+    def _note_references(self, blocks: Iterable[dict[str, Any]]) -> None:
+        for block in blocks:
+            content = block.get("content") if block.get("type") == "tool_result" else None
+            if isinstance(content, list):
+                self._revealed.update(str(item.get("tool_name")) for item in content
+                                      if isinstance(item, dict)
+                                      and item.get("type") == "tool_reference")
+
+    async def opening(self, user_input: str | list[dict[str, Any]]) -> list[Message]:
+        """With ``search_first``: a ``search_tools`` call for the user's new message and
+        its answer, to store after it (see :func:`~agentrt.jit.search_tools.first_search`);
+        nothing when the search finds no function the thread has not revealed yet."""
+        finder = self._agent.finder
+        if not self._agent.search_first or finder is None:
+            return []
+        blocks = [{"type": "text", "text": user_input}] if isinstance(user_input, str) \
+            else user_input
+        text = "\n".join(str(b.get("text", "")) for b in blocks if b.get("type") == "text")
+        found = await first_search(finder, text, self._revealed)
+        if found is None:
+            return []
+        use, result = found
+        self._note_references([result])
+        self._log("info", "jit.search_first", query=use["input"]["query"],
+                  revealed=[r["tool_name"] for r in result["content"][1:]])
+        return [Message(role="assistant", content=[use], metadata={"synthetic": "search_first"}),
+                Message(role="user", content=[result])]
 
     # -- guides ------------------------------------------------------------------
 

@@ -60,7 +60,8 @@ class ScriptedModel:
     `RecordedRequest` (the body as it would go on the wire, `"stream": true` included when
     streaming), so assertions written against the server's `requests` read the same.
     `strict_deferred` refuses a reply that calls a deferred tool no `tool_reference` has
-    revealed yet (the API's model cannot see one), as `FakeAnthropicServer`'s does.
+    revealed yet (the API's model cannot see one), as `FakeAnthropicServer`'s does (off by
+    default, as there).
     """
 
     def __init__(self, script: Script | Sequence[Step] | Responder, *,

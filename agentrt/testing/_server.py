@@ -69,7 +69,10 @@ class FakeAnthropicServer:
 
     `strict_deferred=True` answers the API's way when a scripted reply calls a deferred tool
     that no `tool_reference` (in a `tool_result` or a search result) has revealed: the model
-    cannot see such a tool, so the step fails (a 500 naming it) instead of reaching the client.
+    cannot see such a tool, so the step fails (a 500 naming it) instead of reaching the
+    client. Off by default: a script that calls a catalog tool directly (how a test of
+    anything but tool search is written, in the default `deferred` mode) runs as written;
+    a test of how tools are found should turn it on (tests/jit and bench/jit.py do).
 
     `context_windows` gives models (by name or prefix) a context window: a longer prompt gets
     the API's 400 `prompt is too long`. Context editing and compaction (`context_management`)

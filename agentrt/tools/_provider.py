@@ -30,6 +30,11 @@ class RunTools(Protocol):
         """Names of the tools active in this run, in tools-list order (``agentrt chat``)."""
         ...
 
+    async def opening(self, user_input: str | list[dict[str, Any]]) -> list[Message]:
+        """Messages to store after the user's new message, before the first request
+        (deferred JIT tools search it first); usually none."""
+        ...
+
 
 class ToolProvider(Protocol):
     """Where the loop gets each run's tools: a ``ToolRegistry`` or a JIT loader."""

@@ -82,6 +82,10 @@ class ToolRegistry:
     def active_tools(self) -> list[str]:
         return list(self._tools)
 
+    async def opening(self, user_input: str | list[dict[str, Any]]) -> list[Message]:
+        """A fixed set of tools adds nothing to a user's message."""
+        return []
+
     def function_names(self) -> list[str]:
         """Every function the model may call, in registration order."""
         return list(self._functions)

@@ -63,7 +63,9 @@ def test_the_index_is_read_at_start_up_and_each_entry_on_demand(tmp_path: Path) 
     assert names == sorted(names) and len(names) == len(CATALOG)
     assert json.loads(lines[1])["summary"][names.index("web_search")] == (
         "Search the web and read pages.")
-    assert [json.loads(line)["name"] for line in lines[2:]] == names  # an entry a line
+    assert [json.loads(line)["name"] for line in lines[2:-1]] == names  # an entry a line
+    assert index["sections"] == ["search"]  # then the search index's words
+    assert json.loads(lines[-1])["section"] == "search"
     assert index["tools"]["requires"] == {"presentation": ["files", "web_search"]}
     assert index["tools"]["functions"]["fetch_page"] == "web_search"
 

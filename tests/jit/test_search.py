@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agentrt.jit import JITConfig, JITLoader, ToolLoader, load_catalog, read_manifest
-from agentrt.jit.search import SearchIndex, document_of, terms
+from agentrt.jit.search import SearchIndex, build_index, document_of, terms
 from agentrt.jit.search_tools import ToolFinder
 from agentrt.testing import Reply, ToolUse, capture_events
 
@@ -134,8 +134,8 @@ async def test_search_tools_reveals_what_it_finds_and_the_model_calls_it(
         tmp_path: Path, stream: bool) -> None:
     steps = [call("search_tools", query="build a slide deck", limit=2),
              call("make_slides", title="T", bullets=["x"]), Reply(text="done")]
-    async with harness(research_agent(write_manifest(tmp_path)), steps, identity=ACME,
-                       sdk=True, stream=stream, strict_deferred=True,
+    async with harness(research_agent(write_manifest(tmp_path), search_first=False), steps,
+                       identity=ACME, sdk=True, stream=stream, strict_deferred=True,
                        min_cache_tokens=64) as (agent, server):
         result = await agent.run("slides please")
         stored = await agent.runtime.store.messages(result.thread_id)
@@ -266,3 +266,110 @@ async def test_through_the_sdk_initialize_tools_still_loads_by_name_with_guides(
     [made] = [b for b in server.requests[2].body["messages"][-1]["content"]
               if b["type"] == "tool_result"]
     assert made["content"] == "T: 2 slides"
+
+
+@pytest.mark.integration  # the real SDK over HTTP, a model that cannot see unrevealed tools
+async def test_a_new_message_is_searched_first_so_the_model_calls_what_it_needs_at_once(
+        tmp_path: Path) -> None:
+    """search_first: the user's message is the query of a search_tools exchange stored
+    before the first request, so the first request already reveals the best matches and
+    the task costs no search round trip; a message that finds nothing new adds nothing."""
+    steps = [call("make_slides", title="T", bullets=["x"]), Reply(text="done"),
+             Reply(text="again"), Reply(text="fine")]
+    async with harness(research_agent(write_manifest(tmp_path), search_first=True), steps,
+                       identity=ACME, sdk=True, strict_deferred=True,
+                       min_cache_tokens=64) as (agent, server):
+        result = await agent.run("build a slide deck")
+        # the same tool again, then nothing the catalog knows: no exchange either time
+        again = await agent.run("another slide deck", thread_id=result.thread_id)
+        await agent.run("zzz qqq", thread_id=result.thread_id)
+        stored = await agent.runtime.store.messages(result.thread_id)
+    assert result.text == "done" and again.text == "again"
+    first = server.requests[0].body["messages"]
+    assert [m["role"] for m in first] == ["user", "assistant", "user"]
+    [use] = first[1]["content"]
+    assert use["type"] == "tool_use" and use["name"] == "search_tools"
+    assert use["input"] == {"query": "build a slide deck", "limit": 5}
+    [answer] = first[2]["content"]
+    assert answer["tool_use_id"] == use["id"]
+    assert {"type": "tool_reference", "tool_name": "make_slides"} in answer["content"]
+    assert "open_url" not in json.dumps(answer)  # forbidden: never found
+    # 2 requests for the first task (a call, then the answer), none spent on searching
+    assert len(server.requests) == 4
+    assert [m.metadata.get("synthetic") for m in stored if m.role == "assistant"] == [
+        "search_first", None, None, None, None]
+    assert all(r.body["messages"][-1]["role"] == "user" for r in server.requests)
+    # the exchange is part of the thread: every request after the first reads the cache
+    reads = [m.metadata["usage"]["cache_read_input_tokens"] for m in stored
+             if "usage" in m.metadata]
+    assert reads[0] == 0 and all(r > 0 for r in reads[1:])
+
+
+async def test_without_search_first_the_model_must_search(tmp_path: Path) -> None:
+    """The same first reply with search_first off (the default): the fake's model cannot see the
+    tool (nothing revealed it), as the API's could not, so the call never happens."""
+    steps = [call("make_slides", title="T", bullets=["x"]), Reply(text="done")]
+    async with harness(research_agent(write_manifest(tmp_path), search_first=False), steps,
+                       identity=ACME, strict_deferred=True) as (agent, server):
+        with pytest.raises(Exception, match="make_slides"):
+            await agent.run("build a slide deck")
+    assert len(server.requests[0].body["messages"]) == 1
+
+
+def _rewrite_section(file: Path, change: Any) -> None:
+    lines = file.read_text().splitlines()
+    section = json.loads(lines[-1])
+    change(section)
+    file.write_text("\n".join([*lines[:-1], json.dumps(section)]) + "\n")
+
+
+async def test_the_index_loads_its_words_from_the_manifest_without_importing(
+        tmp_path: Path) -> None:
+    """`agentrt tools manifest` stores each function's words (the `search` section): the
+    index built from them is the one built in memory, and nothing is imported."""
+    manifest = write_manifest(tmp_path)
+    section = read_manifest(manifest).section("search")  # type: ignore[union-attr]
+    assert section is not None and "make_slides" in section["tools"]["presentation"][
+        "functions"]
+    agent_cls = research_agent(manifest, search_first=False)
+    async with harness(agent_cls, [Reply(text="a")]) as (agent, _):
+        loader = agent._manager.tools  # type: ignore[attr-defined]
+        index = loader.search_index().get()
+        deferred = loader.agent_tools().deferred
+        catalog = loader.catalog
+        owners = {d["name"]: catalog.tool_for(d["name"]) for d in deferred.definitions}
+        summaries = {t: catalog.entry(t).summary for t in set(owners.values())}
+        memory = build_index(deferred.definitions, owners, summaries,
+                             undescribed=deferred.undescribed)
+    assert not IMPORTS
+    assert [(d.function, d.words, d.summary) for d in index.documents] == [
+        (d.function, d.words, d.summary) for d in memory.documents]
+
+
+async def test_stored_words_are_used_only_while_current(tmp_path: Path) -> None:
+    """A tool whose fingerprint no longer matches (its class changed since the manifest
+    was written) is normalised again in memory; the others' stored words are used (here
+    made recognisable), and a section written under other rules is ignored whole."""
+    manifest = write_manifest(tmp_path)
+
+    def tamper(section: dict[str, Any]) -> None:
+        tools = section["tools"]
+        tools["presentation"]["functions"]["make_slides"] = "zzqx"
+        tools["files"]["fingerprint"] = "0" * 32
+        tools["files"]["functions"]["read_file"] = "zzqy"
+
+    _rewrite_section(manifest, tamper)
+    async with harness(research_agent(manifest, search_first=False), []) as (agent, _):
+        index = agent._manager.tools.search_index().get()  # type: ignore[attr-defined]
+    assert [h.function for h in index.search("zzqx")] == ["make_slides"]
+    assert index.search("zzqy") == []
+    assert index.search("read a file")[0].function == "read_file"
+
+    def other_rules(section: dict[str, Any]) -> None:
+        section["format"] = "older"
+
+    _rewrite_section(manifest, other_rules)
+    async with harness(research_agent(manifest, search_first=False), []) as (agent, _):
+        index = agent._manager.tools.search_index().get()  # type: ignore[attr-defined]
+    assert index.search("zzqx") == []
+    assert index.search("build slides")[0].function == "make_slides"
