@@ -15,6 +15,7 @@ Only this module and :mod:`._describe` import the ``mcp`` package.
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -39,14 +40,27 @@ INSTALL_HINT = "MCP servers need the mcp extra: pip install 'agentrt[mcp]'"
 
 
 def import_mcp() -> Any:
-    """The ``mcp`` package, or a ConfigError naming the extra to install."""
+    """The ``mcp`` package with the client parts a session uses, or a ConfigError naming
+    the extra to install."""
     try:
         import mcp.client.session
+        import mcp.client.stdio
+        import mcp.client.streamable_http
+        import mcp.shared.exceptions
+        import mcp_types  # noqa: F401
     except ImportError as exc:
         from .._errors import ConfigError
 
         raise ConfigError(INSTALL_HINT, field="mcp_servers") from exc
     return mcp
+
+
+async def import_mcp_off_loop() -> None:
+    """:func:`import_mcp` in a worker thread the first time: the package takes a second
+    or more to import, and a loop held that long timed out a Redis call in flight beside
+    it, tripping the Redis gate (four processes sharing one call then ran it twice)."""
+    if "mcp.client.streamable_http" not in sys.modules:
+        await anyio.to_thread.run_sync(import_mcp)
 
 
 def _formatted(values: Mapping[str, str] | None, identity: Mapping[str, str]) -> dict[str, str]:
@@ -58,7 +72,7 @@ def _formatted(values: Mapping[str, str] | None, identity: Mapping[str, str]) ->
 async def open_session(server: MCPServer, identity: Mapping[str, str] | None = None,
                        on_message: Callable[[Any], Any] | None = None) -> Any:
     """An initialized ``ClientSession`` to ``server`` (its child process ended on exit)."""
-    import_mcp()
+    await import_mcp_off_loop()
     from mcp.client.session import ClientSession
 
     from ._config import StdioServer
@@ -123,6 +137,7 @@ class Connection:
         """``tools/call``: the result, or ToolError for a server that cannot answer. A
         cancelled call (a timeout) is cancelled on the server too (the SDK sends
         ``notifications/cancelled``)."""
+        await import_mcp_off_loop()  # before the imports below, which would hold the loop
         from mcp.shared.exceptions import MCPError
         from mcp_types import CONNECTION_CLOSED
 
