@@ -126,10 +126,13 @@ async def test_worker_killed_during_a_read_only_tool(temporal_address: str,
             assert [(r["phase"], r["pid"] == killed_in["pid"]) for r in checks] == [
                 ("start", True), ("start", False), ("effect", False)]
             assert [r["pid"] for r in records if r["fn"] == "stock"] == [killed_in["pid"]]
-            # and a later run on another worker is answered from the shared cache
+            # and a later run is answered from the caches: the survivor's own, or the
+            # shared one (which of them depends on what that worker has seen)
             again = await FleetAgent(runtime).run("Check: fig")
             assert again.stop_reason == "end_turn"
-            assert again.stats.hits.get("shared_cache") == 1, again.stats
+            assert again.stats.executed == 0, again.stats
+            assert set(again.stats.hits) <= {"local_cache", "shared_cache"}, again.stats
+            assert sum(again.stats.hits.values()) == 2, again.stats
             assert [r["pid"] for r in await harness.records() if r["fn"] == "stock"] == [
                 killed_in["pid"]]
 
