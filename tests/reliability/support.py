@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from agentrt import Agent, Message, Runtime, Tool, function, load_settings
-from agentrt.testing import FakeAnthropicServer
+from agentrt.testing import FakeAnthropicServer, Reply, ToolUse
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from anyio.abc import Process
 
     from agentrt import ThreadStore
-    from agentrt.testing import Responder, Step
+    from agentrt.testing import RecordedRequest, Responder, Step
 
 
 class Shop(Tool):
@@ -114,3 +114,34 @@ class Child:
     async def send(self, line: bytes) -> None:
         assert self.process.stdin is not None
         await self.process.stdin.send(line)
+
+
+def warehouse_model(request: RecordedRequest) -> Reply:
+    """A model that ships each listed item once, checking the status of a shipment
+    whose outcome is unknown before shipping it again."""
+    messages = request.body["messages"]
+    first = messages[0]["content"]
+    task = first if isinstance(first, str) else first[0]["text"]
+    items = task.removeprefix("Ship: ").split(", ")
+    calls: dict[str, tuple[str, dict[str, Any]]] = {}
+    state: dict[str, str] = {}
+    for message in messages:
+        content = message["content"]
+        for block in content if isinstance(content, list) else []:
+            if block["type"] == "tool_use":
+                calls[block["id"]] = (block["name"], block["input"])
+            elif block["type"] == "tool_result":
+                name, args = calls[block["tool_use_id"]]
+                failed = block.get("is_error", False)
+                if name == "ship":
+                    state[args["item"]] = "unknown" if failed else "done"
+                elif name == "order_status" and not failed:
+                    state[args["item"]] = "done" if block["content"] == "shipped" else "todo"
+    for item in items:
+        if state.get(item) == "unknown":
+            return Reply(text=f"Checking {item}.",
+                         tool_calls=[ToolUse("order_status", {"item": item})])
+        if state.get(item) != "done":
+            return Reply(text=f"Shipping {item}.", tool_calls=[
+                ToolUse("stock", {"item": item}), ToolUse("ship", {"item": item})])
+    return Reply(text="All shipped: " + ", ".join(items))

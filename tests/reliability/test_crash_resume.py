@@ -35,10 +35,10 @@ import processes
 import pytest
 
 from agentrt import Runtime, SQLiteThreadStore, load_settings
-from agentrt.testing import FakeAnthropicServer, RecordedRequest, Reply, ToolUse
+from agentrt.testing import FakeAnthropicServer
 
 from .crash_child import Warehouse, WarehouseAgent, read_lines
-from .support import check_thread
+from .support import check_thread, warehouse_model
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 
@@ -48,37 +48,6 @@ POINTS = {  # point -> highest visit to kill at (3 items: 3 tool turns, 4 reques
     "before_llm": 4, "mid_stream": 4, "mid_tool": 3, "after_tool": 3,
     "before_persist": 3, "after_persist": 3, "random_time": 1,
 }
-
-
-def warehouse_model(request: RecordedRequest) -> Reply:
-    """A model that ships each listed item once, checking the status of a shipment
-    whose outcome is unknown before shipping it again."""
-    messages = request.body["messages"]
-    first = messages[0]["content"]
-    task = first if isinstance(first, str) else first[0]["text"]
-    items = task.removeprefix("Ship: ").split(", ")
-    calls: dict[str, tuple[str, dict[str, Any]]] = {}
-    state: dict[str, str] = {}
-    for message in messages:
-        content = message["content"]
-        for block in content if isinstance(content, list) else []:
-            if block["type"] == "tool_use":
-                calls[block["id"]] = (block["name"], block["input"])
-            elif block["type"] == "tool_result":
-                name, args = calls[block["tool_use_id"]]
-                failed = block.get("is_error", False)
-                if name == "ship":
-                    state[args["item"]] = "unknown" if failed else "done"
-                elif name == "order_status" and not failed:
-                    state[args["item"]] = "done" if block["content"] == "shipped" else "todo"
-    for item in items:
-        if state.get(item) == "unknown":
-            return Reply(text=f"Checking {item}.",
-                         tool_calls=[ToolUse("order_status", {"item": item})])
-        if state.get(item) != "done":
-            return Reply(text=f"Shipping {item}.", tool_calls=[
-                ToolUse("stock", {"item": item}), ToolUse("ship", {"item": item})])
-    return Reply(text="All shipped: " + ", ".join(items))
 
 
 class Zygote:

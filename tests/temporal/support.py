@@ -18,6 +18,7 @@ import anyio
 import processes
 import redis.asyncio as aioredis
 from anyio.streams.buffered import BufferedByteReceiveStream
+from reliability.support import warehouse_model
 from temporalio.client import Client
 
 from agentrt import load_settings
@@ -46,45 +47,25 @@ def task_of(request: RecordedRequest) -> str:
 
 
 def fleet_model(request: RecordedRequest) -> Reply:
-    """``Ship: a, b``: per item a stock look-up and a shipment, a shipment whose
-    outcome is unknown checked before shipping again. ``Check: a``: a stock look-up and
-    a slow check at once. ``Refund: a``: a refund (it requires approval)."""
-    task = task_of(request)
-    verb, _, rest = task.partition(": ")
-    items = rest.split(", ")
-    calls: dict[str, tuple[str, dict[str, Any]]] = {}
-    state: dict[str, str] = {}
-    results = 0
-    for message in request.body["messages"]:
-        content = message["content"]
-        for block in content if isinstance(content, list) else []:
-            if block["type"] == "tool_use":
-                calls[block["id"]] = (block["name"], block["input"])
-            elif block["type"] == "tool_result":
-                results += 1
-                name, args = calls[block["tool_use_id"]]
-                failed = block.get("is_error", False)
-                if name == "ship":
-                    state[args["item"]] = "unknown" if failed else "done"
-                elif name == "order_status" and not failed:
-                    state[args["item"]] = "done" if block["content"] == "shipped" else "todo"
+    """``Ship: a, b``: the crash tests' warehouse (per item a stock look-up and a shipment,
+    a shipment whose outcome is unknown checked before shipping again). ``Check: a``: a
+    stock look-up and a slow check at once. ``Refund: a``: a refund (it requires
+    approval)."""
+    verb, _, rest = task_of(request).partition(": ")
+    item = rest.split(", ")[0]
+    answered = any(block.get("type") == "tool_result"
+                   for message in request.body["messages"]
+                   if isinstance(message["content"], list) for block in message["content"])
     if verb == "Check":
-        if not results:
-            return Reply(text="Looking.", tool_calls=[ToolUse("stock", {"item": items[0]}),
-                                                      ToolUse("slow_check", {"item": items[0]})])
-        return Reply(text=f"Checked {items[0]}.")
+        if not answered:
+            return Reply(text="Looking.", tool_calls=[ToolUse("stock", {"item": item}),
+                                                      ToolUse("slow_check", {"item": item})])
+        return Reply(text=f"Checked {item}.")
     if verb == "Refund":
-        if not results:
-            return Reply(text="Refunding.", tool_calls=[ToolUse("refund", {"item": items[0]})])
+        if not answered:
+            return Reply(text="Refunding.", tool_calls=[ToolUse("refund", {"item": item})])
         return Reply(text="Refund settled.")
-    for item in items:
-        if state.get(item) == "unknown":
-            return Reply(text=f"Checking {item}.",
-                         tool_calls=[ToolUse("order_status", {"item": item})])
-        if state.get(item) != "done":
-            return Reply(text=f"Shipping {item}.", tool_calls=[
-                ToolUse("stock", {"item": item}), ToolUse("ship", {"item": item})])
-    return Reply(text="All shipped: " + ", ".join(items))
+    return warehouse_model(request)
 
 
 class Worker:
