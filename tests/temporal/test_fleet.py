@@ -164,6 +164,28 @@ async def test_worker_killed_during_a_side_effect(temporal_address: str,
         assert ships == [("start", True), ("start", False), ("effect", False)]
 
 
+async def test_a_read_cached_on_one_worker_answers_a_run_on_another(
+        temporal_address: str, tmp_path: Path) -> None:
+    """The shared cache works across workers: a run on a second worker (the first one
+    gone, so it cannot be answered from that worker's own memory) gets both reads from
+    Redis and runs neither again."""
+    async with fleet(temporal_address, tmp_path) as harness:
+        (first,) = await harness.start(1)
+        async with harness.runtime() as runtime:
+            done = await FleetAgent(runtime).run("Check: fig")
+            assert done.stats.executed == 2, done.stats
+            await harness.worker()
+            first.kill()
+            assert await first.process.wait() == -9
+            again = await FleetAgent(runtime).run("Check: fig")
+            assert again.text == "Checked fig."
+            assert again.stats.executed == 0, again.stats
+            assert again.stats.hits == {"shared_cache": 2}, again.stats
+        effects = sorted((r["fn"], r["pid"]) for r in await harness.records()
+                         if r["phase"] == "effect")
+        assert effects == [("slow_check", first.process.pid), ("stock", first.process.pid)]
+
+
 async def test_fifty_concurrent_runs_across_two_workers(temporal_address: str,
                                                         tmp_path: Path) -> None:
     async with fleet(temporal_address, tmp_path) as harness:
