@@ -8,20 +8,19 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from test_context import MODEL, WINDOW, Pages
 
 from agentrt import (
     Agent,
     MemoryThreadStore,
     Runtime,
     SQLiteThreadStore,
-    Tool,
-    function,
     load_settings,
 )
 from agentrt.context import CLEARED, SUMMARY, ContextPolicy
 from agentrt.llm._usage import Usage
 from agentrt.testing import FunctionModel
-from agentrt.testing._context import PageReading, page_text
+from agentrt.testing._context import PageReading
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -30,25 +29,6 @@ if TYPE_CHECKING:
     from agentrt.thread import Message, ThreadStore
 
 pytestmark = pytest.mark.anyio
-
-MODEL = "claude-test-50k"
-WINDOW = 50_000
-
-
-class Pages(Tool):
-    def __init__(self) -> None:
-        self.calls: list[int] = []
-
-    @function(read_only=True)
-    async def read_page(self, page: int) -> str:
-        """One page of the book.
-
-        Args:
-            page: Page number.
-        """
-        self.calls.append(page)
-        return page_text(page)
-
 
 def reader(strategy: str, pages: Pages) -> type[Agent]:
     class Reader(Agent):
