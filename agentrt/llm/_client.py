@@ -279,6 +279,8 @@ class ModelClient:
         """Seconds to wait before retrying, or None to give up (re-raising ``exc``).
 
         Raises a ModelError with ``retry_after`` set when the wait asked for is too long."""
+        if isinstance(exc, StreamInterruptedError):  # part of an answer came: never twice
+            return None
         wanted, asked = _retryable(exc.__cause__)
         if not wanted or attempt >= self.max_retries:
             return None
@@ -327,6 +329,11 @@ class ModelClient:
                         event = await anext(iterator)
                     except StopAsyncIteration:
                         break
+                    except anthropic.APIConnectionError as exc:
+                        # The body broke off after the answer began. anthropic 2.17 wraps
+                        # the transport's error so; earlier versions let httpx2's through.
+                        raise StreamInterruptedError(
+                            f"the model's stream was cut: {exc}") from exc
                     except (anthropic.APIError, httpx2.HTTPError):
                         raise
                     except Exception as exc:  # the SDK could not decode an event

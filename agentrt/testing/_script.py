@@ -136,10 +136,11 @@ class CutStream:
     """Send the first `after_events` SSE events of `reply`, then drop the connection.
 
     No terminating chunk and no `message_stop` follow, as when a proxy or the network dies
-    mid-answer. With anthropic 2.14 the SDK surfaces this as `httpx2.RemoteProtocolError`
-    ("peer closed connection without sending complete message body: incomplete chunked read"),
-    unwrapped and not retried, both from `client.messages.stream(...)` and from iterating
-    `create(stream=True)`; the runtime translates it into its own StreamInterruptedError.
+    mid-answer. The SDK does not retry it, from `client.messages.stream(...)` or from
+    iterating `create(stream=True)`: anthropic 2.14-2.16 raise `httpx2.RemoteProtocolError`
+    ("peer closed connection without sending complete message body: incomplete chunked
+    read") unwrapped, 2.17 wraps it in `anthropic.APIConnectionError`. The runtime
+    translates either into its own StreamInterruptedError.
 
     On a non-streaming request the connection is dropped before any response: the SDK sees a
     connection error and retries it (on the next step) unless `max_retries=0`, when it raises

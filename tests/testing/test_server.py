@@ -243,16 +243,20 @@ async def test_faults_map_to_sdk_errors(
     assert info.value.request_id is not None and info.value.request_id.startswith("req_011")
 
 
+# anthropic 2.14-2.16 let httpx2's error through; 2.17 wraps it in APIConnectionError
+CUT = (httpx2.RemoteProtocolError, anthropic.APIConnectionError)
+
+
 @pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
 async def test_cut_stream_raises_remote_protocol_error(anyio_backend: str) -> None:
     cut = CutStream(Reply(text="Product 42 costs $9.99."), after_events=4)
     async with FakeAnthropicServer([cut, cut]) as server, server.client() as client:
         received: list[str] = []
-        with pytest.raises(httpx2.RemoteProtocolError, match="incomplete chunked read"):
+        with pytest.raises(CUT, match="incomplete chunked read"):
             async with client.messages.stream(**ASK) as stream:
                 async for text in stream.text_stream:
                     received.append(text)
-        with pytest.raises(httpx2.RemoteProtocolError):
+        with pytest.raises(CUT, match="incomplete chunked read"):
             async for _ in await client.messages.create(**ASK, stream=True):
                 pass
     assert received == ["Product "]  # message_start, ping, block start, one delta
