@@ -27,7 +27,6 @@ an estimate of what was added; ``count_tokens`` is asked only close to the budge
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -294,7 +293,8 @@ class ThreadWindow:
                dict[str, Any]], view: _View) -> dict[str, Any]:
         """The request as sent: the client's view, the API's edits attached."""
         api_edit = "api_edit" in self.chain
-        request = build(self._view(history, stub_all=False).messages if api_edit
+        # with nothing cleared, the API's view (cleared results sent whole) is the client's
+        request = build(self._view(history, stub_all=False).messages if api_edit and self.cleared
                         else view.messages)
         edits: list[dict[str, Any]] = []
         betas: list[str] = []
@@ -320,8 +320,7 @@ class ThreadWindow:
     def _overhead(self, empty: dict[str, Any]) -> int:
         """Estimated tokens of the request without its messages (tools, system), cached
         while the tool names and the system prompt stay the same."""
-        key = (tuple(str(t.get("name")) for t in empty.get("tools", ())),
-               json.dumps(empty.get("system"), default=str))
+        key = (tuple(str(t.get("name")) for t in empty.get("tools", ())), empty.get("system"))
         if self._rest[0] != key:
             self._rest = (key, estimate_tokens({k: v for k, v in empty.items()
                                                 if k != "messages"}))

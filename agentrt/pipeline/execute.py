@@ -27,6 +27,8 @@ log = get_logger("agentrt.tool")
 _MAX_ERROR_CHARS = 500
 _MAX_TRACE_LINE = 1_000
 _MAX_TRACE_CHARS = 20_000
+# Made once: ``json.dumps`` with options builds a new encoder at every call.
+_encode = json.JSONEncoder(ensure_ascii=False).encode
 
 
 def render_result(value: Any, max_chars: int) -> str:
@@ -35,7 +37,7 @@ def render_result(value: Any, max_chars: int) -> str:
     Raises TypeError for values JSON cannot carry: results must be JSON so that
     every cache layer (Redis included) can store them without pickling.
     """
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    text = value if isinstance(value, str) else _encode(value)
     if len(text) > max_chars:
         text = (f"{text[:max_chars]}\n[agentrt: result truncated from {len(text):,} "
                 f"to {max_chars:,} characters]")
