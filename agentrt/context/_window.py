@@ -294,13 +294,15 @@ class ThreadWindow:
         if not self.chain:
             return build(history)
         view = self._view(history)
-        overhead = self._overhead(build([]))
-        measured = self._measure(view, overhead)
+        request = build(view.messages)
+        overhead = self._overhead(request)
+        size = self._size(view)
+        measured = self._measure(size, overhead)
         if self.counter is not None and _CLOSE * self.budget < measured < 1.1 * self.budget:
-            exact = await self.counter.count_tokens(self._final(history, build, view))
+            exact = await self.counter.count_tokens(self._final(history, build, view, request))
             self.log.debug("context.counted", estimated=measured, counted=exact)
             measured = exact
-            self.baseline = (exact, self._size(view))
+            self.baseline = (exact, size)
         trigger = self.policy.trigger_fraction * self.budget
         over = measured > self.budget or self.force
         due = measured > trigger and self.since_edit >= self.policy.edit_every
@@ -311,17 +313,20 @@ class ThreadWindow:
             self.policy.target_fraction * self.budget)
         if over or due:
             view = await self._edit(history, view, overhead, measured)
-        self.sent = (self._size(view), overhead)
+            request = build(view.messages)
+            size = self._size(view)
+        self.sent = (size, overhead)
         await self._forget_hidden(view)
-        return self._final(history, build, view)
+        return self._final(history, build, view, request)
 
     def _final(self, history: list[Message], build: Callable[[Sequence[Message]],
-               dict[str, Any]], view: _View) -> dict[str, Any]:
-        """The request as sent: the client's view, the API's edits attached."""
+               dict[str, Any]], view: _View, request: dict[str, Any]) -> dict[str, Any]:
+        """The request as sent: ``request`` (over the client's view) or, when the API clears
+        results itself, one over the API's view (cleared results sent whole); the API's
+        edits attached."""
         api_edit = "api_edit" in self.chain
-        # with nothing cleared, the API's view (cleared results sent whole) is the client's
-        request = build(self._view(history, stub_all=False).messages if api_edit and self.cleared
-                        else view.messages)
+        if api_edit and self.cleared:
+            request = build(self._view(history, stub_all=False).messages)
         edits: list[dict[str, Any]] = []
         betas: list[str] = []
         cleared = sum(1 for i in view.in_view if i in self.cleared)
@@ -338,25 +343,24 @@ class ThreadWindow:
             edits.append({"type": "compact_20260112", "trigger": {
                 "type": "input_tokens", "value": int(fraction * self.budget)}})
             betas.append(BETA_COMPACT)
-        if edits:
-            request["context_management"] = {"edits": edits}
-            request["betas"] = betas
+        if edits:  # a copy: the request may have been counted without them
+            request = {**request, "context_management": {"edits": edits}, "betas": betas}
         return request
 
-    def _overhead(self, empty: dict[str, Any]) -> int:
+    def _overhead(self, request: dict[str, Any]) -> int:
         """Estimated tokens of the request without its messages (tools, system), cached
         while the tool names and the system prompt stay the same."""
-        key = (tuple(str(t.get("name")) for t in empty.get("tools", ())), empty.get("system"))
+        key = (tuple(str(t.get("name")) for t in request.get("tools", ())),
+               request.get("system"))
         if self._rest[0] != key:
-            self._rest = (key, estimate_tokens({k: v for k, v in empty.items()
+            self._rest = (key, estimate_tokens({k: v for k, v in request.items()
                                                 if k != "messages"}))
         return self._rest[1]
 
-    def _measure(self, view: _View, overhead: int) -> int:
-        """Tokens of the request: what the API reported for the previous one plus an
-        estimate of what changed since; without it, the estimate scaled by how far the
-        last estimate was from what the API reported."""
-        size = self._size(view)
+    def _measure(self, size: int, overhead: int) -> int:
+        """Tokens of the request, its messages estimated at ``size``: what the API reported
+        for the previous one plus an estimate of what changed since; without it, the
+        estimate scaled by how far the last estimate was from what the API reported."""
         if self.baseline is not None:
             reported, estimated = self.baseline
             return max(0, reported + size - estimated)

@@ -81,7 +81,6 @@ async def invoke(fn: Callable[[], Awaitable[Any]], *, name: str, timeout: float,
     itself (or caught from something it awaited) is an error of the tool's: only a
     cancellation of the run itself ends the run.
     """
-    cancelled = anyio.get_cancelled_exc_class()
     try:
         with anyio.move_on_after(timeout) as scope:
             return await fn(), None
@@ -89,7 +88,7 @@ async def invoke(fn: Callable[[], Awaitable[Any]], *, name: str, timeout: float,
         log.info("tool.error", error=_short(_text_of(exc)), **fields)
         return _NO_VALUE, ToolOutcome(_short(_text_of(exc)) or f"{name} failed", is_error=True,
                                       error_type=type(exc).__qualname__)
-    except cancelled as exc:
+    except anyio.get_cancelled_exc_class() as exc:  # looked up only when one is raised
         await anyio.lowlevel.checkpoint_if_cancelled()  # the run's own: it goes on up
         return _NO_VALUE, _failed(name, exc, fields)
     except Exception as exc:
