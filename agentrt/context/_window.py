@@ -120,6 +120,7 @@ class ThreadWindow:
         self._scanned = 0
         self._sizes: dict[tuple[str, int], int] = {}
         self._shown_messages: dict[tuple[str, bool], _Shown] = {}  # (id, stub_all) -> shown
+        self._compacted: dict[str, bool] = {}  # assistant message id -> has a compaction
         self._rest: tuple[Any, int] = (None, 0)
         # tool_use ids before the view's start, for that start (and history)
         self._before: tuple[int, set[str], Message | None] = (-1, set(), None)
@@ -181,7 +182,13 @@ class ThreadWindow:
         self._scan(history)
         start, lead = 0, None
         for index in range(len(history) - 1, -1, -1):
-            if history[index].role == "assistant" and self._has_compaction(history[index]):
+            message = history[index]
+            if message.role != "assistant":
+                continue
+            found = self._compacted.get(message.id)  # a stored message never changes
+            if found is None:
+                found = self._compacted[message.id] = self._has_compaction(message)
+            if found:
                 start = index
                 break
         if self.summary is not None:

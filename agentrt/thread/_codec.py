@@ -57,6 +57,8 @@ def dumps(value: Any) -> str:
     ASCII escapes instead, which decodes to the very same string.
     """
     text: str = _ENCODER.encode(value)
+    if text.isascii():  # (a flag of the string's: no copy made)
+        return text
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
