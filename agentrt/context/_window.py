@@ -77,16 +77,6 @@ class _View:
     in_view: list[str] = field(default_factory=list)  # tool_use ids shown, oldest first
 
 
-@dataclass(frozen=True, slots=True)
-class _Shown:
-    """One message as a view shows it."""
-
-    message: Message  # itself, or a copy where changed
-    edits: int  # how its blocks changed (the key of its size, with its id)
-    calls: list[str]  # its tool_use ids
-    hidden: set[str]  # the calls whose results it holds, cleared
-
-
 class ThreadWindow:
     """One run's view of one thread (see the module's documentation)."""
 
@@ -119,8 +109,6 @@ class ThreadWindow:
         self.calls: dict[str, ContentBlock] = {}  # tool_use id -> block, from the history
         self._scanned = 0
         self._sizes: dict[tuple[str, int], int] = {}
-        self._shown_messages: dict[tuple[str, bool], _Shown] = {}  # (id, stub_all) -> shown
-        self._compacted: dict[str, bool] = {}  # assistant message id -> has a compaction
         self._rest: tuple[Any, int] = (None, 0)
         # tool_use ids before the view's start, for that start (and history)
         self._before: tuple[int, set[str], Message | None] = (-1, set(), None)
@@ -182,13 +170,7 @@ class ThreadWindow:
         self._scan(history)
         start, lead = 0, None
         for index in range(len(history) - 1, -1, -1):
-            message = history[index]
-            if message.role != "assistant":
-                continue
-            found = self._compacted.get(message.id)  # a stored message never changes
-            if found is None:
-                found = self._compacted[message.id] = self._has_compaction(message)
-            if found:
+            if history[index].role == "assistant" and self._has_compaction(history[index]):
                 start = index
                 break
         if self.summary is not None:
@@ -213,43 +195,29 @@ class ThreadWindow:
         limit = max(2000, int(self.budget * 0.25) * 3)  # characters a block may keep
         in_view: list[str] = []
         for position, message in enumerate(history[start:]):
-            # Stored messages never change: each is shown as the last view showed it
-            # (forgotten when what is cleared changes). Not the first: it may start at a
-            # compaction.
-            shown = self._shown_messages.get((message.id, stub_all)) if position else None
-            if shown is None:
-                shown = self._show(message, limit, stub_all, first=position == 0)
-                if position:
-                    self._shown_messages[message.id, stub_all] = shown
-            messages.append(shown.message)
-            in_view += shown.calls
-            hidden.update(shown.hidden)
-            keys.append((message.id, shown.edits if stub_all else -1 - shown.edits))
+            whole = blocks = blocks_of(message)
+            if position == 0 and message.role == "assistant":
+                at = next((i for i, b in enumerate(blocks) if b.get("type") == "compaction"),
+                          None)
+                if at:
+                    blocks = blocks[at:]
+            changed: list[ContentBlock] | None = None
+            edits = 0
+            for index, block in enumerate(blocks):
+                new, weight = self._shown(block, limit, stub_all, in_view, hidden)
+                if weight:  # a stub weighs 1, a clip 1000: the key of the copy's size
+                    changed = changed if changed is not None else list(blocks)
+                    changed[index] = new
+                    edits += weight
+            # a message stored as a string is sent as its blocks
+            if changed is None and blocks is whole and isinstance(message.content, list):
+                messages.append(message)
+            else:
+                messages.append(Message(role=message.role, content=changed or blocks,
+                                        id=message.id, created_at=message.created_at))
+                edits += 1_000_000 * (len(whole) - len(blocks))
+            keys.append((message.id, edits if stub_all else -1 - edits))
         return _View(messages, keys, start, hidden, in_view)
-
-    def _show(self, message: Message, limit: int, stub_all: bool, *, first: bool) -> _Shown:
-        """One message as a view shows it (see ``_view``)."""
-        whole = blocks = blocks_of(message)
-        if first and message.role == "assistant":
-            at = next((i for i, b in enumerate(blocks) if b.get("type") == "compaction"), None)
-            if at:
-                blocks = blocks[at:]
-        changed: list[ContentBlock] | None = None
-        edits = 0
-        calls: list[str] = []
-        hidden: set[str] = set()
-        for index, block in enumerate(blocks):
-            new, weight = self._shown(block, limit, stub_all, calls, hidden)
-            if weight:  # a stub weighs 1, a clip 1000: the key of the copy's size
-                changed = changed if changed is not None else list(blocks)
-                changed[index] = new
-                edits += weight
-        # a message stored as a string is sent as its blocks
-        if changed is None and blocks is whole and isinstance(message.content, list):
-            return _Shown(message, edits, calls, hidden)
-        copy = Message(role=message.role, content=changed or blocks, id=message.id,
-                       created_at=message.created_at)
-        return _Shown(copy, edits + 1_000_000 * (len(whole) - len(blocks)), calls, hidden)
 
     def _shown(self, block: ContentBlock, limit: int, stub_all: bool, in_view: list[str],
                hidden: set[str]) -> tuple[ContentBlock, int]:
@@ -426,7 +394,6 @@ class ThreadWindow:
             return
         for call_id in chosen:
             self.cleared[call_id] = strategy
-        self._shown_messages.clear()  # the results now cleared are shown as stubs
         await self._record(ThreadEvent(CLEARED, {
             "v": EVENT_VERSION, "strategy": strategy, "tool_use_ids": chosen,
             "tokens_before": before, "budget": self.budget}))
