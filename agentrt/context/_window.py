@@ -27,7 +27,6 @@ an estimate of what was added; ``count_tokens`` is asked only close to the budge
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -171,7 +170,7 @@ class ThreadWindow:
         self._scan(history)
         start, lead = 0, None
         for index in range(len(history) - 1, -1, -1):
-            if self._has_compaction(history[index]):
+            if history[index].role == "assistant" and self._has_compaction(history[index]):
                 start = index
                 break
         if self.summary is not None:
@@ -196,7 +195,7 @@ class ThreadWindow:
         limit = max(2000, int(self.budget * 0.25) * 3)  # characters a block may keep
         in_view: list[str] = []
         for position, message in enumerate(history[start:]):
-            blocks = blocks_of(message)
+            whole = blocks = blocks_of(message)
             if position == 0 and message.role == "assistant":
                 at = next((i for i, b in enumerate(blocks) if b.get("type") == "compaction"),
                           None)
@@ -210,12 +209,13 @@ class ThreadWindow:
                     changed = changed if changed is not None else list(blocks)
                     changed[index] = new
                     edits += weight
-            if changed is None and blocks is blocks_of(message):
+            # a message stored as a string is sent as its blocks
+            if changed is None and blocks is whole and isinstance(message.content, list):
                 messages.append(message)
             else:
                 messages.append(Message(role=message.role, content=changed or blocks,
                                         id=message.id, created_at=message.created_at))
-                edits += 1_000_000 * (len(blocks_of(message)) - len(blocks))
+                edits += 1_000_000 * (len(whole) - len(blocks))
             keys.append((message.id, edits if stub_all else -1 - edits))
         return _View(messages, keys, start, hidden, in_view)
 
@@ -269,13 +269,15 @@ class ThreadWindow:
         if not self.chain:
             return build(history)
         view = self._view(history)
-        overhead = self._overhead(build([]))
-        measured = self._measure(view, overhead)
+        request = build(view.messages)
+        overhead = self._overhead(request)
+        size = self._size(view)
+        measured = self._measure(size, overhead)
         if self.counter is not None and _CLOSE * self.budget < measured < 1.1 * self.budget:
-            exact = await self.counter.count_tokens(self._final(history, build, view))
+            exact = await self.counter.count_tokens(self._final(history, build, view, request))
             self.log.debug("context.counted", estimated=measured, counted=exact)
             measured = exact
-            self.baseline = (exact, self._size(view))
+            self.baseline = (exact, size)
         trigger = self.policy.trigger_fraction * self.budget
         over = measured > self.budget or self.force
         due = measured > trigger and self.since_edit >= self.policy.edit_every
@@ -286,16 +288,20 @@ class ThreadWindow:
             self.policy.target_fraction * self.budget)
         if over or due:
             view = await self._edit(history, view, overhead, measured)
-        self.sent = (self._size(view), overhead)
+            request = build(view.messages)
+            size = self._size(view)
+        self.sent = (size, overhead)
         await self._forget_hidden(view)
-        return self._final(history, build, view)
+        return self._final(history, build, view, request)
 
     def _final(self, history: list[Message], build: Callable[[Sequence[Message]],
-               dict[str, Any]], view: _View) -> dict[str, Any]:
-        """The request as sent: the client's view, the API's edits attached."""
+               dict[str, Any]], view: _View, request: dict[str, Any]) -> dict[str, Any]:
+        """The request as sent: ``request`` (over the client's view) or, when the API clears
+        results itself, one over the API's view (cleared results sent whole); the API's
+        edits attached."""
         api_edit = "api_edit" in self.chain
-        request = build(self._view(history, stub_all=False).messages if api_edit
-                        else view.messages)
+        if api_edit and self.cleared:
+            request = build(self._view(history, stub_all=False).messages)
         edits: list[dict[str, Any]] = []
         betas: list[str] = []
         cleared = sum(1 for i in view.in_view if i in self.cleared)
@@ -312,26 +318,24 @@ class ThreadWindow:
             edits.append({"type": "compact_20260112", "trigger": {
                 "type": "input_tokens", "value": int(fraction * self.budget)}})
             betas.append(BETA_COMPACT)
-        if edits:
-            request["context_management"] = {"edits": edits}
-            request["betas"] = betas
+        if edits:  # a copy: the request may have been counted without them
+            request = {**request, "context_management": {"edits": edits}, "betas": betas}
         return request
 
-    def _overhead(self, empty: dict[str, Any]) -> int:
+    def _overhead(self, request: dict[str, Any]) -> int:
         """Estimated tokens of the request without its messages (tools, system), cached
         while the tool names and the system prompt stay the same."""
-        key = (tuple(str(t.get("name")) for t in empty.get("tools", ())),
-               json.dumps(empty.get("system"), default=str))
+        key = (tuple(str(t.get("name")) for t in request.get("tools", ())),
+               request.get("system"))
         if self._rest[0] != key:
-            self._rest = (key, estimate_tokens({k: v for k, v in empty.items()
+            self._rest = (key, estimate_tokens({k: v for k, v in request.items()
                                                 if k != "messages"}))
         return self._rest[1]
 
-    def _measure(self, view: _View, overhead: int) -> int:
-        """Tokens of the request: what the API reported for the previous one plus an
-        estimate of what changed since; without it, the estimate scaled by how far the
-        last estimate was from what the API reported."""
-        size = self._size(view)
+    def _measure(self, size: int, overhead: int) -> int:
+        """Tokens of the request, its messages estimated at ``size``: what the API reported
+        for the previous one plus an estimate of what changed since; without it, the
+        estimate scaled by how far the last estimate was from what the API reported."""
         if self.baseline is not None:
             reported, estimated = self.baseline
             return max(0, reported + size - estimated)

@@ -17,6 +17,7 @@ the API would refuse to take back.
 from __future__ import annotations
 
 import email.utils
+import itertools
 import json
 import random
 import time
@@ -33,7 +34,7 @@ from ._model import ModelReply, ToolUseComplete
 from ._usage import Usage
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Mapping
+    from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 
 __all__ = ["ModelClient", "ModelReply"]
 
@@ -132,16 +133,25 @@ def _unsendable(value: Any, depth: int = 0) -> str | None:
             except UnicodeEncodeError:
                 return f"a string with a lone surrogate ({value[:40]!r})"
         return None
+    children: Iterable[Any]
     if isinstance(value, dict):
-        for key, item in value.items():
-            found = _unsendable(key, depth + 1) or _unsendable(item, depth + 1)
-            if found is not None:
-                return found
+        children = itertools.chain.from_iterable(value.items())  # each key, then its value
     elif isinstance(value, list):
-        for item in value:
-            found = _unsendable(item, depth + 1)
-            if found is not None:
-                return found
+        children = value
+    else:
+        return None
+    if value and depth >= _MAX_DEPTH:
+        return f"values nested more than {_MAX_DEPTH} deep"
+    for item in children:
+        # ASCII strings and scalars are fine: no call for them (most of a reply)
+        if isinstance(item, str):
+            if item.isascii():
+                continue
+        elif not isinstance(item, dict | list):
+            continue
+        found = _unsendable(item, depth + 1)
+        if found is not None:
+            return found
     return None
 
 

@@ -63,11 +63,15 @@ def _field(value: Any, name: str) -> Any:
     return value.get(name) if isinstance(value, dict) else getattr(value, name, None)
 
 
+# Made once: ``json.dumps`` with options builds a new encoder at every call.
+_ESTIMATE_ENCODER = json.JSONEncoder(ensure_ascii=False, default=str)
+
+
 def estimate_tokens(value: Any) -> int:
     """About how many tokens ``value`` (JSON) costs: a character count over four, the
     usual rule for English and code. Used only to stop a run *before* a request that
     would go past a limit, never for billing."""
-    return len(json.dumps(value, ensure_ascii=False, default=str)) // 4 + 1
+    return len(_ESTIMATE_ENCODER.encode(value)) // 4 + 1
 
 
 @dataclass(frozen=True, slots=True)

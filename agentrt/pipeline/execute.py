@@ -27,6 +27,8 @@ log = get_logger("agentrt.tool")
 _MAX_ERROR_CHARS = 500
 _MAX_TRACE_LINE = 1_000
 _MAX_TRACE_CHARS = 20_000
+# Made once: ``json.dumps`` with options builds a new encoder at every call.
+_encode = json.JSONEncoder(ensure_ascii=False).encode
 
 
 def render_result(value: Any, max_chars: int) -> str:
@@ -35,7 +37,7 @@ def render_result(value: Any, max_chars: int) -> str:
     Raises TypeError for values JSON cannot carry: results must be JSON so that
     every cache layer (Redis included) can store them without pickling.
     """
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    text = value if isinstance(value, str) else _encode(value)
     if len(text) > max_chars:
         text = (f"{text[:max_chars]}\n[agentrt: result truncated from {len(text):,} "
                 f"to {max_chars:,} characters]")
@@ -79,7 +81,6 @@ async def invoke(fn: Callable[[], Awaitable[Any]], *, name: str, timeout: float,
     itself (or caught from something it awaited) is an error of the tool's: only a
     cancellation of the run itself ends the run.
     """
-    cancelled = anyio.get_cancelled_exc_class()
     try:
         with anyio.move_on_after(timeout) as scope:
             return await fn(), None
@@ -87,7 +88,7 @@ async def invoke(fn: Callable[[], Awaitable[Any]], *, name: str, timeout: float,
         log.info("tool.error", error=_short(_text_of(exc)), **fields)
         return _NO_VALUE, ToolOutcome(_short(_text_of(exc)) or f"{name} failed", is_error=True,
                                       error_type=type(exc).__qualname__)
-    except cancelled as exc:
+    except anyio.get_cancelled_exc_class() as exc:  # looked up only when one is raised
         await anyio.lowlevel.checkpoint_if_cancelled()  # the run's own: it goes on up
         return _NO_VALUE, _failed(name, exc, fields)
     except Exception as exc:

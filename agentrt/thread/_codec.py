@@ -15,7 +15,6 @@ cannot be stored or read.
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -45,7 +44,9 @@ __all__ = [
 _UNENCODABLE = (TypeError, ValueError, RecursionError)
 
 # Compact, unicode kept as is; NaN and Infinity are not JSON and the API refuses them.
-_dumps = functools.partial(json.dumps, separators=(",", ":"), allow_nan=False)
+# Made once: ``json.dumps`` with options builds a new encoder at every call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+_ASCII_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 
 
 def dumps(value: Any) -> str:
@@ -55,11 +56,13 @@ def dumps(value: Any) -> str:
     an API reply) cannot be written as UTF-8; such a value is stored with
     ASCII escapes instead, which decodes to the very same string.
     """
-    text: str = _dumps(value, ensure_ascii=False)
+    text: str = _ENCODER.encode(value)
+    if text.isascii():  # (a flag of the string's: no copy made)
+        return text
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        text = _dumps(value, ensure_ascii=True)
+        text = _ASCII_ENCODER.encode(value)
     return text
 
 
