@@ -140,8 +140,8 @@ def _unsendable(value: Any, depth: int = 0) -> str | None:
         children = value
     else:
         return None
-    if value and depth >= _MAX_DEPTH:
-        return f"values nested more than {_MAX_DEPTH} deep"
+    if value and depth >= _MAX_DEPTH:  # its children are too deep, scalars included,
+        return f"values nested more than {_MAX_DEPTH} deep"  # which the loop skips
     for item in children:
         # ASCII strings and scalars are fine: no call for them (most of a reply)
         if isinstance(item, str):
