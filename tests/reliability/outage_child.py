@@ -4,7 +4,8 @@ listener, driven line by line on stdin.
 
 argv: redis_url prefix stock_file. Commands: ``read ITEM`` (a read-only, cached
 look-up), ``ship ITEM`` (a write that takes one unit and invalidates ``stock``),
-``pending`` (the invalidations Redis has not taken yet). Each answers one JSON line.
+``pending`` (the invalidations Redis has not taken yet, and the Redis circuit's state, for
+a failure's message). Each answers one JSON line.
 """
 
 from __future__ import annotations
@@ -74,7 +75,9 @@ async def main() -> None:
         async for line in stdin:
             command, _, item = line.strip().partition(" ")
             if command == "pending":
-                _answer({"pending": sorted(res.pending.tags)})
+                _answer({"pending": sorted(res.pending.tags), "circuit": {
+                    "down": gate._down, "probing": gate._probing,
+                    "failures": gate.failures, "available": gate.available}})
                 continue
             index += 1
             name = "count" if command == "read" else "ship"
