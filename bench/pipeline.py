@@ -4,10 +4,13 @@ The workload replays the seed's symptom: 100 agent runs, concurrent, each issuin
 5-20 calls that repeat a few reads (the same product, the same user), spread over
 turns of 1-4 parallel calls, against a simulated upstream of 20 ms per call.
 All three contenders run the same workload in this one process, one after the
-other, with the same parallelism per turn. Then the per-call overhead of the
-pipeline itself is measured on a cache hit and on a miss (median of many calls).
+other, with the same parallelism per turn, ``--repeat`` times in turn (naive, TTL
+dict, agentrt, naive, ...): each wall time is the median of its repeats, so that a
+burst of load on a busy machine falls on every contender alike instead of deciding
+the contest. Then the per-call overhead of the pipeline itself is measured on a
+cache hit and on a miss (median of many calls).
 
-    python bench/pipeline.py [--runs 100] [--latency 0.02] [--seed 7]
+    python bench/pipeline.py [--runs 100] [--latency 0.02] [--seed 7] [--repeat 5]
 """
 
 from __future__ import annotations
@@ -207,21 +210,25 @@ def filtered_log_call(samples: int) -> float:
     return best
 
 
-async def main(runs: int, latency: float, seed: int, samples: int) -> None:
+async def main(runs: int, latency: float, seed: int, samples: int, repeat: int) -> None:
     configure_logging(level="error")
     work = workload(runs, seed)
     total_calls = sum(len(t) for run in work for t in run)
-    rows = []
-    for label, contender in (("naive (no cache)", run_naive),
-                             ("seed TTL dict", run_ttl_dict),
-                             ("agentrt pipeline", run_agentrt)):
-        upstream = Upstream(latency)
-        started = time.perf_counter()
-        await contender(work, upstream)
-        rows.append((label, upstream.calls, time.perf_counter() - started))
+    contenders = (("naive (no cache)", run_naive), ("seed TTL dict", run_ttl_dict),
+                  ("agentrt pipeline", run_agentrt))
+    walls: dict[str, list[float]] = {label: [] for label, _ in contenders}
+    calls: dict[str, int] = {}
+    for _ in range(repeat):
+        for label, contender in contenders:
+            upstream = Upstream(latency)  # each repeat starts cold: a new cache, no calls
+            started = time.perf_counter()
+            await contender(work, upstream)
+            walls[label].append(time.perf_counter() - started)
+            calls[label] = upstream.calls
+    rows = [(label, calls[label], statistics.median(walls[label])) for label, _ in contenders]
     base_calls, base_wall = rows[0][1], rows[0][2]
     print(f"workload: {runs} runs, {total_calls} tool calls, {distinct_keys(work)} distinct "
-          f"keys, upstream {latency * 1000:.0f} ms")
+          f"keys, upstream {latency * 1000:.0f} ms; wall: median of {repeat} repeats")
     print(f"| {'contender':<18} | {'upstream calls':>14} | {'vs naive':>8} | {'wall s':>7} "
           f"| {'vs naive':>8} |")
     print(f"|{'-' * 20}|{'-' * 16}|{'-' * 10}|{'-' * 9}|{'-' * 10}|")
@@ -252,5 +259,8 @@ if __name__ == "__main__":
     parser.add_argument("--latency", type=float, default=0.02)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--samples", type=int, default=5000)
+    parser.add_argument("--repeat", type=int, default=5, help="runs of the workload each")
     args = parser.parse_args()
-    anyio.run(main, args.runs, args.latency, args.seed, args.samples)
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
+    anyio.run(main, args.runs, args.latency, args.seed, args.samples, args.repeat)
