@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from .._errors import ConfigError, UsageError
 from ..mcp._catalog import merge_servers
-from .catalog import import_path_of, import_tool, installed_entry_points, load_catalog
+from .catalog import (
+    import_path_of,
+    import_tool,
+    installed_entry_points,
+    load_catalog,
+    record_entry_points,
+)
 from .config import JITConfig
 from .initialize_tools import ToolLoader
 from .manifest import DEFAULT_MANIFEST, describe, read_manifest, render_manifest
@@ -200,8 +206,9 @@ def _manifest(args: argparse.Namespace, out: TextIO) -> int:
     paths.update(dict.fromkeys(args.paths))
     paths.update(dict.fromkeys(i if isinstance(i, str) else import_path_of(i) for i in listed))
     paths.update(dict.fromkeys(config.catalog))
-    if config.entry_points:
-        paths.update(dict.fromkeys(value for _, value in installed_entry_points()))
+    installed = record_entry_points() if config.entry_points else None
+    if installed is not None:
+        paths.update(dict.fromkeys(value for _, value in installed.found))
     entries = [describe(import_tool(p), p) for p in paths]
     if servers:
         import anyio
@@ -211,10 +218,10 @@ def _manifest(args: argparse.Namespace, out: TextIO) -> int:
         entries += anyio.run(describe_servers, servers)
     if not args.fresh:  # the servers described before and not now are kept as they were
         entries += _mcp_entries(target, exclude=servers)
-    text = render_manifest(entries)
+    text = render_manifest(entries, entry_points=installed)
     old = target.read_text(encoding="utf-8") if target.is_file() else None
-    if args.check:
-        if old == text:
+    if args.check:  # where the distributions are is this machine's, not the tools'
+        if old is not None and _unrecorded(old) == render_manifest(entries):
             out.write(f"{target}: up to date ({len(entries)} tools)\n")
             return 0
         out.write(f"{target}: out of date; run `agentrt tools manifest` to regenerate it\n")
@@ -223,6 +230,18 @@ def _manifest(args: argparse.Namespace, out: TextIO) -> int:
     target.write_text(text, encoding="utf-8")
     out.write(f"{target}: {len(entries)} tools{'' if old != text else ' (unchanged)'}\n")
     return 0
+
+
+def _unrecorded(text: str) -> str:
+    """The manifest text without its record of the installed entry points."""
+    first, newline, rest = text.partition("\n")
+    try:
+        index = json.loads(first)
+    except ValueError:
+        return text
+    if not (isinstance(index, dict) and index.pop("entry_points", None) is not None):
+        return text
+    return json.dumps(index, ensure_ascii=False) + newline + rest
 
 
 def _mcp_entries(target: Path, *, exclude: Container[str]) -> list[dict[str, Any]]:

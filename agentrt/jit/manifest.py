@@ -65,8 +65,9 @@ if TYPE_CHECKING:
 
     from ..tools import Tool
 
-__all__ = ["DEFAULT_MANIFEST", "FORMAT", "VERSION", "Manifest", "ManifestTool", "ToolKind",
-           "collector_paused", "describe", "read_manifest", "render_manifest", "summary_of"]
+__all__ = ["DEFAULT_MANIFEST", "FORMAT", "VERSION", "EntryPointRecord", "Manifest",
+           "ManifestTool", "ToolKind", "collector_paused", "describe", "read_manifest",
+           "render_manifest", "summary_of"]
 
 log = get_logger("agentrt.jit")
 
@@ -124,15 +125,30 @@ class ManifestTool:
     line: int
 
 
+@dataclass(frozen=True, slots=True)
+class EntryPointRecord:
+    """The ``agentrt.tools`` entry points installed when the manifest was written
+    (``found``: name and import path), and where the distributions were then
+    (``places``: each ``sys.path`` directory, whether it held any, its modification
+    time), so that start-up can use ``found`` without scanning while ``places`` still
+    hold: see :func:`agentrt.jit.catalog.same_places`."""
+
+    found: tuple[tuple[str, str], ...]
+    places: tuple[tuple[str, bool, int], ...]
+
+
 def _location(entry: Mapping[str, Any]) -> str:
     return str(entry["import_path"] if entry["kind"] == "python" else entry["server"])
 
 
 def render_manifest(entries: Iterable[Mapping[str, Any]],
-                    sections: Mapping[str, Mapping[str, Any]] | None = None) -> str:
+                    sections: Mapping[str, Mapping[str, Any]] | None = None, *,
+                    entry_points: EntryPointRecord | None = None) -> str:
     """The manifest text for ``entries`` (from :func:`describe`), sorted by tool name,
     then ``sections`` (name -> data) in name order: always ``search``, the words of
-    the search index (:func:`agentrt.jit.search.manifest_section`).
+    the search index (:func:`agentrt.jit.search.manifest_section`). ``entry_points``:
+    the installed entry points and where they were found
+    (:func:`agentrt.jit.catalog.record_entry_points`), recorded in the index.
 
     Raises :class:`ToolDefinitionError` when two tools share a name or a function name
     (the function map must point each name at exactly one tool), and
@@ -166,6 +182,9 @@ def render_manifest(entries: Iterable[Mapping[str, Any]],
                        "location": [_location(e) for e in tools], "requires": requires,
                        "functions": functions},
              "sections": list(named)}
+    if entry_points is not None:
+        index["entry_points"] = {"found": [list(pair) for pair in entry_points.found],
+                                 "places": [list(place) for place in entry_points.places]}
     details = {key: [e[key] for e in tools] for key in _DETAILS}
     lines = [index, details, *tools,
              *({"section": name, **data} for name, data in named.items())]
@@ -188,9 +207,11 @@ class Manifest:
 
     def __init__(self, path: Path, index_line: bytes, columns: Mapping[str, list[str]],
                  requires: dict[str, list[str]], functions: dict[str, str],
-                 sections: Iterable[str] = ()) -> None:
+                 sections: Iterable[str] = (),
+                 entry_points: EntryPointRecord | None = None) -> None:
         """Takes the parsed maps as they are (not copied: a thousand tools' functions)."""
         self.path = path
+        self.entry_points = entry_points
         self.names = columns["name"]
         self.functions = functions
         self.requires = requires
@@ -385,7 +406,25 @@ def parse_index(path: Path, line: bytes) -> Manifest:
         raise ConfigError(f"malformed index: `sections` must list names; {_REGENERATE}",
                           field=str(path))
     return Manifest(path, line, {key: table[key] for key in _INDEX}, table["requires"],
-                    table["functions"], sections)
+                    table["functions"], sections, _entry_points(index.get("entry_points"), path))
+
+
+def _entry_points(recorded: object, path: Path) -> EntryPointRecord | None:
+    """The index's record of the installed entry points, if it has one."""
+    if recorded is None:
+        return None
+    found = recorded.get("found") if isinstance(recorded, dict) else None
+    places = recorded.get("places") if isinstance(recorded, dict) else None
+    if not (isinstance(found, list) and all(_row(pair, str, str) for pair in found)
+            and isinstance(places, list) and all(_row(row, str, bool, int) for row in places)):
+        raise ConfigError(f"malformed index: `entry_points`; {_REGENERATE}", field=str(path))
+    return EntryPointRecord(tuple((name, value) for name, value in found),
+                            tuple((where, holds, mtime) for where, holds, mtime in places))
+
+
+def _row(row: object, *types: type) -> bool:
+    return isinstance(row, list) and len(row) == len(types) and all(
+        isinstance(value, kind) for value, kind in zip(row, types, strict=True))
 
 
 def _check_table(table: object) -> str | None:
