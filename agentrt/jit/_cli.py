@@ -185,12 +185,26 @@ def _listed_in(target: Path) -> list[str]:
 
 def _older_paths(target: Path) -> list[str] | None:
     """Formats 1 and 2 were one JSON document listing the import paths in ``names``
-    (keys) or ``paths``."""
+    (keys) or ``paths``; format 3's first line has the columns ``location`` and ``kind``
+    as format 4's does."""
     try:
-        old = json.loads(target.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        text = target.read_text(encoding="utf-8")
+    except OSError:
         return None
-    listed = (old.get("paths") or list(old.get("names") or ())) if isinstance(old, dict) else None
+    old = None
+    for document in (text, text.partition("\n")[0]):  # one document, or JSON Lines
+        try:
+            old = json.loads(document)
+            break
+        except ValueError:
+            continue
+    if not isinstance(old, dict):
+        return None
+    table, listed = old.get("tools"), old.get("paths") or list(old.get("names") or ())
+    if isinstance(table, dict):  # format 3
+        listed = [location for location, kind in zip(
+            table.get("location") or (), table.get("kind") or (), strict=False)
+            if kind == "python"]
     if isinstance(listed, list) and all(isinstance(path, str) for path in listed):
         return listed
     return None
