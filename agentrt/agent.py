@@ -57,13 +57,14 @@ _OVERRIDABLE = frozenset({"ttl", "scope", "public", "timeout", "error_ttl", "cac
 def _check_jit_attributes(cls: type[Agent]) -> None:
     """The JIT attributes' shape, checked when the class is defined (JIT is imported
     only by agents that use it)."""
-    from .jit.config import IMPORT_PATH, JITConfig
+    from .jit.config import IMPORT_PATH, JITConfig, all_import_paths
 
-    for index, item in enumerate(cls.tool_catalog):
-        ok = (isinstance(item, str) and IMPORT_PATH.fullmatch(item) is not None) or (
-            inspect.isclass(item) and issubclass(item, Tool))
-        _check(cls, f"tool_catalog[{index}]", item, ok,
-               "a Tool subclass or an import path 'package.module:Class'")
+    if not all_import_paths(cls.tool_catalog):  # classes among them, or a mistake to name
+        for index, item in enumerate(cls.tool_catalog):
+            ok = (isinstance(item, str) and IMPORT_PATH.fullmatch(item) is not None) or (
+                inspect.isclass(item) and issubclass(item, Tool))
+            _check(cls, f"tool_catalog[{index}]", item, ok,
+                   "a Tool subclass or an import path 'package.module:Class'")
     if isinstance(cls.tool_config, Mapping):  # a file is read at start-up
         JITConfig.parse(dict(cls.tool_config), field=f"{cls.__name__}.tool_config")
 

@@ -7,7 +7,8 @@ definition), writes their manifest, then measures in fresh interpreter processes
 
 - eager: import every module, construct every tool, build the agent;
 - JIT cold: build the agent from the manifest in a fresh process (the first agent
-  pays for reading the manifest and scanning entry points);
+  pays for reading the manifest, and for checking the entry points it recorded or
+  scanning them again);
 - JIT warm: construct another agent in that process (what every later agent costs);
 - the first request's tools+system: characters as sent, and tokens from
   count_tokens on agentrt.testing's fake Messages API server (these first two
@@ -270,10 +271,11 @@ anyio.run(main)
 MANIFEST_CHILD = """
 import json, sys
 from agentrt.jit import describe, render_manifest
-from agentrt.jit.catalog import import_tool
+from agentrt.jit.catalog import import_tool, record_entry_points
 paths = json.loads(sys.argv[1])
-open(sys.argv[2], "w", encoding="utf-8").write(
-    render_manifest(describe(import_tool(p), p) for p in paths))
+# as `agentrt tools manifest` writes it when the config enables entry points (the default)
+open(sys.argv[2], "w", encoding="utf-8").write(render_manifest(
+    (describe(import_tool(p), p) for p in paths), entry_points=record_entry_points()))
 """
 
 

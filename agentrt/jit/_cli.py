@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from .._errors import ConfigError, UsageError
 from ..mcp._catalog import merge_servers
-from .catalog import import_path_of, import_tool, installed_entry_points, load_catalog
+from .catalog import (
+    import_path_of,
+    import_tool,
+    installed_entry_points,
+    load_catalog,
+    record_entry_points,
+)
 from .config import JITConfig
 from .initialize_tools import ToolLoader
 from .manifest import DEFAULT_MANIFEST, describe, read_manifest, render_manifest
@@ -179,12 +185,26 @@ def _listed_in(target: Path) -> list[str]:
 
 def _older_paths(target: Path) -> list[str] | None:
     """Formats 1 and 2 were one JSON document listing the import paths in ``names``
-    (keys) or ``paths``."""
+    (keys) or ``paths``; format 3's first line has the columns ``location`` and ``kind``
+    as format 4's does."""
     try:
-        old = json.loads(target.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        text = target.read_text(encoding="utf-8")
+    except OSError:
         return None
-    listed = (old.get("paths") or list(old.get("names") or ())) if isinstance(old, dict) else None
+    old = None
+    for document in (text, text.partition("\n")[0]):  # one document, or JSON Lines
+        try:
+            old = json.loads(document)
+            break
+        except ValueError:
+            continue
+    if not isinstance(old, dict):
+        return None
+    table, listed = old.get("tools"), old.get("paths") or list(old.get("names") or ())
+    if isinstance(table, dict):  # format 3
+        listed = [location for location, kind in zip(
+            table.get("location") or (), table.get("kind") or (), strict=False)
+            if kind == "python"]
     if isinstance(listed, list) and all(isinstance(path, str) for path in listed):
         return listed
     return None
@@ -200,8 +220,9 @@ def _manifest(args: argparse.Namespace, out: TextIO) -> int:
     paths.update(dict.fromkeys(args.paths))
     paths.update(dict.fromkeys(i if isinstance(i, str) else import_path_of(i) for i in listed))
     paths.update(dict.fromkeys(config.catalog))
-    if config.entry_points:
-        paths.update(dict.fromkeys(value for _, value in installed_entry_points()))
+    installed = record_entry_points() if config.entry_points else None
+    if installed is not None:
+        paths.update(dict.fromkeys(value for _, value in installed.found))
     entries = [describe(import_tool(p), p) for p in paths]
     if servers:
         import anyio
@@ -211,10 +232,10 @@ def _manifest(args: argparse.Namespace, out: TextIO) -> int:
         entries += anyio.run(describe_servers, servers)
     if not args.fresh:  # the servers described before and not now are kept as they were
         entries += _mcp_entries(target, exclude=servers)
-    text = render_manifest(entries)
+    text = render_manifest(entries, entry_points=installed)
     old = target.read_text(encoding="utf-8") if target.is_file() else None
-    if args.check:
-        if old == text:
+    if args.check:  # where the distributions are is this machine's, not the tools'
+        if old is not None and _unrecorded(old) == render_manifest(entries):
             out.write(f"{target}: up to date ({len(entries)} tools)\n")
             return 0
         out.write(f"{target}: out of date; run `agentrt tools manifest` to regenerate it\n")
@@ -223,6 +244,18 @@ def _manifest(args: argparse.Namespace, out: TextIO) -> int:
     target.write_text(text, encoding="utf-8")
     out.write(f"{target}: {len(entries)} tools{'' if old != text else ' (unchanged)'}\n")
     return 0
+
+
+def _unrecorded(text: str) -> str:
+    """The manifest text without its record of the installed entry points."""
+    first, newline, rest = text.partition("\n")
+    try:
+        index = json.loads(first)
+    except ValueError:
+        return text
+    if not (isinstance(index, dict) and index.pop("entry_points", None) is not None):
+        return text
+    return json.dumps(index, ensure_ascii=False) + newline + rest
 
 
 def _mcp_entries(target: Path, *, exclude: Container[str]) -> list[dict[str, Any]]:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from .._errors import ConfigError
-from .catalog import installed_entry_points, load_catalog
+from .catalog import installed_entry_points, load_catalog, same_places
 from .manifest import read_manifest
 
 if TYPE_CHECKING:
@@ -55,9 +55,18 @@ class CatalogCache:
         return _remember(self._manifests, key, lambda: _stamped(read_manifest(file), key),
                          self.limit)
 
-    def entry_points(self) -> tuple[tuple[str, str], ...]:
-        """The ``agentrt.tools`` entry points installed on this ``sys.path``."""
-        return _remember(self._entry_points, tuple(sys.path), installed_entry_points, 1)
+    def entry_points(self, manifest: Manifest | None = None) -> tuple[tuple[str, str], ...]:
+        """The ``agentrt.tools`` entry points installed on this ``sys.path``: those the
+        manifest recorded when the distributions are still where it found them (no scan:
+        see :func:`~agentrt.jit.catalog.same_places`), else those a scan finds."""
+
+        def find() -> tuple[tuple[str, str], ...]:
+            recorded = manifest.entry_points if manifest is not None else None
+            if recorded is not None and same_places(recorded.places):
+                return recorded.found
+            return installed_entry_points()
+
+        return _remember(self._entry_points, tuple(sys.path), find, 1)
 
     def catalog(self, config: JITConfig, *, core: Sequence[type[Tool]] = (),
                 listed: Sequence[str | type[Tool]] = (),
@@ -70,7 +79,7 @@ class CatalogCache:
         config.add_python_path()
         if isinstance(manifest, bool):
             manifest = self.manifest(config.manifest) if config.manifest else None
-        points = self.entry_points() if config.entry_points else ()
+        points = self.entry_points(manifest) if config.entry_points else ()
         key = (tuple(core), tuple(listed), config.catalog, manifest, points)
         return _remember(self._catalogs, key, lambda: load_catalog(
             core=core, listed=listed, configured=config.catalog, manifest=manifest,

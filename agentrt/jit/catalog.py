@@ -12,6 +12,8 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
+import os
+import sys
 from dataclasses import dataclass
 from importlib.metadata import distributions
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar
@@ -20,7 +22,7 @@ from .._errors import ToolDefinitionError
 from ..log import get_logger
 from ..tools import Tool
 from .dependencies import DependencyGraph
-from .manifest import summary_of
+from .manifest import EntryPointRecord, summary_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -28,7 +30,8 @@ if TYPE_CHECKING:
     from .manifest import Manifest, ManifestTool
 
 __all__ = ["ENTRY_POINT_GROUP", "Catalog", "CatalogEntry", "Source", "import_path_of",
-           "import_tool", "installed_entry_points", "load_catalog"]
+           "import_tool", "installed_entry_points", "installed_places", "load_catalog",
+           "record_entry_points", "same_places"]
 
 log = get_logger("agentrt.jit")
 
@@ -237,6 +240,71 @@ def installed_entry_points() -> tuple[tuple[str, str], ...]:
             pairs.update(dict.fromkeys((ep.name, ep.value) for ep in dist.entry_points
                                        if ep.group == ENTRY_POINT_GROUP))
     return tuple(pairs)
+
+
+def record_entry_points() -> EntryPointRecord:
+    """The installed entry points and where the distributions are, for the manifest:
+    the places are taken first, so that an install during the scan makes them stale."""
+    places = installed_places()
+    return EntryPointRecord(installed_entry_points(), places)
+
+
+# Why a record: the entry-point scan reads the metadata of every installed distribution
+# (some 2 ms for 80 of them), and the first agent of each fresh process paid it. The
+# manifest, which the user regenerates when tools change, records the scan's result with
+# the state of the directories the distributions live in, and start-up checks that state
+# (a stat per sys.path directory) instead of scanning. Installing, upgrading or removing a
+# distribution adds or removes an entry of its directory, which changes that directory's
+# modification time. (Editing an installed entry_points.txt in place goes unseen:
+# regenerate the manifest after doing that.)
+
+_DISTRIBUTIONS = (".dist-info", ".egg-info")
+
+
+def installed_places() -> tuple[tuple[str, bool, int], ...]:
+    """For each existing ``sys.path`` entry: its absolute path, whether it holds
+    distributions, and its modification time (ns)."""
+    places = []
+    for path in dict.fromkeys(os.path.abspath(entry) for entry in sys.path):
+        try:
+            mtime = os.stat(path).st_mtime_ns
+        except OSError:
+            continue  # absent: it holds nothing (checked again if it appears)
+        places.append((path, _holds_distributions(path), mtime))
+    return tuple(places)
+
+
+def same_places(recorded: Iterable[tuple[str, bool, int]]) -> bool:
+    """Whether the distributions are still where ``recorded`` (:func:`installed_places`,
+    of another process) saw them: each directory that held some is on ``sys.path`` with
+    the same modification time, and every other ``sys.path`` entry holds none: recorded
+    so with the same time, or listed now (``sys.path[0]``, the script's directory or the
+    working directory, differs from one process to the next)."""
+    was = {path: (holds, mtime) for path, holds, mtime in recorded}
+    now = dict.fromkeys(os.path.abspath(entry) for entry in sys.path)
+    if any(holds and path not in now for path, (holds, _) in was.items()):
+        return False
+    for path in now:
+        held, mtime = was.get(path, (False, None))
+        try:
+            current: int | None = os.stat(path).st_mtime_ns
+        except OSError:
+            current = None
+        if current == mtime:
+            continue
+        if held or (current is not None and _holds_distributions(path)):
+            return False
+    return True
+
+
+def _holds_distributions(path: str) -> bool:
+    """Whether a sys.path entry holds distributions; one that cannot be listed (a zip
+    file) is taken to."""
+    try:
+        with os.scandir(path) as listing:
+            return any(entry.name.endswith(_DISTRIBUTIONS) for entry in listing)
+    except OSError:
+        return True
 
 
 def load_catalog(

@@ -90,8 +90,12 @@ ToolSearch: TypeAlias = Literal["regex", "bm25"]
 
 def all_import_paths(items: Sequence[object]) -> bool:
     """Whether every item is a str matching :data:`IMPORT_PATH` (an agent's
-    ``tool_catalog`` is checked with it when its class is defined)."""
-    return all(isinstance(item, str) and IMPORT_PATH.fullmatch(item) for item in items)
+    ``tool_catalog`` is checked with it when its class is defined). One pass in C, no
+    Python code per item: a thousand paths cost a regex match each and nothing more."""
+    try:
+        return all(map(IMPORT_PATH.fullmatch, items))  # type: ignore[arg-type]
+    except TypeError:  # an item that is not a str (what fullmatch refuses)
+        return False
 
 
 class ToolRule(BaseModel):

@@ -4,6 +4,9 @@ globals): a manifest read once per file version, a catalog built once per source
 from __future__ import annotations
 
 import ast
+import importlib.metadata
+import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,14 +15,17 @@ import pytest
 
 import agentrt.runtime
 from agentrt import JITConfig, MemoryThreadStore, Runtime, load_settings
-from agentrt.jit import CatalogCache, ToolLoader
+from agentrt.jit import CatalogCache, ToolLoader, read_manifest, render_manifest
+from agentrt.jit.catalog import record_entry_points
 
 from .agents import research_agent
 from .fixtures import IMPORTS
-from .helpers import BROWSER, CATALOG, FILES, SEARCH, harness, write_manifest
+from .helpers import BROWSER, CATALOG, FILES, MAILER, SEARCH, harness, write_manifest
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
+
+    from agentrt.jit.manifest import Manifest
 
 pytestmark = pytest.mark.anyio
 
@@ -94,3 +100,99 @@ async def test_an_agent_run_reads_only_the_index_when_it_defers_nothing(tmp_path
         await agent.run("hi")
         read = agent.runtime.catalogs.manifest(manifest)
     assert read is not None and not read._entries  # the listing read the second line
+
+
+# -- the installed entry points: the manifest's record, or a scan --------------------
+
+
+def _install(site: Path, name: str, point: str) -> None:
+    dist = site / f"{name}-1.0.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n",
+                                   encoding="utf-8")
+    (dist / "entry_points.txt").write_text(f"[agentrt.tools]\n{point}\n", encoding="utf-8")
+
+
+_LONG_AGO = 1_000_000_000  # ns: a directory time no install of this test can give
+
+
+@pytest.fixture
+def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A sys.path of one directory holding a distribution with an agentrt.tools entry
+    point, installed long ago."""
+    site = tmp_path / "site"
+    _install(site, "fixture_plugins", f"browser = {BROWSER}")
+    os.utime(site, ns=(_LONG_AGO, _LONG_AGO))
+    monkeypatch.setattr(sys, "path", [str(site)])
+    return site
+
+
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The entry_points.txt files read from now on (by a scan)."""
+    read = importlib.metadata.PathDistribution.read_text
+    found: list[str] = []
+
+    def counting(self: importlib.metadata.PathDistribution, filename: str) -> str | None:
+        if filename == "entry_points.txt":
+            found.append(filename)
+        return read(self, filename)
+
+    monkeypatch.setattr(importlib.metadata.PathDistribution, "read_text", counting)
+    return found
+
+
+def _recorded(directory: Path) -> Manifest:
+    """A manifest written as `agentrt tools manifest` writes it: with the record."""
+    file = directory / "recorded.manifest.json"
+    file.write_text(render_manifest([], entry_points=record_entry_points()), encoding="utf-8")
+    manifest = read_manifest(file)
+    assert manifest is not None and manifest.entry_points is not None
+    return manifest
+
+
+def test_an_unchanged_environment_uses_the_record_without_reading_entry_points(
+        site: Path, reads: list[str], tmp_path: Path) -> None:
+    manifest = _recorded(tmp_path)
+    reads.clear()
+    assert CatalogCache().entry_points(manifest) == (("browser", BROWSER),)
+    assert reads == []
+
+
+def test_another_processs_first_path_keeps_the_record_unless_it_holds_distributions(
+        site: Path, reads: list[str], tmp_path: Path) -> None:
+    manifest = _recorded(tmp_path)
+    app = tmp_path / "app"
+    (app / "module").mkdir(parents=True)
+    sys.path.insert(0, str(app))  # the script's directory, not the CLI's
+    assert CatalogCache().entry_points(manifest) == (("browser", BROWSER),)
+    _install(app, "app_plugins", f"mailer = {MAILER}")
+    reads.clear()
+    assert ("mailer", MAILER) in CatalogCache().entry_points(manifest)
+    assert reads
+
+
+def test_a_distribution_installed_after_the_manifest_was_written_is_found(
+        site: Path, reads: list[str], tmp_path: Path) -> None:
+    manifest = _recorded(tmp_path)
+    _install(site, "late_plugins", f"mailer = {MAILER}")
+    reads.clear()
+    found = CatalogCache().entry_points(manifest)
+    assert set(found) == {("browser", BROWSER), ("mailer", MAILER)} and reads
+
+
+def test_a_recorded_directory_whose_time_changed_is_scanned_again(
+        site: Path, reads: list[str], tmp_path: Path) -> None:
+    manifest = _recorded(tmp_path)
+    os.utime(site, ns=(2 * _LONG_AGO, 2 * _LONG_AGO))
+    reads.clear()
+    assert CatalogCache().entry_points(manifest) == (("browser", BROWSER),)
+    assert reads
+
+
+def test_a_recorded_directory_gone_from_sys_path_is_scanned_again(
+        site: Path, reads: list[str], tmp_path: Path) -> None:
+    manifest = _recorded(tmp_path)
+    sys.path.remove(str(site))
+    reads.clear()
+    assert CatalogCache().entry_points(manifest) == ()

@@ -99,7 +99,7 @@ def test_an_older_manifest_is_refused_and_regenerating_it_keeps_its_tools(
     target.write_text(json.dumps(old), encoding="utf-8")
     assert tools("list", "--manifest", str(target)) == (2, "")
     assert capsys.readouterr().err == (
-        f"agentrt: {target}: tool manifest format version 2 (this agentrt reads version 3); "
+        f"agentrt: {target}: tool manifest format version 2 (this agentrt reads version 4); "
         "regenerate it with `agentrt tools manifest`\n")
     assert tools("manifest", "--manifest", str(target)) == (0, f"{target}: 2 tools\n")
     assert json.loads(target.read_text().splitlines()[0])["tools"]["location"] == [
@@ -109,3 +109,9 @@ def test_an_older_manifest_is_refused_and_regenerating_it_keeps_its_tools(
     assert "(--fresh writes it anew" in capsys.readouterr().err
     assert tools("manifest", "--fresh", SEARCH, "--manifest", str(target)) == (
         0, f"{target}: 1 tools\n")
+    version_3 = {"format": "agentrt-tools-manifest", "version": 3, "sections": [],
+                 "tools": {"name": ["b", "g", "s"], "kind": ["python", "mcp", "python"],
+                           "location": [BROWSER, "git", SEARCH], "requires": {},
+                           "functions": {}}}
+    target.write_text(json.dumps(version_3) + '\n{"version": []}\n', encoding="utf-8")
+    assert tools("manifest", "--manifest", str(target)) == (0, f"{target}: 2 tools\n")
