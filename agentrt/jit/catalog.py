@@ -265,7 +265,7 @@ def installed_places() -> tuple[tuple[str, bool, int], ...]:
     """For each existing ``sys.path`` entry: its absolute path, whether it holds
     distributions, and its modification time (ns)."""
     places = []
-    for path in dict.fromkeys(os.path.abspath(entry) for entry in sys.path):
+    for path in _search_path():
         try:
             mtime = os.stat(path).st_mtime_ns
         except OSError:
@@ -281,7 +281,7 @@ def same_places(recorded: Iterable[tuple[str, bool, int]]) -> bool:
     so with the same time, or listed now (``sys.path[0]``, the script's directory or the
     working directory, differs from one process to the next)."""
     was = {path: (holds, mtime) for path, holds, mtime in recorded}
-    now = dict.fromkeys(os.path.abspath(entry) for entry in sys.path)
+    now = _search_path()
     if any(holds and path not in now for path, (holds, _) in was.items()):
         return False
     for path in now:
@@ -295,6 +295,11 @@ def same_places(recorded: Iterable[tuple[str, bool, int]]) -> bool:
         if held or (current is not None and _holds_distributions(path)):
             return False
     return True
+
+
+def _search_path() -> dict[str, None]:
+    """``sys.path`` as absolute paths, each once, in order."""
+    return dict.fromkeys(os.path.abspath(entry) for entry in sys.path)
 
 
 def _holds_distributions(path: str) -> bool:
