@@ -139,7 +139,7 @@ class Catalog:
 
     def _manifest_owner(self, function: str) -> str | None:
         """The manifest tool this catalog holds that defines ``function``, if any."""
-        owner = self.manifest.functions.get(function) if self.manifest is not None else None
+        owner = self.manifest.owner(function) if self.manifest is not None else None
         return owner if owner in self._described else None
 
     def _duplicate(self, fn: str, first: str, second: str) -> None:

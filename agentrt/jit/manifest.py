@@ -24,10 +24,12 @@ run the garbage collector over the whole process at a thousand tools)::
      "functions": ["open_url", "read_file list_files write_file delete_file", ...]}
 
 ``functions`` holds each tool's function names, space-separated (a Messages API tool
-name has no space; an MCP tool's is ""), and the function map (function name -> tool)
-is built from it: at a thousand tools the column parses in about 0.4 ms where a map
-with an entry per function (format 3) took 1.0 ms, and building the map from it costs
-about 0.45 ms, so start-up is some 0.25 ms shorter.
+name has no space; an MCP tool's is ""). At a thousand tools the column parses in about
+0.4 ms where a map with an entry per function (format 3) took 1.0 ms. The function map
+(function name -> tool) is built from it on first use, the first call of a function
+that is not active yet (about 0.45 ms more): start-up only asks whether the manifest
+defines the few functions of the agent's own classes, which one scan of the column's
+text answers.
 
 ``entry_points``, written when the config takes tools from entry points, records the
 ``agentrt.tools`` entry points installed then and where the distributions were, so that
@@ -68,6 +70,7 @@ import inspect
 import json
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
@@ -229,14 +232,21 @@ class Manifest:
         self.path = path
         self.entry_points = entry_points
         self.names = columns["name"]
-        self.functions = {function: name for name, functions in zip(
-            self.names, columns["functions"], strict=True) for function in functions.split()}
+        try:
+            text = " ".join(columns["functions"])
+        except TypeError:  # an item that is not a str
+            raise ConfigError(f"malformed index: `tools.functions` must list strings; "
+                              f"{_REGENERATE}", field=str(path)) from None
+        # Spaces alone separate the names here (no tab, newline or other white space, which
+        # split() would take as separators too): then " name " is in it exactly when the
+        # map would hold the name. Otherwise owner() builds the map.
+        self._function_text = f" {text} " if text.isprintable() else None
+        self._functions: dict[str, str] | None = None
         self.requires = requires
         self.sections = tuple(sections)
         self.by_import_path = {location: name for name, kind, location in zip(
             self.names, columns["kind"], columns["location"], strict=True) if kind == "python"}
         self._columns = columns
-        self._position = dict(zip(self.names, range(len(self.names)), strict=True))
         self._tools: dict[str, ManifestTool] = {}
         self._index_line = index_line
         self._details: Mapping[str, list[str]] | None = None
@@ -245,6 +255,29 @@ class Manifest:
         # the file's (path, modification time, size) when a CatalogCache read it: what
         # names this version of it in the caches of a process (agentrt.mcp's classes)
         self.stamp: tuple[str, int, int] | None = None
+
+    @property
+    def functions(self) -> dict[str, str]:
+        """Each function's tool. Built on first use (the first call of a function that is
+        not active yet), not at start-up: some 0.45 ms at a thousand tools."""
+        if self._functions is None:
+            self._functions = {function: name for name, functions in zip(
+                self.names, self._columns["functions"], strict=True)
+                for function in functions.split()}
+        return self._functions
+
+    def owner(self, function: str) -> str | None:
+        """The tool defining ``function``. Before the map is built, a function that no
+        tool defines is told by one scan of the column's text: start-up asks this of the
+        few functions of an agent's own classes, and builds no map for them."""
+        if (self._functions is None and self._function_text is not None
+                and f" {function} " not in self._function_text):
+            return None
+        return self.functions.get(function)
+
+    @cached_property
+    def _position(self) -> dict[str, int]:
+        return dict(zip(self.names, range(len(self.names)), strict=True))
 
     def __len__(self) -> int:
         return len(self.names)
@@ -417,12 +450,8 @@ def parse_index(path: Path, line: bytes) -> Manifest:
     if not (isinstance(sections, list) and all(isinstance(n, str) for n in sections)):
         raise ConfigError(f"malformed index: `sections` must list names; {_REGENERATE}",
                           field=str(path))
-    try:
-        return Manifest(path, line, {key: table[key] for key in _INDEX}, table["requires"],
-                        sections, _entry_points(index.get("entry_points"), path))
-    except AttributeError:  # an item of `functions` that is not a str
-        raise ConfigError(f"malformed index: `tools.functions` must list strings; "
-                          f"{_REGENERATE}", field=str(path)) from None
+    return Manifest(path, line, {key: table[key] for key in _INDEX}, table["requires"],
+                    sections, _entry_points(index.get("entry_points"), path))
 
 
 def _entry_points(recorded: object, path: Path) -> EntryPointRecord | None:
@@ -454,9 +483,10 @@ def _check_table(table: object) -> str | None:
             return f"`tools.{key}` must be a list"
         if len(column) != len(table["name"]):
             return f"`tools.{key}` must have one item per tool"
-    unknown = [kind for kind in table["kind"] if kind not in ("python", "mcp")]
-    if unknown:
-        return f"unknown tool kind {unknown[0]!r}"
+    kinds = table["kind"]
+    if kinds.count("python") + kinds.count("mcp") != len(kinds):  # no Python code per item
+        unknown = next(kind for kind in kinds if kind not in ("python", "mcp"))
+        return f"unknown tool kind {unknown!r}"
     if not isinstance(table.get("requires"), dict):
         return "`tools.requires` must be an object"
     return None
