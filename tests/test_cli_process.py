@@ -107,6 +107,7 @@ def test_chat_with_stdin_on_dev_null_ends_cleanly(tmp_path: Path) -> None:
     assert proc.stdout.startswith("agentrt chat · ShopAgent · thread thr_")
 
 
+@pytest.mark.timeout(180)  # five CLI processes, one after another
 def test_run_refuses_an_unknown_thread_and_says_the_one_it_used(tmp_path: Path) -> None:
     proc = agentrt(tmp_path, "run", SHOP, TASK, "--replay", REPLAY, "--thread", "thr_nosuch")
     assert proc.returncode == 2 and proc.stdout == ""
