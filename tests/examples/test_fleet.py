@@ -14,7 +14,8 @@ from .support import offline_env, run_example
 if TYPE_CHECKING:
     from pathlib import Path
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration,
+              pytest.mark.timeout(150)]  # four processes; run_example waits up to 120 s
 
 _ROW = re.compile(r"  process (\d)  pid (\d+)\s+account (\w+)\s+(\d+) tool calls, (\d+) upstream, "
                   r"answered by: (.+?)\s+([\d.]+) s")
