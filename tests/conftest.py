@@ -3,6 +3,10 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+# The SDK's import costs 1.5-3 s of CPU, several times that on a loaded machine. Made here,
+# once per worker at collection, it is not charged against the timeout of whichever test
+# first builds a client (agentrt imports it on first use).
+import anthropic  # noqa: F401
 import pytest
 from hypothesis import HealthCheck, settings
 

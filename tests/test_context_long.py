@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 
     from agentrt.thread import Message, ThreadStore
 
-pytestmark = pytest.mark.anyio
+# 100-300 model turns each: 3-13 s alone, several times that beside other suites
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(180)]
 
 def reader(strategy: str, pages: Pages) -> type[Agent]:
     class Reader(Agent):

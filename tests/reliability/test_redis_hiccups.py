@@ -115,8 +115,13 @@ async def test_a_stalled_redis_fails_neither_the_run_nor_its_thread(
 async def test_a_store_write_that_still_fails_is_a_store_error_and_loses_nothing(
         redis_server_process: RedisServerProcess) -> None:
     tool = Inventory()
+    # eager_tools off: the call starts once the reply is stored, so that the pause at
+    # ToolCallStarted falls between the two writes. Eager execution starts it while the
+    # reply still streams, and whether the reply's write comes before the pause or after
+    # it depends on how the stream's last events arrive (a loaded machine split them).
     settings = load_settings(redis_url=redis_server_process.url, thread_store="redis",
-                             llm_max_retries=0, redis_store_retry_for=1.0, thread_lease=1.0)
+                             llm_max_retries=0, redis_store_retry_for=1.0, thread_lease=1.0,
+                             eager_tools=False)
     try:
         async with FakeAnthropicServer(model) as fake, fake.client() as client, Runtime(
                 settings, client=client) as runtime:
