@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -20,6 +21,7 @@ from temporalio.client import (
     WorkflowFailureError,
     WorkflowHandle,
     WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
@@ -88,10 +90,14 @@ class TemporalRuntime(Runtime):
     stream through the settings' Redis (``AGENTRT_REDIS_URL``); without it,
     ``stream`` yields the final events only. ``options``: activity timeouts and
     retries (heartbeat timeout 5 s by default: a dead worker's call moves on after it).
+    ``update_rpc_timeout``: how long one call that waits for the run's next stop (a
+    workflow update) may take before it is made again, attached to the same update
+    (None: the server's own deadline).
     """
 
     def __init__(self, settings: Settings | None = None, *, client: Client, task_queue: str,
-                 store: ThreadStore | None = None, options: Options | None = None) -> None:
+                 store: ThreadStore | None = None, options: Options | None = None,
+                 update_rpc_timeout: float | None = None) -> None:
         if not isinstance(client, Client):
             raise UsageError(f"TemporalRuntime(client=...): expected a temporalio.client.Client,"
                              f" got {type(client).__name__}")
@@ -102,6 +108,8 @@ class TemporalRuntime(Runtime):
         self.temporal = client
         self.task_queue = task_queue
         self.options = options or Options(approval_timeout=self.settings.approval_timeout)
+        self.update_rpc_timeout = (None if update_rpc_timeout is None
+                                   else timedelta(seconds=update_rpc_timeout))
 
     def dispatch(self, agent: str, identity: Mapping[str, str],
                  task: str | list[ContentBlock] | None, *, thread_id: str | None,
@@ -221,19 +229,36 @@ class TemporalRuntime(Runtime):
             raise ThreadBusyError(thread_id, 0.0) from None
         log.info("temporal.run_started", thread_id=thread_id, run_id=ref.run_id,
                  agent=agent.agent, workflow_id=wid)
-        return handle, handle.execute_update(WAIT, 0, result_type=dict)
+        return handle, self._update(handle, WAIT, 0)
+
+    async def _update(self, handle: WorkflowHandle[Any, Any], name: str,
+                      *args: Any) -> dict[str, Any]:
+        """The update's result. A call whose RPC deadline passes (the server's, when loaded
+        workers have not taken the update in time, or ``update_rpc_timeout``) is made
+        again with the same update id, which the server attaches to the same update: the
+        run goes on, and a decision is not sent twice."""
+        update_id = f"{name}-{os.urandom(8).hex()}"
+        while True:
+            try:
+                result: dict[str, Any] = await handle.execute_update(
+                    name, args=list(args), id=update_id, result_type=dict,
+                    rpc_timeout=self.update_rpc_timeout)
+                return result
+            except WorkflowUpdateRPCTimeoutOrCancelledError:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():  # ours: the caller left
+                    raise
+                log.info("temporal.update_retried", workflow_id=handle.id, update=name)
 
     async def _decide(self, handle: WorkflowHandle[Any, Any], thread_id: str,
                       approve: list[str], deny: dict[str, str]) -> dict[str, Any]:
         try:
-            result: dict[str, Any] = await handle.execute_update(DECIDE, args=[approve, deny],
-                                                                 result_type=dict)
+            return await self._update(handle, DECIDE, approve, deny)
         except WorkflowUpdateFailedError as exc:
             cause = exc.cause
             if isinstance(cause, ApplicationError) and cause.type == "ApprovalError":
                 raise ApprovalError(thread_id, cause.message) from None
             raise
-        return result
 
     async def _stopped(self, handle: WorkflowHandle[Any, Any],
                        stop: asyncio.Future[dict[str, Any]]) -> dict[str, Any]:

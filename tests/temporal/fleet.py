@@ -77,6 +77,7 @@ class Warehouse(Tool):
         await record("slow_check", "start", item=item)
         if hang:
             await anyio.sleep_forever()
+        await anyio.sleep(float(os.environ.get("FLEET_SLOW", "0")))
         await record("slow_check", "effect", item=item)
         return f"{item} checked"
 

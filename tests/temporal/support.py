@@ -177,11 +177,12 @@ class Fleet:
         return worker
 
     @asynccontextmanager
-    async def runtime(self) -> AsyncIterator[TemporalRuntime]:
+    async def runtime(self, update_rpc_timeout: float | None = None
+                      ) -> AsyncIterator[TemporalRuntime]:
         client = await Client.connect(self.address)
         async with TemporalRuntime(self.settings(), client=client, task_queue=self.queue,
-                                   options=Options(heartbeat_timeout=HEARTBEAT_TIMEOUT)
-                                   ) as runtime:
+                                   options=Options(heartbeat_timeout=HEARTBEAT_TIMEOUT),
+                                   update_rpc_timeout=update_rpc_timeout) as runtime:
             yield runtime
 
     async def wait_for(self, fn: str, phase: str) -> dict[str, Any]:

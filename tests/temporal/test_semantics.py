@@ -14,6 +14,7 @@ from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 
 from agentrt import Runtime, ThreadBusyError
 from agentrt.temporal._types import workflow_id
+from agentrt.testing import capture_events
 
 from .fleet import FleetAgent
 from .support import fleet
@@ -54,6 +55,24 @@ async def test_an_approval_is_a_decision_sent_to_the_waiting_workflow(
             assert await agent.pending(paused.thread_id) == []
         refunds = [r for r in await harness.records() if r["fn"] == "refund"]
         assert [r["item"] for r in refunds] == ["kiwi"]
+
+
+async def test_a_stop_that_outlasts_the_update_call_is_waited_for_again(
+        temporal_address: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The call that waits for a run's stop is a workflow update with an RPC deadline:
+    loaded workers (fifty runs beside two other test suites) did not reach a stop within
+    the server's, and the run failed with WorkflowUpdateRPCTimeoutOrCancelledError. The
+    call is made again, attached to the same update, until the run stops."""
+    async with fleet(temporal_address, tmp_path) as harness:
+        monkeypatch.setenv("FLEET_PREFIX", harness.prefix)
+        monkeypatch.setenv("FLEET_SLOW", "2")  # slow_check: 2 s, four update deadlines
+        async with harness.in_process_worker(), harness.runtime(
+                update_rpc_timeout=0.5) as runtime:
+            with capture_events() as logs:
+                result = await FleetAgent(runtime).run("Check: fig")
+            assert (result.stop_reason, result.text) == ("end_turn", "Checked fig.")
+            check_thread(await runtime.store.messages(result.thread_id))
+    assert "temporal.update_retried" in [e["event"] for e in logs]
 
 
 async def test_a_denial_is_answered_to_the_model(temporal_address: str, tmp_path: Path,
