@@ -93,7 +93,7 @@ def measure(helper: Path, url: str, module: str, flags: tuple[str, ...], runs: i
                "turns", "--contender", module, "--base-url", url, *flags,
                "--workload", "w1", "--runs", str(runs)]
     env = {**os.environ, "NO_PROXY": "127.0.0.1,localhost", "AGENTRT_LOG_LEVEL": "warning",
-           "PYTHONDONTWRITEBYTECODE": "1"}
+           "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0"}  # same dict layouts each time
     done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     if done.returncode or not lines or '"error": null' not in lines[-1]:
