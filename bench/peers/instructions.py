@@ -1,5 +1,7 @@
 """Workload 1 in instructions per model turn, by valgrind's callgrind: a count that load on the
-machine does not move, unlike CPU time.
+machine moves far less than CPU time (repeats on a quiet machine agree within about 20-40k a
+turn; under a load average of 10-16 the same code counted about 100k a turn more, the client's
+event loop turning more often while it waits on a starved server: measure when it is quiet).
 
     python bench/peers/instructions.py                  # floor, agentrt on and off
     python bench/peers/instructions.py --rows on,off --keep /tmp/ir   # keep the profiles
