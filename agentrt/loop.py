@@ -222,7 +222,8 @@ class ThreadManager:
             async with self.claims.hold(run.thread_id, run.run_id) as claim:
                 with self._current(span):
                     state, settled = await self._open(run, claim, user_input,
-                                                      limits or self.limits, approve, deny or {})
+                                                      limits or self.limits, approve, deny or {},
+                                                      new=thread_id is None)
                 log = state.context.log
                 for block, outcome, duration in zip(settled.blocks, settled.outcomes,
                                                     settled.durations, strict=True):
@@ -376,12 +377,17 @@ class ThreadManager:
 
     async def _open(self, run: RunContext, claim: Claim,
                     user_input: str | list[ContentBlock] | None, limits: UsageLimits,
-                    approve: Sequence[str], deny: Mapping[str, str],
+                    approve: Sequence[str], deny: Mapping[str, str], *, new: bool = False,
                     ) -> tuple[_RunState, TurnOutcomes]:
         """The run's state, its thread brought up to date (a paused turn settled with the
-        caller's decisions) and the user's message stored; and the calls settled."""
-        history = await self.store.messages(run.thread_id)
-        stored = await self.store.get_state(run.thread_id)
+        caller's decisions) and the user's message stored; and the calls settled. ``new``:
+        the thread was created for this run just now, so nothing is stored in it to read."""
+        if new:
+            history: list[Message] = []
+            stored = ThreadState()
+        else:
+            history = await self.store.messages(run.thread_id)
+            stored = await self.store.get_state(run.thread_id)
         paused = paused_turn(stored, history)
         if paused is None and (user_input is None or approve or deny):
             raise already_decided(stored, approve, deny, run.thread_id)
@@ -397,7 +403,7 @@ class ThreadManager:
             settled = await self._settle(state, paused, approve, deny,
                                          moved_on=user_input is not None)
         if self.context is not None:
-            state.window = await self._open_window(state)
+            state.window = await self._open_window(state, new=new)
         bound.info("run.started", messages=len(history))
         if user_input is not None:
             await self._persist(state, Message(role="user", content=user_input))
@@ -482,7 +488,7 @@ class ThreadManager:
                          group=self.background() if self.background is not None else None,
                          context=lambda: self._current(span))
 
-    async def _open_window(self, state: _RunState) -> ThreadWindow:
+    async def _open_window(self, state: _RunState, *, new: bool = False) -> ThreadWindow:
         assert self.context is not None
 
         async def forget(blocks: list[ContentBlock]) -> None:
@@ -494,7 +500,8 @@ class ThreadManager:
         return await open_window(self.context, model=self.model, model_name=self.builder.model,
                                  max_tokens=self.builder.max_tokens, store=self.store,
                                  thread_id=state.context.run.thread_id, history=state.history,
-                                 forget=forget, add_usage=add_usage, log=state.context.log)
+                                 forget=forget, add_usage=add_usage, log=state.context.log,
+                                 new_thread=new)
 
     async def _request(self, state: _RunState) -> dict[str, Any] | None:
         """The next request, or None when sending it would go past a usage limit."""

@@ -386,3 +386,52 @@ async def test_threads_show_lists_what_the_context_cleared_and_summarized(
     shown = json.loads(out.getvalue())
     assert {e["kind"] for e in shown["context"]} == {CLEARED}
     assert len(shown["messages"]) == 44
+
+
+def _window(**state: Any) -> Any:
+    from agentrt.context._window import ThreadWindow
+
+    async def forget(blocks: list[dict[str, Any]]) -> None:
+        return None
+
+    window = ThreadWindow(policy=policy("stub", budget=4_000), model="claude-sonnet-4-5",
+                          max_tokens=1024, store=MemoryThreadStore(), thread_id="t", events=[],
+                          summarizer=None, counter=None, forget=forget,
+                          add_usage=lambda usage: None)
+    for name, value in state.items():
+        setattr(window, name, value)
+    return window
+
+
+def test_a_view_extended_turn_by_turn_is_the_one_computed_afresh() -> None:
+    """The window extends its last view by the messages appended since: through clears, a
+    clipped paste, a summary and a compaction, it shows what a new window would."""
+    from agentrt.thread import ThreadEvent
+
+    history = [Message(role="user", content="look these up")]
+    for turn in range(6):
+        blocks: list[dict[str, Any]] = [{"type": "text", "text": f"turn {turn}"}]
+        if turn == 4:
+            blocks.insert(0, {"type": "compaction", "content": "what came before"})
+        blocks.append({"type": "tool_use", "id": f"c{turn}", "name": "t", "input": {"n": turn}})
+        history.append(Message(role="assistant", content=blocks, id=f"m{turn}"))
+        history.append(Message(role="user", content=[
+            {"type": "tool_result", "tool_use_id": f"c{turn}",
+             "content": "x" * (20_000 if turn == 2 else 10)}]))
+    def shown(view: Any) -> list[tuple[str, Any, str]]:  # (a summary's time is its view's)
+        return [(m.role, m.content, m.id) for m in view.messages]
+
+    window = _window()
+    for count in range(1, len(history) + 1):
+        if count == 5:
+            window.cleared.update({"c0": "stub", "c1": "stub"})
+        if count == 7:
+            window.summary = ThreadEvent("context.summary", {"through": "m1", "summary": "s"})
+        for stub_all in (True, False):
+            got = window._view(history[:count], stub_all=stub_all)
+            fresh = _window(cleared=dict(window.cleared), summary=window.summary)
+            expected = fresh._view(history[:count], stub_all=stub_all)
+            assert (shown(got), got.keys, got.start, got.hidden, got.in_view) == (
+                shown(expected), expected.keys, expected.start, expected.hidden,
+                expected.in_view), (count, stub_all)
+    assert window._view(history).start == 9  # the compaction's reply

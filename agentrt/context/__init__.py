@@ -40,11 +40,12 @@ __all__ = ["BETA_COMPACT", "BETA_CONTEXT_EDITING", "CLEARED", "COMPACTED", "MODE
 async def open_window(policy: ContextPolicy, *, model: Any, model_name: str, max_tokens: int,
                       store: ThreadStore, thread_id: str, history: list[Message],
                       forget: Callable[[list[ContentBlock]], Awaitable[None]],
-                      add_usage: Callable[[Usage], None], log: Any = None) -> ThreadWindow:
+                      add_usage: Callable[[Usage], None], log: Any = None,
+                      new_thread: bool = False) -> ThreadWindow:
     """The run's window over a thread: its context events read, what they hide
     forgotten by the memo. ``model`` answers the summary requests (and counts tokens,
-    if it can)."""
-    events = await store.events(thread_id)
+    if it can). ``new_thread``: created for this run just now, it has no events to read."""
+    events = [] if new_thread else await store.events(thread_id)
     counter = model if callable(getattr(model, "count_tokens", None)) else None
     window = ThreadWindow(policy=policy, model=model_name, max_tokens=max_tokens, store=store,
                           thread_id=thread_id, events=events, summarizer=model,

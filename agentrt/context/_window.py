@@ -75,6 +75,7 @@ class _View:
     start: int  # index of the first history message shown
     hidden: set[str] = field(default_factory=set)  # tool_use ids the model cannot see
     in_view: list[str] = field(default_factory=list)  # tool_use ids shown, oldest first
+    end: int = 0  # index of the history message after the last one shown
 
 
 class ThreadWindow:
@@ -108,6 +109,10 @@ class ThreadWindow:
         self.last_event = max((e.created_at for e in events), default=0.0)
         self.calls: dict[str, ContentBlock] = {}  # tool_use id -> block, from the history
         self._scanned = 0
+        self._compactions: list[int] = []  # history indexes of replies with a compaction
+        # the last view by stub_all, with what it was computed for: the next one extends it
+        # by the messages appended since, instead of going over the whole thread again
+        self._last: dict[bool, tuple[tuple[Any, ...], _View, Message]] = {}
         self._sizes: dict[tuple[str, int], int] = {}
         self._rest: tuple[Any, int] = (None, 0)
         # tool_use ids before the view's start, for that start (and history)
@@ -151,12 +156,17 @@ class ThreadWindow:
     # -- the view -----------------------------------------------------------------
 
     def _scan(self, history: Sequence[Message]) -> None:
-        for message in history[self._scanned:]:
+        for index in range(self._scanned, len(history)):
+            message = history[index]
             if message.role == "assistant":
                 for block in blocks_of(message):
-                    if block.get("type") == "tool_use":
+                    kind = block.get("type")
+                    if kind == "tool_use":
                         self.calls[str(block.get("id"))] = block
-        self._scanned = len(history)
+                    elif kind == "compaction" and block.get("content") and (
+                            not self._compactions or self._compactions[-1] != index):
+                        self._compactions.append(index)
+        self._scanned = max(self._scanned, len(history))
 
     @staticmethod
     def _has_compaction(message: Message) -> bool:
@@ -168,11 +178,9 @@ class ThreadWindow:
         stubbed (all of them when ``stub_all``, else those the client clears itself),
         oversized blocks clipped."""
         self._scan(history)
-        start, lead = 0, None
-        for index in range(len(history) - 1, -1, -1):
-            if history[index].role == "assistant" and self._has_compaction(history[index]):
-                start = index
-                break
+        count = len(history)
+        start = next((i for i in reversed(self._compactions) if i < count), 0)
+        lead = None
         if self.summary is not None:
             through = str(self.summary.data.get("through"))
             at = next((i for i, m in enumerate(history) if m.id == through), None)
@@ -184,30 +192,47 @@ class ThreadWindow:
                 before.update(str(b.get("id")) for b in blocks_of(message)
                               if b.get("type") == "tool_use")
             self._before = (start, before, history[0] if history else None)
-        hidden = set(self._before[1])
-        messages: list[Message] = []
-        keys: list[tuple[str, int]] = []
-        if lead is not None:
-            messages.append(Message(role="user", id=f"summary_{lead.id}", content=[
-                {"type": "text", "text": "<summary of the earlier conversation>\n"
-                 f"{lead.data.get('summary', '')}\n</summary>"}]))
-            keys.append((messages[-1].id, 0))
+        # What a message shows depends on the message, its place (the first one shown),
+        # ``stub_all`` and what is cleared (which only grows): the view computed last for
+        # the same of those, over a prefix of this history, is only extended.
+        params = (start, lead, len(self.cleared), self._before)
+        last = self._last.get(stub_all)
+        if last is not None and last[0] == params and start < last[1].end <= count and (
+                history[last[1].end - 1] is last[2]):
+            done = last[1]
+            view = _View(list(done.messages), list(done.keys), start, set(done.hidden),
+                         list(done.in_view), done.end)
+        else:
+            view = _View([], [], start, set(self._before[1]), [], start)
+            if lead is not None:
+                view.messages.append(Message(role="user", id=f"summary_{lead.id}", content=[
+                    {"type": "text", "text": "<summary of the earlier conversation>\n"
+                     f"{lead.data.get('summary', '')}\n</summary>"}]))
+                view.keys.append((view.messages[-1].id, 0))
+        self._extend(view, history, stub_all)
+        if view.end > start:
+            self._last[stub_all] = (params, view, history[view.end - 1])
+        return view
+
+    def _extend(self, view: _View, history: Sequence[Message], stub_all: bool) -> None:
+        """Add the messages of ``history`` after ``view.end`` to ``view``."""
+        messages, keys, hidden, in_view = view.messages, view.keys, view.hidden, view.in_view
         limit = max(2000, int(self.budget * 0.25) * 3)  # characters a block may keep
-        in_view: list[str] = []
-        for position, message in enumerate(history[start:]):
+        for index in range(view.end, len(history)):
+            message = history[index]
             whole = blocks = blocks_of(message)
-            if position == 0 and message.role == "assistant":
+            if index == view.start and message.role == "assistant":
                 at = next((i for i, b in enumerate(blocks) if b.get("type") == "compaction"),
                           None)
                 if at:
                     blocks = blocks[at:]
             changed: list[ContentBlock] | None = None
             edits = 0
-            for index, block in enumerate(blocks):
+            for place, block in enumerate(blocks):
                 new, weight = self._shown(block, limit, stub_all, in_view, hidden)
                 if weight:  # a stub weighs 1, a clip 1000: the key of the copy's size
                     changed = changed if changed is not None else list(blocks)
-                    changed[index] = new
+                    changed[place] = new
                     edits += weight
             # a message stored as a string is sent as its blocks
             if changed is None and blocks is whole and isinstance(message.content, list):
@@ -217,7 +242,7 @@ class ThreadWindow:
                                         id=message.id, created_at=message.created_at))
                 edits += 1_000_000 * (len(whole) - len(blocks))
             keys.append((message.id, edits if stub_all else -1 - edits))
-        return _View(messages, keys, start, hidden, in_view)
+        view.end = len(history)
 
     def _shown(self, block: ContentBlock, limit: int, stub_all: bool, in_view: list[str],
                hidden: set[str]) -> tuple[ContentBlock, int]:

@@ -249,8 +249,9 @@ class ModelClient:
         ``logger``: a bound logger for the events (the loop passes its run's)."""
         log = logger if logger is not None else _log
         started = time.monotonic()
-        log.debug("llm.request", model=request["model"], messages=len(request["messages"]),
-                  tools=len(request.get("tools", ())), stream=stream)
+        if log.enabled("debug"):  # (its fields cost more than the call: skipped when off)
+            log.debug("llm.request", model=request["model"], messages=len(request["messages"]),
+                      tools=len(request.get("tools", ())), stream=stream)
         attempt = 0
         while True:
             reply: ModelReply | None = None
@@ -278,11 +279,13 @@ class ModelClient:
                 continue
             break
         assert reply is not None
-        log.info("llm.response", model=reply.model, stop_reason=reply.stop_reason,
-                 input_tokens=reply.usage.input_tokens, output_tokens=reply.usage.output_tokens,
-                 cache_read=reply.usage.cache_read_input_tokens,
-                 cache_creation=reply.usage.cache_creation_input_tokens,
-                 duration_ms=round((time.monotonic() - started) * 1000, 1))
+        if log.info_enabled():
+            log.info("llm.response", model=reply.model, stop_reason=reply.stop_reason,
+                     input_tokens=reply.usage.input_tokens,
+                     output_tokens=reply.usage.output_tokens,
+                     cache_read=reply.usage.cache_read_input_tokens,
+                     cache_creation=reply.usage.cache_creation_input_tokens,
+                     duration_ms=round((time.monotonic() - started) * 1000, 1))
         yield reply
 
     def _retry_wait(self, exc: ModelError, attempt: int) -> float | None:

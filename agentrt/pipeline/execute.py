@@ -171,6 +171,8 @@ class Execute:
         if failed is not None:
             return failed
         outcome = to_outcome(call.name, value, self.max_result_chars, fields)
-        ctx.log.info("tool.executed", duration_ms=round((time.monotonic() - started) * 1000, 1),
-                 chars=len(outcome.content), **fields)
+        if ctx.log.info_enabled():
+            ctx.log.info("tool.executed",
+                         duration_ms=round((time.monotonic() - started) * 1000, 1),
+                         chars=len(outcome.content), **fields)
         return outcome

@@ -104,7 +104,7 @@ def encode_message(thread_id: str, message: Message) -> StoredMessage:
         raise bad("created_at must be a number of seconds")
     try:
         content_json = dumps(content)
-        metadata_json = dumps(dict(message.metadata))
+        metadata_json = dumps(dict(message.metadata)) if message.metadata else "{}"
     except RecursionError as exc:
         raise bad("it is nested too deeply to store") from exc
     except (TypeError, ValueError) as exc:
@@ -137,8 +137,10 @@ def decode_message(thread_id: str, stored: StoredMessage) -> Message:
 def _encode_object(what: str, value: Mapping[str, Any] | None) -> str:
     if value is not None and not isinstance(value, Mapping):
         raise StoreError(f"{what} must be a mapping, not {type(value).__name__}")
+    if not value:
+        return "{}"  # (no encoder call: a thread's metadata and state are mostly empty)
     try:
-        return dumps(dict(value or {}))
+        return dumps(dict(value))
     except RecursionError as exc:
         raise StoreError(f"{what} is nested too deeply to store") from exc
     except _UNENCODABLE as exc:
