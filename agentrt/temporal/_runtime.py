@@ -107,6 +107,9 @@ class TemporalRuntime(Runtime):
         super().__init__(settings, model=_OnWorkers(), store=store)
         self.temporal = client
         self.task_queue = task_queue
+        if update_rpc_timeout is not None and not update_rpc_timeout > 0:
+            raise UsageError(f"TemporalRuntime(update_rpc_timeout=...): seconds > 0 or None, "
+                             f"got {update_rpc_timeout!r}")
         self.options = options or Options(approval_timeout=self.settings.approval_timeout)
         self.update_rpc_timeout = (None if update_rpc_timeout is None
                                    else timedelta(seconds=update_rpc_timeout))

@@ -12,7 +12,8 @@ import pytest
 from reliability.support import check_thread
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 
-from agentrt import Runtime, ThreadBusyError
+from agentrt import Runtime, ThreadBusyError, UsageError
+from agentrt.temporal import TemporalRuntime
 from agentrt.temporal._types import workflow_id
 from agentrt.testing import capture_events
 
@@ -72,6 +73,10 @@ async def test_a_stop_that_outlasts_the_update_call_is_waited_for_again(
                 result = await FleetAgent(runtime).run("Check: fig")
             assert (result.stop_reason, result.text) == ("end_turn", "Checked fig.")
             check_thread(await runtime.store.messages(result.thread_id))
+            for bad in (0, -1.0, float("nan")):
+                with pytest.raises(UsageError, match="update_rpc_timeout"):
+                    TemporalRuntime(client=runtime.temporal, task_queue="q",
+                                    update_rpc_timeout=bad)
     assert "temporal.update_retried" in [e["event"] for e in logs]
 
 
