@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
 
+from ._asynclib import async_library_told
 from ._closing import AsyncClosing
 from ._context import RunContext
 from ._errors import AgentRtError, ConfigError
@@ -435,10 +436,11 @@ class Agent(AsyncClosing):
 
     async def _result(self, stream: AsyncGenerator[RunEvent, None]) -> RunResult:
         # the loop's own events, not stream()'s re-yield: one generator hop fewer per event
-        async with aclosing(stream) as events:
-            async for event in events:
-                if isinstance(event, RunFinished):
-                    return event.result
+        with async_library_told():
+            async with aclosing(stream) as events:
+                async for event in events:
+                    if isinstance(event, RunFinished):
+                        return event.result
         raise AgentRtError("the run ended without a result")  # pragma: no cover
 
     async def aclose(self) -> None:

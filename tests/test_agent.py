@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
+import sniffio
 
 from agentrt import (
     Agent,
@@ -329,3 +330,37 @@ async def test_the_loop_runs_on_trio(sdk: bool) -> None:
         result = await agent.run("who?")
     assert result.text == "fine"
     assert _results(server.requests[1].body)[0]["content"] == result.thread_id
+
+
+class _Sniff(Tool):
+    def __init__(self) -> None:
+        self.seen: list[str | None] = []
+
+    @function(read_only=True)
+    async def which_loop(self) -> str:
+        """The async library sniffio's context variable names."""
+        self.seen.append(sniffio.current_async_library_cvar.get())
+        return "seen"
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
+async def test_a_run_tells_sniffio_its_library_and_leaves_the_callers_context_as_it_was(
+        anyio_backend: str) -> None:
+    tool = _Sniff()
+
+    class SniffAgent(Agent):
+        model = "claude-haiku-5-5"
+        tools = (tool,)
+
+    model = ScriptedModel([Reply(tool_calls=[ToolUse("which_loop")]), Reply(text="done")])
+    async with Runtime(load_settings(thread_store="memory"), model=model,
+                       store=MemoryThreadStore()) as runtime:
+        token = sniffio.current_async_library_cvar.set(None)  # as under plain asyncio.run()
+        try:
+            result = await SniffAgent(runtime).run("which?")
+            after = sniffio.current_async_library_cvar.get()
+        finally:
+            sniffio.current_async_library_cvar.reset(token)
+    assert result.text == "done"
+    assert tool.seen == [anyio_backend]  # told for the run, as sniffio found it
+    assert after is None

@@ -44,6 +44,7 @@ _RETRY_STATUSES = frozenset({408, 409, 429})
 # Deeper JSON than this is refused: well below what the standard library's encoder
 # and the stores can take (the recursion limit), far above any real tool input.
 _MAX_DEPTH = 200
+_encode = json.JSONEncoder(ensure_ascii=False).encode  # made once, not per call
 _INITIAL_BACKOFF = 0.5
 _MAX_BACKOFF = 8.0
 
@@ -59,7 +60,7 @@ def reply_from_message(message: anthropic.types.Message | anthropic.types.beta.B
                    for block in message.content]
     except (ValueError, RecursionError) as exc:  # "Maximum serialization depth exceeded"
         raise MalformedReplyError(f"the model's reply cannot be read: {exc}") from exc
-    bad = _unsendable(content)
+    bad = None if _plainly_sendable(content) else _unsendable(content)
     if bad is not None:
         raise MalformedReplyError(f"the model's reply holds {bad}, which no request can send "
                                   "back (the API takes UTF-8 only)")
@@ -118,6 +119,17 @@ def completed_tool_use(content: Any, index: int,
             parsed = None
     return ToolUseComplete(index, {"type": "tool_use", "id": block.id, "name": block.name,
                                    "input": parsed if isinstance(parsed, dict) else None})
+
+
+def _plainly_sendable(content: list[dict[str, Any]]) -> bool:
+    """True when a look at the reply's JSON text settles what ``_unsendable`` would find:
+    all ASCII (so no lone surrogate) and too few brackets to nest ``_MAX_DEPTH`` deep.
+    One encode in C instead of a walk in Python (about 500 bytecodes a turn)."""
+    try:
+        text = _encode(content)
+    except (ValueError, RecursionError):  # a string JSON cannot hold, or too deep: the walk
+        return False
+    return text.isascii() and text.count("{") + text.count("[") <= _MAX_DEPTH
 
 
 def _unsendable(value: Any, depth: int = 0) -> str | None:
