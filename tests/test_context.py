@@ -405,7 +405,8 @@ def _window(**state: Any) -> Any:
 
 def test_a_view_extended_turn_by_turn_is_the_one_computed_afresh() -> None:
     """The window extends its last view by the messages appended since: through clears, a
-    clipped paste, a summary and a compaction, it shows what a new window would."""
+    clipped paste, a summary and a compaction, it shows what a new window would, and sizes
+    it the same."""
     from agentrt.thread import ThreadEvent
 
     history = [Message(role="user", content="look these up")]
@@ -434,4 +435,7 @@ def test_a_view_extended_turn_by_turn_is_the_one_computed_afresh() -> None:
             assert (shown(got), got.keys, got.start, got.hidden, got.in_view) == (
                 shown(expected), expected.keys, expected.start, expected.hidden,
                 expected.in_view), (count, stub_all)
+            # its size: the new messages' added to the sum kept with the view extended
+            assert window._size(got) == fresh._size(expected) == sum(
+                fresh._sizes_of(expected)), (count, stub_all)
     assert window._view(history).start == 9  # the compaction's reply

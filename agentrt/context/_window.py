@@ -76,6 +76,8 @@ class _View:
     hidden: set[str] = field(default_factory=set)  # tool_use ids the model cannot see
     in_view: list[str] = field(default_factory=list)  # tool_use ids shown, oldest first
     end: int = 0  # index of the history message after the last one shown
+    size: int = 0  # estimated tokens of messages[:sized] (see ThreadWindow._size)
+    sized: int = 0
 
 
 class ThreadWindow:
@@ -201,7 +203,7 @@ class ThreadWindow:
                 history[last[1].end - 1] is last[2]):
             done = last[1]
             view = _View(list(done.messages), list(done.keys), start, set(done.hidden),
-                         list(done.in_view), done.end)
+                         list(done.in_view), done.end, done.size, done.sized)
         else:
             view = _View([], [], start, set(self._before[1]), [], start)
             if lead is not None:
@@ -283,7 +285,18 @@ class ThreadWindow:
         return sizes
 
     def _size(self, view: _View) -> int:
-        return sum(self._sizes_of(view))
+        """Estimated tokens of the view's messages. The sum so far is kept on the view,
+        which only ever grows by messages appended (and a view extends the last one), so
+        a request adds the new messages' sizes instead of going over the whole thread."""
+        sizes = self._sizes
+        for message, key in zip(view.messages[view.sized:], view.keys[view.sized:],
+                                strict=True):
+            size = sizes.get(key)
+            if size is None:
+                size = sizes[key] = estimate_tokens(message.to_param())
+            view.size += size
+        view.sized = len(view.messages)
+        return view.size
 
     # -- one request ----------------------------------------------------------------
 
