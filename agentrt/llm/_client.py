@@ -127,7 +127,7 @@ def _plainly_sendable(content: list[dict[str, Any]]) -> bool:
     One encode in C instead of a walk in Python (about 500 bytecodes a turn)."""
     try:
         text = _encode(content)
-    except (ValueError, RecursionError):  # a string JSON cannot hold, or too deep: the walk
+    except (TypeError, ValueError, RecursionError):  # odd, circular or deep: the walk says
         return False
     return text.isascii() and text.count("{") + text.count("[") <= _MAX_DEPTH
 
