@@ -273,28 +273,25 @@ class ThreadWindow:
             return {**block, "text": clip(str(block["text"]), limit)}, 1000
         return block, 0
 
+    def _size_of(self, message: Message, key: tuple[str, int]) -> int:
+        """Estimated tokens of a message of a view (cached: stored messages never change,
+        and a shown copy changes only with how many of its blocks changed)."""
+        size = self._sizes.get(key)
+        if size is None:
+            size = self._sizes[key] = estimate_tokens(message.to_param())
+        return size
+
     def _sizes_of(self, view: _View) -> list[int]:
-        """Estimated tokens of each message of the view (cached: stored messages never
-        change, and a shown copy changes only with how many of its blocks changed)."""
-        sizes = []
-        for message, key in zip(view.messages, view.keys, strict=True):
-            size = self._sizes.get(key)
-            if size is None:
-                size = self._sizes[key] = estimate_tokens(message.to_param())
-            sizes.append(size)
-        return sizes
+        return [self._size_of(message, key)
+                for message, key in zip(view.messages, view.keys, strict=True)]
 
     def _size(self, view: _View) -> int:
         """Estimated tokens of the view's messages. The sum so far is kept on the view,
         which only ever grows by messages appended (and a view extends the last one), so
         a request adds the new messages' sizes instead of going over the whole thread."""
-        sizes = self._sizes
         for message, key in zip(view.messages[view.sized:], view.keys[view.sized:],
                                 strict=True):
-            size = sizes.get(key)
-            if size is None:
-                size = sizes[key] = estimate_tokens(message.to_param())
-            view.size += size
+            view.size += self._size_of(message, key)
         view.sized = len(view.messages)
         return view.size
 
