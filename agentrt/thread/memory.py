@@ -147,12 +147,12 @@ class MemoryThreadStore(AsyncClosing):
         async with self._lock:
             thread = self._thread(thread_id)
             new: list[StoredMessage] = []
-            seen = set(thread.ids)
+            added: set[str] = set()
             for row in rows:
                 # An id the thread already holds (from an earlier try, or twice in
                 # this batch) is skipped: that is what makes a retried append safe.
-                if row.id not in seen:
-                    seen.add(row.id)
+                if row.id not in thread.ids and row.id not in added:
+                    added.add(row.id)
                     new.append(row)
             if not new:
                 return
@@ -160,7 +160,7 @@ class MemoryThreadStore(AsyncClosing):
                 raise ThreadChangedError(thread_id, f"expected {expected_count} messages, "
                                                     f"found {len(thread.messages)}")
             thread.messages += new
-            thread.ids = seen
+            thread.ids |= added
             self._touch(thread)
 
     async def messages(self, thread_id: str) -> list[Message]:

@@ -1,8 +1,10 @@
 """agentrt: an ``Agent`` subclass on a ``Runtime`` with the in-memory thread store.
 
 Variants: the default pipeline (turn dedup, memo, local cache, single-flight, batch), or
-``off`` (``pipeline=[]``: every stage off); ``stream`` uses agentrt's own default of
-streaming replies (the other rows send plain requests, as every peer does by default).
+``off`` (``pipeline=[]``: every stage off), or ``bare`` (also no prompt caching and no context
+management: what the loop and the store cost with every default the floor lacks off);
+``stream`` uses agentrt's own default of streaming replies (the other rows send plain
+requests, as every peer does by default).
 The pipeline is agentrt's cache: workload 2 changes nothing else. Workload 4 builds an
 eager agent (every tool module imported and constructed) or, with ``jit``, a JIT agent
 from the catalog's manifest (``jit``: its default ``tool_loading``; ``jit-append`` and
@@ -62,8 +64,11 @@ class AgentRt:
     def __init__(self, setup: Setup) -> None:
         configure_logging(level="warning")
         variants = set(setup.variant.split(",")) - {""}
+        options: dict[str, Any] = {}
+        if "bare" in variants:
+            options = {"prompt_caching": False, "context_strategy": "off"}
         settings = load_settings(thread_store="memory", stream="stream" in variants,
-                                 pipeline=[] if "off" in variants else None)
+                                 pipeline=[] if variants & {"off", "bare"} else None, **options)
         self.client = anthropic.AsyncAnthropic(base_url=setup.base_url, api_key=setup.api_key)
         self.runtime = Runtime(settings, client=self.client, store=MemoryThreadStore())
         self.agent = self._agent(setup, variants)

@@ -3,7 +3,7 @@ machine moves far less than CPU time (repeats on a quiet machine agree within ab
 turn; under a load average of 10-16 the same code counted about 100k a turn more, the client's
 event loop turning more often while it waits on a starved server: measure when it is quiet).
 
-    python bench/peers/instructions.py                  # floor, agentrt on and off
+    python bench/peers/instructions.py                  # floor, agentrt on, off and bare
     python bench/peers/instructions.py --rows on,off --keep /tmp/ir   # keep the profiles
 
 Each row runs ``child.py turns`` (workload 1, non-streaming, one run at a time) under
@@ -34,7 +34,9 @@ sys.path.insert(0, str(HERE))
 
 ROWS = {"floor": ("hand-written loop (floor)", "handwritten", ()),
         "on": ("agentrt, pipeline on", "agentrt_agent", ()),
-        "off": ("agentrt, pipeline off", "agentrt_agent", ("--variant", "off"))}
+        "off": ("agentrt, pipeline off", "agentrt_agent", ("--variant", "off")),
+        "bare": ("agentrt, pipeline, prompt caching and context management off", "agentrt_agent",
+                 ("--variant", "bare"))}
 TURNS_PER_RUN = 6  # workload 1: 5 turns of tool calls + the final answer
 
 HELPER = r"""
@@ -106,7 +108,7 @@ def measure(helper: Path, url: str, module: str, flags: tuple[str, ...], runs: i
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", default="floor,on,off", help="of: " + ", ".join(ROWS))
+    parser.add_argument("--rows", default="floor,on,off,bare", help="of: " + ", ".join(ROWS))
     parser.add_argument("--runs", default="10,30", help="the two run counts")
     parser.add_argument("--jobs", type=int, default=2, help="valgrind processes at once")
     parser.add_argument("--keep", type=Path, help="leave the callgrind profiles here")
