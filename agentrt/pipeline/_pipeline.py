@@ -40,6 +40,9 @@ class Pipeline:
         self._replaying = [s for s in self.stages if overrides(s, "replay")]
         self._forgetting = [s for s in self.stages if overrides(s, "forget")]
         self._unseeing = [s for s in self.stages if overrides(s, "forget_calls")]
+        # only the first stage: a stage before it could wait for the duplicates to arrive
+        self.merges_turn_duplicates = bool(
+            self.stages and getattr(self.stages[0], "merges_turn_duplicates", False))
 
     def __repr__(self) -> str:
         return f"Pipeline({', '.join(self.names) or 'no stages'} -> execute)"

@@ -56,6 +56,11 @@ class Stage:
     """
 
     name: ClassVar[str] = "stage"
+    # True for a stage that answers a call keyed as an earlier call of the same turn,
+    # once that one is done, without running it (turn dedup). When it is the first stage,
+    # the processor runs such duplicates after the turn's other calls, in its own task,
+    # instead of giving each a task that would only wait.
+    merges_turn_duplicates: ClassVar[bool] = False
 
     def __init__(self, next_handler: ToolHandler) -> None:
         self.next = next_handler

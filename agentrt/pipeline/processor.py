@@ -282,6 +282,22 @@ class ResponseProcessor:
     async def _run_group(self, indexes: list[int],
                          prepared: list[ToolCall | ToolOutcome | EarlyCall],
                          turn: TurnOutcomes, ctx: CallContext) -> None:
+        duplicates: list[int] = []
+        if self.parallel and len(indexes) > 1 and self.pipeline.merges_turn_duplicates:
+            # A call keyed as an earlier one of the group is answered from it once it is
+            # done: run it afterwards here, instead of in a task that would only wait.
+            keys: set[str] = set()
+            distinct: list[int] = []
+            for index in indexes:
+                item = prepared[index]
+                key = item.key if isinstance(item, ToolCall) else None
+                if key is None or key not in keys:
+                    distinct.append(index)
+                    if key is not None:
+                        keys.add(key)
+                else:
+                    duplicates.append(index)
+            indexes = distinct
         if self.parallel and len(indexes) > 1:
             first, *others = indexes
             async with anyio.create_task_group() as tg:
@@ -292,6 +308,8 @@ class ResponseProcessor:
         else:
             for index in indexes:
                 await self._one(index, prepared[index], turn, ctx)
+        for index in duplicates:
+            await self._one(index, prepared[index], turn, ctx)
 
     async def _one(self, index: int, item: ToolCall | ToolOutcome | EarlyCall,
                    turn: TurnOutcomes, ctx: CallContext) -> None:

@@ -53,6 +53,7 @@ class TurnDedup(Stage):
     """
 
     name = "turn_dedup"
+    merges_turn_duplicates = True
 
     def __init__(self, next_handler: ToolHandler) -> None:
         super().__init__(next_handler)

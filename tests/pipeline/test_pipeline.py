@@ -91,6 +91,14 @@ def test_hooks_are_called_only_on_the_stages_that_define_them() -> None:
         "turn_dedup", "memo", "local_cache"]
 
 
+def test_duplicates_are_left_to_turn_dedup_only_when_it_comes_first() -> None:
+    """A stage before it (a custom one, say) might wait for the duplicates to arrive."""
+    terminal = processor(resources(), []).pipeline.terminal
+    assert processor(resources()).pipeline.merges_turn_duplicates
+    for stages in ([], ["memo", "turn_dedup"], [Echo, "turn_dedup"]):
+        assert not build_pipeline(stages, resources(), terminal).merges_turn_duplicates
+
+
 async def test_a_custom_stage_is_counted_under_its_own_name() -> None:
     res = resources()
     proc = processor(res, ["turn_dedup", Echo, "memo", "local_cache"])

@@ -8,7 +8,7 @@ from typing import Any
 import anyio
 import pytest
 
-from agentrt import ConfigError, Message
+from agentrt import ConfigError, Message, Tool, function
 from agentrt.pipeline import describe_pipeline
 from agentrt.tools import ToolRegistry
 
@@ -41,11 +41,59 @@ async def test_seed_scenario_two_duplicates_in_one_message() -> None:
                          use("get_quote", symbol="AAPL"))
     assert len(results) == 4 and len({r["tool_use_id"] for r in results}) == 4
     assert (up.count("weather"), up.count("quote")) == (1, 1)
-    # which of two identical calls leads depends on scheduling (trio shuffles it)
-    assert sorted(r["source"] for r in results) == ["executed", "executed", "turn_dedup",
-                                                    "turn_dedup"]
+    # the first of identical calls leads (on trio too, which shuffles the tasks it starts)
+    assert [r["source"] for r in results] == ["executed", "executed", "turn_dedup",
+                                              "turn_dedup"]
     assert results[0]["content"] == results[2]["content"]
     assert ctx.stats.snapshot().hits == {"turn_dedup": 2} and ctx.stats.snapshot().executed == 2
+
+
+class Meeting(Tool):
+    """A call returns only once two calls are in it: run one after the other, they would
+    wait for ever (the deadline turns that into a failed test)."""
+
+    name = "meeting"
+
+    def __init__(self) -> None:
+        self.arrived = 0
+        self.both = anyio.Event()
+        self.tasks = 0  # tasks running when the second call came in
+
+    @function(read_only=True, public=True)
+    async def meet(self, room: str) -> str:
+        """Waits for a second call."""
+        self.arrived += 1
+        if self.arrived == 2:
+            self.tasks = len(anyio.get_running_tasks())
+            self.both.set()
+        with anyio.fail_after(30):
+            await self.both.wait()
+        return room
+
+
+async def test_a_turns_duplicates_take_no_task_of_their_own() -> None:
+    """With turn dedup first, a duplicate is answered after the turn's distinct calls, in
+    the turn's task: only the second distinct call gets a task."""
+    meeting = Meeting()
+    proc, ctx = processor(resources()), context()
+    before = len(anyio.get_running_tasks())
+    results = await turn(proc, ToolRegistry([meeting]), ctx, use("meet", room="a"),
+                         use("meet", room="a"), use("meet", room="b"), use("meet", room="a"))
+    assert [r["content"] for r in results] == ["a", "a", "b", "a"]
+    assert [r["source"] for r in results] == ["executed", "turn_dedup", "executed",
+                                              "turn_dedup"]
+    assert meeting.arrived == 2 and meeting.tasks == before + 1
+
+
+@pytest.mark.parametrize("stages", [[], ["memo"]])
+async def test_identical_calls_without_turn_dedup_still_run_at_once(stages: list[str]) -> None:
+    """No stage merges them: both run, concurrently, as distinct calls do."""
+    meeting = Meeting()
+    proc = processor(resources(), stages)
+    results = await turn(proc, ToolRegistry([meeting]), context(), use("meet", room="a"),
+                         use("meet", room="a"))
+    assert [r["source"] for r in results] == ["executed", "executed"]
+    assert meeting.arrived == 2
 
 
 @pytest.mark.parametrize("parallel", [True, False])
