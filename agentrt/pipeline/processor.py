@@ -291,12 +291,12 @@ class ResponseProcessor:
             for index in indexes:
                 item = prepared[index]
                 key = item.key if isinstance(item, ToolCall) else None
-                if key is None or key not in keys:
-                    distinct.append(index)
-                    if key is not None:
-                        keys.add(key)
-                else:
+                if key is not None and key in keys:
                     duplicates.append(index)
+                    continue
+                distinct.append(index)
+                if key is not None:
+                    keys.add(key)
             indexes = distinct
         if self.parallel and len(indexes) > 1:
             first, *others = indexes
